@@ -1,0 +1,153 @@
+"""Errors and warnings raised by emlesion.
+
+Every error is an :class:`EmlesionError` *and* a built-in exception class
+(``KeyError``, ``ValueError``, ``OSError`` ...), so callers can catch either
+the emlesion hierarchy or the familiar built-in. Messages follow one pattern,
+built by :func:`format_message`::
+
+    <what went wrong> [series <uid or path>] [attribute <Keyword (gggg,eeee)>]. Fix: <likely fix>
+
+Tolerated deviations are reported as subclasses of :class:`EmlesionWarning`
+and, in addition, recorded in the provenance of the result they affected
+(see :mod:`emlesion.provenance`).
+
+References
+----------
+.. [1] pydicom, ``pydicom/errors.py`` (small error module, built-in bases).
+.. [2] Z-Rad ``DataStructureWarning`` (warnings for tolerated data quirks).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DicomQuirkWarning",
+    "DicomReadError",
+    "EmlesionError",
+    "EmlesionWarning",
+    "GeometryError",
+    "GeometryWarning",
+    "InconsistentStudyError",
+    "InvalidAttributeError",
+    "MaskError",
+    "MissingAttributeError",
+    "ResponseError",
+    "SUVError",
+    "SUVWarning",
+    "SegmentationError",
+    "SeriesNotFoundError",
+    "UnsupportedDataError",
+    "format_message",
+]
+
+
+def format_message(
+    problem: str,
+    *,
+    series: str | None = None,
+    attribute: str | None = None,
+    fix: str | None = None,
+) -> str:
+    """Build an error or warning message in the house format.
+
+    Parameters
+    ----------
+    problem : str
+        What went wrong, as one sentence without a final full stop.
+    series : str, optional
+        SeriesInstanceUID, series description or folder the problem belongs to.
+    attribute : str, optional
+        DICOM keyword and tag, e.g. ``"PatientWeight (0010,1030)"``.
+    fix : str, optional
+        The most likely fix, addressed to the user.
+
+    Returns
+    -------
+    str
+        The message.
+
+    Examples
+    --------
+    >>> format_message("PatientWeight is missing", series="1.2.3",
+    ...                attribute="PatientWeight (0010,1030)", fix="enter the weight")
+    'PatientWeight is missing [series 1.2.3] [attribute PatientWeight (0010,1030)]. Fix: enter the weight'
+    """
+    parts = [problem.rstrip(".")]
+    if series:
+        parts.append(f"[series {series}]")
+    if attribute:
+        parts.append(f"[attribute {attribute}]")
+    text = " ".join(parts)
+    if fix:
+        text += f". Fix: {fix}"
+    return text
+
+
+class EmlesionError(Exception):
+    """Base class of every error raised by emlesion."""
+
+
+class DicomReadError(EmlesionError, OSError):
+    """A file could not be parsed as DICOM, or its pixel data could not be decoded
+    (truncated, corrupt, unsupported transfer syntax without a decoder)."""
+
+
+class SeriesNotFoundError(EmlesionError, FileNotFoundError):
+    """No series of the requested kind was found at a path."""
+
+
+class MissingAttributeError(EmlesionError, KeyError):
+    """A DICOM attribute required for a computation is absent, empty or zero."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidAttributeError(EmlesionError, ValueError):
+    """A DICOM attribute is present but its value is malformed or out of range."""
+
+
+class UnsupportedDataError(EmlesionError, ValueError):
+    """The data is valid DICOM but uses a convention emlesion refuses to guess about
+    (for example PET ``Units`` PROPCPS)."""
+
+
+class GeometryError(EmlesionError, ValueError):
+    """Slices do not form a regular 3-D grid (orientation, spacing, tilt, size)."""
+
+
+class SUVError(EmlesionError, ValueError):
+    """An SUV cannot be computed reliably from the header (no SUV is better than a wrong SUV)."""
+
+
+class MaskError(EmlesionError, ValueError):
+    """A mask (SEG, RTSTRUCT, NIfTI or array) does not match its reference image or is empty."""
+
+
+class SegmentationError(EmlesionError, ValueError):
+    """A segmentation request cannot be carried out as specified."""
+
+
+class InconsistentStudyError(EmlesionError, ValueError):
+    """Timepoints of a longitudinal study disagree (patient, dates, modality)."""
+
+
+class ResponseError(EmlesionError, ValueError):
+    """Measurements handed to a response engine are incomplete or inconsistent."""
+
+
+class EmlesionWarning(UserWarning):
+    """Base class of every warning emitted by emlesion."""
+
+
+class DicomQuirkWarning(EmlesionWarning):
+    """A DICOM file deviates from the standard in a way emlesion tolerates
+    (missing private creator, non-zero PET rescale intercept, ...)."""
+
+
+class GeometryWarning(EmlesionWarning):
+    """A tolerated geometry irregularity (slightly irregular spacing, tiny tilt)."""
+
+
+class SUVWarning(EmlesionWarning):
+    """A tolerated SUV header problem that was corrected or worked around
+    (dose in MBq, weight in grams, reference times that disagree)."""

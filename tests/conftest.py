@@ -1,0 +1,47 @@
+"""Shared pytest fixtures.
+
+``shared_data`` is the one way tests reach ``../shared/data`` (read-only reference data).
+When the folder is absent (a user's fresh clone) the tests that need it are skipped with a
+clear reason; with ``EMLESION_REQUIRE_DATA=1`` (set by ``.ci/run``) they fail instead, so
+that CI can never pass by silently skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _shared_data_dir() -> Path:
+    env = os.environ.get("EMLESION_SHARED_DATA")
+    if env:
+        return Path(env)
+    return REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path of ``../shared/data`` (override with ``EMLESION_SHARED_DATA``)."""
+    path = _shared_data_dir()
+    if not (path / "README.md").is_file():
+        reason = (
+            f"reference data not found at {path}: these tests need the read-only "
+            "../shared/data folder beside the checkout (or EMLESION_SHARED_DATA)"
+        )
+        if os.environ.get("EMLESION_REQUIRE_DATA") == "1":
+            pytest.fail(reason + "; EMLESION_REQUIRE_DATA=1 forbids skipping", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_scans_dir() -> Path:
+    """Path of the bundled ``sample_scans/`` study (committed in the repository)."""
+    path = REPO_ROOT / "sample_scans"
+    if not (path / "truth.json").is_file():
+        pytest.fail(f"sample_scans/truth.json missing at {path}: the bundled sample is part of the repo")
+    return path
