@@ -131,6 +131,10 @@ class Volume:
     headers : tuple of pydicom Dataset
         The header of each slice (pixel data removed), one per z index; the SUV engine
         reads vendor attributes from them. Empty for volumes not read from DICOM.
+    units : str
+        What the voxel values are: ``"HU"`` for CT, the PET ``Units`` value as stored
+        (``"BQML"``, ``"CNTS"``, ``"GML"``, ...) after rescale, or the SUV quantity after
+        :func:`emlesion.suv.compute_suv` (e.g. ``"SUVbw"``). Empty when unknown.
     provenance : tuple of ProvenanceStep
         History of the operations that produced this volume.
 
@@ -147,6 +151,7 @@ class Volume:
     identity: SeriesIdentity = field(default_factory=SeriesIdentity)
     slices: tuple[SliceInfo, ...] = ()
     headers: tuple[Dataset, ...] = ()
+    units: str = ""
     provenance: tuple[ProvenanceStep, ...] = ()
 
     def __post_init__(self) -> None:
@@ -272,14 +277,15 @@ class Volume:
             inputs={"target_shape": target.shape, "target_spacing_mm": target.spacing_mm,
                     "default_value": default_value},
         )
-        return Volume(out, target, self.identity, (), (), (*self.provenance, step))
+        return Volume(out, target, self.identity, (), (), self.units, (*self.provenance, step))
 
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:
         sp = "x".join(f"{s:.3g}" for s in self.spacing_mm)
         org = ", ".join(f"{o:.1f}" for o in self.origin_mm)
         return (
-            f"Volume({self.identity.label}, shape={self.shape}, spacing_mm={sp}, "
+            f"Volume({self.identity.label}, units={self.units or '?'}, shape={self.shape}, "
+            f"spacing_mm={sp}, "
             f"origin_mm=({org}), range=[{float(self.array.min()):.4g}, "
             f"{float(self.array.max()):.4g}], steps={len(self.provenance)})"
         )
@@ -290,6 +296,7 @@ class Volume:
 
         return {
             "identity": jsonable(self.identity),
+            "units": self.units,
             "shape": list(self.shape),
             "origin_mm": list(self.origin_mm),
             "spacing_mm": list(self.spacing_mm),
