@@ -1,0 +1,633 @@
+"""Tolerant low-level DICOM reading: safe ``dcmread``, a fast header scanner, pixel decoding
+and private-element lookup.
+
+Everything here turns the many ways a file can be broken (not DICOM, truncated, a
+compressed transfer syntax without a decoder) into :class:`~emlesion.errors.DicomReadError`
+whose message names the file, so that no caller ever sees a bare traceback from deep inside
+pydicom.
+
+Fast path
+---------
+pydicom parses every undefined-length sequence eagerly, building nested ``Dataset`` objects
+that most callers never look at; for a series of hundreds of small PET slices that parse
+dominates the load time. :func:`read_file` therefore scans uncompressed little-endian files
+(Implicit and Explicit VR Little Endian, the syntaxes of practically every PET/CT slice)
+itself: it records every top-level element as a pydicom ``RawDataElement`` (undefined-length
+sequences are kept as raw bytes and parsed by pydicom on first access, exactly as pydicom
+already does for defined-length sequences) and keeps the pixel bytes apart. Any file the
+scanner does not fully understand (no ``DICM`` prefix, big endian, deflated, encapsulated
+pixel data, a malformed element) is handed to :func:`pydicom.dcmread` instead, so the
+fast path never changes what is read, only how quickly.
+
+References
+----------
+.. [1] DICOM PS3.5 section 7 (data element encoding) and 7.5 (nesting of data sets).
+.. [2] DICOM PS3.10 section 7 (DICOM File Format: preamble, ``DICM``, File Meta Information).
+.. [3] DICOM PS3.5 section 7.8.1 (private data element tags and private creators).
+.. [4] pydicom, ``pydicom/filereader.py`` (``data_element_generator``, deferred conversion).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.datadict import dictionary_VR, keyword_dict
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
+
+from emlesion.errors import DicomQuirkWarning, DicomReadError, format_message
+
+__all__ = [
+    "DicomFile",
+    "decode_pixels",
+    "find_private",
+    "header_text",
+    "read_dataset",
+    "read_file",
+    "tag_label",
+]
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_NATIVE_SYNTAXES = {_IMPLICIT_LE: True, _EXPLICIT_LE: False}  # uid -> is_implicit_VR
+_PIXEL_DATA = 0x7FE00010
+_FLOAT_PIXEL_DATA = 0x7FE00008
+_DOUBLE_PIXEL_DATA = 0x7FE00009
+_ITEM = 0xFFFEE000
+_ITEM_DELIM = 0xFFFEE00D
+_SEQ_DELIM = 0xFFFEE0DD
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
+                       b"UR", b"UT", b"UV"})
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<L")
+_TAG = struct.Struct("<HH")
+_UNDEFINED = 0xFFFFFFFF
+
+
+class _ScanError(Exception):
+    """Internal: the fast scanner cannot handle this file; use pydicom instead."""
+
+
+def tag_label(keyword: str, tag: int) -> str:
+    """Format an attribute for messages: ``"RescaleSlope (0028,1053)"``."""
+    return f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+# ---------------------------------------------------------------------------- header values
+#: VRs whose values use the default (ASCII) repertoire, so raw bytes can be decoded directly.
+_ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"})
+_TAG_CACHE: dict[str, int] = {}
+
+
+def _tag_of(keyword: str) -> int:
+    tag = _TAG_CACHE.get(keyword)
+    if tag is None:
+        found = keyword_dict.get(keyword)
+        if found is None:
+            raise KeyError(f"unknown DICOM keyword {keyword!r}")
+        tag = _TAG_CACHE[keyword] = int(found)
+    return tag
+
+
+def header_text(ds: Dataset, keyword: str) -> str:
+    """The value of a header attribute as text; ``""`` when absent, empty or malformed.
+
+    Multiple values are joined with a backslash (``"ORIGINAL\\PRIMARY"``). Values of
+    ASCII-only VRs (CS, DS, IS, UI, DA, TM, DT, AE, AS) that pydicom has not converted
+    yet are decoded straight from their bytes; this is what makes reading a few
+    attributes of hundreds of slices cheap. Other values go through pydicom.
+
+    Parameters
+    ----------
+    ds : pydicom.dataset.Dataset
+        The header.
+    keyword : str
+        A DICOM keyword, e.g. ``"ImagePositionPatient"``.
+
+    Returns
+    -------
+    str
+    """
+    tag = _tag_of(keyword)
+    elem = ds._dict.get(BaseTag(tag))
+    if elem is None:
+        return ""
+    if isinstance(elem, RawDataElement):
+        vr = elem.VR if elem.VR is not None else _dictionary_vr(tag)
+        if vr in _ASCII_VRS:
+            raw = elem.value
+            if not raw:
+                return ""
+            text = raw.decode("latin-1")
+            return "\\".join(part.strip(" \x00") for part in text.split("\\")).strip("\\")
+        if vr == "US" and elem.value is not None and len(elem.value) == 2:
+            return str(struct.unpack("<H" if elem.is_little_endian else ">H", elem.value)[0])
+    try:
+        value = ds[tag].value
+    except Exception:  # malformed value: callers treat it as absent
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+_VR_CACHE: dict[int, str] = {}
+
+
+def _dictionary_vr(tag: int) -> str:
+    vr = _VR_CACHE.get(tag)
+    if vr is None:
+        try:
+            vr = str(dictionary_VR(tag))
+        except KeyError:
+            vr = "UN"
+        _VR_CACHE[tag] = vr
+    return vr
+
+
+# ---------------------------------------------------------------------------- safe dcmread
+def read_dataset(
+    path: PathLike,
+    *,
+    stop_before_pixels: bool = False,
+    specific_tags: list[Any] | None = None,
+    force: bool = False,
+) -> FileDataset:
+    """Read a DICOM file with pydicom, raising :class:`DicomReadError` on any failure.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    stop_before_pixels : bool
+        Stop before the pixel data (header only).
+    specific_tags : list, optional
+        Only read these tags (see :func:`pydicom.dcmread`).
+    force : bool
+        Read files lacking the ``DICM`` prefix / File Meta Information.
+
+    Returns
+    -------
+    pydicom.dataset.FileDataset
+
+    Raises
+    ------
+    DicomReadError
+        The file does not exist, is not DICOM, or is truncated or corrupt.
+    """
+    try:
+        return pydicom.dcmread(
+            os.fspath(path),
+            stop_before_pixels=stop_before_pixels,
+            specific_tags=specific_tags,
+            force=force,
+        )
+    except InvalidDicomError as exc:
+        raise DicomReadError(
+            format_message(
+                f"{path} is not a DICOM file ({exc})",
+                fix="point emlesion at a folder of DICOM Part 10 files",
+            )
+        ) from exc
+    except FileNotFoundError as exc:
+        raise DicomReadError(format_message(f"{path} does not exist")) from exc
+    except Exception as exc:
+        raise DicomReadError(
+            format_message(
+                f"cannot parse {path} as DICOM ({type(exc).__name__}: {exc})",
+                fix="the file is probably truncated or corrupt; copy it again from the source",
+            )
+        ) from exc
+
+
+# ---------------------------------------------------------------------------- fast scanner
+def _element_header(buf: bytes, pos: int, implicit: bool) -> tuple[int, bytes | None, int, int]:
+    """Return ``(tag, vr, length, header_size)`` of the element starting at ``pos``."""
+    group, elem = _TAG.unpack_from(buf, pos)
+    tag = group << 16 | elem
+    if implicit or group == 0xFFFE:
+        return tag, None, _U32.unpack_from(buf, pos + 4)[0], 8
+    vr = buf[pos + 4 : pos + 6]
+    if vr in _LONG_VRS:
+        return tag, vr, _U32.unpack_from(buf, pos + 8)[0], 12
+    if not (b"AA" <= vr <= b"ZZ"):
+        raise _ScanError(f"invalid VR {vr!r} at byte {pos}")
+    return tag, vr, _U16.unpack_from(buf, pos + 6)[0], 8
+
+
+def _skip_dataset(buf: bytes, pos: int, implicit: bool, n: int) -> int:
+    """Skip an undefined-length item's data set; return the position after its delimiter."""
+    while True:
+        if pos + 8 > n:
+            raise _ScanError("item without delimiter")
+        tag, _vr, length, hdr = _element_header(buf, pos, implicit)
+        if tag == _ITEM_DELIM:
+            return pos + 8
+        pos += hdr
+        if length == _UNDEFINED:
+            pos = _skip_sequence(buf, pos, implicit, n)
+        else:
+            pos += length
+            if pos > n:
+                raise _ScanError("element runs past the end of the file")
+
+
+def _skip_sequence(buf: bytes, pos: int, implicit: bool, n: int) -> int:
+    """Skip an undefined-length sequence value; return the position after its delimiter."""
+    while True:
+        if pos + 8 > n:
+            raise _ScanError("sequence without delimiter")
+        group, elem = _TAG.unpack_from(buf, pos)
+        tag = group << 16 | elem
+        length = _U32.unpack_from(buf, pos + 4)[0]
+        if tag == _SEQ_DELIM:
+            return pos + 8
+        if tag != _ITEM:
+            raise _ScanError(f"expected an item tag at byte {pos}")
+        if length == _UNDEFINED:
+            pos = _skip_dataset(buf, pos + 8, implicit, n)
+        else:
+            pos += 8 + length
+            if pos > n:
+                raise _ScanError("item runs past the end of the file")
+
+
+def _scan(
+    buf: bytes, pos: int, implicit: bool, *, stop_at_group_end: int | None = None
+) -> tuple[dict[BaseTag, RawDataElement | DataElement], int, int, int]:
+    """Scan top-level elements from ``pos``.
+
+    Returns ``(elements, pixel_tag, pixel_offset, pixel_length)``; ``pixel_tag`` is 0 when
+    there is no pixel data. Stops at the pixel data (elements after it are not kept), or
+    after the last element of group 2 when ``stop_at_group_end`` is given (file meta).
+    """
+    n = len(buf)
+    out: dict[BaseTag, RawDataElement | DataElement] = {}
+    while pos + 8 <= n:
+        group = _U16.unpack_from(buf, pos)[0]
+        if stop_at_group_end is not None and group != stop_at_group_end:
+            break
+        tag, vr, length, hdr = _element_header(buf, pos, implicit)
+        value_pos = pos + hdr
+        vr_str = vr.decode("ascii") if vr is not None else None
+        if tag in (_PIXEL_DATA, _FLOAT_PIXEL_DATA, _DOUBLE_PIXEL_DATA):
+            if length == _UNDEFINED:
+                raise _ScanError("encapsulated (compressed) pixel data")
+            if value_pos + length > n:
+                raise _ScanError("pixel data truncated")
+            return out, tag, value_pos, length
+        if length == _UNDEFINED:
+            if vr_str not in (None, "SQ", "UN"):
+                raise _ScanError(f"undefined length with VR {vr_str}")
+            end = _skip_sequence(buf, value_pos, implicit, n)
+            seq_value = buf[value_pos : end - 8]
+            out[BaseTag(tag)] = RawDataElement(
+                BaseTag(tag), "SQ", len(seq_value), seq_value, value_pos, implicit, True
+            )
+            pos = end
+            continue
+        end = value_pos + length
+        if end > n:
+            raise _ScanError(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) truncated")
+        value: bytes | None = buf[value_pos:end] if length else None
+        out[BaseTag(tag)] = RawDataElement(
+            BaseTag(tag), vr_str, length, value, value_pos, implicit, True
+        )
+        pos = end
+    if pos != n and stop_at_group_end is None:
+        raise _ScanError("trailing bytes after the last element")
+    return out, 0, pos, 0
+
+
+def _fast_read(path: str, buf: bytes) -> tuple[FileDataset, bytes | None] | None:
+    """Parse ``buf`` with the fast scanner; None when the file needs pydicom."""
+    if len(buf) < 144 or buf[128:132] != b"DICM":
+        return None
+    try:
+        meta_raw, _, pos, _ = _scan(buf, 132, False, stop_at_group_end=0x0002)
+        ts_raw = meta_raw.get(BaseTag(0x00020010))
+        if ts_raw is None or ts_raw.value is None:
+            return None
+        syntax = ts_raw.value.decode("ascii", "replace").strip("\x00 ")
+        if syntax not in _NATIVE_SYNTAXES:
+            return None
+        implicit = _NATIVE_SYNTAXES[syntax]
+        elements, pixel_tag, pixel_pos, pixel_len = _scan(buf, pos, implicit)
+    except (_ScanError, struct.error) as exc:
+        logger.debug("fast scanner falls back to pydicom for %s: %s", path, exc)
+        return None
+    ds = FileDataset(path, elements, buf[:128], FileMetaDataset(meta_raw), implicit, True)
+    ds.set_original_encoding(implicit, True, ds._character_set)
+    pixels = buf[pixel_pos : pixel_pos + pixel_len] if pixel_tag == _PIXEL_DATA else None
+    if pixel_tag in (_FLOAT_PIXEL_DATA, _DOUBLE_PIXEL_DATA):
+        return None  # rare; let pydicom decode float pixel data
+    return ds, pixels
+
+
+# ---------------------------------------------------------------------------- one file
+@dataclass(frozen=True, eq=False)
+class DicomFile:
+    """One DICOM file: its header (without pixel data) and, if read, its pixel bytes.
+
+    Parameters
+    ----------
+    path : str
+        Where the file was read from.
+    header : pydicom.dataset.FileDataset
+        All elements before the pixel data (the pixel data element itself is removed).
+    pixel_bytes : bytes, optional
+        The native (uncompressed) pixel data value, when the file is uncompressed.
+    pixel_element : pydicom.dataelem.DataElement, optional
+        The pixel data element of a compressed file (decoded through pydicom).
+    """
+
+    path: str
+    header: FileDataset
+    pixel_bytes: bytes | None = None
+    pixel_element: DataElement | None = None
+
+    @property
+    def has_pixels(self) -> bool:
+        """True when pixel data was read."""
+        return self.pixel_bytes is not None or self.pixel_element is not None
+
+    def pixels(self, *, series: str | None = None) -> np.ndarray:
+        """Decode the stored values of a single-frame image (no rescale), shape ``(rows, cols)``.
+
+        Raises
+        ------
+        DicomReadError
+            No pixel data, or it cannot be decoded.
+        """
+        return decode_pixels(self, series=series)
+
+
+def read_file(path: PathLike, *, with_pixels: bool = True) -> DicomFile:
+    """Read one DICOM file tolerantly (fast scanner, pydicom fallback).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file (any name; no ``.dcm`` suffix needed).
+    with_pixels : bool
+        Keep the pixel data (False = header only, like ``stop_before_pixels``).
+
+    Returns
+    -------
+    DicomFile
+        The header without pixel data and, when requested, the pixel bytes.
+
+    Raises
+    ------
+    DicomReadError
+        The file cannot be opened, is not DICOM, or is truncated/corrupt.
+    """
+    spath = os.fspath(path)
+    try:
+        with open(spath, "rb") as fh:
+            buf = fh.read()
+    except OSError as exc:
+        message = format_message(f"cannot open {spath} ({exc.strerror or exc})")
+        raise DicomReadError(message) from exc
+    fast = _fast_read(spath, buf)
+    if fast is not None:
+        ds, pixels = fast
+        return DicomFile(spath, ds, pixels if with_pixels else None)
+    ds = read_dataset(spath, stop_before_pixels=not with_pixels)
+    element = None
+    for tag in (_PIXEL_DATA, _FLOAT_PIXEL_DATA, _DOUBLE_PIXEL_DATA):
+        if tag in ds:
+            element = ds[tag] if with_pixels else None
+            del ds[tag]
+    return DicomFile(spath, ds, None, element)
+
+
+# ---------------------------------------------------------------------------- pixels
+def _int(ds: Dataset, keyword: str, default: int | None = None) -> int:
+    text = header_text(ds, keyword).split("\\")[0]
+    if not text:
+        if default is not None:
+            return default
+        raise DicomReadError(
+            format_message(
+                f"{keyword} is missing, so the pixel data cannot be decoded",
+                series=getattr(ds, "filename", None) or None,
+                attribute=keyword,
+                fix="the file is incomplete; export the series again",
+            )
+        )
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise DicomReadError(
+            format_message(
+                f"{keyword} {text!r} is not an integer, so the pixel data cannot be decoded",
+                series=getattr(ds, "filename", None) or None,
+                attribute=keyword,
+                fix="repair the header or export the series again",
+            )
+        ) from exc
+
+
+def decode_pixels(file: DicomFile, *, series: str | None = None) -> np.ndarray:
+    """Stored pixel values of a single-frame, single-sample image, shape ``(rows, cols)``.
+
+    Uncompressed data is decoded with :func:`numpy.frombuffer` (BitsAllocated 8/16/32,
+    PixelRepresentation 0/1, little endian); anything else goes through pydicom's
+    ``pixel_array`` (which needs a decoder plugin for compressed syntaxes).
+
+    Raises
+    ------
+    DicomReadError
+        The pixel data is absent, has the wrong size, or cannot be decoded.
+    """
+    ds = file.header
+    where = series or file.path
+    if file.pixel_bytes is not None:
+        rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+        bits = _int(ds, "BitsAllocated")
+        rep = _int(ds, "PixelRepresentation", 0)
+        samples = _int(ds, "SamplesPerPixel", 1)
+        frames = _int(ds, "NumberOfFrames", 1)
+        if bits not in (8, 16, 32) or samples != 1 or frames != 1:
+            raise DicomReadError(
+                format_message(
+                    f"{file.path}: unsupported pixel layout (BitsAllocated {bits}, "
+                    f"SamplesPerPixel {samples}, NumberOfFrames {frames})",
+                    series=where,
+                    attribute="BitsAllocated (0028,0100)",
+                    fix="emlesion reads single-frame grey-scale PET/CT slices",
+                )
+            )
+        dtype = np.dtype(f"<{'i' if rep == 1 else 'u'}{bits // 8}")
+        need = rows * cols * dtype.itemsize
+        if len(file.pixel_bytes) < need:
+            raise DicomReadError(
+                format_message(
+                    f"{file.path}: pixel data holds {len(file.pixel_bytes)} bytes, "
+                    f"{rows}x{cols} pixels of {bits} bits need {need}",
+                    series=where,
+                    attribute="PixelData (7FE0,0010)",
+                    fix="the file is truncated; copy it again from the source",
+                )
+            )
+        arr = np.frombuffer(file.pixel_bytes, dtype=dtype, count=rows * cols).reshape(rows, cols)
+        bits_stored = _int(ds, "BitsStored", bits)
+        if bits_stored < bits:
+            arr = _mask_bits(arr, bits_stored, signed=rep == 1)
+        return arr
+    if file.pixel_element is None:
+        raise DicomReadError(
+            format_message(
+                f"{file.path} has no pixel data",
+                series=where,
+                attribute="PixelData (7FE0,0010)",
+                fix="remove non-image files from the series or choose another series",
+            )
+        )
+    implicit, little = file.header.original_encoding
+    full = FileDataset(
+        file.path,
+        dict(file.header),
+        file.header.preamble,
+        file.header.file_meta,
+        bool(implicit) if implicit is not None else False,
+        bool(little) if little is not None else True,
+    )
+    full[file.pixel_element.tag] = file.pixel_element
+    try:
+        arr = np.asarray(full.pixel_array)
+    except Exception as exc:
+        syntax = str(getattr(file.header.file_meta, "TransferSyntaxUID", "?"))
+        raise DicomReadError(
+            format_message(
+                f"{file.path}: cannot decode pixel data with transfer syntax {syntax} "
+                f"({type(exc).__name__}: {exc})",
+                series=where,
+                attribute="PixelData (7FE0,0010)",
+                fix="install the decoders (pip install 'emlesion[codecs]') or convert the "
+                "files to an uncompressed syntax (e.g. gdcmconv --raw)",
+            )
+        ) from exc
+    if arr.ndim != 2:
+        raise DicomReadError(
+            format_message(
+                f"{file.path}: expected a single-frame grey-scale image, got pixel array "
+                f"shape {arr.shape}",
+                series=where,
+                fix="emlesion reads single-frame grey-scale PET/CT slices",
+            )
+        )
+    return arr
+
+
+def _mask_bits(arr: np.ndarray, bits_stored: int, *, signed: bool) -> np.ndarray:
+    """Keep the low ``bits_stored`` bits (sign-extended when signed), as pydicom does."""
+    u = arr.view(arr.dtype.str.replace("i", "u"))
+    mask = (1 << bits_stored) - 1
+    if not np.any(u & ~np.array(mask, dtype=u.dtype)) and not signed:
+        return arr
+    low = u & mask
+    if not signed:
+        return low
+    sign = 1 << (bits_stored - 1)
+    return (low.astype(np.int64) ^ sign) - sign
+
+
+# ---------------------------------------------------------------------------- private tags
+def find_private(
+    ds: Dataset,
+    group: int,
+    creator: str,
+    element_offset: int,
+    *,
+    literal_block: int | None = None,
+) -> DataElement | None:
+    """Find a private element by its private creator, wherever its block was placed.
+
+    The creator ``(gggg,00xx)`` reserves block ``xx``, and the element sits at
+    ``(gggg,xxee)`` where ``ee`` is ``element_offset`` [1]_. Creators are matched
+    ignoring surrounding spaces and case.
+
+    Parameters
+    ----------
+    ds : pydicom.dataset.Dataset
+        The data set (or sequence item) to search.
+    group : int
+        The odd private group, e.g. ``0x0009``.
+    creator : str
+        The private creator, e.g. ``"GEMS_PETD_01"``.
+    element_offset : int
+        The element number within the block, ``0x00``-``0xFF`` (the low byte is used if
+        a full element such as ``0x100D`` is given).
+    literal_block : int, optional
+        When the creator is absent from ``ds`` altogether, also accept the element at the
+        literal tag ``(group, literal_block << 8 | element_offset)`` provided no other
+        creator reserves that block; a :class:`~emlesion.errors.DicomQuirkWarning` is
+        emitted. IBSI DRO_2_4 and DRO_2_5 store the Philips (7053,1000)/(7053,1009)
+        elements this way [2]_.
+
+    Returns
+    -------
+    pydicom.dataelem.DataElement or None
+        The element, or None when absent.
+
+    References
+    ----------
+    .. [1] DICOM PS3.5 section 7.8.1, Private Data Element Tags.
+    .. [2] IBSI SUV DRO list (``DRO/DRO_list.csv``), DRO_2_4 and DRO_2_5.
+
+    Examples
+    --------
+    >>> from pydicom.dataset import Dataset
+    >>> ds = Dataset()
+    >>> block = ds.private_block(0x0009, "GEMS_PETD_01", create=True)
+    >>> block.add_new(0x0D, "DT", "20240101120000")
+    >>> find_private(ds, 0x0009, "GEMS_PETD_01", 0x0D).value
+    '20240101120000'
+    """
+    if group % 2 != 1:
+        raise ValueError(f"private groups are odd, got 0x{group:04X}")
+    offset = element_offset & 0xFF
+    wanted = creator.strip().upper()
+    reserved: set[int] = set()
+    for block in range(0x10, 0x100):
+        tag = (group << 16) | block
+        if tag not in ds:
+            continue
+        value = ds[tag].value
+        name = value.decode("latin-1") if isinstance(value, bytes) else str(value or "")
+        reserved.add(block)
+        if name.strip().upper() == wanted:
+            target = (group << 16) | (block << 8) | offset
+            return ds.get(target, None)
+    if literal_block is not None and literal_block not in reserved:
+        target = (group << 16) | (literal_block << 8) | offset
+        if target in ds:
+            warnings.warn(
+                format_message(
+                    f"private element ({group:04X},{(literal_block << 8) | offset:04X}) is "
+                    f"present without its private creator '{creator}'; read at its literal tag",
+                    series=str(ds.get("SeriesInstanceUID", "")) or None,
+                    attribute=f"private creator ({group:04X},{literal_block:04X})",
+                ),
+                DicomQuirkWarning,
+                stacklevel=2,
+            )
+            return ds[target]
+    return None

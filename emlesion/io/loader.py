@@ -1,0 +1,855 @@
+"""Load a PET or CT series into a :class:`~emlesion.io.volume.Volume`.
+
+Rules (see the domain reference, section 5):
+
+* slices are sorted by their position ``d = n . IPP`` along the normal
+  ``n = row cosine x column cosine`` of ImageOrientationPatient, never by file name or
+  InstanceNumber [1]_;
+* every slice gets its own RescaleSlope and RescaleIntercept (CT in HU, PET in its
+  stored ``Units``) [2]_;
+* the slice step is the median of the steps between sorted positions; steps within
+  ``spacing_rtol`` / ``spacing_atol_mm`` of it are accepted as a regular grid (a
+  :class:`~emlesion.errors.GeometryWarning` when a step deviates by more than
+  ``spacing_warn_mm``), steps close to ``k`` times the median are missing slices, anything
+  else is irregular spacing [3]_;
+* mixed orientations, duplicate positions, gantry tilt (slices not stacked along the
+  normal), differing matrix sizes or pixel spacings, fewer than two slices and unreadable
+  pixel data are errors whose message names the series, the attribute and the fix.
+
+Multi-frame objects (Enhanced CT/PET, Legacy Converted Enhanced CT/PET, any instance with
+NumberOfFrames > 1) are rejected with :class:`~emlesion.errors.UnsupportedDataError`; the
+message says how to convert them to single-frame images.
+
+Index 0 of the array is the slice with the smallest ``d``; the grid's direction columns are
+the row cosine, the column cosine and ``n``; the origin is the ImagePositionPatient of
+slice 0. This is the geometry SimpleITK's ``ImageSeriesReader`` produces for the same files.
+
+References
+----------
+.. [1] DICOM PS3.3 C.7.6.2.1.1 (Image Position/Orientation) and C.8.9.4.1.9 (PET Image
+   Index: slices ordered along the normal).
+.. [2] DICOM PS3.3 C.11.1.1.2 (Modality LUT: output = slope x stored value + intercept).
+.. [3] dicom2nifti, ``common.validate_slice_increment`` (rtol 5 %, atol 0.1 mm).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from emlesion.errors import (
+    DicomQuirkWarning,
+    DicomReadError,
+    GeometryError,
+    GeometryWarning,
+    InvalidAttributeError,
+    MissingAttributeError,
+    SeriesNotFoundError,
+    UnsupportedDataError,
+    format_message,
+)
+from emlesion.io.dicom import DicomFile, decode_pixels, header_text, read_file
+from emlesion.io.discover import (
+    SeriesInfo,
+    SeriesRole,
+    _FileFacts,
+    _looks_like_dicom,
+    _text,
+    classify_role,
+    group_series,
+    iter_files,
+)
+from emlesion.io.geometry import Grid
+from emlesion.io.volume import SeriesIdentity, SliceInfo, Volume
+from emlesion.provenance import ProvenanceStep, record_warnings
+
+__all__ = ["GeometryTolerances", "load_ct", "load_pet", "load_volume"]
+
+logger = logging.getLogger(__name__)
+
+Source = str | os.PathLike[str] | SeriesInfo | Sequence[str | os.PathLike[str]]
+
+_ENHANCED_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT",
+    "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT",
+    "1.2.840.10008.5.1.4.1.1.130": "Enhanced PET",
+    "1.2.840.10008.5.1.4.1.1.128.1": "Legacy Converted Enhanced PET",
+}
+_TAGS = {
+    "ImagePositionPatient": "(0020,0032)",
+    "ImageOrientationPatient": "(0020,0037)",
+    "PixelSpacing": "(0028,0030)",
+    "Rows": "(0028,0010)",
+    "Columns": "(0028,0011)",
+    "RescaleSlope": "(0028,1053)",
+    "RescaleIntercept": "(0028,1052)",
+    "Units": "(0054,1001)",
+    "NumberOfFrames": "(0028,0008)",
+    "SOPClassUID": "(0008,0016)",
+}
+
+
+def _attr(keyword: str) -> str:
+    return f"{keyword} {_TAGS.get(keyword, '')}".strip()
+
+
+@dataclass(frozen=True)
+class GeometryTolerances:
+    """Tolerances of the slice-geometry checks (the keyword arguments of the loaders).
+
+    Parameters
+    ----------
+    orientation : float
+        Largest accepted difference between the ImageOrientationPatient cosines of any
+        slice and those of the first slice (default 1e-3, dicom2nifti's value).
+    spacing_rtol, spacing_atol_mm : float
+        A step between sorted slice positions is regular when
+        ``|step - median| <= spacing_atol_mm + spacing_rtol * median`` (defaults 0.05 and
+        0.1 mm, dicom2nifti's test).
+    spacing_warn_mm : float
+        Regular steps deviating from the median by more than this emit a GeometryWarning
+        (default 0.01 mm).
+    duplicate_mm : float
+        Two slices closer than this along the normal are duplicates (default 0.01 mm).
+    tilt_deg : float
+        Largest accepted angle between the normal and the direction in which the slice
+        positions progress (default 0.1 degree); above it the series is gantry tilted.
+    """
+
+    orientation: float = 1e-3
+    spacing_rtol: float = 0.05
+    spacing_atol_mm: float = 0.1
+    spacing_warn_mm: float = 0.01
+    duplicate_mm: float = 0.01
+    tilt_deg: float = 0.1
+
+    def to_dict(self) -> dict[str, float]:
+        """A JSON-serialisable dict."""
+        return {
+            "orientation": self.orientation,
+            "spacing_rtol": self.spacing_rtol,
+            "spacing_atol_mm": self.spacing_atol_mm,
+            "spacing_warn_mm": self.spacing_warn_mm,
+            "duplicate_mm": self.duplicate_mm,
+            "tilt_deg": self.tilt_deg,
+        }
+
+
+# ---------------------------------------------------------------------------- selection
+def _read_all(paths: Sequence[str]) -> list[DicomFile]:
+    """Read every DICOM file (non-DICOM files are skipped; truncated ones raise later)."""
+    out: list[DicomFile] = []
+    for p in paths:
+        try:
+            out.append(read_file(p))
+        except DicomReadError:
+            if _looks_like_dicom(p):
+                raise
+            logger.debug("ignoring non-DICOM file %s", p)
+    return out
+
+
+def _select(
+    files: list[DicomFile],
+    roles: tuple[SeriesRole, ...],
+    what: str,
+    where: str,
+    series_uid: str | None,
+    modalities: tuple[str, ...],
+) -> tuple[list[DicomFile], SeriesInfo]:
+    """Group ``files`` into series and choose the one to load."""
+    facts: list[_FileFacts] = []
+    identities: dict[tuple[str, SeriesRole], SeriesIdentity] = {}
+    for f in files:
+        uid = _text(f.header, "SeriesInstanceUID")
+        role = classify_role(f.header)
+        ident = identities.get((uid, role))
+        if ident is None:  # one identity per series: pydicom attribute access is slow
+            ident = identities[uid, role] = SeriesIdentity.from_dataset(f.header)
+        corrected = _text(f.header, "CorrectedImage")
+        facts.append(
+            _FileFacts(
+                path=f.path,
+                series_uid=uid,
+                role=role,
+                sop_class_uid=_text(f.header, "SOPClassUID"),
+                identity=ident,
+                units=_text(f.header, "Units"),
+                corrected_image=tuple(v for v in corrected.split("\\") if v),
+            )
+        )
+    series = group_series(facts)
+    listing = "; ".join(
+        f"{s.role.value} {s.modality} '{s.series_description}' ({s.n_instances} files, "
+        f"uid {s.series_instance_uid})"
+        for s in series
+    ) or "none"
+    if series_uid is not None:
+        chosen = [s for s in series if s.series_instance_uid == series_uid]
+        chosen_img = [s for s in chosen if s.role in roles] or [
+            s for s in chosen if s.modality in modalities and s.role is not SeriesRole.OTHER
+        ]
+        if not chosen_img:
+            raise SeriesNotFoundError(
+                format_message(
+                    f"no {what} series with SeriesInstanceUID {series_uid} in {where} "
+                    f"(found: {listing})",
+                    series=series_uid,
+                    attribute="SeriesInstanceUID (0020,000E)",
+                    fix="pass one of the listed UIDs, or use emlesion info to list the series",
+                )
+            )
+        info = chosen_img[0]
+    else:
+        candidates = [s for s in series if s.role is roles[0]]
+        if not candidates:
+            others = [s for s in series if s.role in roles[1:]]
+            if others:
+                raise SeriesNotFoundError(
+                    format_message(
+                        f"no {roles[0].value} series in {where}, only {others[0].role.value} "
+                        f"(found: {listing})",
+                        series=where,
+                        fix=f"pass series_uid='{others[0].series_instance_uid}' to load it "
+                        "anyway (PET without attenuation correction cannot give SUVs)"
+                        if others[0].role.is_pet
+                        else f"pass series_uid='{others[0].series_instance_uid}'",
+                    )
+                )
+            raise SeriesNotFoundError(
+                format_message(
+                    f"no {what} series in {where} (found: {listing})",
+                    series=where,
+                    fix=f"point the loader at the folder or files of the {what} series",
+                )
+            )
+        if len(candidates) > 1:
+            raise SeriesNotFoundError(
+                format_message(
+                    f"{len(candidates)} {roles[0].value} series in {where}, cannot choose: "
+                    + "; ".join(
+                        f"'{s.series_description}' ({s.n_instances} files, study "
+                        f"{s.study_date or '?'}, uid {s.series_instance_uid})"
+                        for s in candidates
+                    ),
+                    series=where,
+                    fix="pass series_uid=<SeriesInstanceUID> to choose one",
+                )
+            )
+        info = candidates[0]
+    keep = set(info.files)
+    return [f for f in files if f.path in keep], info
+
+
+def _resolve(
+    source: Source,
+    roles: tuple[SeriesRole, ...],
+    what: str,
+    series_uid: str | None,
+    modalities: tuple[str, ...],
+) -> tuple[list[DicomFile], SeriesInfo | None, str]:
+    if isinstance(source, SeriesInfo):
+        if series_uid is not None and series_uid != source.series_instance_uid:
+            raise SeriesNotFoundError(
+                format_message(
+                    f"series_uid {series_uid} differs from the SeriesInfo given",
+                    series=source.series_instance_uid,
+                    fix="pass either a SeriesInfo or series_uid, not both",
+                )
+            )
+        paths: list[str] = list(source.files)
+        where = f"'{source.series_description}' ({source.series_instance_uid})"
+        series_uid = source.series_instance_uid
+    elif isinstance(source, (str, os.PathLike)):
+        paths = iter_files(source)
+        where = os.fspath(source)
+    else:
+        paths = [os.fspath(p) for p in source]
+        where = f"{len(paths)} file(s)" + (f" in {os.path.dirname(paths[0])}" if paths else "")
+    if not paths:
+        raise SeriesNotFoundError(
+            format_message(f"no files to load in {where}", fix="check the path")
+        )
+    files = _read_all(paths)
+    chosen, info = _select(files, roles, what, where, series_uid, modalities)
+    return chosen, info, where
+
+
+# ---------------------------------------------------------------------------- per-slice facts
+def _floats(ds: Dataset, keyword: str, n: int, series: str, path: str) -> np.ndarray:
+    text = header_text(ds, keyword)
+    if not text:
+        raise MissingAttributeError(
+            format_message(
+                f"{os.path.basename(path)} has no {keyword}",
+                series=series,
+                attribute=_attr(keyword),
+                fix="the slice cannot be placed in space; remove the file or re-export the series",
+            )
+        )
+    try:
+        arr = np.array([float(v) for v in text.split("\\")], dtype=float)
+    except ValueError as exc:
+        raise InvalidAttributeError(
+            format_message(
+                f"{os.path.basename(path)}: {keyword} {text!r} is not numeric",
+                series=series,
+                attribute=_attr(keyword),
+                fix="repair the header or remove the file",
+            )
+        ) from exc
+    if arr.shape != (n,) or not np.all(np.isfinite(arr)):
+        raise InvalidAttributeError(
+            format_message(
+                f"{os.path.basename(path)}: {keyword} must hold {n} finite numbers, got {text!r}",
+                series=series,
+                attribute=_attr(keyword),
+                fix="repair the header or remove the file",
+            )
+        )
+    return arr
+
+
+def _opt_float(ds: Dataset, keyword: str) -> float | None:
+    text = header_text(ds, keyword)
+    if not text:
+        return None
+    try:
+        return float(text.split("\\")[0])
+    except ValueError:
+        return None
+
+
+def _opt_int(ds: Dataset, keyword: str) -> int | None:
+    text = header_text(ds, keyword)
+    if not text:
+        return None
+    try:
+        return int(float(text.split("\\")[0]))
+    except ValueError:
+        return None
+
+
+def _rescale(ds: Dataset, series: str, path: str) -> tuple[float, float]:
+    slope = _opt_float(ds, "RescaleSlope")
+    intercept = _opt_float(ds, "RescaleIntercept")
+    for kw, raw in (("RescaleSlope", slope), ("RescaleIntercept", intercept)):
+        if raw is None and header_text(ds, kw):
+            raise InvalidAttributeError(
+                format_message(
+                    f"{os.path.basename(path)}: {kw} {header_text(ds, kw)!r} is not a number",
+                    series=series,
+                    attribute=_attr(kw),
+                    fix="repair the header",
+                )
+            )
+    slope = 1.0 if slope is None else slope
+    intercept = 0.0 if intercept is None else intercept
+    if slope == 0.0 or not math.isfinite(slope) or not math.isfinite(intercept):
+        raise InvalidAttributeError(
+            format_message(
+                f"{os.path.basename(path)}: RescaleSlope {slope} / RescaleIntercept {intercept} "
+                "would give meaningless values",
+                series=series,
+                attribute=_attr("RescaleSlope"),
+                fix="repair the header or remove the slice",
+            )
+        )
+    return slope, intercept
+
+
+def _check_multiframe(files: list[DicomFile], series: str) -> None:
+    for f in files:
+        sop = _text(f.header, "SOPClassUID")
+        frames = _opt_int(f.header, "NumberOfFrames") or 1
+        if sop in _ENHANCED_SOP_CLASSES or frames > 1:
+            kind = _ENHANCED_SOP_CLASSES.get(sop, f"multi-frame ({frames} frames)")
+            raise UnsupportedDataError(
+                format_message(
+                    f"{os.path.basename(f.path)} is a {kind} object; emlesion reads single-frame "
+                    "image series only",
+                    series=series,
+                    attribute=_attr("SOPClassUID") if sop in _ENHANCED_SOP_CLASSES
+                    else _attr("NumberOfFrames"),
+                    fix="convert it to single-frame images first, e.g. with dcm4che "
+                    "'emf2sf' or dicom3tools 'dcuncat', or export classic single-frame "
+                    "images from the scanner/PACS",
+                )
+            )
+
+
+# ---------------------------------------------------------------------------- geometry
+@dataclass(frozen=True)
+class _Stack:
+    order: np.ndarray  # indices of files in z order
+    grid: Grid
+    positions_mm: np.ndarray  # IPP per file, in z order
+    steps_mm: np.ndarray
+    rule: str
+    inputs: dict[str, Any]
+
+
+def _fmt_iop(v: np.ndarray) -> str:
+    return "[" + ", ".join(f"{x:.4g}" for x in v) + "]"
+
+
+def _geometry(files: list[DicomFile], series: str, tol: GeometryTolerances) -> _Stack:
+    n_files = len(files)
+    if n_files < 2:
+        raise GeometryError(
+            format_message(
+                f"a volume needs at least two slices, found {n_files}",
+                series=series,
+                fix="point the loader at the whole series (all its files)",
+            )
+        )
+    heads = [f.header for f in files]
+    iops = np.array([_floats(h, "ImageOrientationPatient", 6, series, f.path)
+                     for h, f in zip(heads, files)])
+    ipps = np.array([_floats(h, "ImagePositionPatient", 3, series, f.path)
+                     for h, f in zip(heads, files)])
+    spacings = np.array([_floats(h, "PixelSpacing", 2, series, f.path)
+                         for h, f in zip(heads, files)])
+    dev = np.max(np.abs(iops - iops[0]), axis=1)
+    if np.any(dev > tol.orientation):
+        groups: dict[str, list[str]] = {}
+        for v, f in zip(iops, files):
+            groups.setdefault(_fmt_iop(np.round(v, 3)), []).append(os.path.basename(f.path))
+        desc = "; ".join(f"{k}: {len(v)} slice(s), e.g. {v[0]}" for k, v in groups.items())
+        raise GeometryError(
+            format_message(
+                f"slices have different orientations ({desc})",
+                series=series,
+                attribute=_attr("ImageOrientationPatient"),
+                fix="the files mix several stacks (a localizer, another reconstruction); "
+                "load the files of one stack only, or raise orientation= if the difference "
+                "is rounding",
+            )
+        )
+    sizes = {(_opt_int(h, "Rows"), _opt_int(h, "Columns")) for h in heads}
+    if len(sizes) > 1:
+        raise GeometryError(
+            format_message(
+                "slices have different matrix sizes "
+                + ", ".join(f"{r}x{c}" for r, c in sorted(sizes, key=str)),
+                series=series,
+                attribute=f"{_attr('Rows')} / {_attr('Columns')}",
+                fix="the files mix several series or reconstructions; load one of them",
+            )
+        )
+    if np.any(np.abs(spacings - spacings[0]) > 1e-4 * np.maximum(1.0, spacings[0])):
+        raise GeometryError(
+            format_message(
+                "slices have different PixelSpacing values "
+                + ", ".join(sorted({f"{a:.4g}\\{b:.4g}" for a, b in spacings})),
+                series=series,
+                attribute=_attr("PixelSpacing"),
+                fix="the files mix several reconstructions; load one of them",
+            )
+        )
+    row = iops[0, :3]
+    col = iops[0, 3:]
+    row = row / np.linalg.norm(row)
+    col = col / np.linalg.norm(col)
+    if abs(float(row @ col)) > 1e-3:
+        raise GeometryError(
+            format_message(
+                f"row and column cosines are not perpendicular ({_fmt_iop(iops[0])})",
+                series=series,
+                attribute=_attr("ImageOrientationPatient"),
+                fix="repair the header",
+            )
+        )
+    normal = np.cross(row, col)
+    normal /= np.linalg.norm(normal)
+    d = ipps @ normal
+    instance = [(_opt_int(h, "InstanceNumber") or 0) for h in heads]
+    order = np.lexsort((np.array(instance), d))
+    d_sorted = d[order]
+    steps = np.diff(d_sorted)
+    dup = np.nonzero(steps < tol.duplicate_mm)[0]
+    if dup.size:
+        pairs = []
+        for i in dup[:5]:
+            a, b = files[order[i]], files[order[i + 1]]
+            pairs.append(
+                f"{os.path.basename(a.path)} / {os.path.basename(b.path)} at {d_sorted[i]:.3f} mm "
+                f"(SOPInstanceUID {_text(a.header, 'SOPInstanceUID')} / "
+                f"{_text(b.header, 'SOPInstanceUID')})"
+            )
+        more = f" and {dup.size - 5} more" if dup.size > 5 else ""
+        raise GeometryError(
+            format_message(
+                f"{dup.size} pair(s) of slices share a position along the normal: "
+                + "; ".join(pairs) + more,
+                series=series,
+                attribute=_attr("ImagePositionPatient"),
+                fix="the files hold duplicates, a second reconstruction or dynamic/gated "
+                "frames; remove the extra files or load one reconstruction via series_uid",
+            )
+        )
+    # gantry tilt: the slice positions must progress along the normal
+    pos = ipps[order]
+    span = pos[-1] - pos[0]
+    along = float(span @ normal)
+    lateral = float(np.linalg.norm(span - along * normal))
+    tilt_deg = math.degrees(math.atan2(lateral, abs(along)))
+    if tilt_deg > tol.tilt_deg:
+        raise GeometryError(
+            format_message(
+                f"the slice positions progress at {tilt_deg:.2f} degrees from the slice normal "
+                "(gantry tilt or sheared stack)",
+                series=series,
+                attribute=f"{_attr('ImagePositionPatient')} vs {_attr('ImageOrientationPatient')}",
+                fix="resample the series onto an orthogonal grid first (e.g. dcm2niix corrects "
+                "gantry tilt), or raise tilt_deg= if the angle is negligible for your use",
+            )
+        )
+    median = float(np.median(steps))
+    limit = tol.spacing_atol_mm + tol.spacing_rtol * median
+    deviation = np.abs(steps - median)
+    bad = np.nonzero(deviation > limit)[0]
+    if bad.size:
+        ratios = steps[bad] / median
+        k = np.rint(ratios)
+        missing = (k >= 2) & (np.abs(steps[bad] - k * median) <= limit)
+        if np.all(missing):
+            where = "; ".join(
+                f"{int(kk) - 1} between {os.path.basename(files[order[i]].path)} "
+                f"({d_sorted[i]:.2f} mm) and {os.path.basename(files[order[i + 1]].path)} "
+                f"({d_sorted[i + 1]:.2f} mm)"
+                for i, kk in zip(bad[:5], k[:5])
+            )
+            n_missing = int(np.sum(k - 1))
+            raise GeometryError(
+                format_message(
+                    f"{n_missing} slice(s) missing (steps of {median:.3f} mm expected): {where}",
+                    series=series,
+                    attribute=_attr("ImagePositionPatient"),
+                    fix="copy the complete series again; the export or transfer lost files",
+                )
+            )
+        shown = ", ".join(f"{s:.3f}" for s in steps[bad][:8])
+        raise GeometryError(
+            format_message(
+                f"irregular slice spacing: {bad.size} step(s) of {shown} mm differ from the "
+                f"median {median:.3f} mm by more than {limit:.3f} mm",
+                series=series,
+                attribute=_attr("ImagePositionPatient"),
+                fix="resample the series to a regular slice spacing first (e.g. SimpleITK "
+                "or dcm2niix), or widen spacing_rtol=/spacing_atol_mm= if the deviation is "
+                "acceptable",
+            )
+        )
+    max_dev = float(deviation.max()) if deviation.size else 0.0
+    if max_dev > tol.spacing_warn_mm:
+        n_dev = int(np.sum(deviation > tol.spacing_warn_mm))
+        warnings.warn(
+            format_message(
+                f"slice steps range from {steps.min():.3f} to {steps.max():.3f} mm; "
+                f"{n_dev} step(s) deviate by more than {tol.spacing_warn_mm} mm (at most "
+                f"{max_dev:.3f} mm) from the median {median:.4f} mm used as the slice spacing",
+                series=series,
+                attribute=_attr("ImagePositionPatient"),
+            ),
+            GeometryWarning,
+            stacklevel=4,
+        )
+    sx, sy = float(spacings[0, 1]), float(spacings[0, 0])
+    direction = np.column_stack([row, col, normal]).reshape(-1)
+    grid = Grid(
+        shape=(n_files, int(heads[0].Rows), int(heads[0].Columns)),
+        origin_mm=tuple(pos[0]),
+        spacing_mm=(sx, sy, median),
+        direction=tuple(direction),
+    )
+    rule = (
+        "sorted by position along the normal (row x column cosine); slice spacing = median "
+        "step"
+    )
+    inputs = {
+        "n_slices": n_files,
+        "slice_spacing_mm": median,
+        "slice_step_min_mm": float(steps.min()),
+        "slice_step_max_mm": float(steps.max()),
+        "slice_step_max_deviation_mm": max_dev,
+        "tilt_deg": tilt_deg,
+        "tolerances": tol.to_dict(),
+    }
+    return _Stack(order, grid, pos, steps, rule, inputs)
+
+
+# ---------------------------------------------------------------------------- public
+def load_volume(
+    source: Source,
+    *,
+    modality: str | None = None,
+    series_uid: str | None = None,
+    orientation: float = 1e-3,
+    spacing_rtol: float = 0.05,
+    spacing_atol_mm: float = 0.1,
+    spacing_warn_mm: float = 0.01,
+    duplicate_mm: float = 0.01,
+    tilt_deg: float = 0.1,
+    _operation: str = "emlesion.io.load_volume",
+) -> Volume:
+    """Load one single-frame PET or CT series as a :class:`Volume`.
+
+    Parameters
+    ----------
+    source : folder, SeriesInfo or list of files
+        A folder (walked recursively; when it holds several series the one to load is
+        chosen by role, see :func:`load_pet` and :func:`load_ct`), a
+        :class:`~emlesion.io.discover.SeriesInfo` from :func:`~emlesion.io.discover.discover`,
+        or the files of the series.
+    modality : {"PT", "CT"}, optional
+        Which kind of series to pick when ``source`` holds several. Default: the only PET
+        or CT image series present.
+    series_uid : str, optional
+        Choose the series with this SeriesInstanceUID explicitly.
+    orientation, spacing_rtol, spacing_atol_mm, spacing_warn_mm, duplicate_mm, tilt_deg : float
+        Geometry tolerances, see :class:`GeometryTolerances` (defaults 1e-3, 0.05, 0.1 mm,
+        0.01 mm, 0.01 mm, 0.1 degree).
+
+    Returns
+    -------
+    Volume
+        float32 values ``(z, y, x)`` after each slice's own rescale (HU for CT, the stored
+        ``Units`` for PET), the LPS grid, identity, per-slice facts, the headers without
+        pixel data in z order, and a provenance step.
+
+    Raises
+    ------
+    SeriesNotFoundError
+        No (or no unique) series of the wanted kind.
+    GeometryError
+        Mixed orientations, duplicates, gantry tilt, missing slices, irregular spacing,
+        differing matrix sizes, fewer than two slices.
+    UnsupportedDataError
+        Multi-frame (Enhanced / Legacy Converted Enhanced) objects.
+    DicomReadError
+        A file is truncated or its pixel data cannot be decoded.
+    MissingAttributeError, InvalidAttributeError
+        A geometry or rescale attribute is absent or malformed.
+    """
+    tol = GeometryTolerances(orientation, spacing_rtol, spacing_atol_mm, spacing_warn_mm,
+                             duplicate_mm, tilt_deg)
+    mod = (modality or "").upper() or None
+    if mod == "PT":
+        roles: tuple[SeriesRole, ...] = (SeriesRole.PET_AC, SeriesRole.PET_NAC)
+        modalities: tuple[str, ...] = ("PT",)
+        what = "PET"
+    elif mod == "CT":
+        roles, what, modalities = (SeriesRole.CT,), "CT", ("CT",)
+    elif mod is None:
+        roles = (SeriesRole.PET_AC, SeriesRole.CT, SeriesRole.PET_NAC)
+        what, modalities = "PET or CT", ("PT", "CT")
+    else:
+        raise UnsupportedDataError(
+            format_message(f"modality {modality!r} is not supported", fix="use 'PT' or 'CT'")
+        )
+    with record_warnings() as rec:
+        if mod is None and not isinstance(source, SeriesInfo) and series_uid is None:
+            files, info, where = _resolve_any(source, what)
+        else:
+            files, info, where = _resolve(source, roles, what, series_uid, modalities)
+        volume = _build(files, info, where, tol, _operation)
+    step = volume.provenance[-1]
+    return replace(
+        volume, provenance=(ProvenanceStep(step.operation, step.rule, step.inputs, rec.as_tuple()),)
+    )
+
+
+def _resolve_any(source: Source, what: str) -> tuple[list[DicomFile], SeriesInfo | None, str]:
+    """Without a modality: the unique PET-AC or CT series (error when both are present)."""
+    try:
+        return _resolve(source, (SeriesRole.PET_AC,), what, None, ("PT",))
+    except SeriesNotFoundError as pet_error:
+        try:
+            return _resolve(source, (SeriesRole.CT,), what, None, ("CT",))
+        except SeriesNotFoundError:
+            raise pet_error from None
+
+
+def load_pet(
+    source: Source,
+    *,
+    series_uid: str | None = None,
+    **tolerances: float,
+) -> Volume:
+    """Load a PET series (values in its stored ``Units``, e.g. Bq/mL for BQML).
+
+    When ``source`` holds several series the attenuation-corrected PET is chosen; a
+    non-attenuation-corrected PET is loaded only when named with ``series_uid``.
+
+    Parameters
+    ----------
+    source : folder, SeriesInfo or list of files
+        See :func:`load_volume`.
+    series_uid : str, optional
+        SeriesInstanceUID of the PET series to load.
+    **tolerances : float
+        Geometry tolerances, see :func:`load_volume`.
+
+    Returns
+    -------
+    Volume
+        ``units`` is the PET ``Units`` value (``"BQML"``, ``"CNTS"``, ``"GML"``, ...).
+
+    Examples
+    --------
+    >>> pet = load_pet("study/PT")  # doctest: +SKIP
+    >>> pet.units, pet.shape  # doctest: +SKIP
+    ('BQML', (545, 168, 168))
+    """
+    return load_volume(source, modality="PT", series_uid=series_uid,
+                       _operation="emlesion.io.load_pet", **tolerances)
+
+
+def load_ct(
+    source: Source,
+    *,
+    series_uid: str | None = None,
+    **tolerances: float,
+) -> Volume:
+    """Load a CT series in Hounsfield units (localizers in the folder are ignored).
+
+    Parameters
+    ----------
+    source : folder, SeriesInfo or list of files
+        See :func:`load_volume`.
+    series_uid : str, optional
+        SeriesInstanceUID of the CT series to load.
+    **tolerances : float
+        Geometry tolerances, see :func:`load_volume`.
+
+    Returns
+    -------
+    Volume
+        ``units`` is ``"HU"``.
+    """
+    return load_volume(source, modality="CT", series_uid=series_uid,
+                       _operation="emlesion.io.load_ct", **tolerances)
+
+
+def _build(
+    files: list[DicomFile],
+    info: SeriesInfo | None,
+    where: str,
+    tol: GeometryTolerances,
+    operation: str,
+) -> Volume:
+    series = info.series_instance_uid if info is not None else where
+    if info is not None and info.series_description:
+        series = f"{info.series_instance_uid} '{info.series_description}'"
+    _check_multiframe(files, series)
+    stack = _geometry(files, series, tol)
+    nz, ny, nx = stack.grid.shape
+    modality = _text(files[0].header, "Modality").upper()
+    is_pet = modality == "PT"
+    out = np.empty((nz, ny, nx), dtype=np.float32)
+    slices: list[SliceInfo] = []
+    headers: list[Dataset] = []
+    units_seen: dict[str, int] = {}
+    nonzero_intercepts = 0
+    for k, idx in enumerate(stack.order):
+        f = files[int(idx)]
+        h = f.header
+        pos = stack.positions_mm[k]
+        slope, intercept = _rescale(h, series, f.path)
+        stored = decode_pixels(f, series=series)
+        if stored.shape != (ny, nx):
+            raise GeometryError(
+                format_message(
+                    f"{os.path.basename(f.path)}: pixel array {stored.shape} does not match "
+                    f"Rows x Columns {ny}x{nx}",
+                    series=series,
+                    attribute=f"{_attr('Rows')} / {_attr('Columns')}",
+                    fix="the file is damaged; copy it again from the source",
+                )
+            )
+        if slope == 1.0 and intercept == 0.0:
+            out[k] = stored
+        else:
+            out[k] = stored * slope + intercept  # float64 arithmetic, one rounding to float32
+        if is_pet:
+            units = _text(h, "Units")
+            units_seen[units] = units_seen.get(units, 0) + 1
+            if intercept != 0.0:
+                nonzero_intercepts += 1
+        slices.append(
+            SliceInfo(
+                sop_instance_uid=_text(h, "SOPInstanceUID"),
+                position_mm=(float(pos[0]), float(pos[1]), float(pos[2])),
+                rescale_slope=slope,
+                rescale_intercept=intercept,
+                instance_number=_opt_int(h, "InstanceNumber"),
+                acquisition_date=_text(h, "AcquisitionDate"),
+                acquisition_time=_text(h, "AcquisitionTime"),
+                acquisition_datetime=_text(h, "AcquisitionDateTime"),
+                frame_reference_time_ms=_opt_float(h, "FrameReferenceTime"),
+                actual_frame_duration_ms=_opt_float(h, "ActualFrameDuration"),
+                image_index=_opt_int(h, "ImageIndex"),
+                decay_factor=_opt_float(h, "DecayFactor"),
+                filename=f.path,
+            )
+        )
+        headers.append(h)
+    if is_pet:
+        if len(units_seen) > 1:
+            raise InvalidAttributeError(
+                format_message(
+                    "slices disagree on Units: "
+                    + ", ".join(f"{u or '(empty)'} x{n}" for u, n in units_seen.items()),
+                    series=series,
+                    attribute=_attr("Units"),
+                    fix="the files mix several reconstructions; load one of them via series_uid",
+                )
+            )
+        units = next(iter(units_seen))
+        if not units:
+            warnings.warn(
+                format_message("PET Units is empty; the voxel values have unknown units",
+                               series=series, attribute=_attr("Units")),
+                DicomQuirkWarning,
+                stacklevel=3,
+            )
+        if nonzero_intercepts:
+            warnings.warn(
+                format_message(
+                    f"{nonzero_intercepts} PET slice(s) have a non-zero RescaleIntercept "
+                    "(the standard says it is always 0 for PET); it was applied",
+                    series=series,
+                    attribute=_attr("RescaleIntercept"),
+                ),
+                DicomQuirkWarning,
+                stacklevel=3,
+            )
+    elif modality == "CT":
+        units = "HU"
+    else:
+        units = _text(files[0].header, "RescaleType")
+    inputs = {
+        "source": where,
+        "n_files": len(files),
+        "series_instance_uid": _text(files[0].header, "SeriesInstanceUID"),
+        **stack.inputs,
+    }
+    step = ProvenanceStep(operation, stack.rule, inputs)
+    return Volume(
+        array=out,
+        grid=stack.grid,
+        identity=SeriesIdentity.from_dataset(headers[0]),
+        slices=tuple(slices),
+        headers=tuple(headers),
+        units=units,
+        provenance=(step,),
+    )
