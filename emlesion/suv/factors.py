@@ -294,11 +294,11 @@ class SUVFactors:
                  f"DecayCorrection {self.decay_correction}"]
         f = self.factor
         if f is not None:
-            lines.append(f"  factor            {f:.8g}")
+            lines.append(f"  factor              {f:.8g}")
         else:
-            lines.append(f"  factors           {len(self.factors)} slices, "
+            lines.append(f"  factors             {len(self.factors)} slices, "
                          f"{min(self.factors):.8g} .. {max(self.factors):.8g}")
-        lines.append(f"  rule              {self.rule}")
+        lines.append(f"  rule                {self.rule}")
         rows: list[tuple[str, Any]] = [
             ("reference time", self.reference_time),
             ("frame-based time", self.reference_time_frame),
@@ -318,7 +318,7 @@ class SUVFactors:
                 continue
             text = value.isoformat() if isinstance(value, _dt.datetime) else (
                 f"{value:.8g}" if isinstance(value, float) else str(value))
-            lines.append(f"  {name:<17} {text}")
+            lines.append(f"  {name:<19} {text}")
         for w in self.warnings:
             lines.append(f"  warning: {w}")
         return "\n".join(lines)
