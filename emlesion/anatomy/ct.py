@@ -1,0 +1,800 @@
+"""Classical (no deep learning, no download) anatomy from a PET/CT pair.
+
+:func:`segment_anatomy` finds, with HU thresholds, PET uptake levels, morphology and
+connected components: the body, the skeleton, the spine and its axis, the bony pelvis with
+the iliac-crest, pubic-symphysis and pelvic-inlet levels, the urinary bladder, both
+kidneys, the ureters, the liver with an automatic PERCIST reference sphere, and an aortic
+blood-pool cylinder. An organ label map supplied by the user (for example a
+TotalSegmentator output) replaces the organs it names.
+
+Working grid
+------------
+Every mask of the returned :class:`~emlesion.anatomy.Anatomy` lies on **the PET grid** when a
+PET is given (the CT is resampled onto it, linear interpolation, -1024 HU outside the CT
+field of view); without a PET, on the CT grid coarsened to at least 3 mm voxels. The PET is
+never interpolated.
+
+Limits
+------
+Written for the low-dose, non-contrast CT of an abdomen-pelvis FDG PET/CT. Organs whose CT
+contrast is poor without iodinated contrast (kidneys, liver, aorta) are found with the help
+of the PET: kidneys as a bilateral, mirror-symmetric pair of moderately avid paraspinal
+structures, the liver as the large, uniformly moderately avid right upper-quadrant organ,
+the bladder as the hottest fluid-density structure in the low midline pelvis. Heart, brain
+and bowel are only available from a user-supplied organ label map. A missing or transplanted
+kidney, a very full or an empty bladder, a liver replaced by tumour, or a lesion that is
+itself mirror-symmetric with a kidney will mislead the rules; supply ``organ_labels`` then.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from emlesion.anatomy.model import (
+    Anatomy,
+    AnatomyLabel,
+    ReferenceRegion,
+    voxel_centres_mm,
+)
+from emlesion.errors import EmlesionWarning, MaskError, format_message
+from emlesion.io.geometry import Grid, resample_array
+from emlesion.io.labelmap import LabelMap
+from emlesion.io.volume import Volume
+from emlesion.provenance import ProvenanceStep, record_warnings
+
+__all__ = ["TOTALSEGMENTATOR_NAMES", "AnatomyWarning", "segment_anatomy"]
+
+#: HU thresholds used by the rules (non-contrast CT).
+BODY_HU = -500.0
+BONE_HU = 200.0
+FLUID_HU = (-30.0, 35.0)
+SOFT_HU = (-30.0, 100.0)
+
+#: Radius of the PERCIST liver sphere (3 cm diameter) and of the blood-pool cylinder (1 cm
+#: diameter, 2 cm long).
+LIVER_SPHERE_RADIUS_MM = 15.0
+BLOOD_POOL_RADIUS_MM = 5.0
+BLOOD_POOL_LENGTH_MM = 20.0
+
+#: Organ names of a user label map (lower case, TotalSegmentator v2 names and a few common
+#: synonyms) and the structure each one feeds.
+TOTALSEGMENTATOR_NAMES: Mapping[str, AnatomyLabel] = {
+    "kidney_left": AnatomyLabel.KIDNEY_LEFT,
+    "left_kidney": AnatomyLabel.KIDNEY_LEFT,
+    "kidney_cyst_left": AnatomyLabel.KIDNEY_LEFT,
+    "kidney_right": AnatomyLabel.KIDNEY_RIGHT,
+    "right_kidney": AnatomyLabel.KIDNEY_RIGHT,
+    "kidney_cyst_right": AnatomyLabel.KIDNEY_RIGHT,
+    "urinary_bladder": AnatomyLabel.BLADDER,
+    "bladder": AnatomyLabel.BLADDER,
+    "ureter": AnatomyLabel.URETERS,
+    "ureters": AnatomyLabel.URETERS,
+    "ureter_left": AnatomyLabel.URETERS,
+    "ureter_right": AnatomyLabel.URETERS,
+    "liver": AnatomyLabel.LIVER,
+    "spleen": AnatomyLabel.SPLEEN,
+    "aorta": AnatomyLabel.AORTA,
+    "heart": AnatomyLabel.HEART,
+    "heart_myocardium": AnatomyLabel.HEART,
+    "heart_atrium_left": AnatomyLabel.HEART,
+    "heart_atrium_right": AnatomyLabel.HEART,
+    "heart_ventricle_left": AnatomyLabel.HEART,
+    "heart_ventricle_right": AnatomyLabel.HEART,
+    "brain": AnatomyLabel.BRAIN,
+    "small_bowel": AnatomyLabel.BOWEL,
+    "duodenum": AnatomyLabel.BOWEL,
+    "colon": AnatomyLabel.BOWEL,
+    "stomach": AnatomyLabel.BOWEL,
+    "esophagus": AnatomyLabel.BOWEL,
+    "sacrum": AnatomyLabel.PELVIS,
+    "hip_left": AnatomyLabel.PELVIS,
+    "hip_right": AnatomyLabel.PELVIS,
+}
+
+
+class AnatomyWarning(EmlesionWarning):
+    """A structure could not be found, or was found by a fallback rule."""
+
+
+# ---------------------------------------------------------------------------- helpers
+def _ball(radius_mm: float, spacing_xyz: tuple[float, float, float]) -> np.ndarray:
+    """Ellipsoidal structuring element ``(z, y, x)`` of physical radius ``radius_mm``."""
+    sx, sy, sz = spacing_xyz
+    rz, ry, rx = (max(math.floor(radius_mm / s), 0) for s in (sz, sy, sx))
+    z, y, x = np.ogrid[-rz : rz + 1, -ry : ry + 1, -rx : rx + 1]
+    return ((z * sz) ** 2 + (y * sy) ** 2 + (x * sx) ** 2) <= radius_mm**2 + 1e-6
+
+
+def _largest_component(mask: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
+    lab, n = ndi.label(mask, structure=structure)
+    if n == 0:
+        return np.zeros_like(mask, dtype=bool)
+    counts = np.bincount(lab.ravel())
+    counts[0] = 0
+    return lab == int(np.argmax(counts))
+
+
+def _remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
+    lab, n = ndi.label(mask, structure=np.ones((3, 3, 3), bool))
+    if n == 0:
+        return mask.astype(bool)
+    counts = np.bincount(lab.ravel())
+    keep = counts >= min_voxels
+    keep[0] = False
+    return keep[lab]
+
+
+def _fill_slices(mask: np.ndarray) -> np.ndarray:
+    out = np.empty_like(mask, dtype=bool)
+    for k in range(mask.shape[0]):
+        out[k] = ndi.binary_fill_holes(mask[k])
+    return out
+
+
+def _interp_nan(values: np.ndarray) -> np.ndarray:
+    """Linear interpolation of NaN entries between known ones (NaN kept outside the range)."""
+    out = np.asarray(values, dtype=float).copy()
+    ok = np.isfinite(out)
+    if ok.sum() < 2:
+        return out
+    idx = np.arange(out.size)
+    lo, hi = idx[ok][0], idx[ok][-1]
+    inner = (idx >= lo) & (idx <= hi) & ~ok
+    out[inner] = np.interp(idx[inner], idx[ok], out[ok])
+    return out
+
+
+def _suv_scale(pet: Volume, body: np.ndarray) -> tuple[np.ndarray, str]:
+    """PET values on an SUV-like scale (returned as float32) and the rule used."""
+    arr = np.asarray(pet.array, dtype=np.float32)
+    units = pet.units.upper()
+    if units.startswith(("SUV", "SUL")):
+        return arr, f"PET used as is ({pet.units})"
+    vals = arr[body & (arr > 0)]
+    med = float(np.median(vals)) if vals.size else 1.0
+    warnings.warn(
+        format_message(
+            f"PET units {pet.units or 'unknown'} are not an SUV; PET values were divided by "
+            f"the body median ({med:.4g}) so that organ rules can use SUV-like levels",
+            series=pet.identity.series_instance_uid or None,
+            fix="pass the output of emlesion.suv.compute_suv",
+        ),
+        AnatomyWarning,
+        stacklevel=3,
+    )
+    return (arr / (med if med > 0 else 1.0)).astype(np.float32), "PET / body median (not SUV)"
+
+
+def _working_grid(ct: Volume, pet: Volume | None) -> Grid:
+    if pet is not None:
+        return pet.grid
+    sx, sy, sz = ct.grid.spacing_mm
+    factors = [max(1, round(3.0 / s)) for s in (sx, sy, sz)]
+    if factors == [1, 1, 1]:
+        return ct.grid
+    nz, ny, nx = ct.grid.shape
+    shape = (max(1, nz // factors[2]), max(1, ny // factors[1]), max(1, nx // factors[0]))
+    spacing = (sx * factors[0], sy * factors[1], sz * factors[2])
+    # keep the field of view centred: first new voxel centre at the mean of the first block
+    shift = np.array([(f - 1) / 2.0 * s for f, s in zip(factors, (sx, sy, sz))])
+    origin = np.asarray(ct.grid.origin_mm) + ct.grid.direction_matrix @ shift
+    return Grid(shape, (float(origin[0]), float(origin[1]), float(origin[2])), spacing,
+                ct.grid.direction)
+
+
+# ---------------------------------------------------------------------------- main
+def segment_anatomy(
+    ct: Volume,
+    pet: Volume | None = None,
+    *,
+    organ_labels: LabelMap | None = None,
+    organ_names: Mapping[str, AnatomyLabel | str] | None = None,
+) -> Anatomy:
+    """Delineate the body, skeleton, landmarks and abdominal organs of one PET/CT timepoint.
+
+    Parameters
+    ----------
+    ct : Volume
+        CT in HU.
+    pet : Volume, optional
+        PET of the same frame of reference, ideally an SUV image from
+        :func:`emlesion.suv.compute_suv`. Without it, kidneys, liver and aorta are not
+        searched and the bladder comes from CT alone.
+    organ_labels : LabelMap, optional
+        A user organ label map (e.g. TotalSegmentator NIfTI, loaded as a LabelMap with
+        names). Every named organ it contains replaces the classical one.
+    organ_names : Mapping[str, AnatomyLabel], optional
+        Extra name -> structure mapping for ``organ_labels`` (added to
+        :data:`TOTALSEGMENTATOR_NAMES`; names are compared in lower case).
+
+    Returns
+    -------
+    Anatomy
+        Masks on the PET grid (on a >= 3 mm CT-derived grid without PET), landmarks,
+        reference VOIs and one provenance step per structure.
+
+    Notes
+    -----
+    Rules, in order (``dx`` is the distance from the spinal axis along x, LPS):
+
+    1. *Body*: CT > -500 HU, holes filled slice by slice, largest 3-D component.
+    2. *Bone*: CT >= 200 HU inside the body, components < 1 mL dropped.
+    3. *Spine axis*: per slice, the largest bone component within 30 mm of the body's
+       x-centre and posterior to its y-centre; its centroid is the axis point, its
+       most anterior voxel the anterior vertebral border; gaps are interpolated.
+    4. *Iliac crests*: going up from the lowest slice, the run of slices with bone on both
+       sides at ``|dx| > 60 mm`` (iliac wings, acetabula, femora; gaps <= 12 mm tolerated);
+       its top is the crest level. *Pelvis* = bone at or below that level.
+    5. *Pubic symphysis*: top of the bone within 25 mm of the midline and > 60 mm anterior
+       of the spinal axis, below the crests. *Pelvic inlet level*: half-way between crest
+       and symphysis top, an axial stand-in for the mid-point of the oblique
+       promontory-symphysis plane (None without a symphysis).
+    6. *Bladder*: below the crests, ``|dx| < 70 mm``, anterior of the spine: the hottest PET
+       component (>= 30 % of the local maximum and >= 4) whose core is fluid (mean
+       CT < 30 HU); mask = its 50 %-of-max PET region united with the CT fluid
+       (-30..35 HU) inside it dilated by 8 mm. CT-only fallback: largest midline fluid
+       component > 20 mL.
+    7. *Liver*: largest component of CT 20-100 HU with PET 1.2-4.0 (Gaussian-smoothed)
+       in the right upper quadrant above the crests, > 300 mL. *PERCIST reference*: 3 cm
+       sphere centred in the right lobe at the point farthest from the liver surface,
+       preferring the level midway between dome and inferior tip.
+    8. *Kidneys*: paraspinal (25 <= ``|dx|`` <= 150 mm) voxels above the crests with CT
+       -30..100 HU and PET >= 1.5, liver removed, opened by one voxel; the right side is
+       mirrored about the spinal axis and shifted (up to +-40 mm in z, +-12 mm in y) to best
+       overlap the left; each kidney is the largest component of the part of its side
+       that has a mirror partner (dilated by 4 mm). A unilateral lesion touching a kidney
+       has no mirror partner and is therefore not absorbed into the kidney.
+    9. *Ureters*: thin (in-plane area <= 2 cm^2 per slice), vertically running (>= 30 mm)
+       PET-hot (>= 3) structures between kidneys and bladder, |dx| <= 100 mm.
+    10. *Aorta / blood pool*: per slice above the crests, the PET 1.2-4.0 soft-tissue
+        component 5-40 mm anterior of the vertebral body, x within -15..+40 mm of the axis,
+        area 1.5-9 cm^2; the blood-pool VOI is a 1 cm x 2 cm cylinder on the longest
+        straight run of such slices. PERCIST specifies the descending *thoracic* aorta;
+        in an abdomen-pelvis scan the abdominal aorta is the best available (recorded).
+
+    References
+    ----------
+    .. [1] Wahl RL, Jacene H, Kasamon Y, Lodge MA. From RECIST to PERCIST. J Nucl Med
+       2009;50 Suppl 1:122S-150S (3 cm liver sphere; blood-pool cylinder).
+    .. [2] Wasserthal J et al. TotalSegmentator. Radiol Artif Intell 2023;5:e230024
+       (organ names accepted in ``organ_labels``).
+    """
+    steps: list[ProvenanceStep] = []
+    with record_warnings() as rec:
+        grid = _working_grid(ct, pet)
+        hu = resample_array(np.asarray(ct.array), ct.grid, grid, interpolation="linear",
+                            default_value=-1024.0).astype(np.float32)
+        sx, sy, sz = grid.spacing_mm
+        vox_ml = grid.voxel_volume_ml
+        xs, ys, zs = voxel_centres_mm(grid)
+        x3 = np.broadcast_to(xs, grid.shape)
+        y3 = np.broadcast_to(ys, grid.shape)
+        z_slice = np.asarray(np.broadcast_to(zs, grid.shape)[:, 0, 0], dtype=float)
+        z_up = bool(z_slice[-1] >= z_slice[0]) if len(z_slice) > 1 else True
+        masks: dict[AnatomyLabel, np.ndarray] = {}
+
+        # 1. body -------------------------------------------------------------
+        body = _largest_component(_fill_slices(hu > BODY_HU), np.ones((3, 3, 3), bool))
+        masks[AnatomyLabel.BODY] = body
+        steps.append(ProvenanceStep("emlesion.anatomy.body", rule="CT > -500 HU, slice holes "
+                                    "filled, largest 3-D component",
+                                    inputs={"volume_ml": float(body.sum() * vox_ml),
+                                            "working_grid_shape": grid.shape,
+                                            "working_spacing_mm": grid.spacing_mm}))
+        # 2. bone --------------------------------------------------------------
+        bone = _remove_small((hu >= BONE_HU) & body, max(1, round(1.0 / vox_ml)))
+        masks[AnatomyLabel.BONE] = bone
+        steps.append(ProvenanceStep("emlesion.anatomy.bone", rule="CT >= 200 HU in body, "
+                                    "components < 1 mL removed",
+                                    inputs={"volume_ml": float(bone.sum() * vox_ml)}))
+        # 3. spine axis --------------------------------------------------------
+        axis, ant_y, spine = _spine(bone, body, x3, y3, grid)
+        masks[AnatomyLabel.SPINE] = spine
+        n_axis = int(np.isfinite(axis[:, 0]).sum())
+        steps.append(ProvenanceStep("emlesion.anatomy.spine", rule="largest bone component "
+                                    "within 30 mm of body x-centre, posterior half; slice "
+                                    "centroids, gaps interpolated",
+                                    inputs={"slices_with_axis": n_axis}))
+        if n_axis == 0:
+            warnings.warn(format_message("no spine found on the CT; the body centre is used "
+                                         "as the midline"), AnatomyWarning, stacklevel=2)
+            axis = _body_centres(body, x3, y3)
+        ax_x = np.where(np.isfinite(axis[:, 0]), axis[:, 0], np.nanmedian(axis[:, 0]))
+        ax_y = np.where(np.isfinite(axis[:, 1]), axis[:, 1], np.nanmedian(axis[:, 1]))
+        dx = x3 - ax_x[:, None, None]
+        dy = y3 - ax_y[:, None, None]
+        # 4-5. pelvis landmarks -----------------------------------------------
+        crest_k, symph_k = _pelvic_levels(bone, dx, dy, grid, z_up)
+        crest_z = float(z_slice[crest_k]) if crest_k is not None else None
+        symph_z = float(z_slice[symph_k]) if symph_k is not None else None
+        inlet_z = (crest_z + symph_z) / 2.0 if crest_z is not None and symph_z is not None else None
+        if crest_z is None:
+            warnings.warn(format_message("iliac crests not found (pelvis outside the field of "
+                                         "view?); pelvic/retroperitoneal regions use the scan "
+                                         "middle"), AnatomyWarning, stacklevel=2)
+        z3 = np.broadcast_to(z_slice[:, None, None], grid.shape)
+        split_z = crest_z if crest_z is not None else float(np.median(z_slice))
+        below = z3 <= split_z + sz  # at or below the crest level
+        above = z3 > split_z
+        pelvis = bone & below & (crest_z is not None)
+        masks[AnatomyLabel.PELVIS] = pelvis
+        steps.append(ProvenanceStep("emlesion.anatomy.pelvis", rule="iliac crest = top of the "
+                                    "bottom-up run of slices with bone at |dx|>60 mm both sides;"
+                                    " symphysis = top of anterior midline bone; pelvic inlet = "
+                                    "mid-level crest-symphysis",
+                                    inputs={"iliac_crest_z_mm": crest_z,
+                                            "pubic_symphysis_z_mm": symph_z,
+                                            "pelvic_inlet_z_mm": inlet_z}))
+        liver_ref: ReferenceRegion | None = None
+        blood_ref: ReferenceRegion | None = None
+        soft = body & ~bone
+        if pet is not None:
+            suv, scale_rule = _suv_scale(pet, body)
+            suv_s = ndi.gaussian_filter(suv, sigma=(4.0 / sz, 4.0 / sy, 4.0 / sx))
+            # 6. bladder
+            bladder, brule = _bladder(suv, hu, soft & below, dx, dy, grid)
+            # 7. liver
+            liver, lrule = _liver(suv_s, hu, soft & above, dx)
+            # 8. kidneys
+            k_left, k_right, krule = _kidneys(suv, hu, soft & above & ~liver, dx, dy, ant_y,
+                                              ax_x, grid)
+            # 9. ureters
+            ureters = _ureters(suv, soft & ~bladder & ~k_left & ~k_right & ~liver, dx, grid,
+                               k_left | k_right, bladder, z3)
+            # 10. aorta
+            aorta, blood_ref, arule = _aorta(suv_s, hu, soft & above & ~liver & ~k_left &
+                                             ~k_right, dx, y3, ant_y, grid, z_slice)
+            for lab, m, rule in (
+                (AnatomyLabel.BLADDER, bladder, brule),
+                (AnatomyLabel.LIVER, liver, lrule),
+                (AnatomyLabel.KIDNEY_LEFT, k_left, krule),
+                (AnatomyLabel.KIDNEY_RIGHT, k_right, krule),
+                (AnatomyLabel.URETERS, ureters, "hot thin vertical tubes between kidneys and "
+                                                  "bladder"),
+                (AnatomyLabel.AORTA, aorta, arule),
+            ):
+                masks[lab] = m
+                steps.append(ProvenanceStep(f"emlesion.anatomy.{lab.value}", rule=rule,
+                                            inputs={"volume_ml": float(m.sum() * vox_ml),
+                                                    "pet_scale": scale_rule}))
+                if not m.any() and lab is not AnatomyLabel.URETERS:
+                    warnings.warn(format_message(f"{lab.value} not found by the classical "
+                                                 "rules", fix="supply organ_labels"),
+                                  AnatomyWarning, stacklevel=2)
+        else:
+            bladder = _bladder_ct(hu, soft & below, dx, dy, grid)
+            masks[AnatomyLabel.BLADDER] = bladder
+            steps.append(ProvenanceStep("emlesion.anatomy.bladder", rule="CT only: largest "
+                                        "midline fluid (-30..35 HU) component below the crests",
+                                        inputs={"volume_ml": float(bladder.sum() * vox_ml)}))
+        # user organ labels --------------------------------------------------
+        if organ_labels is not None:
+            replaced = _apply_organ_labels(organ_labels, grid, masks, organ_names)
+            steps.append(ProvenanceStep("emlesion.anatomy.organ_labels",
+                                        rule="user organ label map replaces classical organs",
+                                        inputs={"source": organ_labels.source,
+                                                "replaced": sorted(replaced)}))
+        liver = masks.get(AnatomyLabel.LIVER, np.zeros(grid.shape, bool))
+        if liver.any():
+            liver_ref = _liver_reference(liver, dx, grid, z_slice,
+                                         suv if pet is not None else None)
+            steps.append(ProvenanceStep("emlesion.anatomy.liver_reference",
+                                        rule=liver_ref.rule if liver_ref else "no valid centre",
+                                        inputs={"centre_mm": liver_ref.centre_mm if liver_ref
+                                                else None}))
+        if AnatomyLabel.AORTA in masks and blood_ref is None and masks[AnatomyLabel.AORTA].any():
+            blood_ref = _blood_pool_from_mask(masks[AnatomyLabel.AORTA], grid, z_slice)
+    step = ProvenanceStep("emlesion.anatomy.segment_anatomy",
+                          rule="classical HU/PET thresholds + morphology"
+                          + (" + user organ labels" if organ_labels is not None else ""),
+                          inputs={"ct_series": ct.identity.series_instance_uid,
+                                  "pet_series": pet.identity.series_instance_uid if pet else None},
+                          warnings=rec.as_tuple())
+    return Anatomy(
+        grid=grid,
+        masks=masks,
+        spinal_axis_mm=axis,
+        vertebral_anterior_y_mm=ant_y,
+        iliac_crest_z_mm=crest_z,
+        pubic_symphysis_z_mm=symph_z,
+        pelvic_inlet_z_mm=inlet_z,
+        liver_reference=liver_ref,
+        blood_pool_reference=blood_ref,
+        provenance=(*steps, step),
+    )
+
+
+# ---------------------------------------------------------------------------- rules
+def _body_centres(body: np.ndarray, x3: np.ndarray, y3: np.ndarray) -> np.ndarray:
+    out = np.full((body.shape[0], 2), np.nan)
+    for k in range(body.shape[0]):
+        m = body[k]
+        if m.any():
+            out[k] = (float(x3[k][m].mean()), float(y3[k][m].mean()))
+    return out
+
+
+def _spine(
+    bone: np.ndarray, body: np.ndarray, x3: np.ndarray, y3: np.ndarray, grid: Grid
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    nz = bone.shape[0]
+    axis = np.full((nz, 2), np.nan)
+    ant = np.full(nz, np.nan)
+    spine = np.zeros_like(bone)
+    centres = _body_centres(body, x3, y3)
+    eight = np.ones((3, 3), bool)
+    for k in range(nz):
+        if not bone[k].any() or not np.isfinite(centres[k, 0]):
+            continue
+        cx, cy = centres[k]
+        strip = bone[k] & (np.abs(x3[k] - cx) < 30.0) & (y3[k] > cy - 10.0)
+        lab, n = ndi.label(strip, structure=eight)
+        if n == 0:
+            continue
+        sizes = ndi.sum(strip, lab, index=np.arange(1, n + 1))
+        comp = lab == int(np.argmax(sizes)) + 1
+        if comp.sum() * grid.spacing_mm[0] * grid.spacing_mm[1] < 80.0:  # < 0.8 cm^2
+            continue
+        axis[k] = (float(x3[k][comp].mean()), float(y3[k][comp].mean()))
+        near = comp & (np.abs(x3[k] - axis[k, 0]) < 15.0)
+        ant[k] = float(y3[k][near].min()) if near.any() else float(y3[k][comp].min())
+        spine[k] = comp
+    ok = np.isfinite(axis[:, 0])
+    if ok.sum() >= 3:
+        # reject outliers (> 20 mm from the running median) then interpolate gaps
+        med = ndi.median_filter(np.where(ok, axis[:, 0], np.nanmedian(axis[:, 0])), size=7)
+        bad = ok & (np.abs(axis[:, 0] - med) > 20.0)
+        axis[bad] = np.nan
+        ant[bad] = np.nan
+        spine[bad] = False
+    axis = np.column_stack([_interp_nan(axis[:, 0]), _interp_nan(axis[:, 1])])
+    ant = _interp_nan(ant)
+    return axis, ant, spine
+
+
+def _pelvic_levels(
+    bone: np.ndarray, dx: np.ndarray, dy: np.ndarray, grid: Grid, z_up: bool
+) -> tuple[int | None, int | None]:
+    sx, sy, sz = grid.spacing_mm
+    min_vox = max(1, round(100.0 / (sx * sy)))  # 1 cm^2 per side
+    left = (bone & (dx > 60.0)).sum(axis=(1, 2)) >= min_vox
+    right = (bone & (dx < -60.0)).sum(axis=(1, 2)) >= min_vox
+    both = left & right
+    order = np.arange(bone.shape[0]) if z_up else np.arange(bone.shape[0])[::-1]
+    run: list[int] = []
+    gap_max = max(1, round(12.0 / sz))
+    gap = 0
+    for k in order:  # from the most caudal slice upwards
+        if both[k]:
+            run.append(int(k))
+            gap = 0
+        elif run:
+            gap += 1
+            if gap > gap_max:
+                break
+    if not run:
+        return None, None
+    # the run must start in the caudal half of the scan (else it is the ribs)
+    pos = int(np.where(order == run[0])[0][0])
+    if pos > len(order) // 2:
+        return None, None
+    crest = run[-1]
+    ant_mid = bone & (np.abs(dx) < 25.0) & (dy < -60.0)
+    run_set = set(order[: int(np.where(order == crest)[0][0]) + 1].tolist())
+    symph = None
+    for k in order:
+        if int(k) in run_set and ant_mid[k].sum() >= min_vox // 2 + 1:
+            symph = int(k)
+    return crest, symph
+
+
+def _bladder(
+    suv: np.ndarray, hu: np.ndarray, region: np.ndarray, dx: np.ndarray, dy: np.ndarray,
+    grid: Grid,
+) -> tuple[np.ndarray, str]:
+    box = region & (np.abs(dx) < 70.0) & (dy < 0.0)
+    empty = np.zeros(suv.shape, bool)
+    if not box.any():
+        return empty, "no low-pelvis search box"
+    local_max = float(suv[box].max())
+    hot = box & (suv >= max(4.0, 0.3 * local_max))
+    lab, n = ndi.label(hot, structure=np.ones((3, 3, 3), bool))
+    if n == 0:
+        return empty, "no hot structure in the low midline pelvis"
+    idx = np.arange(1, n + 1)
+    maxima = ndi.maximum(suv, lab, idx)
+    for i in np.argsort(maxima)[::-1]:
+        comp = lab == idx[i]
+        m = float(maxima[i])
+        core = comp & (suv >= 0.7 * m)
+        if core.sum() * grid.voxel_volume_ml < 2.0:
+            continue
+        if float(np.median(hu[core])) >= 30.0:  # soft tissue: a lesion, not urine
+            continue
+        if abs(float(dx[core].mean())) > 40.0:
+            continue
+        iso = _largest_component(comp & (suv >= 0.5 * m))
+        fluid = (hu >= FLUID_HU[0]) & (hu <= FLUID_HU[1]) & ndi.binary_dilation(
+            iso, _ball(8.0, grid.spacing_mm)) & region
+        fluid = _largest_component(fluid & ndi.binary_dilation(core, _ball(4.0, grid.spacing_mm))
+                                   | (fluid & iso)) if fluid.any() else fluid
+        bladder = _fill_slices(iso | fluid)
+        return bladder, (f"hottest fluid-core midline pelvic PET component (SUVmax {m:.3g}); "
+                         "50 %-of-max region + CT fluid within 8 mm")
+    return empty, "no hot fluid-density midline structure below the crests"
+
+
+def _bladder_ct(
+    hu: np.ndarray, region: np.ndarray, dx: np.ndarray, dy: np.ndarray, grid: Grid
+) -> np.ndarray:
+    fluid = region & (np.abs(dx) < 70.0) & (dy < 0.0) & (hu >= FLUID_HU[0]) & (hu <= FLUID_HU[1])
+    fluid = ndi.binary_opening(fluid, _ball(4.0, grid.spacing_mm))
+    comp = _largest_component(fluid)
+    return comp if comp.sum() * grid.voxel_volume_ml >= 20.0 else np.zeros_like(comp)
+
+
+def _liver(
+    suv_s: np.ndarray, hu: np.ndarray, region: np.ndarray, dx: np.ndarray
+) -> tuple[np.ndarray, str]:
+    hu_s = ndi.uniform_filter(hu, size=3)
+    cand = region & (dx < 0.0) & (hu_s >= 38.0) & (hu_s <= 100.0) & (suv_s >= 1.2) & (suv_s <= 4.0)
+    cand = ndi.binary_opening(cand, np.ones((3, 3, 3), bool))
+    comp = _largest_component(cand)
+    if comp.any():
+        # uniform uptake: keep voxels within 35 % of the organ's median (drops kidney, lesions)
+        med = float(np.median(suv_s[comp]))
+        comp = _largest_component(
+            ndi.binary_opening(comp & (np.abs(suv_s - med) <= 0.35 * med), np.ones((3, 3, 3), bool))
+        )
+        comp = _fill_slices(comp)
+    return comp, ("largest right-upper-quadrant component, CT 38-100 HU (3-voxel mean) and "
+                  "smoothed PET 1.2-4.0, then within 35 % of its median uptake")
+
+
+def _mirror_x(mask: np.ndarray, centre_index_x: float) -> np.ndarray:
+    """Mirror along the x index axis about a (fractional) column index."""
+    nx = mask.shape[2]
+    src = np.rint(2.0 * centre_index_x - np.arange(nx)).astype(int)
+    valid = (src >= 0) & (src < nx)
+    out = np.zeros_like(mask)
+    out[:, :, valid] = mask[:, :, src[valid]]
+    return out
+
+
+def _shift(mask: np.ndarray, dz: int, dy: int) -> np.ndarray:
+    out = np.zeros_like(mask)
+    nz, ny, _ = mask.shape
+    zs = slice(max(dz, 0), nz + min(dz, 0))
+    zd = slice(max(-dz, 0), nz + min(-dz, 0))
+    ys_ = slice(max(dy, 0), ny + min(dy, 0))
+    yd = slice(max(-dy, 0), ny + min(-dy, 0))
+    out[zs, ys_] = mask[zd, yd]
+    return out
+
+
+def _kidneys(
+    suv: np.ndarray, hu: np.ndarray, region: np.ndarray, dx: np.ndarray, dy: np.ndarray,
+    ant_y: np.ndarray, ax_x: np.ndarray, grid: Grid,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    _sx, sy, sz = grid.spacing_mm
+    cand = (region & (np.abs(dx) >= 25.0) & (np.abs(dx) <= 150.0) & (dy > -90.0) & (dy < 70.0)
+            & (hu >= SOFT_HU[0]) & (hu <= SOFT_HU[1]) & (suv >= 1.5))
+    cand = ndi.binary_opening(cand, ndi.generate_binary_structure(3, 1))
+    if not cand.any():
+        e = np.zeros(suv.shape, bool)
+        return e, e, "no paraspinal avid soft tissue above the crests"
+    left = cand & (dx > 0)
+    right = cand & (dx < 0)
+    # mirror about the median spinal axis column
+    centre_ix = float(grid.lps_to_index((float(np.nanmedian(ax_x)), 0.0, 0.0))[2]) if \
+        abs(grid.direction_matrix[0, 0]) > 0.99 else (suv.shape[2] - 1) / 2.0
+    mir_r = _mirror_x(right, centre_ix)
+    best = (-1, 0, 0)
+    for dz in range(-int(40 // sz), int(40 // sz) + 1):
+        for dyv in range(-int(12 // sy), int(12 // sy) + 1):
+            ov = int((left & _shift(mir_r, dz, dyv)).sum())
+            if ov > best[0]:
+                best = (ov, dz, dyv)
+    _, dz, dyv = best
+    grow = _ball(4.0, grid.spacing_mm)
+    partner_l = ndi.binary_dilation(_shift(mir_r, dz, dyv), grow)
+    mir_l = _mirror_x(_shift(left, -dz, -dyv), centre_ix)
+    partner_r = ndi.binary_dilation(mir_l, grow)
+    min_vox = round(20.0 / grid.voxel_volume_ml)
+    out = []
+    for side, partner in ((left, partner_l), (right, partner_r)):
+        sym = side & partner
+        comp = _largest_component(sym)
+        if comp.sum() < min_vox:
+            comp = np.zeros_like(comp)
+        else:
+            comp = _fill_slices(ndi.binary_closing(comp, grow) & side | comp)
+        out.append(comp)
+    rule = (f"paraspinal avid soft tissue, mirror-symmetric part (right mirrored, shift "
+            f"dz={dz * sz:.0f} mm, dy={dyv * sy:.0f} mm)")
+    return out[0], out[1], rule
+
+
+def _ureters(
+    suv: np.ndarray, region: np.ndarray, dx: np.ndarray, grid: Grid, kidneys: np.ndarray,
+    bladder: np.ndarray, z3: np.ndarray,
+) -> np.ndarray:
+    out = np.zeros(suv.shape, bool)
+    if not kidneys.any() or not bladder.any():
+        return out
+    zk = z3[kidneys]
+    zb = z3[bladder]
+    lo, hi = float(zb.min()), float(zk.max())
+    lo, hi = min(lo, hi), max(lo, hi)
+    cand = region & (suv >= 3.0) & (np.abs(dx) <= 100.0) & (z3 >= lo) & (z3 <= hi)
+    sx, sy, sz = grid.spacing_mm
+    max_area_vox = 200.0 / (sx * sy)
+    thin = np.zeros_like(cand)
+    for k in range(cand.shape[0]):
+        lab, n = ndi.label(cand[k], structure=np.ones((3, 3), bool))
+        if n == 0:
+            continue
+        sizes = np.bincount(lab.ravel())
+        ok = sizes <= max_area_vox
+        ok[0] = False
+        thin[k] = ok[lab]
+    lab3, _n3 = ndi.label(thin, structure=np.ones((3, 3, 3), bool))
+    for i, sl in enumerate(ndi.find_objects(lab3), start=1):
+        if sl is None:
+            continue
+        if (sl[0].stop - sl[0].start) * sz >= 30.0:
+            out |= lab3 == i
+    return out
+
+
+def _aorta(
+    suv_s: np.ndarray, hu: np.ndarray, region: np.ndarray, dx: np.ndarray, y3: np.ndarray,
+    ant_y: np.ndarray, grid: Grid, z_slice: np.ndarray,
+) -> tuple[np.ndarray, ReferenceRegion | None, str]:
+    sx, sy, sz = grid.spacing_mm
+    out = np.zeros(suv_s.shape, bool)
+    px = sx * sy
+    centres: list[tuple[int, float, float]] = []
+    for k in range(suv_s.shape[0]):
+        if not np.isfinite(ant_y[k]) or not region[k].any():
+            continue
+        box = (region[k] & (y3[k] < ant_y[k] - 5.0) & (y3[k] > ant_y[k] - 40.0)
+               & (dx[k] > -15.0) & (dx[k] < 40.0))
+        cand = box & (suv_s[k] >= 1.2) & (suv_s[k] <= 4.0) & (hu[k] >= 0) & (hu[k] <= 100)
+        lab, n = ndi.label(cand)
+        best = None
+        for i in range(1, n + 1):
+            comp = lab == i
+            area = comp.sum() * px
+            if 150.0 <= area <= 900.0:
+                score = area
+                if best is None or score > best[0]:
+                    best = (score, comp)
+        if best is not None:
+            out[k] = best[1]
+            xs = np.nonzero(best[1])
+            # centroid in LPS
+            cy_i, cx_i = float(np.mean(xs[0])), float(np.mean(xs[1]))
+            p = grid.index_to_lps((k, cy_i, cx_i))
+            centres.append((k, float(p[0]), float(p[1])))
+    if not centres:
+        return out, None, "no round avid soft-tissue structure anterior to the spine"
+    # longest run of consecutive slices with centres moving < 5 mm per slice
+    runs: list[list[tuple[int, float, float]]] = [[centres[0]]]
+    for c in centres[1:]:
+        prev = runs[-1][-1]
+        if c[0] == prev[0] + 1 and math.hypot(c[1] - prev[1], c[2] - prev[2]) < 5.0:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    run = max(runs, key=len)
+    keep = {int(c[0]) for c in run}
+    for k in range(suv_s.shape[0]):
+        if k not in keep:
+            out[k] = False
+    need = math.ceil(BLOOD_POOL_LENGTH_MM / sz)
+    if len(run) < need:
+        return out, None, (f"aorta track of {len(run)} slices is shorter than the "
+                           f"{BLOOD_POOL_LENGTH_MM:.0f} mm blood-pool cylinder")
+    mid = run[len(run) // 2]
+    ref = ReferenceRegion(
+        "blood_pool",
+        (mid[1], mid[2], float(z_slice[mid[0]])),
+        BLOOD_POOL_RADIUS_MM,
+        BLOOD_POOL_LENGTH_MM,
+        rule="1 cm x 2 cm cylinder, centre of the longest straight abdominal-aorta track "
+        "(PERCIST specifies the descending thoracic aorta; not in an abdomen-pelvis field "
+        "of view)",
+    )
+    return out, ref, f"abdominal aorta track, {len(run)} slices"
+
+
+def _blood_pool_from_mask(aorta: np.ndarray, grid: Grid, z_slice: np.ndarray) -> \
+        ReferenceRegion | None:
+    ks = np.nonzero(aorta.any(axis=(1, 2)))[0]
+    if ks.size == 0:
+        return None
+    k = int(ks[ks.size // 2])
+    jj, ii = np.nonzero(aorta[k])
+    p = grid.index_to_lps((k, float(jj.mean()), float(ii.mean())))
+    return ReferenceRegion("blood_pool", (float(p[0]), float(p[1]), float(z_slice[k])),
+                           BLOOD_POOL_RADIUS_MM, BLOOD_POOL_LENGTH_MM,
+                           rule="centre of the aorta mask at its middle slice")
+
+
+def _liver_reference(
+    liver: np.ndarray, dx: np.ndarray, grid: Grid, z_slice: np.ndarray,
+    suv: np.ndarray | None,
+) -> ReferenceRegion | None:
+    sx, sy, sz = grid.spacing_mm
+    edt = ndi.distance_transform_edt(liver, sampling=(sz, sy, sx))
+    right_lobe = liver & (dx < -30.0)
+    if not right_lobe.any():
+        right_lobe = liver
+    ks = np.nonzero(liver.any(axis=(1, 2)))[0]
+    z_mid = float((z_slice[ks].min() + z_slice[ks].max()) / 2.0)
+    z3 = z_slice[:, None, None]
+    score = np.where(right_lobe, edt - 0.25 * np.abs(z3 - z_mid), -np.inf)
+    if suv is not None:
+        # avoid focal hot spots (liver lesions, vessels are cooler): local 3 cm mean vs liver
+        liver_med = float(np.median(suv[liver]))
+        local = ndi.uniform_filter(suv, size=(max(1, int(30 / sz)), max(1, int(30 / sy)),
+                                              max(1, int(30 / sx))))
+        score = np.where(np.abs(local - liver_med) > 0.2 * liver_med, score - 20.0, score)
+    best = np.unravel_index(int(np.argmax(score)), liver.shape)
+    if not np.isfinite(score[best]):
+        return None
+    depth = float(edt[best])
+    p = grid.index_to_lps(tuple(float(v) for v in best))  # type: ignore[arg-type]
+    if depth < LIVER_SPHERE_RADIUS_MM:
+        warnings.warn(format_message(f"the liver is too thin for a 3 cm sphere (deepest point "
+                                     f"{depth:.0f} mm from its edge)"), AnatomyWarning,
+                      stacklevel=3)
+    return ReferenceRegion(
+        "liver",
+        (float(p[0]), float(p[1]), float(p[2])),
+        LIVER_SPHERE_RADIUS_MM,
+        None,
+        rule=(f"3 cm sphere in the right lobe at the deepest point ({depth:.0f} mm from the "
+              "liver surface), preferring the dome-tip mid-level and uniform uptake"),
+    )
+
+
+def _apply_organ_labels(
+    organ_labels: LabelMap, grid: Grid, masks: dict[AnatomyLabel, np.ndarray],
+    organ_names: Mapping[str, AnatomyLabel | str] | None,
+) -> set[str]:
+    names: dict[str, AnatomyLabel] = dict(TOTALSEGMENTATOR_NAMES)
+    for k, v in (organ_names or {}).items():
+        names[k.lower()] = AnatomyLabel(v)
+    labels = organ_labels.resample_to(grid) if not organ_labels.grid.same_as(grid) \
+        else organ_labels
+    arr = np.asarray(labels.array)
+    new: dict[AnatomyLabel, np.ndarray] = {}
+    unknown: list[str] = []
+    for value in organ_labels.labels:
+        name = organ_labels.name(value).strip().lower().replace(" ", "_")
+        target = names.get(name)
+        if target is None and name.startswith("vertebrae_"):
+            target = AnatomyLabel.SPINE
+        if target is None:
+            unknown.append(name)
+            continue
+        new[target] = new.get(target, np.zeros(grid.shape, bool)) | (arr == value)
+    if not new:
+        raise MaskError(format_message("no label of the organ label map has a known organ name",
+                                       series=organ_labels.source or None,
+                                       fix="name the labels (e.g. TotalSegmentator names) or "
+                                       "pass organ_names"))
+    if unknown:
+        warnings.warn(format_message(f"organ labels ignored (unknown names): "
+                                     f"{', '.join(sorted(set(unknown))[:10])}"),
+                      AnatomyWarning, stacklevel=3)
+    masks.update(new)
+    return {k.value for k in new}
+
