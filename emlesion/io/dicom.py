@@ -81,6 +81,10 @@ class _ScanError(Exception):
     """Internal: the fast scanner cannot handle this file; use pydicom instead."""
 
 
+class _Truncated(_ScanError):
+    """Internal: the file ends inside an element (objectively truncated)."""
+
+
 def tag_label(keyword: str, tag: int) -> str:
     """Format an attribute for messages: ``"RescaleSlope (0028,1053)"``."""
     return f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
@@ -234,7 +238,7 @@ def _skip_dataset(buf: bytes, pos: int, implicit: bool, n: int) -> int:
     """Skip an undefined-length item's data set; return the position after its delimiter."""
     while True:
         if pos + 8 > n:
-            raise _ScanError("item without delimiter")
+            raise _Truncated("item without delimiter")
         tag, _vr, length, hdr = _element_header(buf, pos, implicit)
         if tag == _ITEM_DELIM:
             return pos + 8
@@ -244,14 +248,14 @@ def _skip_dataset(buf: bytes, pos: int, implicit: bool, n: int) -> int:
         else:
             pos += length
             if pos > n:
-                raise _ScanError("element runs past the end of the file")
+                raise _Truncated("element runs past the end of the file")
 
 
 def _skip_sequence(buf: bytes, pos: int, implicit: bool, n: int) -> int:
     """Skip an undefined-length sequence value; return the position after its delimiter."""
     while True:
         if pos + 8 > n:
-            raise _ScanError("sequence without delimiter")
+            raise _Truncated("sequence without delimiter")
         group, elem = _TAG.unpack_from(buf, pos)
         tag = group << 16 | elem
         length = _U32.unpack_from(buf, pos + 4)[0]
@@ -264,7 +268,7 @@ def _skip_sequence(buf: bytes, pos: int, implicit: bool, n: int) -> int:
         else:
             pos += 8 + length
             if pos > n:
-                raise _ScanError("item runs past the end of the file")
+                raise _Truncated("item runs past the end of the file")
 
 
 def _scan(
@@ -303,14 +307,14 @@ def _scan(
             continue
         end = value_pos + length
         if end > n:
-            raise _ScanError(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) truncated")
+            raise _Truncated(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) truncated")
         value: bytes | None = buf[value_pos:end] if length else None
         out[BaseTag(tag)] = RawDataElement(
             BaseTag(tag), vr_str, length, value, value_pos, implicit, True
         )
         pos = end
     if pos != n and stop_at_group_end is None:
-        raise _ScanError("trailing bytes after the last element")
+        raise _Truncated(f"{n - pos} byte(s) after the last complete element")
     return out, 0, pos, 0
 
 
@@ -327,7 +331,18 @@ def _fast_read(path: str, buf: bytes) -> tuple[FileDataset, bytes | None] | None
         if syntax not in _NATIVE_SYNTAXES:
             return None
         implicit = _NATIVE_SYNTAXES[syntax]
-        elements, pixel_tag, pixel_pos, pixel_len = _scan(buf, pos, implicit)
+        try:
+            elements, pixel_tag, pixel_pos, pixel_len = _scan(buf, pos, implicit)
+        except struct.error as exc:
+            raise _Truncated(str(exc)) from exc
+    except _Truncated as exc:
+        raise DicomReadError(
+            format_message(
+                f"{path} is truncated: the file ends inside the header ({exc}, "
+                f"{len(buf)} bytes)",
+                fix="copy the file again from the source; the transfer was incomplete",
+            )
+        ) from exc
     except (_ScanError, struct.error) as exc:
         logger.debug("fast scanner falls back to pydicom for %s: %s", path, exc)
         return None
@@ -414,6 +429,14 @@ def read_file(path: PathLike, *, with_pixels: bool = True) -> DicomFile:
         if tag in ds:
             element = ds[tag] if with_pixels else None
             del ds[tag]
+    syntax = str(getattr(ds.file_meta, "TransferSyntaxUID", ""))
+    if (
+        element is not None
+        and element.tag == _PIXEL_DATA
+        and syntax in _NATIVE_SYNTAXES
+        and isinstance(element.value, bytes)
+    ):
+        return DicomFile(spath, ds, element.value)  # native data, possibly truncated
     return DicomFile(spath, ds, None, element)
 
 
@@ -521,7 +544,9 @@ def decode_pixels(file: DicomFile, *, series: str | None = None) -> np.ndarray:
                 series=where,
                 attribute="PixelData (7FE0,0010)",
                 fix="install the decoders (pip install 'emlesion[codecs]') or convert the "
-                "files to an uncompressed syntax (e.g. gdcmconv --raw)",
+                "files to an uncompressed syntax (e.g. gdcmconv --raw)"
+                if syntax not in _NATIVE_SYNTAXES
+                else "the file is probably truncated or damaged; copy it again from the source",
             )
         ) from exc
     if arr.ndim != 2:
