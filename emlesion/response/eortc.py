@@ -95,6 +95,7 @@ def assess_eortc(
     3       ``EORTC.NE.target_not_assessed``      target lesion not reported / not measured
     4       ``EORTC.PMD.uptake_increase``         Δ% > +25 %
     4       ``EORTC.PMD.extent_increase``         target LD (CT) up > 20 %
+    5       ``EORTC.PMR.target_resolved``         target resolved, other disease remains
     5       ``EORTC.PMR.uptake_decrease``         one cycle: Δ% <= -15 %; more cycles:
                                                   Δ% < -25 % (or ``pmr_threshold_pct``,
                                                   inclusive)
@@ -215,6 +216,11 @@ def assess_eortc(
         return done(EortcCategory.CMR, "EORTC.CMR.background")
 
     les_f = followup.lesion(target.track_id)
+    if les_f is not None and les_f.resolved:
+        numbers["change_pct"] = -100.0
+        reasons.append(f"target {target.name} resolved (-100 %) but other baseline disease "
+                       "remains above normal tissue")
+        return done(EortcCategory.PMR, "EORTC.PMR.target_resolved")
     f_val = None if les_f is None else les_f.uptake(m)
     if les_f is None or f_val is None:
         reasons.append(f"target {target.name} "
