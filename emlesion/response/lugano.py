@@ -164,19 +164,19 @@ def assess_lugano_pet(
 
     Decision table (first matching row wins):
 
-    ======  ==================================  ===============================================
-    order   rule id                             condition
-    ======  ==================================  ===============================================
-    0       ``LUGANO_PET.NE.no_pet``            no PET at baseline or follow-up
-    0       ``LUGANO_PET.NE.no_baseline_uptake`` no baseline lesion with a measured value
-    0       ``LUGANO_PET.NE.not_scored``        a follow-up lesion or reference not measured
-    1       ``LUGANO_PET.PMD.new_lesion``       new lesion (track_id absent at baseline) with
-                                                Deauville >= 4 or unmeasured uptake
-    2       ``LUGANO_PET.CMR``                  highest score <= ``cmr_max_score`` (default 3)
-    3       ``LUGANO_PET.PMD.uptake_increase``  score 4-5, hottest value > +X % vs baseline
-    4       ``LUGANO_PET.PMR.uptake_decrease``  score 4-5, hottest value <= -X % vs baseline
-    5       ``LUGANO_PET.NMR``                  score 4-5, no significant change
-    ======  ==================================  ===============================================
+    ======  ========================================  ==============================================
+    order   rule id                                   condition
+    ======  ========================================  ==============================================
+    0       ``LUGANO_PET.NE.no_pet``                  no PET at baseline or follow-up
+    0       ``LUGANO_PET.NE.no_baseline_uptake``      no baseline lesion with a measured value
+    0       ``LUGANO_PET.NE.not_scored``              a follow-up lesion or reference not measured
+    1       ``LUGANO_PET.PMD.new_lesion``             new lesion (track_id absent at baseline) with
+                                                      Deauville >= 4 or unmeasured uptake
+    2       ``LUGANO_PET.CMR``                        highest score <= ``cmr_max_score`` (default 3)
+    3       ``LUGANO_PET.PMD.uptake_increase``        score 4-5, hottest value > +X % vs baseline
+    4       ``LUGANO_PET.PMR.uptake_decrease``        score 4-5, hottest value <= -X % vs baseline
+    5       ``LUGANO_PET.NMR``                        score 4-5, no significant change
+    ======  ========================================  ==============================================
 
     Lugano 2014 describes the change in uptake visually; X = ``uptake_change_pct``
     (default 30, PMR inclusive and PMD exclusive as in PERCIST) is an emlesion choice,
@@ -327,24 +327,25 @@ def assess_lugano_ct(
 
     Decision table (first matching row wins; tolerance 1e-9):
 
-    ======  ==================================  ===============================================
-    order   rule id                             condition
-    ======  ==================================  ===============================================
-    0       ``LUGANO_CT.NE.no_ct``              no CT at baseline or follow-up
-    0       ``LUGANO_CT.NE.no_measurable``      no measurable baseline lesion
-    1       ``LUGANO_CT.PD.new_lesion``         new node > 15 mm or new extranodal lesion
-                                                > 10 mm in any axis (unmeasured: counted)
-    2       ``LUGANO_CT.PD.regrowth``           a lesion resolved at a previous timepoint is
-                                                present again
-    3       ``LUGANO_CT.PD.lesion_progression`` a lesion with LDi > 15 mm, PPD >= 1.5 x its
-                                                nadir PPD, and LDi or SDi up >= 5 mm from nadir
-                                                (nadir LDi <= 20 mm) or >= 10 mm (> 20 mm)
-    4       ``LUGANO_CT.NE.target_not_assessed`` a target not reported / not measured
-    5       ``LUGANO_CT.CR``                    nodes LDi <= 15 mm, extranodal lesions
-                                                resolved (targets and non-targets)
-    6       ``LUGANO_CT.PR``                    SPD decrease >= 50 % from baseline
-    7       ``LUGANO_CT.SD``                    none of the above
-    ======  ==================================  ===============================================
+    ======  ========================================  ==============================================
+    order   rule id                                   condition
+    ======  ========================================  ==============================================
+    0       ``LUGANO_CT.NE.no_ct``                    no CT at baseline or follow-up
+    0       ``LUGANO_CT.NE.no_measurable``            no measurable baseline lesion
+    1       ``LUGANO_CT.PD.new_lesion``               new node > 15 mm or new extranodal lesion
+                                                      > 10 mm in any axis (unmeasured: counted)
+    2       ``LUGANO_CT.PD.regrowth``                 a lesion resolved at a previous timepoint is
+                                                      present again
+    3       ``LUGANO_CT.PD.lesion_progression``       a lesion with LDi > 15 mm, PPD >= 1.5 x its
+                                                      nadir PPD, and LDi or SDi up from nadir by
+                                                      >= 5 mm (nadir LDi <= 20 mm) or >= 10 mm
+                                                      (nadir LDi > 20 mm)
+    4       ``LUGANO_CT.NE.target_not_assessed``      a target not reported / not measured
+    5       ``LUGANO_CT.CR``                          nodes LDi <= 15 mm, extranodal lesions
+                                                      resolved (targets and non-targets)
+    6       ``LUGANO_CT.PR``                          SPD decrease >= 50 % from baseline
+    7       ``LUGANO_CT.SD``                          none of the above
+    ======  ========================================  ==============================================
 
     The size class of row 3 uses the lesion's LDi at its nadir (the sources say
     "lesions <= 2 cm" without naming the timepoint; emlesion choice). Smaller new lesions
@@ -397,7 +398,7 @@ def assess_lugano_ct(
         "pd_lesion_ldi_mm_more_than": 15.0,
         "pd_lesion_ppd_increase_pct_at_least": 50.0,
         "pd_lesion_axis_increase_mm_at_least": {"nadir_ldi_at_most_20mm": 5.0,
-                                                "nadir_ldi_above_20mm": 10.0},
+                                                      "nadir_ldi_above_20mm": 10.0},
         "new_node_mm_more_than": min_node_ldi_mm,
         "new_extranodal_mm_more_than": min_extranodal_ldi_mm,
     }
