@@ -1,0 +1,64 @@
+"""Lesion tracking across timepoints: CT registration, lesion matching, tracks.
+
+* :func:`register_ct` registers a follow-up CT to the baseline CT (rigid or affine,
+  Mattes mutual information) and returns a :class:`Registration` (fixed-to-moving
+  transform, quality figure, time, provenance); :func:`map_points` and
+  :func:`resample_labels` use it to bring follow-up lesions into the baseline space.
+* :func:`match_lesions` matches two label maps on one grid (overlap + centroid
+  distance, optimal assignment; splits and merges reported).
+* :func:`track_lesions` builds :class:`LesionTrack` objects over a whole study.
+"""
+
+from __future__ import annotations
+
+from emlesion.track.matching import (
+    DEFAULT_MAX_DISTANCE_MM,
+    DEFAULT_MIN_FRACTION,
+    EventKind,
+    LesionEvent,
+    LesionMatch,
+    Matching,
+    match_lesions,
+)
+from emlesion.track.registration import (
+    Initializer,
+    MapTo,
+    Registration,
+    RegistrationQuality,
+    TransformType,
+    map_points,
+    register_ct,
+    resample_labels,
+)
+from emlesion.track.tracking import (
+    LesionTrack,
+    TimepointLesions,
+    TrackingResult,
+    TrackPoint,
+    TrackState,
+    track_lesions,
+)
+
+__all__ = [
+    "DEFAULT_MAX_DISTANCE_MM",
+    "DEFAULT_MIN_FRACTION",
+    "EventKind",
+    "Initializer",
+    "LesionEvent",
+    "LesionMatch",
+    "LesionTrack",
+    "MapTo",
+    "Matching",
+    "Registration",
+    "RegistrationQuality",
+    "TimepointLesions",
+    "TrackPoint",
+    "TrackState",
+    "TrackingResult",
+    "TransformType",
+    "map_points",
+    "match_lesions",
+    "register_ct",
+    "resample_labels",
+    "track_lesions",
+]

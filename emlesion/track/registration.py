@@ -1,0 +1,842 @@
+"""Rigid or affine registration of a follow-up CT to the baseline CT.
+
+A follow-up PET/CT is acquired in its own frame of reference: the patient lies on
+the table again, a few millimetres to centimetres away from the baseline position
+and slightly rotated. Lesions can only be matched across timepoints once every
+follow-up is brought into the baseline space. Because PET and CT of one PET/CT
+session share one frame of reference, the transform found on the two CTs also
+maps the follow-up PET (and the lesion labels drawn on it) onto the baseline.
+
+Mapping convention (ITK's, stated once and used everywhere here): a
+:class:`Registration` stores the transform ``T`` that maps **points of the fixed
+(baseline) space to points of the moving (follow-up) space**, ``q = A p + o``.
+This is the transform :func:`SimpleITK.Resample` needs to bring a moving image
+onto a fixed grid (each fixed voxel samples the moving image at ``T(p)``). To
+bring follow-up *points* (lesion centroids) into the baseline, the inverse
+``T^-1`` is applied (:func:`map_points` with ``to="fixed"``).
+
+References
+----------
+.. [1] Mattes D, Haynor DR, Vesselle H, Lewellen TK, Eubank W. PET-CT image
+   registration in the chest using free-form deformations. IEEE Trans Med Imaging
+   2003;22(1):120-128 (the Mattes mutual information metric).
+.. [2] Johnson HJ, McCormick MM, Ibanez L. The ITK Software Guide, Book 2, chapter
+   "Registration" (fixed-to-moving transform convention, multi-resolution
+   framework, centred transform initialisation, optimizer scales).
+.. [3] Lowekamp BC, Chen DT, Ibanez L, Blezek D. The design of SimpleITK. Front
+   Neuroinform 2013;7:45. SimpleITK notebooks 60-61 (``ImageRegistrationMethod``
+   recipes: Mattes MI with 50 bins, random sampling, shrink/smoothing schedules).
+.. [4] SimpleITK ``ResampleImageFilter`` documentation,
+   https://simpleitk.org/doxygen/latest/html/classitk_1_1simple_1_1ResampleImageFilter.html
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from emlesion.errors import GeometryError, GeometryWarning, format_message
+from emlesion.io.geometry import Grid
+from emlesion.io.labelmap import LabelMap
+from emlesion.io.volume import Volume
+from emlesion.provenance import ProvenanceStep, jsonable, record_warnings
+
+__all__ = [
+    "Initializer",
+    "MapTo",
+    "Registration",
+    "RegistrationQuality",
+    "TransformType",
+    "map_points",
+    "register_ct",
+    "resample_labels",
+]
+
+_IDENTITY9 = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+#: HU above which a voxel counts as "body" for the quality figure and moment initialiser
+#: (air is about -1000 HU, lung about -850 HU, fat about -100 HU).
+BODY_THRESHOLD_HU = -500.0
+
+
+class TransformType(str, enum.Enum):
+    """Kind of spatial transform searched by :func:`register_ct`.
+
+    ``IDENTITY`` is never searched; it marks a fall-back registration (no CT, or
+    registration disabled) built with :meth:`Registration.identity`.
+    """
+
+    RIGID = "rigid"
+    AFFINE = "affine"
+    IDENTITY = "identity"
+
+
+class Initializer(str, enum.Enum):
+    """How the transform is initialised before optimisation.
+
+    * ``IDENTITY``: trust the scanner coordinates (no initial shift).
+    * ``GEOMETRY``: align the centres of the two image volumes (field-of-view centres).
+    * ``MOMENTS``: align the centres of mass of the two *body masks* (HU > -500).
+    * ``AUTO``: evaluate the three candidates at the coarsest level and start from the
+      one with the best (lowest) Mattes metric value.
+    """
+
+    AUTO = "auto"
+    IDENTITY = "identity"
+    GEOMETRY = "geometry"
+    MOMENTS = "moments"
+
+
+class MapTo(str, enum.Enum):
+    """Target space of :func:`map_points`."""
+
+    FIXED = "fixed"
+    MOVING = "moving"
+
+
+@dataclass(frozen=True)
+class RegistrationQuality:
+    """How well the registered follow-up CT agrees with the baseline CT.
+
+    Parameters
+    ----------
+    metric_before, metric_after : float
+        Mattes mutual information as SimpleITK reports it (the *negative* MI, lower is
+        better), evaluated on every voxel of the working-resolution images, before
+        registration (identity transform: scanner coordinates) and after.
+    ncc_before, ncc_after : float
+        The quality figure: Pearson (normalised) cross-correlation of HU between the
+        fixed CT and the resampled moving CT, over the fixed body mask (HU > -500)
+        inside the moving field of view, at working resolution; 1 is a perfect match.
+    overlap_fraction : float
+        Fraction of the fixed body mask that lies inside the moving field of view after
+        registration (the voxels the NCC is computed on).
+    min_ncc : float
+        Threshold on ``ncc_after`` for :attr:`passed`.
+    passed : bool
+        ``ncc_after >= min_ncc`` and ``ncc_after >= ncc_before - 0.01`` (registration
+        did not make the agreement worse) and ``overlap_fraction >= 0.3``.
+    iterations : int
+        Optimizer iterations at the last resolution level (summed over the rigid and
+        affine stages).
+    stop_condition : str
+        The optimizer's stop condition of the last stage.
+
+    Notes
+    -----
+    The threshold ``min_ncc = 0.7`` is a project heuristic, not a published value: on
+    the synthetic phantoms of the test-suite a correct rigid registration gives NCC
+    > 0.95, while a registration off by 1-2 cm falls below 0.7. Real follow-up CTs
+    change (weight loss, bowel, arms, contrast), so a correct registration of real
+    data typically lies between 0.75 and 0.95; inspect the figure, do not trust the flag
+    blindly.
+    """
+
+    metric_before: float
+    metric_after: float
+    ncc_before: float
+    ncc_after: float
+    overlap_fraction: float
+    min_ncc: float
+    passed: bool
+    iterations: int = 0
+    stop_condition: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        return {k: jsonable(v) for k, v in self.__dict__.items()}
+
+    def __repr__(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        return (
+            f"RegistrationQuality({verdict}: NCC {self.ncc_before:.3f} -> {self.ncc_after:.3f}, "
+            f"MattesMI {self.metric_before:.4f} -> {self.metric_after:.4f}, "
+            f"overlap {self.overlap_fraction:.2f})"
+        )
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A spatial transform from the fixed (baseline) space to a moving (follow-up) space.
+
+    Parameters
+    ----------
+    transform_type : TransformType
+        Kind of transform that was searched (``IDENTITY`` for a fall-back).
+    matrix : tuple of 9 float
+        Row-major 3 x 3 linear part ``A`` of the fixed-to-moving map ``q = A p + o``
+        (a rotation for rigid registrations).
+    offset_mm : tuple of 3 float
+        Translation part ``o`` (mm, LPS) of the same map.
+    fixed_label, moving_label : str
+        Human labels of the two images (series description or timepoint label).
+    quality : RegistrationQuality or None
+        Agreement figures; ``None`` for an identity fall-back.
+    duration_s : float
+        Wall-clock time of the registration.
+    provenance : tuple of ProvenanceStep
+        Parameters used, warnings emitted.
+
+    Notes
+    -----
+    Points map as ``q = A p + o`` from fixed to moving (ITK resampling convention
+    [1]_); the inverse ``p = A^-1 (q - o)`` brings follow-up points to the baseline.
+
+    References
+    ----------
+    .. [1] The ITK Software Guide, Book 2, section "Registration Framework"
+       (the transform maps points of the fixed space into the moving space).
+    """
+
+    transform_type: TransformType
+    matrix: tuple[float, ...]
+    offset_mm: tuple[float, float, float]
+    fixed_label: str = ""
+    moving_label: str = ""
+    quality: RegistrationQuality | None = None
+    duration_s: float = 0.0
+    provenance: tuple[ProvenanceStep, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "transform_type", TransformType(self.transform_type))
+        m = tuple(float(v) for v in self.matrix)
+        o = tuple(float(v) for v in self.offset_mm)
+        if len(m) != 9 or len(o) != 3 or not all(math.isfinite(v) for v in m + o):
+            raise GeometryError(
+                format_message("a Registration needs a finite 3 x 3 matrix and 3-vector")
+            )
+        if abs(np.linalg.det(np.asarray(m).reshape(3, 3))) < 1e-6:
+            raise GeometryError(format_message("registration matrix is singular"))
+        object.__setattr__(self, "matrix", m)
+        object.__setattr__(self, "offset_mm", o)
+        object.__setattr__(self, "provenance", tuple(self.provenance))
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def identity(
+        cls, *, fixed_label: str = "", moving_label: str = "", reason: str = ""
+    ) -> Registration:
+        """An identity transform (scanner coordinates trusted), e.g. when a CT is missing."""
+        return cls(
+            TransformType.IDENTITY,
+            _IDENTITY9,
+            (0.0, 0.0, 0.0),
+            fixed_label,
+            moving_label,
+            None,
+            0.0,
+            (ProvenanceStep("emlesion.track.Registration.identity", rule=reason or "identity"),),
+        )
+
+    @classmethod
+    def from_sitk(cls, transform: sitk.Transform, **kwargs: Any) -> Registration:
+        """Build from any linear SimpleITK 3-D transform (fixed-to-moving).
+
+        ``kwargs`` are passed to the constructor (``transform_type`` defaults to
+        ``"affine"``).
+        """
+        a, o = _linear_part(transform)
+        kwargs.setdefault("transform_type", TransformType.AFFINE)
+        return cls(matrix=tuple(a.ravel()), offset_mm=tuple(o), **kwargs)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def matrix_array(self) -> np.ndarray:
+        """The 3 x 3 linear part ``A`` as an array."""
+        return np.asarray(self.matrix, dtype=float).reshape(3, 3)
+
+    @property
+    def homogeneous(self) -> np.ndarray:
+        """4 x 4 homogeneous matrix of the fixed-to-moving map."""
+        h = np.eye(4)
+        h[:3, :3] = self.matrix_array
+        h[:3, 3] = self.offset_mm
+        return h
+
+    @property
+    def rotation_deg(self) -> float:
+        """Angle (degrees) of the rotation closest to ``A`` (polar decomposition)."""
+        u, _, vt = np.linalg.svd(self.matrix_array)
+        r = u @ vt
+        c = float(np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0))
+        return math.degrees(math.acos(c))
+
+    def displacement_mm(self, fixed_point_mm: Sequence[float]) -> np.ndarray:
+        """Displacement ``T(p) - p`` (mm) of one fixed-space point."""
+        p = np.asarray(fixed_point_mm, dtype=float)
+        return self.matrix_array @ p + np.asarray(self.offset_mm) - p
+
+    def to_sitk(self) -> sitk.AffineTransform:
+        """The fixed-to-moving transform as a SimpleITK ``AffineTransform`` (centre 0).
+
+        Use it directly with :func:`SimpleITK.Resample` to bring a moving image onto a
+        fixed grid.
+        """
+        tx = sitk.AffineTransform(3)
+        tx.SetMatrix(self.matrix)
+        tx.SetTranslation(self.offset_mm)
+        return tx
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict (enough to rebuild the transform)."""
+        return {
+            "transform_type": self.transform_type.value,
+            "direction": "fixed_to_moving",
+            "matrix": list(self.matrix),
+            "offset_mm": list(self.offset_mm),
+            "rotation_deg": self.rotation_deg,
+            "fixed_label": self.fixed_label,
+            "moving_label": self.moving_label,
+            "quality": None if self.quality is None else self.quality.to_dict(),
+            "duration_s": self.duration_s,
+            "provenance": [p.to_dict() for p in self.provenance],
+        }
+
+    def __repr__(self) -> str:
+        o = ", ".join(f"{v:.1f}" for v in self.offset_mm)
+        q = "" if self.quality is None else f", {self.quality!r}"
+        return (
+            f"Registration({self.transform_type.value} {self.fixed_label or 'fixed'} -> "
+            f"{self.moving_label or 'moving'}, offset_mm=({o}), "
+            f"rotation={self.rotation_deg:.2f} deg"
+            f"{q}, {self.duration_s:.1f} s)"
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+def _linear_part(transform: sitk.Transform) -> tuple[np.ndarray, np.ndarray]:
+    """``(A, o)`` with ``T(p) = A p + o`` for a linear 3-D transform, read by probing.
+
+    Probing four points works for every linear SimpleITK transform type (Euler,
+    Versor, Similarity, Affine, composites of them) without depending on their
+    parameter layout.
+    """
+    origin = np.asarray(transform.TransformPoint((0.0, 0.0, 0.0)))
+    a = np.empty((3, 3))
+    for i in range(3):
+        e = [0.0, 0.0, 0.0]
+        e[i] = 1.0
+        a[:, i] = np.asarray(transform.TransformPoint(tuple(e))) - origin
+    return a, origin
+
+
+def _working_image(volume: Volume, spacing_mm: float, hu_window: tuple[float, float]) -> sitk.Image:
+    """Clip HU, Gaussian-smooth and resample a CT onto an (about) isotropic working grid.
+
+    The smoothing sigma is half the target spacing along each axis that is downsampled
+    (anti-aliasing); axes already coarser than ``spacing_mm`` are kept.
+    """
+    arr = np.clip(volume.array, hu_window[0], hu_window[1]).astype(np.float32)
+    img = volume.grid.apply_to(sitk.GetImageFromArray(arr))
+    sp = np.asarray(volume.spacing_mm)
+    new_sp = np.maximum(sp, spacing_mm)
+    if np.allclose(new_sp, sp):
+        return img
+    sigmas = [float(0.5 * n) if n > s * 1.01 else 0.0 for n, s in zip(new_sp, sp)]
+    for axis, sigma in enumerate(sigmas):
+        if sigma > 0:
+            f = sitk.RecursiveGaussianImageFilter()
+            f.SetSigma(sigma)
+            f.SetDirection(axis)
+            img = f.Execute(img)
+    size = np.asarray(img.GetSize())
+    new_size = [max(1, round(v)) for v in size * sp / new_sp]
+    # keep the physical centre: first voxel centre shifts by half the spacing change
+    d = np.asarray(img.GetDirection()).reshape(3, 3)
+    extent_start = np.asarray(img.GetOrigin()) - d @ (sp / 2.0)
+    new_origin = extent_start + d @ (new_sp / 2.0)
+    ref = sitk.Image(new_size, sitk.sitkFloat32)
+    ref.SetSpacing(tuple(float(v) for v in new_sp))
+    ref.SetOrigin(tuple(float(v) for v in new_origin))
+    ref.SetDirection(img.GetDirection())
+    return sitk.Resample(
+        img, ref, sitk.Transform(), sitk.sitkLinear, float(hu_window[0]), sitk.sitkFloat32
+    )
+
+
+def _body_mask(img: sitk.Image) -> sitk.Image:
+    return sitk.Cast(sitk.BinaryThreshold(img, BODY_THRESHOLD_HU, 1e9, 1, 0), sitk.sitkFloat32)
+
+
+def _mattes(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform, bins: int) -> float:
+    """Mattes metric (negative MI) on every voxel; ``inf`` when the images do not overlap."""
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=bins)
+    reg.SetMetricSamplingStrategy(reg.NONE)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetInitialTransform(transform, inPlace=False)
+    try:
+        return float(reg.MetricEvaluate(fixed, moving))
+    except RuntimeError:
+        return math.inf
+
+
+def _ncc(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform) -> tuple[float, float]:
+    """(NCC over the fixed body inside the moving FOV, fraction of body inside the FOV)."""
+    f = sitk.GetArrayViewFromImage(fixed)
+    m_img = sitk.Resample(moving, fixed, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    ones = sitk.Image(moving.GetSize(), sitk.sitkUInt8) + 1
+    ones.CopyInformation(moving)
+    inside = sitk.GetArrayViewFromImage(
+        sitk.Resample(ones, fixed, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    ).astype(bool)
+    body = f > BODY_THRESHOLD_HU
+    sel = body & inside
+    n_body = int(body.sum())
+    if n_body == 0 or sel.sum() < 10:
+        return float("nan"), 0.0
+    a = f[sel].astype(float)
+    b = sitk.GetArrayViewFromImage(m_img)[sel].astype(float)
+    a -= a.mean()
+    b -= b.mean()
+    den = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    ncc = float((a * b).sum() / den) if den > 0 else float("nan")
+    return ncc, float(sel.sum()) / n_body
+
+
+def _initial_transform(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    initializer: Initializer,
+    bins: int,
+    search_range_mm: Sequence[float] | None = None,
+) -> tuple[sitk.Euler3DTransform, str]:
+    """The initial rigid transform (rotation centre at the fixed-image centre) and its rule."""
+    centre = fixed.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2.0 for s in fixed.GetSize()])
+    candidates: dict[str, sitk.Euler3DTransform] = {}
+    if initializer in (Initializer.AUTO, Initializer.IDENTITY):
+        t = sitk.Euler3DTransform()
+        t.SetCenter(centre)
+        candidates["identity"] = t
+    if initializer in (Initializer.AUTO, Initializer.GEOMETRY):
+        candidates["geometry"] = sitk.Euler3DTransform(
+            sitk.CenteredTransformInitializer(
+                fixed,
+                moving,
+                sitk.Euler3DTransform(),
+                sitk.CenteredTransformInitializerFilter.GEOMETRY,
+            )
+        )
+    if initializer in (Initializer.AUTO, Initializer.MOMENTS):
+        fm, mm = _body_mask(fixed), _body_mask(moving)
+        if sitk.GetArrayViewFromImage(fm).any() and sitk.GetArrayViewFromImage(mm).any():
+            candidates["moments"] = sitk.Euler3DTransform(
+                sitk.CenteredTransformInitializer(
+                    fm,
+                    mm,
+                    sitk.Euler3DTransform(),
+                    sitk.CenteredTransformInitializerFilter.MOMENTS,
+                )
+            )
+    if not candidates:  # moments requested on an image without body voxels
+        t = sitk.Euler3DTransform()
+        t.SetCenter(centre)
+        candidates["identity (no body voxels for moments)"] = t
+    if len(candidates) == 1:
+        name, best_t = next(iter(candidates.items()))
+        rule = name
+    else:
+        scores = {k: _mattes(fixed, moving, t, bins) for k, t in candidates.items()}
+        name = min(scores, key=lambda k: scores[k])
+        best_t = candidates[name]
+        detail = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+        rule = f"auto -> {name} (Mattes metric: {detail})"
+    if search_range_mm is not None and max(search_range_mm) > 0:
+        best_t, search_rule = _translation_search(fixed, moving, best_t, search_range_mm, bins)
+        rule += f"; {search_rule}"
+    return best_t, rule
+
+
+def _translation_search(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    initial: sitk.Euler3DTransform,
+    search_range_mm: Sequence[float],
+    bins: int,
+) -> tuple[sitk.Euler3DTransform, str]:
+    """Exhaustive translation search around ``initial`` at twice the working spacing.
+
+    Gradient-based optimisers fall into the nearest local optimum; along the body axis
+    a CT is locally self-similar (vertebrae repeat every 25-35 mm), so a shift of
+    more than about half a vertebra can lock onto the wrong level. A coarse grid
+    search of the translation (images smoothed with sigma = working spacing and
+    subsampled by 2) picks the right basin first.
+    """
+    spacing = float(max(fixed.GetSpacing()))
+    step = 2.0 * spacing
+    f = sitk.Shrink(sitk.SmoothingRecursiveGaussian(fixed, spacing), [2, 2, 2])
+    m = sitk.Shrink(sitk.SmoothingRecursiveGaussian(moving, spacing), [2, 2, 2])
+    if min(f.GetSize()) < 4 or min(m.GetSize()) < 4:
+        return initial, "translation search skipped (image too small)"
+    n = [math.ceil(float(r) / step) for r in search_range_mm]
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=min(bins, 32))
+    reg.SetMetricSamplingStrategy(reg.NONE)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsExhaustive([0, 0, 0, *n], stepLength=step)
+    reg.SetOptimizerScales([1.0] * 6)
+    reg.SetInitialTransform(initial, inPlace=False)
+    try:
+        found = reg.Execute(f, m)
+    except RuntimeError:
+        return initial, "translation search failed (images do not overlap), skipped"
+    out = sitk.Euler3DTransform(initial)
+    tr = _linear_part(found)[1] - _linear_part(initial)[1]
+    out.SetTranslation(tuple(np.asarray(initial.GetTranslation()) + tr))
+    shift = ", ".join(f"{v:.0f}" for v in tr)
+    return out, (
+        f"exhaustive translation search +/-{tuple(round(k * step) for k in n)} mm in steps of "
+        f"{step:g} mm moved the start by ({shift}) mm"
+    )
+
+
+def _run_stage(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    initial: sitk.Transform,
+    *,
+    bins: int,
+    sampling_fraction: float,
+    seed: int,
+    shrink_factors: Sequence[int],
+    smoothing_sigmas_mm: Sequence[float],
+    max_step_mm: float,
+    max_iterations: int,
+) -> tuple[sitk.Transform, int, str]:
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=bins)
+    reg.SetMetricSamplingStrategy(reg.RANDOM)
+    reg.SetMetricSamplingPercentage(sampling_fraction, seed)
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsConjugateGradientLineSearch(
+        learningRate=1.0,
+        numberOfIterations=max_iterations,
+        convergenceMinimumValue=1e-6,
+        convergenceWindowSize=10,
+        estimateLearningRate=reg.Once,
+        maximumStepSizeInPhysicalUnits=max_step_mm,
+    )
+    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetShrinkFactorsPerLevel(list(shrink_factors))
+    reg.SetSmoothingSigmasPerLevel(list(smoothing_sigmas_mm))
+    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    reg.SetInitialTransform(initial, inPlace=False)
+    result = reg.Execute(fixed, moving)
+    return result, int(reg.GetOptimizerIteration()), reg.GetOptimizerStopConditionDescription()
+
+
+# ---------------------------------------------------------------------- public API
+def register_ct(
+    fixed: Volume,
+    moving: Volume,
+    *,
+    transform: TransformType | str = TransformType.RIGID,
+    initializer: Initializer | str = Initializer.AUTO,
+    search_range_mm: Sequence[float] | None = (16.0, 16.0, 48.0),
+    working_spacing_mm: float = 4.0,
+    hu_window: tuple[float, float] = (-1000.0, 1500.0),
+    histogram_bins: int = 50,
+    sampling_fraction: float = 0.15,
+    shrink_factors: Sequence[int] = (2, 1),
+    smoothing_sigmas_mm: Sequence[float] = (4.0, 0.0),
+    max_iterations: int = 200,
+    min_ncc: float = 0.7,
+    seed: int = 20240917,
+    fixed_label: str = "",
+    moving_label: str = "",
+) -> Registration:
+    """Register a follow-up CT (moving) to the baseline CT (fixed) by mutual information.
+
+    Parameters
+    ----------
+    fixed : Volume
+        Baseline CT in HU.
+    moving : Volume
+        Follow-up CT in HU (its own frame of reference).
+    transform : {"rigid", "affine"}
+        ``"rigid"`` (6 parameters: Euler angles + translation) is the default: the
+        patient is a near-rigid body between sessions at the scale of lesion matching.
+        ``"affine"`` (12 parameters) runs the rigid stage first, then refines an affine
+        transform from it (absorbs global scaling, e.g. weight loss, and shear).
+    initializer : {"auto", "identity", "geometry", "moments"}
+        See :class:`Initializer`.
+    search_range_mm : (float, float, float) or None
+        Half-width (mm, x y z) of a coarse exhaustive translation search run after the
+        initialiser (steps of twice the working spacing, on images smoothed and
+        subsampled once more). It makes the registration robust to shifts of a few
+        centimetres along the body axis, where a CT repeats itself every vertebra.
+        ``None`` disables it.
+    working_spacing_mm : float
+        Both CTs are Gaussian-smoothed (sigma = half the new spacing) and resampled to
+        this spacing (axes already coarser are kept) before registration. 4 mm keeps a
+        200^3 CT pair under a few seconds and is well below the size of the lesions
+        being matched.
+    hu_window : (float, float)
+        HU are clipped to this window first (limits the pull of metal and contrast).
+    histogram_bins : int
+        Bins of the Mattes joint histogram (50 as in the SimpleITK examples [3]_).
+    sampling_fraction : float
+        Fraction of the fixed voxels sampled at random per iteration.
+    shrink_factors, smoothing_sigmas_mm : sequence
+        Multi-resolution schedule on the working image (default: 8 mm then 4 mm).
+    max_iterations : int
+        Iterations of the conjugate-gradient optimiser per level.
+    min_ncc : float
+        Threshold of the quality figure (see :class:`RegistrationQuality`).
+    seed : int
+        Seed of the random metric sampling: the same inputs give the same transform.
+    fixed_label, moving_label : str
+        Labels stored in the result (default: the series descriptions).
+
+    Returns
+    -------
+    Registration
+        The fixed-to-moving transform, its quality figures, time taken and provenance.
+        A failed quality check is reported with a :class:`~emlesion.errors.GeometryWarning`
+        and recorded in the provenance; the transform is still returned.
+
+    Raises
+    ------
+    GeometryError
+        If an image is too small for the multi-resolution schedule or the images do not
+        overlap at all.
+
+    Notes
+    -----
+    Optimiser: conjugate gradient with a golden-section line search, learning rate
+    estimated once and steps capped at two working voxels (half a voxel for the affine
+    refinement), with parameter scales estimated from a 1 mm physical shift [2]_ (so
+    that rotations and translations take comparable steps); rotation centre at the
+    fixed-image centre; linear interpolation; Mattes MI [1]_. Plain regular-step
+    gradient descent was tried first and stalled along the body axis, where a CT
+    changes slowly (synthetic phantom: 1.4 mm residual after 200 iterations against
+    0.1 mm for the line search).
+
+    References
+    ----------
+    .. [1] Mattes D et al. IEEE Trans Med Imaging 2003;22(1):120-128.
+    .. [2] The ITK Software Guide, Book 2, "Registration": optimizer scales,
+       multi-resolution, ``CenteredTransformInitializer``.
+    .. [3] SimpleITK notebook "60_Registration_Introduction" (Mattes MI, 50 bins,
+       random sampling, shrink factors and smoothing sigmas per level).
+
+    Examples
+    --------
+    >>> reg = register_ct(baseline_ct, followup_ct)  # doctest: +SKIP
+    >>> reg.quality.passed, reg.offset_mm  # doctest: +SKIP
+    """
+    t0 = time.perf_counter()
+    ttype = TransformType(transform)
+    if ttype is TransformType.IDENTITY:
+        raise GeometryError(
+            format_message(
+                "register_ct searches 'rigid' or 'affine' transforms",
+                fix="use Registration.identity() for an identity fall-back",
+            )
+        )
+    init = Initializer(initializer)
+    bins = int(histogram_bins)
+    f_img = _working_image(fixed, working_spacing_mm, hu_window)
+    m_img = _working_image(moving, working_spacing_mm, hu_window)
+    min_size = 4 * max(shrink_factors)
+    for name, img in (("fixed", f_img), ("moving", m_img)):
+        if min(img.GetSize()) < min_size:
+            raise GeometryError(
+                format_message(
+                    f"{name} CT is too small for registration ({img.GetSize()} voxels at "
+                    f"{working_spacing_mm} mm)",
+                    fix="lower working_spacing_mm or the shrink factors",
+                )
+            )
+    with record_warnings() as rec:
+        initial, init_rule = _initial_transform(f_img, m_img, init, bins, search_range_mm)
+        identity = sitk.Euler3DTransform()
+        metric_before = _mattes(f_img, m_img, identity, bins)
+        common: dict[str, Any] = {
+            "bins": bins,
+            "sampling_fraction": float(sampling_fraction),
+            "seed": int(seed),
+            "shrink_factors": tuple(int(s) for s in shrink_factors),
+            "smoothing_sigmas_mm": tuple(float(s) for s in smoothing_sigmas_mm),
+            "max_iterations": int(max_iterations),
+        }
+        try:
+            result, iterations, stop = _run_stage(
+                f_img,
+                m_img,
+                initial,
+                max_step_mm=2.0 * working_spacing_mm,
+                **common,
+            )
+            if ttype is TransformType.AFFINE:
+                a, o = _linear_part(result)
+                affine = sitk.AffineTransform(3)
+                affine.SetCenter(initial.GetCenter())
+                c = np.asarray(initial.GetCenter())
+                affine.SetMatrix(tuple(a.ravel()))
+                # A p + o = A (p - c) + c + t  =>  t = o - c + A c
+                affine.SetTranslation(tuple(o - c + a @ c))
+                result, it2, stop = _run_stage(
+                    f_img,
+                    m_img,
+                    affine,
+                    max_step_mm=0.5 * working_spacing_mm,
+                    **common,
+                )
+                iterations += it2
+        except RuntimeError as exc:
+            raise GeometryError(
+                format_message(
+                    f"CT registration failed ({str(exc).strip().splitlines()[-1][:200]})",
+                    series=moving.identity.series_instance_uid or None,
+                    fix="check that both CTs cover the same body region; try initializer='moments'",
+                )
+            ) from exc
+        metric_after = _mattes(f_img, m_img, result, bins)
+        ncc_before, _ = _ncc(f_img, m_img, identity)
+        ncc_after, overlap = _ncc(f_img, m_img, result)
+        passed = bool(
+            math.isfinite(ncc_after)
+            and ncc_after >= min_ncc
+            and (not math.isfinite(ncc_before) or ncc_after >= ncc_before - 0.01)
+            and overlap >= 0.3
+        )
+        quality = RegistrationQuality(
+            metric_before,
+            metric_after,
+            ncc_before,
+            ncc_after,
+            overlap,
+            float(min_ncc),
+            passed,
+            iterations,
+            stop,
+        )
+        if not passed:
+            warnings.warn(
+                format_message(
+                    f"CT registration quality check failed ({quality!r})",
+                    series=moving.identity.series_instance_uid or None,
+                    fix="inspect the registration overlay; lesion matching may be unreliable",
+                ),
+                GeometryWarning,
+                stacklevel=2,
+            )
+    a, o = _linear_part(result)
+    duration = time.perf_counter() - t0
+    step = ProvenanceStep(
+        "emlesion.track.register_ct",
+        rule=f"{ttype.value}, Mattes MI, conjugate gradient line search; "
+        f"initial transform: {init_rule}",
+        inputs={
+            "working_spacing_mm": float(working_spacing_mm),
+            "hu_window": tuple(float(v) for v in hu_window),
+            "min_ncc": float(min_ncc),
+            "search_range_mm": None if search_range_mm is None else tuple(search_range_mm),
+            "fixed_series": fixed.identity.series_instance_uid,
+            "moving_series": moving.identity.series_instance_uid,
+            "fixed_frame_of_reference_uid": fixed.identity.frame_of_reference_uid,
+            "moving_frame_of_reference_uid": moving.identity.frame_of_reference_uid,
+            **common,
+        },
+        warnings=rec.as_tuple(),
+    )
+    return Registration(
+        ttype,
+        tuple(a.ravel()),
+        (float(o[0]), float(o[1]), float(o[2])),
+        fixed_label or fixed.identity.series_description,
+        moving_label or moving.identity.series_description,
+        quality,
+        duration,
+        (step,),
+    )
+
+
+def map_points(
+    registration: Registration,
+    points_mm: np.ndarray | Sequence[Sequence[float]] | Sequence[float],
+    *,
+    to: MapTo | str = MapTo.FIXED,
+) -> np.ndarray:
+    """Map LPS points between the moving (follow-up) and fixed (baseline) spaces.
+
+    Parameters
+    ----------
+    registration : Registration
+        Fixed-to-moving transform.
+    points_mm : array-like
+        One point ``(x, y, z)`` or an ``(n, 3)`` array, LPS mm.
+    to : {"fixed", "moving"}
+        ``"fixed"`` (default) treats the points as follow-up positions and returns their
+        baseline positions (inverse transform); ``"moving"`` maps baseline points to the
+        follow-up (forward transform).
+
+    Returns
+    -------
+    ndarray
+        Mapped points, same shape as the input.
+    """
+    pts = np.asarray(points_mm, dtype=float)
+    single = pts.ndim == 1
+    p2 = np.atleast_2d(pts)
+    if p2.shape[1] != 3:
+        raise GeometryError(
+            format_message(f"points must have 3 coordinates, got shape {pts.shape}")
+        )
+    a = registration.matrix_array
+    o = np.asarray(registration.offset_mm)
+    out = p2 @ a.T + o if MapTo(to) is MapTo.MOVING else np.linalg.solve(a, (p2 - o).T).T
+    return out[0] if single else out
+
+
+def resample_labels(registration: Registration, labels: LabelMap, reference_grid: Grid) -> LabelMap:
+    """Bring a follow-up label map onto a baseline grid (nearest neighbour).
+
+    Parameters
+    ----------
+    registration : Registration
+        Fixed-to-moving transform (fixed = the space of ``reference_grid``).
+    labels : LabelMap
+        Labels in the moving (follow-up) space, e.g. on the follow-up PET grid.
+    reference_grid : Grid
+        Target grid in the fixed space, e.g. the baseline PET grid.
+
+    Returns
+    -------
+    LabelMap
+        Labels on ``reference_grid`` (labels never blended; 0 outside the source).
+        A lesion smaller than a voxel of the target can disappear; callers that
+        need every lesion should also map its centroid with :func:`map_points`.
+    """
+    out = sitk.Resample(
+        labels.to_sitk(),
+        reference_grid.reference_image(),
+        registration.to_sitk(),
+        sitk.sitkNearestNeighbor,
+        0,
+        sitk.sitkUInt16,
+    )
+    step = ProvenanceStep(
+        "emlesion.track.resample_labels",
+        rule=f"nearest neighbour through {registration.transform_type.value} registration",
+        inputs={
+            "target_shape": reference_grid.shape,
+            "target_spacing_mm": reference_grid.spacing_mm,
+            "matrix": registration.matrix,
+            "offset_mm": registration.offset_mm,
+        },
+    )
+    return replace(
+        labels,
+        array=sitk.GetArrayFromImage(out),
+        grid=reference_grid,
+        provenance=(*labels.provenance, step),
+    )
