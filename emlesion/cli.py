@@ -43,7 +43,7 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
             if exc.name == f"emlesion._cli.{name}":
                 continue  # sub-command not available in this build
             raise
-        mod.add_parser(sub)  # type: ignore[attr-defined]
+        mod.add_parser(sub)
         modules[name] = mod
     return parser, modules
 

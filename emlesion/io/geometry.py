@@ -140,9 +140,9 @@ class Grid:
         size = image.GetSize()
         return cls(
             shape=(size[2], size[1], size[0]),
-            origin_mm=tuple(image.GetOrigin()),  # type: ignore[arg-type]
-            spacing_mm=tuple(image.GetSpacing()),  # type: ignore[arg-type]
-            direction=tuple(image.GetDirection()),  # type: ignore[arg-type]
+            origin_mm=tuple(image.GetOrigin()),
+            spacing_mm=tuple(image.GetSpacing()),
+            direction=tuple(image.GetDirection()),
         )
 
     def reference_image(self) -> sitk.Image:
