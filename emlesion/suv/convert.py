@@ -54,8 +54,9 @@ def apply_suv_factors(pet: Volume, factors: SUVFactors) -> Volume:
             f"the volume's units are {pet.units!r}, not a stored PET unit; refusing to convert "
             "twice", series=pet.identity.series_instance_uid or None,
             fix="convert the volume returned by emlesion.io.load_pet"))
-    scale = np.asarray(factors.factors, dtype=np.float64)[:, None, None]
-    out = (pet.array * scale).astype(np.float32)
+    scale = np.asarray(factors.factors, dtype=np.float32)[:, None, None]
+    out = np.empty(pet.array.shape, dtype=np.float32)
+    np.multiply(pet.array, scale, out=out)
     step = ProvenanceStep(OPERATION, rule=factors.rule, inputs=factors.to_dict(),
                           warnings=factors.warnings)
     return replace(pet, array=out, units=factors.quantity,

@@ -325,6 +325,17 @@ class SUVFactors:
 
 
 # ---------------------------------------------------------------------------- engine
+@dataclass(frozen=True)
+class _SliceFacts:
+    slope: float
+    intercept: float
+    acquisition_datetime: str
+    acquisition_date: str
+    acquisition_time: str
+    frame_reference_time_ms: float | None
+    actual_frame_duration_ms: float | None
+
+
 def _headers_of(source: Volume | Sequence[Dataset]) -> tuple[list[Dataset], str]:
     seq: Sequence[Any] = source.headers if hasattr(source, "headers") else source
     headers = list(seq)
@@ -349,10 +360,12 @@ class _Engine:
 
     def __init__(self, headers: list[Dataset], series: str, norm: Normalization,
                  method: ReferenceTimeMethod, sex: str | None, height_m: float | None,
-                 tolerance_s: float) -> None:
+                 tolerance_s: float, slices: Sequence[Any] = ()) -> None:
         self.h = headers
         self.first = headers[0]
         self.series = series or None
+        self.facts = self._slice_facts(slices)
+        self._acq: list[_dt.datetime | None] | None = None
         self.norm = norm
         self.method = method
         self.sex_override = sex
@@ -371,9 +384,47 @@ class _Engine:
         return InvalidAttributeError(
             format_message(problem, series=self.series, attribute=attr(keyword), fix=fix))
 
+    # -------------------------------------------------------------- per-slice facts
+    def _slice_facts(self, slices: Sequence[Any]) -> list[_SliceFacts]:
+        """Per-slice numbers and time strings, from ``Volume.slices`` when available."""
+        out = []
+        if slices and len(slices) == len(self.h):
+            for si in slices:
+                out.append(_SliceFacts(
+                    float(si.rescale_slope), float(si.rescale_intercept),
+                    si.acquisition_datetime or "", si.acquisition_date or "",
+                    si.acquisition_time or "", si.frame_reference_time_ms,
+                    si.actual_frame_duration_ms))
+            return out
+        for ds in self.h:
+            m = get_float(ds, "RescaleSlope", self.series)
+            b = get_float(ds, "RescaleIntercept", self.series)
+            out.append(_SliceFacts(
+                1.0 if m is None else m, 0.0 if b is None else b,
+                get_str(ds, "AcquisitionDateTime"), get_str(ds, "AcquisitionDate"),
+                get_str(ds, "AcquisitionTime"),
+                get_float(ds, "FrameReferenceTime", self.series),
+                get_float(ds, "ActualFrameDuration", self.series)))
+        return out
+
+    def distinct(self, keyword: str) -> dict[Any, int]:
+        """Raw value -> index of the first slice carrying it (converts only one per value)."""
+        out: dict[Any, int] = {}
+        for i, ds in enumerate(self.h):
+            raw: Any = None
+            if keyword in ds:
+                elem = ds.get_item(keyword)
+                raw = elem.value
+                if isinstance(raw, list) or type(raw).__name__ == "MultiValue":
+                    raw = tuple(str(v) for v in raw)
+                elif not isinstance(raw, (bytes, str, int, float)) and raw is not None:
+                    raw = str(raw)
+            out.setdefault(raw, i)
+        return out
+
     # -------------------------------------------------------------- series-level
     def series_value(self, keyword: str) -> str:
-        values = {get_str(ds, keyword).upper() for ds in self.h}
+        values = {get_str(self.h[i], keyword).upper() for i in self.distinct(keyword).values()}
         if len(values) > 1:
             raise self.invalid(keyword, f"{keyword} differs between slices: {sorted(values)}",
                                "load one series at a time")
@@ -410,7 +461,8 @@ class _Engine:
                                "ADMIN or NONE", "correct the header") from None
 
     def check_corrections(self, dc: DecayCorrection) -> None:
-        for i, ds in enumerate(self.h):
+        for i in self.distinct("CorrectedImage").values():
+            ds = self.h[i]
             terms = {t.upper() for t in get_str(ds, "CorrectedImage").split("\\") if t}
             if i == 0:
                 self.inputs["CorrectedImage"] = sorted(terms)
@@ -439,14 +491,8 @@ class _Engine:
                     DicomQuirkWarning, stacklevel=4)
 
     def check_intercepts(self) -> tuple[float, ...]:
-        slopes = []
-        bad = 0
-        for ds in self.h:
-            m = get_float(ds, "RescaleSlope", self.series)
-            b = get_float(ds, "RescaleIntercept", self.series)
-            slopes.append(1.0 if m is None else m)
-            if b not in (None, 0.0):
-                bad += 1
+        slopes = tuple(f.slope for f in self.facts)
+        bad = sum(1 for f in self.facts if f.intercept != 0.0)
         if bad:
             warnings.warn(format_message(
                 f"RescaleIntercept is not 0 on {bad} slice(s) (the PET standard says it is "
@@ -596,29 +642,34 @@ class _Engine:
                                  tz=self.tz)
 
     def acquisition_datetimes(self) -> list[_dt.datetime | None]:
+        if self._acq is not None:
+            return self._acq
         out: list[_dt.datetime | None] = []
         series_date = get_str(self.first, "SeriesDate")
-        for ds in self.h:
-            adt = get_str(ds, "AcquisitionDateTime")
-            if adt:
-                out.append(parse_dt(adt, attribute=attr("AcquisitionDateTime"),
-                                    series=self.series, default_tz=self.tz))
-                continue
-            t = get_str(ds, "AcquisitionTime")
-            d = get_str(ds, "AcquisitionDate") or series_date
-            if not t or not d:
-                out.append(None)
-                continue
-            out.append(combine_date_time(d, t, date_attribute=attr("AcquisitionDate"),
-                                         time_attribute=attr("AcquisitionTime"),
-                                         series=self.series, tz=self.tz))
+        cache: dict[tuple[str, str, str], _dt.datetime | None] = {}
+        for f in self.facts:
+            key = (f.acquisition_datetime, f.acquisition_date or series_date,
+                   f.acquisition_time)
+            if key not in cache:
+                cache[key] = self._acq_datetime(*key)
+            out.append(cache[key])
+        self._acq = out
         return out
+
+    def _acq_datetime(self, adt: str, d: str, t: str) -> _dt.datetime | None:
+        if adt:
+            return parse_dt(adt, attribute=attr("AcquisitionDateTime"), series=self.series,
+                            default_tz=self.tz)
+        if not t or not d:
+            return None
+        return combine_date_time(d, t, date_attribute=attr("AcquisitionDate"),
+                                 time_attribute=attr("AcquisitionTime"), series=self.series,
+                                 tz=self.tz)
 
     def frame_time(self, k: int, t_acq: _dt.datetime, half_life_s: float) -> _dt.datetime | None:
         """``t_acq − FrameReferenceTime + T_ave`` for slice k, or None without its inputs."""
-        ds = self.h[k]
-        frt = get_float(ds, "FrameReferenceTime", self.series)
-        afd = get_float(ds, "ActualFrameDuration", self.series)
+        frt = self.facts[k].frame_reference_time_ms
+        afd = self.facts[k].actual_frame_duration_ms
         if not frt or not afd or frt <= 0 or afd <= 0:
             return None
         t_ave = frame_average_time_s(afd / 1000.0, half_life_s)
@@ -816,7 +867,7 @@ class _Engine:
             eff: list[float] = []
             for k, t in enumerate(acq):
                 assert t is not None
-                afd = get_float(self.h[k], "ActualFrameDuration", self.series)
+                afd = self.facts[k].actual_frame_duration_ms
                 if not afd or afd <= 0:
                     raise self.missing("ActualFrameDuration", f"ActualFrameDuration missing or "
                                        f"0 on slice {k}; DecayCorrection NONE needs it",
@@ -986,7 +1037,8 @@ def compute_suv_factors(
             f"unknown reference_time method {reference_time!r}",
             fix="use 'qiba' or 'frame'")) from None
     headers, series = _headers_of(source)
+    slices: Sequence[Any] = getattr(source, "slices", ())
     with record_warnings() as rec:
         result = _Engine(headers, series, norm, method, sex, height_m,
-                         reference_time_tolerance_s).run()
+                         reference_time_tolerance_s, slices).run()
     return replace(result, warnings=rec.as_tuple())
