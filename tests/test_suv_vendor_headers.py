@@ -63,7 +63,7 @@ def headers_from_json(path: Path) -> list[Dataset]:
             philips[0x00] = group["SUVScaleFactor"].strip()
         if "ActivityConcentrationScaleFactor" in group:
             philips[0x09] = group["ActivityConcentrationScaleFactor"].strip()
-        values: dict[str, Any] = {k: None for k in ABSENT}
+        values: dict[str, Any] = dict.fromkeys(ABSENT)
         for k, v in inst.items():
             values[k] = str(v) if isinstance(v, (int, float)) else v
         out.append(make_header(**values, philips=philips or None))
