@@ -318,7 +318,7 @@ def _scan(
     return out, 0, pos, 0
 
 
-def _fast_read(path: str, buf: bytes) -> tuple[FileDataset, bytes | None] | None:
+def _fast_read(path: str, buf: bytes) -> tuple[FileDataset, int, int] | None:
     """Parse ``buf`` with the fast scanner; None when the file needs pydicom."""
     if len(buf) < 144 or buf[128:132] != b"DICM":
         return None
@@ -348,10 +348,11 @@ def _fast_read(path: str, buf: bytes) -> tuple[FileDataset, bytes | None] | None
         return None
     ds = FileDataset(path, elements, buf[:128], FileMetaDataset(meta_raw), implicit, True)
     ds.set_original_encoding(implicit, True, ds._character_set)
-    pixels = buf[pixel_pos : pixel_pos + pixel_len] if pixel_tag == _PIXEL_DATA else None
     if pixel_tag in (_FLOAT_PIXEL_DATA, _DOUBLE_PIXEL_DATA):
         return None  # rare; let pydicom decode float pixel data
-    return ds, pixels
+    if pixel_tag != _PIXEL_DATA:
+        return ds, -1, 0
+    return ds, pixel_pos, pixel_len
 
 
 # ---------------------------------------------------------------------------- one file
@@ -369,17 +370,38 @@ class DicomFile:
         The native (uncompressed) pixel data value, when the file is uncompressed.
     pixel_element : pydicom.dataelem.DataElement, optional
         The pixel data element of a compressed file (decoded through pydicom).
+    pixel_offset, pixel_length : int
+        Byte offset and length of native pixel data left on disk (``lazy_pixels=True``);
+        ``pixel_offset`` is -1 when not applicable.
     """
 
     path: str
     header: FileDataset
     pixel_bytes: bytes | None = None
     pixel_element: DataElement | None = None
+    pixel_offset: int = -1
+    pixel_length: int = 0
 
     @property
     def has_pixels(self) -> bool:
-        """True when pixel data was read."""
-        return self.pixel_bytes is not None or self.pixel_element is not None
+        """True when pixel data was read or can be read lazily."""
+        return (self.pixel_bytes is not None or self.pixel_element is not None
+                or self.pixel_offset >= 0)
+
+    def native_pixel_bytes(self) -> bytes | None:
+        """The native pixel bytes, read from disk now when they were left there."""
+        if self.pixel_bytes is not None or self.pixel_offset < 0:
+            return self.pixel_bytes
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.pixel_offset)
+                return fh.read(self.pixel_length)
+        except OSError as exc:
+            raise DicomReadError(
+                format_message(f"cannot read the pixel data of {self.path} "
+                               f"({exc.strerror or exc})",
+                               fix="the file was moved or deleted while loading")
+            ) from exc
 
     def pixels(self, *, series: str | None = None) -> np.ndarray:
         """Decode the stored values of a single-frame image (no rescale), shape ``(rows, cols)``.
@@ -392,7 +414,7 @@ class DicomFile:
         return decode_pixels(self, series=series)
 
 
-def read_file(path: PathLike, *, with_pixels: bool = True) -> DicomFile:
+def read_file(path: PathLike, *, with_pixels: bool = True, lazy_pixels: bool = False) -> DicomFile:
     """Read one DICOM file tolerantly (fast scanner, pydicom fallback).
 
     Parameters
@@ -401,6 +423,10 @@ def read_file(path: PathLike, *, with_pixels: bool = True) -> DicomFile:
         The file (any name; no ``.dcm`` suffix needed).
     with_pixels : bool
         Keep the pixel data (False = header only, like ``stop_before_pixels``).
+    lazy_pixels : bool
+        With ``with_pixels``, leave uncompressed pixel data on disk and remember where it
+        is; :func:`decode_pixels` reads it when needed. This keeps the memory of a series
+        load at about one copy of the output volume.
 
     Returns
     -------
@@ -421,8 +447,12 @@ def read_file(path: PathLike, *, with_pixels: bool = True) -> DicomFile:
         raise DicomReadError(message) from exc
     fast = _fast_read(spath, buf)
     if fast is not None:
-        ds, pixels = fast
-        return DicomFile(spath, ds, pixels if with_pixels else None)
+        ds, pixel_pos, pixel_len = fast
+        if not with_pixels or pixel_pos < 0:
+            return DicomFile(spath, ds)
+        if lazy_pixels:
+            return DicomFile(spath, ds, pixel_offset=pixel_pos, pixel_length=pixel_len)
+        return DicomFile(spath, ds, buf[pixel_pos : pixel_pos + pixel_len])
     ds = read_dataset(spath, stop_before_pixels=not with_pixels)
     element = None
     for tag in (_PIXEL_DATA, _FLOAT_PIXEL_DATA, _DOUBLE_PIXEL_DATA):
@@ -481,7 +511,8 @@ def decode_pixels(file: DicomFile, *, series: str | None = None) -> np.ndarray:
     """
     ds = file.header
     where = series or file.path
-    if file.pixel_bytes is not None:
+    native = file.native_pixel_bytes()
+    if native is not None:
         rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
         bits = _int(ds, "BitsAllocated")
         rep = _int(ds, "PixelRepresentation", 0)
@@ -499,17 +530,17 @@ def decode_pixels(file: DicomFile, *, series: str | None = None) -> np.ndarray:
             )
         dtype = np.dtype(f"<{'i' if rep == 1 else 'u'}{bits // 8}")
         need = rows * cols * dtype.itemsize
-        if len(file.pixel_bytes) < need:
+        if len(native) < need:
             raise DicomReadError(
                 format_message(
-                    f"{file.path}: pixel data holds {len(file.pixel_bytes)} bytes, "
+                    f"{file.path}: pixel data holds {len(native)} bytes, "
                     f"{rows}x{cols} pixels of {bits} bits need {need}",
                     series=where,
                     attribute="PixelData (7FE0,0010)",
                     fix="the file is truncated; copy it again from the source",
                 )
             )
-        arr = np.frombuffer(file.pixel_bytes, dtype=dtype, count=rows * cols).reshape(rows, cols)
+        arr = np.frombuffer(native, dtype=dtype, count=rows * cols).reshape(rows, cols)
         bits_stored = _int(ds, "BitsStored", bits)
         if bits_stored < bits:
             arr = _mask_bits(arr, bits_stored, signed=rep == 1)

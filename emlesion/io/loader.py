@@ -149,7 +149,7 @@ def _read_all(paths: Sequence[str]) -> list[DicomFile]:
     out: list[DicomFile] = []
     for p in paths:
         try:
-            out.append(read_file(p))
+            out.append(read_file(p, lazy_pixels=True))
         except DicomReadError:
             if _looks_like_dicom(p):
                 raise
