@@ -160,7 +160,7 @@ def lbm_janmahasatian_kg(weight_kg: float, height_m: float, sex: str) -> float:
     Examples
     --------
     >>> round(lbm_janmahasatian_kg(70, 1.75, "M"), 3)  # BMI 22.857; 9270*70/(6680+216*BMI)
-    56.003
+    55.857
     """
     _check(weight_kg, height_m)
     bmi = weight_kg / height_m**2
