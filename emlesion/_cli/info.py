@@ -65,7 +65,7 @@ def format_table(series: Sequence[Any]) -> str:
             s.modality or "?",
             str(s.n_instances),
             _clip(s.manufacturer, 16),
-            _clip(s.series_description, 36),
+            _clip(s.series_description, 44),
             _short_uid(s.series_instance_uid),
             s.identity.study_date or "-",
             _clip(s.identity.patient_id or s.identity.patient_name or "-", 24),

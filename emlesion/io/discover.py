@@ -82,6 +82,9 @@ class SeriesRole(str, enum.Enum):
         return self in (SeriesRole.PET_AC, SeriesRole.PET_NAC)
 
 
+_ROLE_ORDER = list(SeriesRole)
+
+
 def _text(ds: Dataset, keyword: str) -> str:
     return header_text(ds, keyword)
 
@@ -354,8 +357,8 @@ def group_series(facts: Iterable[_FileFacts]) -> list[SeriesInfo]:
             s.identity.study_date,
             s.identity.study_instance_uid,
             s.series_number if s.series_number is not None else 1 << 30,
+            _ROLE_ORDER.index(s.role),
             s.series_instance_uid,
-            s.role.value,
         )
     )
     return out
@@ -379,7 +382,8 @@ def discover(path: str | os.PathLike[str], *, workers: int | None = None) -> lis
     Returns
     -------
     list of SeriesInfo
-        Sorted by patient, study date, study, series number, series UID and role.
+        Sorted by patient, study date, study, series number, role (images first) and
+        series UID.
 
     Raises
     ------
