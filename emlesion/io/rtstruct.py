@@ -13,7 +13,7 @@ References
 .. [2] DICOM PS3.3 C.8.8.5, Structure Set module (ROINumber, ROIName,
    ReferencedFrameOfReferenceUID).
 .. [3] J. D. Foley et al., *Computer Graphics: Principles and Practice*, scan-line
-   polygon fill with the half-open (top-left) edge rule.
+   scan-line polygon fill, even-odd rule.
 """
 
 from __future__ import annotations
@@ -61,7 +61,63 @@ PLANE_CLUSTER_TOLERANCE_MM = 0.1
 PLANARITY_TOLERANCE_MM = 0.1
 
 
-def polygon_mask(shape: tuple[int, int], polygons: Sequence[np.ndarray]) -> np.ndarray:
+def _expand_rows(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edge index and row of every integer row ``first[e] <= row <= last[e]`` of every edge."""
+    count = np.maximum(last - first + 1, 0)
+    edge = np.repeat(np.arange(len(first)), count)
+    offsets = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    return edge, first[edge] + offsets
+
+
+def _interior(pts: np.ndarray, ny: int, nx: int) -> np.ndarray:
+    """Pixels whose centre is strictly inside (half-open scan-line rule on the boundary)."""
+    toggles = np.zeros((ny, nx + 1), dtype=np.int32)
+    y0, x0 = pts[:, 0], pts[:, 1]
+    y1, x1 = np.roll(y0, -1), np.roll(x0, -1)
+    lo, hi = np.minimum(y0, y1), np.maximum(y0, y1)
+    # rows j with lo <= j < hi: the edge crosses the line through the row's pixel centres
+    first = np.maximum(np.ceil(lo).astype(np.int64), 0)
+    last = np.minimum(np.ceil(hi).astype(np.int64) - 1, ny - 1)
+    edge, rows = _expand_rows(first, last)
+    if rows.size:
+        t = (rows - y0[edge]) / (y1[edge] - y0[edge])
+        xs = x0[edge] + t * (x1[edge] - x0[edge])
+        cols = np.clip(np.ceil(xs), 0, nx).astype(np.int64)
+        np.add.at(toggles, (rows, cols), 1)
+    return (np.cumsum(toggles, axis=1) % 2).astype(bool)[:, :nx]
+
+
+def _boundary(pts: np.ndarray, ny: int, nx: int, eps: float) -> np.ndarray:
+    """Pixels whose centre lies on an edge of the polygon (within ``eps`` pixels)."""
+    out = np.zeros((ny, nx), dtype=bool)
+    y0, x0 = pts[:, 0], pts[:, 1]
+    y1, x1 = np.roll(y0, -1), np.roll(x0, -1)
+    flat = np.abs(y1 - y0) <= eps
+    # sloped and vertical edges: every integer row they span, test the crossing column
+    lo, hi = np.minimum(y0, y1)[~flat], np.maximum(y0, y1)[~flat]
+    edge, rows = _expand_rows(np.ceil(lo - eps).astype(np.int64),
+                              np.floor(hi + eps).astype(np.int64))
+    if rows.size:
+        ya, xa = y0[~flat][edge], x0[~flat][edge]
+        yb, xb = y1[~flat][edge], x1[~flat][edge]
+        xs = xa + (rows - ya) / (yb - ya) * (xb - xa)
+        cols = np.rint(xs).astype(np.int64)
+        ok = (np.abs(xs - cols) <= eps) & (rows >= 0) & (rows < ny) & (cols >= 0) & (cols < nx)
+        out[rows[ok], cols[ok]] = True
+    # horizontal edges lying on a row of pixel centres
+    for e in np.flatnonzero(flat):
+        row = int(np.rint(y0[e]))
+        if abs(y0[e] - row) > eps or not 0 <= row < ny:
+            continue
+        c0 = max(int(np.ceil(min(x0[e], x1[e]) - eps)), 0)
+        c1 = min(int(np.floor(max(x0[e], x1[e]) + eps)), nx - 1)
+        out[row, c0 : c1 + 1] = True
+    return out
+
+
+def polygon_mask(
+    shape: tuple[int, int], polygons: Sequence[np.ndarray], *, edge_tolerance: float = 1e-6
+) -> np.ndarray:
     """Even-odd fill of polygons given in continuous pixel index coordinates.
 
     Parameters
@@ -71,6 +127,8 @@ def polygon_mask(shape: tuple[int, int], polygons: Sequence[np.ndarray]) -> np.n
     polygons : sequence of ndarray
         Each ``(n, 2)`` array holds vertices as ``(row, column)`` continuous indices,
         where integer values are pixel centres. A polygon is closed implicitly.
+    edge_tolerance : float
+        A pixel centre closer than this (in pixels) to an edge lies on the edge.
 
     Returns
     -------
@@ -80,44 +138,28 @@ def polygon_mask(shape: tuple[int, int], polygons: Sequence[np.ndarray]) -> np.n
 
     Notes
     -----
-    Voxel-centre rule: pixel ``(j, i)`` is inside when its centre ``(j, i)`` lies inside
-    the polygon. A centre exactly on an edge follows the half-open rule of scan-line
-    fill: an edge includes its lower row end but not its upper one, and a centre on a
-    crossing belongs to the span to its right. So two polygons that share an edge never
-    both claim the pixels on it, and a square with corners at pixel centres ``(0, 0)``
-    and ``(2, 2)`` covers pixels ``(0..1, 0..1)``: 4 pixels, its area.
+    Voxel-centre rule: pixel ``(j, i)`` belongs to a polygon when its centre ``(j, i)``
+    lies inside the polygon **or on its boundary** (the polygon is a closed set). The
+    rule is symmetric (no bias towards any side) and agrees with
+    ``skimage.draw.polygon2mask`` and ``matplotlib.path.Path.contains_points``; a contour
+    traced through the centres of boundary pixels keeps those pixels. So a square with
+    corners at pixel centres ``(0, 0)`` and ``(2, 2)`` covers the 3 x 3 pixels
+    ``(0..2, 0..2)``. Polygons are then combined by exclusive or: the boundary pixels
+    of a hole belong to the hole.
 
     Examples
     --------
-    >>> polygon_mask((4, 4), [np.array([[0, 0], [0, 2], [2, 2], [2, 0]])]).sum()
-    np.int64(4)
+    >>> int(polygon_mask((4, 4), [np.array([[0, 0], [0, 2], [2, 2], [2, 0]])]).sum())
+    9
     """
     ny, nx = shape
-    toggles = np.zeros((ny, nx + 1), dtype=np.int32)
+    result = np.zeros((ny, nx), dtype=bool)
     for poly in polygons:
         pts = np.asarray(poly, dtype=float)
         if pts.ndim != 2 or pts.shape[0] < 3:
             continue
-        y0, x0 = pts[:, 0], pts[:, 1]
-        y1, x1 = np.roll(y0, -1), np.roll(x0, -1)
-        lo, hi = np.minimum(y0, y1), np.maximum(y0, y1)
-        # rows j with lo <= j < hi (half-open): the edge crosses the line through row centres
-        first = np.ceil(lo).astype(np.int64)
-        last = np.ceil(hi).astype(np.int64) - 1
-        first = np.maximum(first, 0)
-        last = np.minimum(last, ny - 1)
-        count = np.maximum(last - first + 1, 0)
-        if not count.any():
-            continue
-        edge = np.repeat(np.arange(len(pts)), count)
-        offsets = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-        rows = first[edge] + offsets
-        t = (rows - y0[edge]) / (y1[edge] - y0[edge])
-        xs = x0[edge] + t * (x1[edge] - x0[edge])
-        cols = np.clip(np.ceil(xs), 0, nx).astype(np.int64)
-        np.add.at(toggles, (rows, cols), 1)
-    inside = (np.cumsum(toggles, axis=1) % 2).astype(bool)
-    return inside[:, :nx]
+        result ^= _interior(pts, ny, nx) | _boundary(pts, ny, nx, edge_tolerance)
+    return result
 
 
 @dataclass(frozen=True)
@@ -216,9 +258,8 @@ def rasterize_rtstruct(
       :meth:`Grid.lps_to_index`. Contours must be parallel to the reference slices
       (within 0.1 mm); contours closer than 0.1 mm along the normal share one plane.
     * In-plane voxel-centre rule: a voxel belongs to a plane's ROI when its **centre**
-      lies inside an odd number of that plane's CLOSED_PLANAR contours (even-odd rule,
-      so nested contours are holes); centres exactly on an edge follow the half-open
-      scan-line rule of :func:`polygon_mask`.
+      lies inside or on an odd number of that plane's CLOSED_PLANAR contours (even-odd
+      rule, so nested contours are holes); see :func:`polygon_mask`.
     * Slice rule: a plane represents the slab of half the structure set's plane spacing
       (smallest gap between distinct contour planes of all ROIs) around it; a reference
       slice takes the nearest plane of the ROI within that half-width. On the series the
@@ -344,8 +385,8 @@ def rasterize_rtstruct(
             segs.append(_Segment(number, name, mask))
         _warn_empty(segs, source, "contours outside the grid or on no slice")
     rule = (
-        "RTSTRUCT: contours placed by LPS position; voxel centre inside (even-odd, half-open "
-        f"edges); slice = nearest contour plane within {half_width_mm:.3f} mm"
+        "RTSTRUCT: contours placed by LPS position; voxel centre inside or on the contour "
+        f"(even-odd across contours); slice = nearest contour plane within {half_width_mm:.3f} mm"
     )
     inputs = {
         "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),

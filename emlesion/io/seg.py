@@ -247,17 +247,9 @@ def read_seg(
                 )
             geometry.append((row_dir, col_dir, spacing))
             if seg_type != "LABELMAP":
-                ident = fg.get("SegmentIdentificationSequence")
-                if not ident:
-                    raise MissingAttributeError(
-                        format_message(
-                            f"frame {f + 1} does not say which segment it belongs to",
-                            series=source,
-                            attribute="ReferencedSegmentNumber (0062,000B)",
-                            fix="repair or re-export the SEG",
-                        )
-                    )
-                frame_segment[f] = int(ident[0].ReferencedSegmentNumber)
+                ident = _functional(seg, fg, "SegmentIdentificationSequence", source,
+                                    "ReferencedSegmentNumber (0062,000B)")
+                frame_segment[f] = int(ident.ReferencedSegmentNumber)
 
         frame_mm = positions @ ref_normal
         shared = (seg.get("SharedFunctionalGroupsSequence") or [None])[0]
