@@ -32,8 +32,9 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
         description="PET/CT DICOM to lesion measurements and treatment-response calls.",
     )
     parser.add_argument("--version", action="version", version=f"emlesion {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more log output (-v info, -vv debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules: dict[str, object] = {}
     for name in COMMANDS:

@@ -68,8 +68,8 @@ def format_message(
     Examples
     --------
     >>> format_message("PatientWeight is missing", series="1.2.3",
-    ...                attribute="PatientWeight (0010,1030)", fix="enter the weight")
-    'PatientWeight is missing [series 1.2.3] [attribute PatientWeight (0010,1030)]. Fix: enter the weight'
+    ...                attribute="PatientWeight (0010,1030)", fix="enter it")
+    'PatientWeight is missing [series 1.2.3] [attribute PatientWeight (0010,1030)]. Fix: enter it'
     """
     parts = [problem.rstrip(".")]
     if series:

@@ -43,5 +43,7 @@ def sample_scans_dir() -> Path:
     """Path of the bundled ``sample_scans/`` study (committed in the repository)."""
     path = REPO_ROOT / "sample_scans"
     if not (path / "truth.json").is_file():
-        pytest.fail(f"sample_scans/truth.json missing at {path}: the bundled sample is part of the repo")
+        pytest.fail(
+            f"sample_scans/truth.json missing at {path}: the bundled sample is part of the repo"
+        )
     return path

@@ -59,12 +59,18 @@ class Grid:
         object.__setattr__(self, "spacing_mm", tuple(float(v) for v in self.spacing_mm))
         object.__setattr__(self, "direction", tuple(float(v) for v in self.direction))
         if len(self.shape) != 3 or min(self.shape) < 1:
-            raise GeometryError(format_message(f"grid shape must be 3 positive ints, got {self.shape}"))
+            raise GeometryError(
+                format_message(f"grid shape must be 3 positive ints, got {self.shape}")
+            )
         if len(self.origin_mm) != 3 or not np.all(np.isfinite(self.origin_mm)):
-            raise GeometryError(format_message(f"origin_mm must be 3 finite numbers, got {self.origin_mm}"))
+            raise GeometryError(
+                format_message(f"origin_mm must be 3 finite numbers, got {self.origin_mm}")
+            )
         sp = np.asarray(self.spacing_mm)
         if sp.shape != (3,) or not np.all(np.isfinite(sp)) or np.any(sp <= 0):
-            raise GeometryError(format_message(f"spacing_mm must be 3 positive numbers, got {self.spacing_mm}"))
+            raise GeometryError(
+                format_message(f"spacing_mm must be 3 positive numbers, got {self.spacing_mm}")
+            )
         d = np.asarray(self.direction)
         if d.shape != (9,):
             raise GeometryError(format_message(f"direction must have 9 entries, got {len(d)}"))

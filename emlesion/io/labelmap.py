@@ -49,12 +49,16 @@ class LabelMap:
     def __post_init__(self) -> None:
         arr = np.asarray(self.array)
         if arr.ndim != 3:
-            raise MaskError(format_message(f"a LabelMap needs a 3-D array, got {arr.ndim}-D",
-                                           series=self.source or None))
+            raise MaskError(
+                format_message(
+                    f"a LabelMap needs a 3-D array, got {arr.ndim}-D", series=self.source or None
+                )
+            )
         if arr.dtype != np.uint16:
             if arr.size and (arr.min() < 0 or arr.max() > np.iinfo(np.uint16).max):
-                raise MaskError(format_message("labels must lie in 0..65535",
-                                               series=self.source or None))
+                raise MaskError(
+                    format_message("labels must lie in 0..65535", series=self.source or None)
+                )
             arr = arr.astype(np.uint16)
         elif arr.base is not None and arr.flags.writeable:
             arr = arr.copy()
@@ -91,7 +95,9 @@ class LabelMap:
 
     def resample_to(self, target: Grid) -> LabelMap:
         """Nearest-neighbour resampling onto ``target`` (labels are never blended)."""
-        out = resample_array(self.array, self.grid, target, interpolation="nearest", default_value=0)
+        out = resample_array(
+            self.array, self.grid, target, interpolation="nearest", default_value=0
+        )
         step = ProvenanceStep(
             "emlesion.io.LabelMap.resample_to",
             rule="nearest neighbour, identity transform",
@@ -107,13 +113,18 @@ class LabelMap:
         counts = self.voxel_counts()
         shown = ", ".join(f"{k}:{self.name(k)!r}({counts[k]} vox)" for k in list(counts)[:4])
         more = f", +{len(counts) - 4} more" if len(counts) > 4 else ""
-        return f"LabelMap({len(counts)} labels [{shown}{more}], shape={self.grid.shape}, source={self.source!r})"
+        return (
+            f"LabelMap({len(counts)} labels [{shown}{more}], shape={self.grid.shape}, "
+            f"source={self.source!r})"
+        )
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary (names, voxel counts, history)."""
         return {
             "source": self.source,
             "shape": list(self.grid.shape),
-            "labels": {str(k): {"name": self.name(k), "voxels": v} for k, v in self.voxel_counts().items()},
+            "labels": {
+                str(k): {"name": self.name(k), "voxels": v} for k, v in self.voxel_counts().items()
+            },
             "provenance": [p.to_dict() for p in self.provenance],
         }

@@ -87,7 +87,9 @@ class SeriesIdentity:
     def label(self) -> str:
         """A short human label: ``"PT 'PET AC' (1.2.3...)"``."""
         desc = f" '{self.series_description}'" if self.series_description else ""
-        return f"{self.modality or '?'}{desc} ({self.series_instance_uid or 'no SeriesInstanceUID'})"
+        return (
+            f"{self.modality or '?'}{desc} ({self.series_instance_uid or 'no SeriesInstanceUID'})"
+        )
 
 
 @dataclass(frozen=True)
@@ -230,12 +232,14 @@ class Volume:
     ) -> Volume:
         """Build a Volume from a 3-D SimpleITK image (geometry copied exactly)."""
         if image.GetDimension() != 3:
-            raise GeometryError(format_message(f"expected a 3-D image, got {image.GetDimension()}-D"))
+            raise GeometryError(
+                format_message(f"expected a 3-D image, got {image.GetDimension()}-D")
+            )
         return cls(
             array=sitk.GetArrayFromImage(image),
             grid=Grid.from_sitk(image),
             identity=identity or SeriesIdentity(),
-            provenance=tuple(provenance) + (ProvenanceStep("emlesion.io.Volume.from_sitk"),),
+            provenance=(*tuple(provenance), ProvenanceStep("emlesion.io.Volume.from_sitk")),
         )
 
     def with_array(self, array: np.ndarray, step: ProvenanceStep) -> Volume:
@@ -274,8 +278,11 @@ class Volume:
         step = ProvenanceStep(
             "emlesion.io.Volume.resample_to",
             rule=f"{interpolation} interpolation, identity transform",
-            inputs={"target_shape": target.shape, "target_spacing_mm": target.spacing_mm,
-                    "default_value": default_value},
+            inputs={
+                "target_shape": target.shape,
+                "target_spacing_mm": target.spacing_mm,
+                "default_value": default_value,
+            },
         )
         return Volume(out, target, self.identity, (), (), self.units, (*self.provenance, step))
 
