@@ -436,3 +436,35 @@ def test_compute_suv_refuses_twice() -> None:
 def test_no_headers() -> None:
     with pytest.raises(MissingAttributeError, match="no DICOM headers"):
         compute_suv_factors([])
+
+
+def test_ge_private_literal_fallback_without_creator() -> None:
+    # IBSI DRO_3_3 style: (0009,100D) present but group 0009 has no private creator
+    hs = []
+    for _ in range(2):
+        ds = make_header(SeriesTime="113000")
+        ds.add_new(0x0009100D, "DT", "20250101105900")
+        hs.append(ds)
+    with pytest.warns(DicomQuirkWarning, match="GE private scan datetime read from the literal"):
+        f = compute_suv_factors(hs)
+    assert f.reference_time_rule is ReferenceTimeRule.GE_PRIVATE
+    assert f.elapsed_s == 3540.0
+
+
+def test_reject_missing_injection_time() -> None:
+    hs = make_headers(RadiopharmaceuticalStartDateTime=None, RadiopharmaceuticalStartTime=None)
+    with pytest.raises(MissingAttributeError,
+                       match=r"RadiopharmaceuticalStartDateTime \(0018,1078\)"):
+        factors(hs)
+
+
+def test_reject_missing_acquisition_time() -> None:
+    with pytest.raises(MissingAttributeError, match=r"AcquisitionTime \(0008,0032\)"):
+        factors(make_headers(AcquisitionTime=None))
+
+
+def test_admin_needs_no_times() -> None:
+    # ADMIN: the image is corrected to the injection time; no time attribute is read
+    hs = make_headers(DecayCorrection="ADMIN", AcquisitionTime=None,
+                      RadiopharmaceuticalStartDateTime=None, RadiopharmaceuticalStartTime=None)
+    assert factors(hs).factor == pytest.approx(70000 / 370e6, rel=1e-12)
