@@ -175,9 +175,9 @@ def test_spinal_axis_and_landmarks(anatomy) -> None:  # type: ignore[no-untyped-
     # iliac wings end at z = 230 mm; PET slices are 4 mm apart (z = 228 is the last slice
     # whose centre lies in the wings)
     assert anatomy.iliac_crest_z_mm == pytest.approx(228.0, abs=4.0)
-    # pubic bone ends at z = 90 -> slice 88; inlet = (228 + 88) / 2 = 158
+    # pubic bone ends at z = 90 -> slice 88; inlet = 228 - 0.35 * (228 - 88) = 179
     assert anatomy.pubic_symphysis_z_mm == pytest.approx(88.0, abs=4.0)
-    assert anatomy.pelvic_inlet_z_mm == pytest.approx(158.0, abs=4.0)
+    assert anatomy.pelvic_inlet_z_mm == pytest.approx(179.0, abs=4.0)
 
 
 @pytest.mark.parametrize("organ", ["bladder", "kidney_left", "kidney_right", "liver"])
@@ -238,10 +238,10 @@ def test_region_and_side_of_the_two_masses(phantom: Phantom, anatomy) -> None:  
     grid = phantom.pet.grid
     a = assign_region(phantom.truth["lesion_a"], grid, anatomy)
     b = assign_region(phantom.truth["lesion_b"], grid, anatomy)
-    # lesion A: centroid x = -40 (patient right), z = 255 > crest 228, y = -5 >= 37 - 50
+    # lesion A: centroid x = -40 (patient right), z = 255 > inlet 179, y = -5 >= 37 - 60
     assert (a.region, a.side) == (Region.RETROPERITONEAL, Side.RIGHT)
     assert a.dx_mm == pytest.approx(-40.0, abs=3.0)
-    # lesion B: centroid x = +68 (patient left), z = 130 < crest, inside the pelvis box
+    # lesion B: centroid x = +68 (patient left), z = 130 < inlet 179, inside the pelvis box
     assert (b.region, b.side) == (Region.PELVIC, Side.LEFT)
     # the bladder is a midline structure
     c = assign_region(phantom.truth["bladder"], grid, anatomy)
@@ -251,7 +251,7 @@ def test_region_and_side_of_the_two_masses(phantom: Phantom, anatomy) -> None:  
 def test_region_rule_other_and_straddling(phantom: Phantom, anatomy) -> None:  # type: ignore[no-untyped-def]
     grid = phantom.pet.grid
     x, y, z = (np.broadcast_to(a, grid.shape) for a in voxel_centres_mm(grid))
-    # anterior abdominal wall blob above the crests: y = -100 < 37 - 50 -> other
+    # anterior abdominal wall blob above the crests: y = -100 < 37 - 60 -> other
     blob = (x - 0) ** 2 + (y + 100) ** 2 + (z - 300) ** 2 <= 10**2
     assert assign_region(blob, grid, anatomy).region is Region.OTHER
     # centroid 20 mm left of the axis but 40 % of voxels right of it -> midline (straddles)

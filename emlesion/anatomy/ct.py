@@ -55,6 +55,12 @@ BONE_HU = 200.0
 FLUID_HU = (-30.0, 35.0)
 SOFT_HU = (-30.0, 100.0)
 
+#: Pelvic inlet (arcuate line on the lateral pelvic wall) placed this fraction of the way
+#: from the iliac crests down to the top of the pubic symphysis, or this depth below the
+#: crests when the symphysis is outside the field of view.
+INLET_FRACTION = 0.35
+INLET_DEFAULT_DEPTH_MM = 45.0
+
 #: Radius of the PERCIST liver sphere (3 cm diameter) and of the blood-pool cylinder (1 cm
 #: diameter, 2 cm long).
 LIVER_SPHERE_RADIUS_MM = 15.0
@@ -231,9 +237,11 @@ def segment_anatomy(
        sides at ``|dx| > 60 mm`` (iliac wings, acetabula, femora; gaps <= 12 mm tolerated);
        its top is the crest level. *Pelvis* = bone at or below that level.
     5. *Pubic symphysis*: top of the bone within 25 mm of the midline and > 60 mm anterior
-       of the spinal axis, below the crests. *Pelvic inlet level*: half-way between crest
-       and symphysis top, an axial stand-in for the mid-point of the oblique
-       promontory-symphysis plane (None without a symphysis).
+       of the spinal axis, below the crests. *Pelvic inlet level*: the axial level of the
+       arcuate line (linea terminalis) on the lateral pelvic wall, estimated as
+       ``crest - 0.35 x (crest - symphysis top)`` (``crest - 45 mm`` without a symphysis).
+       The true inlet plane is oblique (promontory to symphysis); on the side walls, where
+       pelvic-wall masses arise, it runs at about this level.
     6. *Bladder*: below the crests, ``|dx| < 70 mm``, anterior of the spine: the hottest PET
        component (>= 30 % of the local maximum and >= 4) whose core is fluid (mean
        CT < 30 HU); mask = its 50 %-of-max PET region united with the CT fluid
@@ -312,7 +320,12 @@ def segment_anatomy(
         crest_k, symph_k = _pelvic_levels(bone, dx, dy, grid, z_up)
         crest_z = float(z_slice[crest_k]) if crest_k is not None else None
         symph_z = float(z_slice[symph_k]) if symph_k is not None else None
-        inlet_z = (crest_z + symph_z) / 2.0 if crest_z is not None and symph_z is not None else None
+        if crest_z is None:
+            inlet_z = None
+        elif symph_z is not None:
+            inlet_z = crest_z - INLET_FRACTION * (crest_z - symph_z)
+        else:
+            inlet_z = crest_z - INLET_DEFAULT_DEPTH_MM
         if crest_z is None:
             warnings.warn(format_message("iliac crests not found (pelvis outside the field of "
                                          "view?); pelvic/retroperitoneal regions use the scan "
@@ -326,7 +339,7 @@ def segment_anatomy(
         steps.append(ProvenanceStep("emlesion.anatomy.pelvis", rule="iliac crest = top of the "
                                     "bottom-up run of slices with bone at |dx|>60 mm both sides;"
                                     " symphysis = top of anterior midline bone; pelvic inlet = "
-                                    "mid-level crest-symphysis",
+                                    "crest - 0.35 x (crest - symphysis) (arcuate line level)",
                                     inputs={"iliac_crest_z_mm": crest_z,
                                             "pubic_symphysis_z_mm": symph_z,
                                             "pelvic_inlet_z_mm": inlet_z}))

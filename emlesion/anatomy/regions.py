@@ -24,7 +24,7 @@ MIDLINE_HALF_WIDTH_MM = 15.0
 #: A lesion with more than this fraction of its voxels on each side of the axis is ``midline``.
 MIDLINE_STRADDLE_FRACTION = 0.25
 #: The retroperitoneal compartment extends this far anterior of the vertebral bodies.
-RETROPERITONEAL_ANTERIOR_MARGIN_MM = 50.0
+RETROPERITONEAL_ANTERIOR_MARGIN_MM = 60.0
 #: Margin (mm) around the bony-pelvis bounding box within which a lesion is ``pelvic``.
 PELVIS_BOX_MARGIN_MM = 10.0
 
@@ -97,14 +97,15 @@ def assign_region(mask: np.ndarray, grid: Grid, anatomy: Anatomy) -> RegionAssig
     With ``c`` the lesion centroid (LPS), ``a(z)`` the spinal axis and ``v(z)`` the anterior
     vertebral border at the centroid's level:
 
-    * **pelvic**: ``c_z`` at or below the **iliac-crest** plane (supracristal plane, about
-      L4; chosen over the pelvic inlet because it is found reliably on a coarse grid) and
+    * **pelvic**: ``c_z`` at or below the **pelvic inlet** level
+      (:attr:`Anatomy.pelvic_inlet_z_mm`, the arcuate-line level on the side walls) and
       ``c`` inside the bounding box of the bony pelvis enlarged by 10 mm in x and y.
-    * **retroperitoneal**: ``c_z`` above the iliac-crest plane and ``c_y`` posterior to the
-      coronal plane 50 mm anterior of the vertebral body (``c_y >= v(z) - 50 mm``; the aorta,
-      IVC, para-aortic nodes, kidneys and psoas lie behind it).
+    * **retroperitoneal**: ``c_z`` above the pelvic inlet level and ``c_y`` posterior to
+      the coronal plane 60 mm anterior of the vertebral body/sacrum
+      (``c_y >= v(z) - 60 mm``; the aorta, IVC, iliac vessels, para-aortic and common
+      iliac nodes, kidneys and psoas lie behind it).
     * **other**: everything else (anterior abdomen, outside the bony pelvis, or landmarks
-      missing).
+      missing). Without a pelvic inlet level the iliac-crest level is used.
 
     Side: ``|c_x - a_x(z)| < 15 mm``, or more than 25 % of the voxels on each side of the
     axis, gives **midline**; otherwise **left** when ``c_x > a_x`` (LPS +x is the patient's
@@ -146,7 +147,10 @@ def assign_region(mask: np.ndarray, grid: Grid, anatomy: Anatomy) -> RegionAssig
         side = Side.LEFT if dx > 0 else Side.RIGHT
         side_rule = f"dx={dx:+.1f} mm (LPS +x = patient left)"
     # region ---------------------------------------------------------------
-    crest = anatomy.iliac_crest_z_mm
+    crest = anatomy.pelvic_inlet_z_mm
+    level_name = "pelvic inlet"
+    if crest is None:
+        crest, level_name = anatomy.iliac_crest_z_mm, "iliac crest"
     box = _pelvis_box(anatomy)
     if crest is None:
         region, reg_rule = Region.OTHER, "iliac crests not found"
@@ -156,20 +160,21 @@ def assign_region(mask: np.ndarray, grid: Grid, anatomy: Anatomy) -> RegionAssig
             for i in (0, 1)
         )
         if inside:
-            region, reg_rule = Region.PELVIC, (f"centroid z {centroid[2]:.0f} <= iliac crest "
+            region, reg_rule = Region.PELVIC, (f"centroid z {centroid[2]:.0f} <= {level_name} "
                                                f"{crest:.0f} mm, inside the bony pelvis box")
         else:
-            region, reg_rule = Region.OTHER, "below the iliac crests but outside the bony pelvis"
+            region, reg_rule = Region.OTHER, f"below the {level_name} but outside the bony pelvis"
     else:
         ant = anatomy.vertebral_anterior_mm(centroid[2])
         if ant is None:
             ant = ax_y - 20.0 if np.isfinite(ax_y) else None
         if ant is not None and centroid[1] >= ant - RETROPERITONEAL_ANTERIOR_MARGIN_MM:
             region, reg_rule = Region.RETROPERITONEAL, (
-                f"centroid z {centroid[2]:.0f} > iliac crest {crest:.0f} mm and y "
+                f"centroid z {centroid[2]:.0f} > {level_name} {crest:.0f} mm and y "
                 f"{centroid[1]:.0f} >= anterior vertebral border {ant:.0f} - "
                 f"{RETROPERITONEAL_ANTERIOR_MARGIN_MM:g} mm")
         else:
-            region, reg_rule = Region.OTHER, "above the crests but anterior to the retroperitoneum"
+            region, reg_rule = Region.OTHER, (f"above the {level_name} but anterior to the "
+                                              "retroperitoneum")
     return RegionAssignment(region, side, centroid, float(dx), frac_left,
                             f"{reg_rule}; side: {side_rule}")
