@@ -178,7 +178,7 @@ def sample_baseline(sample_scans_dir: Path):  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 def test_sample_baseline_acceptance(sample_baseline) -> None:  # type: ignore[no-untyped-def]
-    truth, pet, result = sample_baseline
+    truth, _pet, result = sample_baseline
     lesions = {t["name"]: t for t in truth["lesions"] if t["present"]}
     assert len(result.lesions) == len(lesions) == 2  # no bladder/kidney false positive
     for t in lesions.values():
