@@ -29,8 +29,10 @@ __all__ = [
     "InconsistentStudyError",
     "InvalidAttributeError",
     "MaskError",
+    "MaskWarning",
     "MissingAttributeError",
     "ResponseError",
+    "ResponseWarning",
     "SUVError",
     "SUVWarning",
     "SegmentationError",
@@ -151,3 +153,13 @@ class GeometryWarning(EmlesionWarning):
 class SUVWarning(EmlesionWarning):
     """A tolerated SUV header problem that was corrected or worked around
     (dose in MBq, weight in grams, reference times that disagree)."""
+
+
+class MaskWarning(EmlesionWarning):
+    """A tolerated mask problem: overlapping segments resolved, an empty segment, a
+    contour type that has no area, a segment outside the reference grid."""
+
+
+class ResponseWarning(EmlesionWarning):
+    """Two timepoints are not strictly comparable (liver uptake, uptake time, scanner),
+    or a lesion could not be used by a criterion; the assessment went ahead."""

@@ -132,10 +132,18 @@ def record_warnings() -> Iterator[WarningRecorder]:
     from emlesion.errors import EmlesionWarning
 
     recorder = WarningRecorder()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield recorder
-    for w in caught:
-        if issubclass(w.category, EmlesionWarning):
-            recorder.messages.append(str(w.message))
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught_now:
+            warnings.simplefilter("always")
+            try:
+                yield recorder
+            finally:
+                caught = list(caught_now)
+    finally:
+        # Re-emit even when the block raised, so that warnings issued before an
+        # error still reach the caller.
+        for w in caught:
+            if issubclass(w.category, EmlesionWarning):
+                recorder.messages.append(str(w.message))
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

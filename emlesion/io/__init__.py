@@ -7,6 +7,9 @@ Public API
     :class:`SeriesRole`.
 :func:`load_pet`, :func:`load_ct`, :func:`load_volume`
     Load a series as a :class:`Volume` (float32 ``(z, y, x)`` on an LPS :class:`Grid`).
+:func:`load_mask`
+    Read a DICOM SEG, RTSTRUCT or NIfTI label map onto a reference grid as a
+    :class:`LabelMap`.
 :func:`find_private`
     Find a private element by its private creator (vendor SUV attributes).
 :func:`resample_array`
@@ -21,29 +24,33 @@ from emlesion.io.discover import SeriesInfo, SeriesRole, discover
 from emlesion.io.geometry import Grid, resample_array
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.loader import GeometryTolerances, load_ct, load_pet, load_volume
+from emlesion.io.masks import MaskFormat, Overlap, detect_mask_format, load_mask
+from emlesion.io.nifti import read_nifti_labels
+from emlesion.io.rtstruct import rasterize_rtstruct
+from emlesion.io.seg import read_seg
 from emlesion.io.volume import SeriesIdentity, SliceInfo, Volume
 
 __all__ = [
     "GeometryTolerances",
     "Grid",
     "LabelMap",
+    "MaskFormat",
+    "Overlap",
     "SeriesIdentity",
     "SeriesInfo",
     "SeriesRole",
     "SliceInfo",
     "Volume",
+    "detect_mask_format",
     "discover",
     "find_private",
     "load_ct",
+    "load_mask",
     "load_pet",
     "load_volume",
+    "rasterize_rtstruct",
+    "read_nifti_labels",
+    "read_seg",
     "resample_array",
 ]
 
-try:  # written by another engineer; re-exported once present
-    from emlesion.io.masks import load_mask  # noqa: F401
-
-    __all__.append("load_mask")
-except ModuleNotFoundError as _exc:  # pragma: no cover - depends on the build
-    if _exc.name != "emlesion.io.masks":
-        raise

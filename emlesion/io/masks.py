@@ -52,8 +52,8 @@ import numpy as np
 from emlesion.errors import (
     DicomReadError,
     EmlesionError,
-    EmlesionWarning,
     MaskError,
+    MaskWarning,
     SeriesNotFoundError,
     UnsupportedDataError,
     format_message,
@@ -75,11 +75,6 @@ __all__ = [
 
 SEG_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.4"
 RTSTRUCT_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.481.3"
-
-
-class MaskWarning(EmlesionWarning):
-    """A tolerated mask problem: overlapping segments resolved, an empty segment, a
-    contour type that has no area, a segment outside the reference grid."""
 
 
 class MaskFormat(str, enum.Enum):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from emlesion.errors import EmlesionWarning, ResponseError, format_message
+from emlesion.errors import ResponseError, ResponseWarning, format_message
 from emlesion.provenance import ProvenanceStep, jsonable
 
 __all__ = [
@@ -28,11 +28,6 @@ __all__ = [
     "RecistCategory",
     "ResponseWarning",
 ]
-
-
-class ResponseWarning(EmlesionWarning):
-    """Two timepoints are not strictly comparable (liver uptake, uptake time, scanner),
-    or a lesion could not be used by a criterion; the assessment went ahead."""
 
 
 class Criterion(str, enum.Enum):
