@@ -177,7 +177,7 @@ def decay_weighted_average_time_s(duration_s: float, half_life_s: float = F18_HA
     Examples
     --------
     >>> round(decay_weighted_average_time_s(120.0), 3)  # a little under T/2
-    59.909
+    59.937
     """
     lam = math.log(2.0) / half_life_s
     t = lam * duration_s
