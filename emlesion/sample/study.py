@@ -675,7 +675,7 @@ def _readme(truth: dict[str, Any]) -> str:
         "## Licence",
         "",
         "Generated data, dedicated to the public domain (CC0 1.0). The generator is part of "
-        "emlesion (Apache-2.0).",
+        "emlesion (MIT licence).",
         "",
     ]
     return "\n".join(lines)
