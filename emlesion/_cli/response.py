@@ -1,0 +1,140 @@
+"""``emlesion response``: a longitudinal PET/CT study to tracked lesions and response calls.
+
+::
+
+    emlesion response BASELINE_DIR MONTH1_DIR MONTH3_DIR --out OUTDIR
+                      [--labels baseline,month1,month3]
+                      [--criteria percist,eortc,recist,lugano]
+                      [--masks MASK|auto ...] [--method NAME]
+                      [--allow-different-patients] [--no-residual-search]
+
+One folder per timepoint, baseline first (or a single folder holding several studies,
+grouped by StudyInstanceUID and ordered by date). Lesions are found automatically (as
+``emlesion measure`` does) or taken from one user mask per timepoint (``auto`` = segment that
+timepoint). Writes ``OUTDIR/report.json`` (schema ``emlesion/schemas/report.schema.json``;
+keys ``timepoints``, ``tracks``, ``assessments``) and ``OUTDIR/lesions.csv`` (one row per
+lesion per timepoint), both atomically; progress on stderr; a summary table on stdout.
+Errors (different patients, follow-up dated before baseline, ...): message on stderr, exit
+code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parser", "print_summary", "run"]
+
+
+def _csv_list(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``response`` sub-command."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "response",
+        help="track lesions across timepoints and assess response (PERCIST, EORTC, RECIST, "
+             "Lugano)",
+        description="Run the whole pipeline on each timepoint, track the lesions and assess "
+                    "every follow-up against the baseline.",
+    )
+    p.add_argument("dirs", metavar="DIR", nargs="+",
+                   help="one folder per timepoint, baseline first (or one folder holding "
+                        "several studies)")
+    p.add_argument("--out", "-o", metavar="OUTDIR", required=True,
+                   help="output folder (report.json, lesions.csv); never inside an input")
+    p.add_argument("--labels", type=_csv_list, metavar="A,B,C",
+                   help="timepoint labels (default: the folder names when distinct)")
+    p.add_argument("--criteria", type=_csv_list, default=["percist", "eortc", "recist", "lugano"],
+                   metavar="LIST",
+                   help="criteria: percist, eortc, recist, lugano (= lugano_pet + lugano_ct), "
+                        "lugano_pet, lugano_ct (default percist,eortc,recist,lugano)")
+    p.add_argument("--masks", nargs="+", metavar="MASK",
+                   help="one lesion mask per timepoint (DICOM SEG, RTSTRUCT, NIfTI) or 'auto'")
+    p.add_argument("--method", default="41%max", metavar="NAME",
+                   help="segmentation method for automatic lesions (default 41%%max)")
+    p.add_argument("--sul", default="sul-janmahasatian", metavar="NAME",
+                   help="lean-body normalisation for SUL (default sul-janmahasatian)")
+    p.add_argument("--allow-different-patients", action="store_true",
+                   help="accept timepoints whose PatientID differs")
+    p.add_argument("--no-residual-search", action="store_true",
+                   help="do not look again for residual uptake where a tracked lesion was lost")
+    p.add_argument("--transform", choices=("rigid", "affine"), default="rigid",
+                   help="CT registration transform for tracking (default rigid)")
+    p.add_argument("--deidentify", action="store_true",
+                   help="leave the PatientID out of report.json")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    return p
+
+
+def print_summary(study: Any, assessments: Any, stream: Any) -> None:
+    """Short terminal summary: lesions per timepoint and the category per criterion."""
+    crit_keys: list[str] = []
+    calls: dict[tuple[str, str], str] = {}
+    for a in assessments:
+        if a.criterion.value not in crit_keys:
+            crit_keys.append(a.criterion.value)
+        calls[(a.timepoint, a.criterion.value)] = a.category.value
+    head = f"{'timepoint':<12} {'date':<10} {'day':>4} {'lesions':>7} {'MTV mL':>7}  " + " ".join(
+        f"{k:>10}" for k in crit_keys)
+    print(head, file=stream)
+    for tp in study.timepoints:
+        mtv = sum(float(m.mtv_ml) for m in tp.measurements.rows)
+        day = "-" if tp.days_since_baseline is None else str(tp.days_since_baseline)
+        date = tp.date.isoformat() if tp.date else "-"
+        cells = " ".join(f"{calls.get((tp.label, k), '-'):>10}" for k in crit_keys)
+        print(f"{tp.label[:12]:<12} {date:<10} {day:>4} {len(tp.measurements):>7} {mtv:>7.1f}  "
+              f"{cells}", file=stream)
+    if study.tracking is not None:
+        for track in study.tracking.tracks:
+            states = ", ".join(f"{p.timepoint} {p}" for p in track.points)
+            print(f"track {track.id}: {states}", file=stream)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``emlesion response``; returns the exit code."""
+    from emlesion.study import StderrProgress, check_output_location, load_study
+    from emlesion.study.output import write_study_outputs
+
+    inputs = list(args.dirs) + [m for m in (args.masks or []) if m != "auto"]
+    out_dir = check_output_location(args.out, inputs)
+    if len(args.dirs) == 1:
+        source: Any = args.dirs[0]
+    elif args.labels is not None:
+        if len(args.labels) != len(args.dirs):
+            from emlesion.errors import InconsistentStudyError, format_message
+
+            raise InconsistentStudyError(format_message(
+                f"{len(args.labels)} label(s) for {len(args.dirs)} folder(s)",
+                fix="give one label per folder in --labels"))
+        source = dict(zip(args.labels, args.dirs))
+    else:
+        source = list(args.dirs)
+    labels = args.labels if len(args.dirs) == 1 else None
+    masks = None
+    if args.masks:
+        masks = [None if m == "auto" else Path(m) for m in args.masks]
+    progress = None if args.quiet else StderrProgress()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        study = load_study(
+            source, labels=labels, masks=masks, method=args.method, sul=args.sul,
+            allow_different_patients=args.allow_different_patients, transform=args.transform,
+            residual_search=not args.no_residual_search, progress=progress)
+        assessments = study.assess(args.criteria)
+        report = study.to_report_dict(assessments, deidentify=args.deidentify)
+    paths = write_study_outputs(study, out_dir, report)
+    if not args.quiet:
+        for msg in dict.fromkeys(str(w.message) for w in caught):
+            print(f"warning: {msg}", file=sys.stderr)
+    print_summary(study, assessments, sys.stdout)
+    for path in paths.values():
+        print(f"wrote {path}", file=sys.stdout)
+    return 0

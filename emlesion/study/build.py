@@ -1,0 +1,636 @@
+"""Builders: one PET/CT folder -> :class:`Timepoint`; several -> :class:`Study`.
+
+The pipeline of one timepoint is ``load_pet``/``load_ct`` -> ``compute_suv`` (SUVbw and SUL)
+-> ``segment_anatomy`` (when there is a CT) -> liver and blood-pool reference statistics ->
+``segment_lesions`` or ``load_mask`` -> ``measure_lesions``. A study then tracks the lesions
+(``track_lesions``), optionally looks again for residual disease where a tracked lesion was
+not found (see :func:`load_study`), and checks that the timepoints belong together.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from emlesion.anatomy import Anatomy, RegionAssignment, assign_region, segment_anatomy
+from emlesion.errors import (
+    EmlesionError,
+    InconsistentStudyError,
+    SeriesNotFoundError,
+    format_message,
+)
+from emlesion.io import Grid, LabelMap, SeriesInfo, SeriesRole, Volume, discover, load_ct, load_pet
+from emlesion.measure import LesionTable, measure_lesions
+from emlesion.provenance import ProvenanceStep, record_warnings
+from emlesion.segment import Method, PriorMask, segment_lesions
+from emlesion.study.model import (
+    RESERVED_LABELS,
+    LesionSource,
+    ProgressCallback,
+    ReferenceStats,
+    StageEvent,
+    Study,
+    Timepoint,
+)
+from emlesion.suv import DEFAULT_SUL, Normalization, compute_suv
+from emlesion.track import (
+    MapTo,
+    TimepointLesions,
+    TrackingResult,
+    TrackState,
+    map_points,
+    track_lesions,
+)
+
+__all__ = ["DEFAULT_METHOD", "RESIDUAL_MARGIN_MM", "load_study", "load_timepoint"]
+
+#: Default lesion segmentation (41 % of each lesion's SUVmax, liver-threshold seeds).
+DEFAULT_METHOD = Method.PERCENT_41
+#: Margin (mm) around a lost lesion's mapped position searched for residual disease.
+RESIDUAL_MARGIN_MM = 15.0
+#: Seed rule of the residual search (fixed SUVbw >= 2.5 inside the prior region).
+RESIDUAL_SEED = Method.SUV_2_5
+
+PathLike = str | os.PathLike[str]
+MaskSource = PathLike | LabelMap
+
+
+# ---------------------------------------------------------------------------- helpers
+@contextmanager
+def _stage(progress: ProgressCallback | None, stage: str, timepoint: str | None) -> Iterator[None]:
+    if progress is not None:
+        progress(StageEvent(stage, timepoint, None))
+    t0 = time.perf_counter()
+    yield
+    if progress is not None:
+        progress(StageEvent(stage, timepoint, time.perf_counter() - t0))
+
+
+def _study_date(pet: Volume) -> _dt.date | None:
+    ident = pet.identity
+    for value in (ident.study_date, ident.series_date):
+        try:
+            return _dt.datetime.strptime(value.strip()[:8], "%Y%m%d").date()
+        except ValueError:
+            continue
+    return None
+
+
+def _uptake_time_min(pet: Volume, suv: Volume) -> tuple[float | None, str]:
+    """Injection-to-scan time from the SUV provenance (QIBA elapsed time), else the header.
+
+    Scan start is SeriesDate/SeriesTime (the QIBA scan reference for DecayCorrection START);
+    injection is the time the SUV engine used, or RadiopharmaceuticalStartDateTime /
+    RadiopharmaceuticalStartTime when the engine needed none (e.g. Philips CNTS).
+    """
+    from emlesion.suv.timing import combine_date_time, parse_dt, parse_tm, parse_utc_offset
+
+    step = next((s for s in reversed(suv.provenance)
+                 if s.operation == "emlesion.suv.compute_suv"), None)
+    inputs: Mapping[str, Any] = step.inputs if step is not None else {}
+    elapsed = inputs.get("elapsed_s")
+    if inputs.get("decay_correction") == "START" and isinstance(elapsed, (int, float)) \
+            and elapsed > 0:
+        return float(elapsed) / 60.0, "SUV provenance: reference time - injection time (START)"
+    if not pet.headers:
+        return None, "no PET header"
+    ds = pet.headers[0]
+    try:
+        tz: _dt.tzinfo = _dt.timezone.utc
+        if ds.get("TimezoneOffsetFromUTC"):
+            tz = parse_utc_offset(ds.TimezoneOffsetFromUTC)
+        start = combine_date_time(ds.get("SeriesDate", ""), ds.get("SeriesTime", ""),
+                                  date_attribute="SeriesDate (0008,0021)",
+                                  time_attribute="SeriesTime (0008,0031)", tz=tz)
+        injection: _dt.datetime | None = None
+        rule = ""
+        if isinstance(inputs.get("injection_time"), str):
+            injection = _dt.datetime.fromisoformat(inputs["injection_time"])
+            rule = "SeriesDate/SeriesTime - injection time of the SUV provenance"
+        else:
+            seq = ds.get("RadiopharmaceuticalInformationSequence")
+            item = seq[0] if seq else None
+            if item is not None and item.get("RadiopharmaceuticalStartDateTime"):
+                injection = parse_dt(item.RadiopharmaceuticalStartDateTime,
+                                     attribute="RadiopharmaceuticalStartDateTime (0018,1078)",
+                                     default_tz=tz)
+                rule = "SeriesDate/SeriesTime - RadiopharmaceuticalStartDateTime"
+            elif item is not None and item.get("RadiopharmaceuticalStartTime"):
+                tod = parse_tm(item.RadiopharmaceuticalStartTime,
+                               attribute="RadiopharmaceuticalStartTime (0018,1072)")
+                injection = _dt.datetime.combine(start.date(), tod, tzinfo=tz)
+                rule = "SeriesTime - RadiopharmaceuticalStartTime (same day)"
+        if injection is None:
+            return None, "no injection time in the header"
+        minutes = (start - injection).total_seconds() / 60.0
+    except (EmlesionError, ValueError, TypeError) as exc:
+        return None, f"uptake time not computable: {exc}"
+    if not 0.0 < minutes < 24 * 60:
+        return None, f"uptake time out of range ({minutes:.1f} min)"
+    return minutes, rule
+
+
+def _reference_stats(anatomy: Anatomy | None, which: str, suv: Volume,
+                     sul: Volume | None) -> ReferenceStats | None:
+    if anatomy is None:
+        return None
+    region = anatomy.liver_reference if which == "liver" else anatomy.blood_pool_reference
+    if region is None:
+        return None
+    s = region.reference_stats(suv)
+    sl = region.reference_stats(sul) if sul is not None else None
+    inside = region.mask(suv.grid)
+    return ReferenceStats(
+        region=which, suv_mean=s.mean, suv_sd=s.sd,
+        sul_mean=sl.mean if sl is not None else None,
+        sul_sd=sl.sd if sl is not None else None,
+        n_voxels=s.n_voxels, centre_mm=s.centre_mm, radius_mm=s.radius_mm, method=region.rule,
+        suv_max=float(np.asarray(suv.array)[inside].max()),
+        sul_max=float(np.asarray(sul.array)[inside].max()) if sul is not None else None,
+    )
+
+
+def _measure(suv: Volume, labels: LabelMap, ct: Volume | None, sul: Volume | None) -> LesionTable:
+    return measure_lesions(suv, labels, ct=ct, sul=sul, peak_variants=("global",))
+
+
+@dataclass(frozen=True)
+class _Images:
+    """The images of one timepoint before processing (cheap to load; checked first)."""
+
+    label: str
+    pet: Volume
+    ct: Volume | None
+    source: str
+    steps: tuple[ProvenanceStep, ...]
+
+
+def _load_images(
+    pet_source: PathLike | SeriesInfo,
+    label: str,
+    ct_source: PathLike | SeriesInfo | None,
+    find_ct: bool,
+) -> _Images:
+    pet = load_pet(pet_source)
+    steps: list[ProvenanceStep] = []
+    where = (pet_source.series_instance_uid if isinstance(pet_source, SeriesInfo)
+             else os.fspath(pet_source))
+    ct: Volume | None = None
+    if ct_source is not None:
+        ct = load_ct(ct_source)
+        rule = "CT given explicitly"
+    elif find_ct and not isinstance(pet_source, SeriesInfo):
+        try:
+            ct = load_ct(pet_source)
+            rule = "CT found beside the PET"
+        except SeriesNotFoundError as exc:
+            rule = f"no CT: {exc}"
+    else:
+        rule = "no CT requested"
+    steps.append(ProvenanceStep("emlesion.study.load_images", rule=rule, inputs={
+        "source": where, "pet_series": pet.identity.series_instance_uid,
+        "ct_series": ct.identity.series_instance_uid if ct is not None else None}))
+    return _Images(label, pet, ct, where, tuple(steps))
+
+
+def _regions_for(labels: LabelMap, anatomy: Anatomy | None) -> dict[int, RegionAssignment]:
+    if anatomy is None:
+        return {}
+    if not labels.grid.same_as(anatomy.grid):
+        pass  # assign_region works on any grid in the anatomy's frame of reference
+    arr = np.asarray(labels.array)
+    return {lab: assign_region(arr == lab, labels.grid, anatomy) for lab in labels.labels}
+
+
+def _process(
+    images: _Images,
+    *,
+    mask: MaskSource | None,
+    method: Method | str,
+    sul_normalization: Normalization | str | None,
+    progress: ProgressCallback | None,
+) -> Timepoint:
+    label = images.label
+    pet, ct = images.pet, images.ct
+    steps = list(images.steps)
+    with _stage(progress, "suv", label):
+        suv = compute_suv(pet, Normalization.BW)
+        sul: Volume | None = None
+        if sul_normalization is not None:
+            try:
+                sul = compute_suv(pet, sul_normalization)
+            except EmlesionError as exc:
+                steps.append(ProvenanceStep("emlesion.study.sul", rule="no SUL image",
+                                            warnings=(str(exc),)))
+    anatomy: Anatomy | None = None
+    if ct is not None:
+        with _stage(progress, "anatomy", label):
+            anatomy = segment_anatomy(ct, suv)
+    liver = _reference_stats(anatomy, "liver", suv, sul)
+    blood = _reference_stats(anatomy, "blood_pool", suv, sul)
+    with _stage(progress, "lesions", label):
+        if mask is not None:
+            from emlesion.io.masks import load_mask
+
+            lesions = (mask if isinstance(mask, LabelMap)
+                       else load_mask(Path(os.fspath(mask)), suv))
+            if not lesions.grid.same_as(suv.grid):
+                lesions = lesions.resample_to(suv.grid)
+            regions = _regions_for(lesions, anatomy)
+            source, method_name = LesionSource.MASK, "mask"
+        else:
+            seg = segment_lesions(suv, method=method, anatomy=anatomy)
+            lesions = seg.labels
+            regions = ({les.label: les.assignment for les in seg.lesions}
+                       if anatomy is not None else {})
+            source, method_name = LesionSource.SEGMENTATION, seg.method.value
+    with _stage(progress, "measure", label):
+        table = _measure(suv, lesions, ct, sul)
+        _ = table.rows  # compute now (timed here, not lazily in the report)
+    uptake, uptake_rule = _uptake_time_min(pet, suv)
+    steps.append(ProvenanceStep("emlesion.study.uptake_time", rule=uptake_rule,
+                                inputs={"uptake_time_min": uptake}))
+    steps.extend(s for s in (suv.provenance[-1:] + (anatomy.provenance[-1:] if anatomy else ())))
+    steps.extend(lesions.provenance)
+    steps.extend(table.provenance)
+    return Timepoint(
+        label=label, date=_study_date(pet), pet=pet, ct=ct, suv=suv, sul=sul, anatomy=anatomy,
+        liver=liver, blood_pool=blood, lesions=lesions, measurements=table, regions=regions,
+        lesion_source=source, method=method_name, uptake_time_min=uptake,
+        source=images.source, provenance=tuple(steps),
+    )
+
+
+# ---------------------------------------------------------------------------- public
+def load_timepoint(
+    path: PathLike | SeriesInfo,
+    label: str = "baseline",
+    *,
+    ct: PathLike | SeriesInfo | None = None,
+    find_ct: bool = True,
+    mask: MaskSource | None = None,
+    method: Method | str = DEFAULT_METHOD,
+    sul: Normalization | str | None = DEFAULT_SUL,
+    progress: ProgressCallback | None = None,
+) -> Timepoint:
+    """Take one PET/CT session through the pipeline.
+
+    Parameters
+    ----------
+    path : folder or SeriesInfo
+        Folder holding the PET series (walked recursively; the attenuation-corrected PET is
+        chosen), or a :class:`~emlesion.io.SeriesInfo` from :func:`emlesion.io.discover`.
+    label : str
+        Timepoint label.
+    ct : folder or SeriesInfo, optional
+        The CT series. Default: the CT found in ``path`` when ``find_ct``, else none.
+    find_ct : bool
+        Look for a CT beside the PET when ``ct`` is not given (a missing CT is not an
+        error: the timepoint then has no anatomy and the CT criteria say "not evaluable").
+    mask : path or LabelMap, optional
+        User lesion mask (DICOM SEG, RTSTRUCT, NIfTI); replaces automatic segmentation.
+    method : str
+        Segmentation method of :func:`emlesion.segment.segment_lesions` (default
+        ``"41%max"``); ignored with ``mask``.
+    sul : str or None
+        Lean-body-mass normalisation of the SUL image (default Janmahasatian); ``None``
+        skips it.
+    progress : callable, optional
+        Receives a :class:`~emlesion.study.StageEvent` when each stage starts and ends.
+
+    Returns
+    -------
+    Timepoint
+        ``days_since_baseline`` is ``None`` (set by :func:`load_study`).
+
+    Raises
+    ------
+    SeriesNotFoundError
+        No PET series under ``path``.
+    SUVError, MissingAttributeError, InvalidAttributeError, UnsupportedDataError
+        The SUVbw cannot be computed (see :func:`emlesion.suv.compute_suv`).
+    MaskError
+        The mask does not fit the PET.
+    """
+    with _stage(progress, "load", label):
+        images = _load_images(path, label, ct, find_ct)
+    return _process(images, mask=mask, method=method, sul_normalization=sul, progress=progress)
+
+
+def _default_labels(paths: Sequence[PathLike]) -> list[str]:
+    names = [Path(os.fspath(p)).resolve().name for p in paths]
+    if len(set(names)) == len(names) and all(n and n not in RESERVED_LABELS for n in names):
+        return names
+    return ["baseline", *(f"followup{k}" for k in range(1, len(paths)))]
+
+
+def _studies_in_folder(folder: PathLike) -> list[tuple[SeriesInfo, SeriesInfo | None]]:
+    """(PET, CT) series of each study under ``folder``, ordered by StudyDate/StudyTime."""
+    series = discover(folder)
+    groups: dict[str, list[SeriesInfo]] = {}
+    for s in series:
+        groups.setdefault(s.study_instance_uid, []).append(s)
+    found: list[tuple[tuple[str, str], SeriesInfo, SeriesInfo | None]] = []
+    for members in groups.values():
+        pets = [s for s in members if s.role is SeriesRole.PET_AC]
+        if not pets:
+            continue
+        pet = max(pets, key=lambda s: s.n_instances)
+        cts = [s for s in members if s.role is SeriesRole.CT
+               and s.identity.frame_of_reference_uid == pet.identity.frame_of_reference_uid]
+        cts = cts or [s for s in members if s.role is SeriesRole.CT]
+        ct = max(cts, key=lambda s: s.n_instances) if cts else None
+        ident = pet.identity
+        found.append(((ident.study_date, ident.study_time), pet, ct))
+    if not found:
+        raise SeriesNotFoundError(format_message(
+            f"no attenuation-corrected PET series under {folder}", series=os.fspath(folder),
+            fix="point emlesion at the folder holding the exported PET/CT studies"))
+    found.sort(key=lambda t: t[0])
+    return [(pet, ct) for _, pet, ct in found]
+
+
+def _check_consistency(images: Sequence[_Images], allow_different_patients: bool,
+                       dates: Sequence[_dt.date | None]) -> tuple[str, ProvenanceStep]:
+    base = images[0]
+    pid = base.pet.identity.patient_id
+    mismatched: list[str] = []
+    for im in images:
+        for vol in (im.pet, im.ct):
+            if vol is not None and vol.identity.patient_id != pid:
+                mismatched.append(f"{im.label} {vol.modality}: {vol.identity.patient_id!r}")
+    if mismatched and not allow_different_patients:
+        raise InconsistentStudyError(format_message(
+            f"the timepoints belong to different patients: baseline PatientID {pid!r}, "
+            + "; ".join(mismatched),
+            attribute="PatientID (0010,0020)",
+            fix="check the folders, or pass allow_different_patients=True "
+                "(--allow-different-patients) if the IDs differ only by re-identification"))
+    base_date = dates[0]
+    for im, d in zip(images[1:], dates[1:]):
+        if base_date is not None and d is not None and d < base_date:
+            raise InconsistentStudyError(format_message(
+                f"follow-up {im.label!r} is dated {d.isoformat()}, before the baseline "
+                f"{base.label!r} ({base_date.isoformat()})",
+                attribute="StudyDate (0008,0020)",
+                fix="pass the baseline first, or check the folders and their labels"))
+    for (a, da), (b, db) in zip(zip(images, dates), zip(images[1:], dates[1:])):
+        if da is not None and db is not None and db < da:
+            raise InconsistentStudyError(format_message(
+                f"timepoint {b.label!r} ({db.isoformat()}) is dated before {a.label!r} "
+                f"({da.isoformat()})", attribute="StudyDate (0008,0020)",
+                fix="pass the follow-ups in chronological order"))
+    step = ProvenanceStep("emlesion.study.check_consistency",
+                          rule="same PatientID at every timepoint; follow-ups not before baseline",
+                          inputs={"patient_id": pid, "allow_different_patients":
+                                  allow_different_patients, "mismatched": mismatched,
+                                  "dates": [d.isoformat() if d else None for d in dates]},
+                          warnings=tuple(f"different PatientID accepted: {m}"
+                                         for m in mismatched))
+    return pid, step
+
+
+def _ball(radius_mm: float, spacing_xyz: tuple[float, float, float]) -> np.ndarray:
+    sx, sy, sz = spacing_xyz
+    rz, ry, rx = (max(1, math.floor(radius_mm / s)) for s in (sz, sy, sx))
+    z, y, x = np.ogrid[-rz:rz + 1, -ry:ry + 1, -rx:rx + 1]
+    ball: np.ndarray = ((z * sz) ** 2 + (y * sy) ** 2 + (x * sx) ** 2) <= radius_mm ** 2
+    return ball
+
+
+def _prior_mask(study_tps: Sequence[Timepoint], tracking: TrackingResult, track_id: str,
+                k: int, margin_mm: float) -> np.ndarray | None:
+    """The last detected appearance of a track, mapped onto timepoint ``k``'s PET grid and
+    dilated by ``margin_mm``."""
+    track = tracking.track(track_id)
+    last = None
+    for j in range(k - 1, -1, -1):
+        p = track.point(study_tps[j].label)
+        if p.state.detected:
+            last = (j, p.labels)
+            break
+    if last is None:
+        return None
+    j, labs = last
+    src = study_tps[j]
+    idx = np.argwhere(np.isin(np.asarray(src.lesions.array), labs))
+    pts = src.lesions.grid.index_to_lps(idx.astype(float))
+    if j > 0:
+        pts = map_points(tracking.registrations[src.label], pts, to=MapTo.FIXED)
+    target = study_tps[k]
+    pts = map_points(tracking.registrations[target.label], pts, to=MapTo.MOVING)
+    grid: Grid = target.suv.grid
+    zyx = np.rint(grid.lps_to_index(pts)).astype(int)
+    inside = np.all((zyx >= 0) & (zyx < np.asarray(grid.shape)), axis=1)
+    if not inside.any():
+        return None
+    mask = np.zeros(grid.shape, bool)
+    mask[tuple(zyx[inside].T)] = True
+    mask = ndi.binary_closing(mask, structure=np.ones((3, 3, 3), bool))
+    dilated: np.ndarray = ndi.binary_dilation(mask, structure=_ball(margin_mm, grid.spacing_mm))
+    return dilated
+
+
+def _residual_search(
+    tps: list[Timepoint], tracking: TrackingResult, *, margin_mm: float,
+    progress: ProgressCallback | None,
+) -> tuple[list[Timepoint], bool]:
+    """Look again, at a lower seed threshold, where a tracked lesion was not found."""
+    changed = False
+    out = list(tps)
+    for k in range(1, len(out)):
+        tp = out[k]
+        if tp.lesion_source is not LesionSource.SEGMENTATION:
+            continue
+        lost = [t.id for t in tracking.tracks if t.state_at(tp.label) is TrackState.RESOLVED]
+        if not lost:
+            continue
+        with _stage(progress, "residual", tp.label):
+            arr = np.array(tp.lesions.array, dtype=np.uint16)
+            names = dict(tp.lesions.names)
+            regions = dict(tp.regions)
+            added: list[dict[str, Any]] = []
+            with record_warnings() as rec:
+                for tid in lost:
+                    prior = _prior_mask(out, tracking, tid, k, margin_mm)
+                    if prior is None:
+                        continue
+                    seg = segment_lesions(tp.suv, method=tp.method, anatomy=tp.anatomy,
+                                          region=PriorMask(prior, tp.suv.grid),
+                                          seed_method=RESIDUAL_SEED)
+                    for les in seg.lesions:
+                        m = (np.asarray(seg.labels.array) == les.label) & (arr == 0)
+                        if not m.any():
+                            continue
+                        new = int(arr.max()) + 1
+                        arr[m] = new
+                        names[new] = les.name
+                        if tp.anatomy is not None:
+                            regions[new] = les.assignment
+                        added.append({"track": tid, "label": new, "name": les.name,
+                                      "volume_ml": float(m.sum() * tp.suv.voxel_volume_ml),
+                                      "suv_max": les.suv_max})
+            if not added:
+                continue
+            step = ProvenanceStep(
+                "emlesion.study.residual_search",
+                rule=f"lost track's last mask mapped to this timepoint, dilated {margin_mm:g} mm; "
+                     f"segment_lesions({tp.method}, seeds {RESIDUAL_SEED.value}) inside it",
+                inputs={"added": added}, warnings=rec.as_tuple())
+            labels = LabelMap(arr, tp.lesions.grid, names, tp.lesions.source,
+                              (*tp.lesions.provenance, step))
+            table = _measure(tp.suv, labels, tp.ct, tp.sul)
+            _ = table.rows
+            out[k] = replace(tp, lesions=labels, measurements=table, regions=regions,
+                             provenance=(*tp.provenance, step))
+            changed = True
+    return out, changed
+
+
+def load_study(
+    source: Mapping[str, PathLike] | Sequence[PathLike] | PathLike,
+    *,
+    labels: Sequence[str] | None = None,
+    masks: Mapping[str, MaskSource | None] | Sequence[MaskSource | None] | None = None,
+    method: Method | str = DEFAULT_METHOD,
+    sul: Normalization | str | None = DEFAULT_SUL,
+    allow_different_patients: bool = False,
+    track: bool = True,
+    transform: str = "rigid",
+    residual_search: bool = True,
+    residual_margin_mm: float = RESIDUAL_MARGIN_MM,
+    progress: ProgressCallback | None = None,
+) -> Study:
+    """Build a longitudinal :class:`Study`: every timepoint through the pipeline, then tracks.
+
+    Parameters
+    ----------
+    source : mapping, sequence of folders, or one folder
+        ``{"baseline": p0, "month1": p1, ...}`` (one folder per timepoint, in study order;
+        the keys are the labels), a list of folders (labels from ``labels``, else the folder
+        names when unique, else ``baseline, followup1, ...``), or one folder holding
+        several studies (grouped by StudyInstanceUID, ordered by StudyDate/StudyTime).
+    labels : sequence of str, optional
+        Timepoint labels (not with a mapping).
+    masks : mapping or sequence, optional
+        User lesion mask per timepoint (by label, or in order); ``None`` entries are
+        segmented automatically.
+    method : str
+        Segmentation method (default ``"41%max"``).
+    sul : str or None
+        SUL normalisation (default Janmahasatian).
+    allow_different_patients : bool
+        Accept timepoints whose PatientID differs (recorded as a warning in the provenance).
+    track : bool
+        Track lesions across timepoints (CT registration to the baseline).
+    transform : {"rigid", "affine"}
+        Registration transform.
+    residual_search : bool
+        After tracking, for each follow-up where a lesion of an earlier timepoint was not
+        found, segment again inside that lesion's last mask mapped to the follow-up and
+        dilated by ``residual_margin_mm``, seeding with SUVbw >= 2.5 instead of the liver
+        threshold (the liver threshold decides *measurability at baseline*; at follow-up
+        PERCIST follows residual uptake whatever its level). Found lesions are added,
+        measured and the study is tracked again with the same registrations.
+    residual_margin_mm : float
+        Margin of the residual search (default 15 mm).
+    progress : callable, optional
+        Receives a :class:`~emlesion.study.StageEvent` at the start and end of each stage.
+
+    Returns
+    -------
+    Study
+
+    Raises
+    ------
+    InconsistentStudyError
+        Different PatientID (without ``allow_different_patients``), a follow-up dated before
+        the baseline or before the previous follow-up, duplicate or reserved labels.
+
+    Examples
+    --------
+    >>> study = load_study({"baseline": "s/baseline", "month1": "s/month1"})  # doctest: +SKIP
+    >>> [a.category.value for a in study.assess(["percist"])]  # doctest: +SKIP
+    ['PMR']
+    """
+    pet_sources: list[PathLike | SeriesInfo]
+    ct_sources: list[PathLike | SeriesInfo | None]
+    if isinstance(source, Mapping):
+        if labels is not None:
+            raise InconsistentStudyError(format_message(
+                "labels are given twice (mapping keys and labels=)", fix="pass one of them"))
+        names = [str(k) for k in source]
+        pet_sources = [source[k] for k in source]
+        ct_sources = [None] * len(names)
+    elif isinstance(source, (str, os.PathLike)):
+        pairs = _studies_in_folder(source)
+        pet_sources = [p for p, _ in pairs]
+        ct_sources = [c for _, c in pairs]
+        names = (list(labels) if labels is not None
+                 else ["baseline", *(f"followup{k}" for k in range(1, len(pairs)))])
+    else:
+        paths = list(source)
+        pet_sources = list(paths)
+        ct_sources = [None] * len(paths)
+        names = list(labels) if labels is not None else _default_labels(paths)
+    if len(names) != len(pet_sources):
+        raise InconsistentStudyError(format_message(
+            f"{len(names)} label(s) for {len(pet_sources)} timepoint(s)",
+            fix="give one label per timepoint"))
+    if len(set(names)) != len(names):
+        raise InconsistentStudyError(format_message(
+            f"timepoint labels must be unique, got {names}", fix="pass distinct labels"))
+    mask_list: list[MaskSource | None]
+    if masks is None:
+        mask_list = [None] * len(names)
+    elif isinstance(masks, Mapping):
+        unknown = sorted(set(masks) - set(names))
+        if unknown:
+            raise InconsistentStudyError(format_message(
+                f"masks given for unknown timepoint(s) {unknown}", fix=f"use labels {names}"))
+        mask_list = [masks.get(n) for n in names]
+    else:
+        mask_list = list(masks)
+        if len(mask_list) != len(names):
+            raise InconsistentStudyError(format_message(
+                f"{len(mask_list)} mask(s) for {len(names)} timepoint(s)",
+                fix="give one mask per timepoint (None for automatic segmentation)"))
+
+    images: list[_Images] = []
+    for name, pet_src, ct_src in zip(names, pet_sources, ct_sources):
+        with _stage(progress, "load", name):
+            images.append(_load_images(pet_src, name, ct_src,
+                                       find_ct=not isinstance(pet_src, SeriesInfo)))
+    dates = [_study_date(im.pet) for im in images]
+    patient_id, check = _check_consistency(images, allow_different_patients, dates)
+
+    tps = [_process(im, mask=m, method=method, sul_normalization=sul, progress=progress)
+           for im, m in zip(images, mask_list)]
+    base_date = tps[0].date
+    tps = [replace(tp, days_since_baseline=(tp.date - base_date).days
+                   if tp.date is not None and base_date is not None else None) for tp in tps]
+    steps = [check]
+    tracking: TrackingResult | None = None
+    if track and len(tps) > 1:
+        inputs = [TimepointLesions(tp.label, tp.lesions, tp.ct) for tp in tps]
+        with _stage(progress, "track", None):
+            tracking = track_lesions(inputs, transform=transform)
+        if residual_search:
+            tps, changed = _residual_search(tps, tracking, margin_mm=residual_margin_mm,
+                                            progress=progress)
+            if changed:
+                with _stage(progress, "track", None):
+                    tracking = track_lesions(
+                        [TimepointLesions(tp.label, tp.lesions, tp.ct) for tp in tps],
+                        transform=transform, registrations=tracking.registrations)
+    return Study(tuple(tps), tracking, patient_id, tuple(steps))

@@ -1,0 +1,668 @@
+"""The :class:`Timepoint` and :class:`Study` value objects of a longitudinal PET/CT study.
+
+A :class:`Timepoint` is one PET/CT session taken through the whole pipeline (PET, CT, SUV and
+SUL images, anatomy, liver and blood-pool reference statistics, lesion labels and their
+measurements). A :class:`Study` is the ordered tuple of timepoints of one patient plus the
+lesion tracks that link them; it builds the observations of :mod:`emlesion.response`, runs
+the response criteria and produces the public ``report.json`` structure
+(:meth:`Study.to_report_dict`, schema ``emlesion/schemas/report.schema.json``).
+
+Build them with :func:`emlesion.study.load_timepoint` and :func:`emlesion.study.load_study`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from emlesion import __version__
+from emlesion.anatomy import Anatomy, RegionAssignment
+from emlesion.errors import InconsistentStudyError, format_message
+from emlesion.io import LabelMap, Volume
+from emlesion.measure import LesionMeasurement, LesionTable
+from emlesion.provenance import ProvenanceStep, jsonable
+from emlesion.response import (
+    DEFAULT_CRITERIA,
+    Assessment,
+    Criterion,
+    LesionObservation,
+    ReferenceUptake,
+    TimepointObservation,
+    assess_all,
+)
+from emlesion.track import TrackingResult, TrackState
+
+__all__ = [
+    "CSV_COLUMNS",
+    "MEASURE_FORMAT",
+    "REPORT_FORMAT",
+    "REPORT_FORMAT_VERSION",
+    "RESERVED_LABELS",
+    "SUV_PEAK_DEFINITION",
+    "LesionSource",
+    "ReferenceStats",
+    "StageEvent",
+    "Study",
+    "Timepoint",
+]
+
+#: ``format`` value of ``report.json`` and of the ``emlesion measure`` JSON.
+REPORT_FORMAT = "emlesion-report"
+MEASURE_FORMAT = "emlesion-measure"
+#: Version of both JSON contracts; bumped on any incompatible change.
+REPORT_FORMAT_VERSION = 1
+#: Which SUVpeak variant the public ``suv_peak`` / ``sul_peak`` keys hold.
+SUV_PEAK_DEFINITION = (
+    "IBSI global intensity peak (0F91): maximum over lesion voxel centres of the mean of the "
+    "voxels whose centres lie within 6.2035 mm (1 mL sphere), sphere may leave the lesion"
+)
+#: Timepoint labels that would clash with the keys of a track object in report.json.
+RESERVED_LABELS = frozenset({"id", "states", "fragments"})
+
+
+class LesionSource(str, enum.Enum):
+    """Where the lesion labels of a timepoint came from."""
+
+    SEGMENTATION = "segmentation"
+    """:func:`emlesion.segment.segment_lesions` (``method`` names the threshold rule)."""
+    MASK = "mask"
+    """A user mask (DICOM SEG, RTSTRUCT or NIfTI) loaded with :func:`emlesion.io.load_mask`."""
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """Progress of one pipeline stage, sent to the ``progress`` callback of the builders.
+
+    Parameters
+    ----------
+    stage : str
+        ``"load"``, ``"suv"``, ``"anatomy"``, ``"lesions"``, ``"measure"``, ``"track"``,
+        ``"residual"`` or ``"assess"``.
+    timepoint : str, optional
+        Timepoint label, ``None`` for study-wide stages.
+    seconds : float, optional
+        Wall time of the stage; ``None`` when the stage starts.
+    """
+
+    stage: str
+    timepoint: str | None = None
+    seconds: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True for the event sent when the stage ends."""
+        return self.seconds is not None
+
+
+ProgressCallback = Callable[[StageEvent], None]
+
+
+@dataclass(frozen=True)
+class ReferenceStats:
+    """Uptake of a normal reference VOI in SUVbw and SUL.
+
+    Parameters
+    ----------
+    region : str
+        ``"liver"`` (PERCIST 3 cm sphere, right lobe) or ``"blood_pool"`` (1 x 2 cm aortic
+        cylinder).
+    suv_mean, suv_sd : float
+        Mean and sample SD (ddof=1) of SUVbw in the VOI (g/mL).
+    sul_mean, sul_sd : float, optional
+        The same on the lean-body-mass (SUL) image; ``None`` when no SUL could be computed.
+    n_voxels : int
+        PET voxels whose centre lies in the VOI.
+    centre_mm : tuple of float
+        LPS centre (mm).
+    radius_mm : float
+        Sphere or cylinder radius (mm).
+    method : str
+        How the VOI was placed (the anatomy rule).
+    suv_max, sul_max : float, optional
+        Maximum in the VOI (Deauville/Lugano compare lesions with the reference maximum).
+
+    References
+    ----------
+    .. [1] Wahl RL et al. From RECIST to PERCIST. J Nucl Med 2009;50 Suppl 1:122S-150S.
+    """
+
+    region: str
+    suv_mean: float
+    suv_sd: float
+    sul_mean: float | None
+    sul_sd: float | None
+    n_voxels: int
+    centre_mm: tuple[float, float, float]
+    radius_mm: float
+    method: str = ""
+    suv_max: float | None = None
+    sul_max: float | None = None
+
+    def to_uptake(self) -> ReferenceUptake:
+        """The :class:`emlesion.response.ReferenceUptake` of this VOI."""
+        return ReferenceUptake(suv_mean=self.suv_mean, suv_sd=self.suv_sd, suv_max=self.suv_max,
+                               sul_mean=self.sul_mean, sul_sd=self.sul_sd, sul_max=self.sul_max,
+                               method=self.method)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (the ``liver`` / ``blood_pool`` objects of the JSON outputs)."""
+        return {
+            "suv_mean": jsonable(self.suv_mean),
+            "suv_sd": jsonable(self.suv_sd),
+            "sul_mean": jsonable(self.sul_mean),
+            "sul_sd": jsonable(self.sul_sd),
+            "suv_max": jsonable(self.suv_max),
+            "sul_max": jsonable(self.sul_max),
+            "n_voxels": int(self.n_voxels),
+            "centre_mm": jsonable(self.centre_mm),
+            "radius_mm": jsonable(self.radius_mm),
+            "method": self.method,
+        }
+
+    def __repr__(self) -> str:
+        sul = f", SULmean={self.sul_mean:.3f}" if self.sul_mean is not None else ""
+        return (f"ReferenceStats({self.region}: SUVmean={self.suv_mean:.3f} "
+                f"(SD {self.suv_sd:.3f}){sul}, {self.n_voxels} voxels)")
+
+
+def _vec(value: Any) -> list[float] | None:
+    return None if value is None else [float(v) for v in value]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Timepoint:
+    """One PET/CT session taken through the emlesion pipeline.
+
+    Parameters
+    ----------
+    label : str
+        Unique name within the study (``"baseline"``, ``"month1"``, ...).
+    date : datetime.date, optional
+        StudyDate of the PET (SeriesDate when StudyDate is absent).
+    pet : Volume
+        PET in its stored ``Units``.
+    ct : Volume or None
+        CT of the same session (``None`` when the timepoint has no CT).
+    suv : Volume
+        SUVbw image on the PET grid.
+    sul : Volume or None
+        Lean-body-mass SUV (SUL, Janmahasatian by default) on the PET grid; ``None`` when
+        PatientSize/PatientSex are missing (PERCIST then cannot be assessed in SUL).
+    anatomy : Anatomy or None
+        Organs and landmarks (needs the CT).
+    liver, blood_pool : ReferenceStats or None
+        Reference uptake (SUVbw and SUL).
+    lesions : LabelMap
+        Lesion labels on the PET grid.
+    measurements : LesionTable
+        Measurements of every label of ``lesions``.
+    regions : Mapping[int, RegionAssignment]
+        Region and side of each label (absent for a label without anatomy).
+    lesion_source : LesionSource
+        Segmentation or user mask.
+    method : str
+        Segmentation method value (``"41%max"`` ...) or ``"mask"``.
+    uptake_time_min : float, optional
+        Injection-to-scan time (minutes): scan start (SeriesDate/SeriesTime) minus the
+        injection time the SUV engine used.
+    days_since_baseline : int, optional
+        Set by :class:`Study` (0 for the baseline); ``None`` when a date is missing.
+    source : str
+        Folder(s) the timepoint was read from.
+    provenance : tuple of ProvenanceStep
+        Loading, SUV, anatomy, segmentation and measurement steps.
+    """
+
+    label: str
+    date: _dt.date | None
+    pet: Volume
+    ct: Volume | None
+    suv: Volume
+    sul: Volume | None
+    anatomy: Anatomy | None
+    liver: ReferenceStats | None
+    blood_pool: ReferenceStats | None
+    lesions: LabelMap
+    measurements: LesionTable
+    regions: Mapping[int, RegionAssignment] = field(default_factory=dict)
+    lesion_source: LesionSource = LesionSource.SEGMENTATION
+    method: str = ""
+    uptake_time_min: float | None = None
+    days_since_baseline: int | None = None
+    source: str = ""
+    provenance: tuple[ProvenanceStep, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not str(self.label).strip():
+            raise InconsistentStudyError(format_message("a timepoint needs a non-empty label"))
+        object.__setattr__(self, "lesion_source", LesionSource(self.lesion_source))
+        object.__setattr__(self, "regions", {int(k): v for k, v in dict(self.regions).items()})
+        object.__setattr__(self, "provenance", tuple(self.provenance))
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def patient_id(self) -> str:
+        """PatientID of the PET series."""
+        return self.pet.identity.patient_id
+
+    @property
+    def has_ct(self) -> bool:
+        """True when the timepoint has a CT."""
+        return self.ct is not None
+
+    @property
+    def sul_quantity(self) -> str | None:
+        """``Volume.units`` of the SUL image (e.g. ``"SULjanma"``), or None."""
+        return self.sul.units if self.sul is not None else None
+
+    @property
+    def scanner(self) -> str:
+        """Manufacturer and model of the PET scanner."""
+        ident = self.pet.identity
+        return " ".join(v for v in (ident.manufacturer, ident.manufacturer_model_name) if v)
+
+    # ------------------------------------------------------------------ lesions
+    def measurement(self, label: int) -> LesionMeasurement:
+        """The measurement of lesion ``label``."""
+        return self.measurements.row(label)
+
+    def sul_mean(self, label: int) -> float | None:
+        """Mean SUL inside lesion ``label`` (``None`` without a SUL image)."""
+        if self.sul is None:
+            return None
+        values = np.asarray(self.sul.array)[np.asarray(self.lesions.array) == int(label)]
+        return float(values.mean()) if values.size else None
+
+    def lesion_dict(self, m: LesionMeasurement) -> dict[str, Any]:
+        """The public JSON object of one lesion (see ``emlesion/schemas/measure.schema.json``)."""
+        assign = self.regions.get(m.label)
+        return {
+            "label": int(m.label),
+            "name": m.name,
+            "region": assign.region.value if assign is not None else None,
+            "side": assign.side.value if assign is not None else None,
+            "region_rule": assign.rule if assign is not None else None,
+            "n_voxels": int(m.n_voxels),
+            "suv_max": jsonable(m.suv_max),
+            "suv_mean": jsonable(m.suv_mean),
+            "suv_peak": jsonable(m.suv_peak_global),
+            "sul_max": jsonable(m.sul_max),
+            "sul_peak": jsonable(m.sul_peak),
+            "sul_mean": jsonable(self.sul_mean(m.label)),
+            "mtv_ml": jsonable(m.mtv_ml),
+            "tlg": jsonable(m.tlg),
+            "centroid_mm": _vec(m.centroid_mm),
+            "extent_cm": _vec(m.extent_cm),
+            "longest_axial_diameter_mm": jsonable(m.longest_axial_diameter_mm),
+            "short_axis_mm": jsonable(m.short_axis_mm),
+            "ct_longest_axial_diameter_mm": jsonable(m.ct_longest_axial_diameter_mm),
+            "ct_short_axis_mm": jsonable(m.ct_short_axis_mm),
+            "hu_mean": jsonable(m.hu_mean),
+        }
+
+    def lesion_dicts(self) -> list[dict[str, Any]]:
+        """One public JSON object per lesion, in label order."""
+        return [self.lesion_dict(m) for m in self.measurements.rows]
+
+    def to_dict(self, *, provenance: bool = True) -> dict[str, Any]:
+        """JSON-serialisable summary: everything of the public per-timepoint object.
+
+        Keys: ``label``, ``date``, ``days_since_baseline``, ``method``, ``lesion_source``,
+        ``suv_quantity``, ``sul_quantity``, ``suv_peak_definition``, ``uptake_time_min``,
+        ``has_ct``, ``scanner``, ``pet_series_instance_uid``, ``ct_series_instance_uid``,
+        ``study_instance_uid``, ``liver``, ``blood_pool``, ``lesions`` and (with
+        ``provenance=True``) ``provenance``.
+        """
+        out: dict[str, Any] = {
+            "label": self.label,
+            "date": self.date.isoformat() if self.date is not None else None,
+            "days_since_baseline": self.days_since_baseline,
+            "method": self.method,
+            "lesion_source": self.lesion_source.value,
+            "suv_quantity": self.suv.units,
+            "sul_quantity": self.sul_quantity,
+            "suv_peak_definition": SUV_PEAK_DEFINITION,
+            "uptake_time_min": jsonable(self.uptake_time_min),
+            "has_ct": self.has_ct,
+            "scanner": self.scanner,
+            "study_instance_uid": self.pet.identity.study_instance_uid,
+            "pet_series_instance_uid": self.pet.identity.series_instance_uid,
+            "ct_series_instance_uid": (self.ct.identity.series_instance_uid
+                                       if self.ct is not None else None),
+            "liver": self.liver.to_dict() if self.liver is not None else None,
+            "blood_pool": self.blood_pool.to_dict() if self.blood_pool is not None else None,
+            "lesions": self.lesion_dicts(),
+        }
+        if provenance:
+            out["provenance"] = [p.to_dict() for p in self.provenance]
+        return out
+
+    def __repr__(self) -> str:
+        date = self.date.isoformat() if self.date else "no date"
+        day = f", day {self.days_since_baseline}" if self.days_since_baseline is not None else ""
+        liver = f", liver SUVmean {self.liver.suv_mean:.2f}" if self.liver else ""
+        return (f"Timepoint({self.label!r}, {date}{day}, {len(self.measurements)} lesion(s), "
+                f"method={self.method!r}, CT={'yes' if self.ct is not None else 'no'}{liver})")
+
+
+def _observation_of(tp: Timepoint, track_id: str, labels: Sequence[int]) -> LesionObservation:
+    """Combine the fragments of one track at one timepoint into a LesionObservation.
+
+    Uptake statistics take the hottest fragment, volumes and TLG are summed, and CT
+    diameters are summed over fragments (RECIST 1.1 sums the fragments of a split lesion).
+    """
+    rows = [tp.measurement(lab) for lab in labels]
+    primary = rows[0]
+    assign = tp.regions.get(primary.label)
+
+    def best(values: Sequence[float | None]) -> float | None:
+        vals = [float(v) for v in values if v is not None and np.isfinite(v)]
+        return max(vals) if vals else None
+
+    def total(values: Sequence[float | None]) -> float | None:
+        vals = [float(v) for v in values if v is not None and np.isfinite(v)]
+        return sum(vals) if len(vals) == len(values) and vals else None
+
+    mtv = total([r.mtv_ml for r in rows])
+    tlg = total([r.tlg for r in rows])
+    suv_mean = tlg / mtv if tlg is not None and mtv else None
+    sul_means = [tp.sul_mean(r.label) for r in rows]
+    sul_mean: float | None = None
+    if mtv:
+        weighted = [v * r.mtv_ml for v, r in zip(sul_means, rows) if v is not None]
+        sul_mean = sum(weighted) / mtv if len(weighted) == len(rows) else None
+    has_ct = tp.has_ct
+    return LesionObservation(
+        track_id=track_id,
+        label=primary.name,
+        region=assign.region.value if assign is not None else "",
+        suv_max=best([r.suv_max for r in rows]),
+        suv_peak=best([r.suv_peak_global for r in rows]),
+        suv_mean=suv_mean,
+        sul_max=best([r.sul_max for r in rows]),
+        sul_peak=best([r.sul_peak for r in rows]),
+        sul_mean=sul_mean,
+        mtv_ml=mtv,
+        tlg_g=tlg,
+        ld_mm=total([r.ct_longest_axial_diameter_mm for r in rows]) if has_ct else None,
+        sa_mm=total([r.ct_short_axis_mm for r in rows]) if has_ct else None,
+    )
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Study:
+    """The ordered timepoints of one patient and the lesion tracks that link them.
+
+    Parameters
+    ----------
+    timepoints : tuple of Timepoint
+        Baseline first, follow-ups in chronological order; ``days_since_baseline`` set.
+    tracking : TrackingResult or None
+        Lesion tracks (``None`` only for a single-timepoint study).
+    patient_id : str
+        PatientID shared by the timepoints (the baseline's when the check was overridden).
+    provenance : tuple of ProvenanceStep
+        Study-level steps (consistency checks, tracking, residual search).
+
+    Notes
+    -----
+    The public JSON structure is produced by :meth:`to_report_dict`; its keys and units are
+    a stable contract (``emlesion/schemas/report.schema.json``, ``format_version`` 1).
+    """
+
+    timepoints: tuple[Timepoint, ...]
+    tracking: TrackingResult | None = None
+    patient_id: str = ""
+    provenance: tuple[ProvenanceStep, ...] = ()
+
+    def __post_init__(self) -> None:
+        tps = tuple(self.timepoints)
+        if not tps:
+            raise InconsistentStudyError(format_message("a study needs at least one timepoint"))
+        labels = [tp.label for tp in tps]
+        if len(set(labels)) != len(labels):
+            raise InconsistentStudyError(format_message(
+                f"timepoint labels must be unique, got {labels}", fix="pass distinct --labels"))
+        bad = sorted(set(labels) & RESERVED_LABELS)
+        if bad:
+            raise InconsistentStudyError(format_message(
+                f"timepoint label(s) {bad} are reserved (keys of the track objects)",
+                fix="choose other labels"))
+        object.__setattr__(self, "timepoints", tps)
+        object.__setattr__(self, "provenance", tuple(self.provenance))
+
+    # ------------------------------------------------------------------ access
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Timepoint labels in study order."""
+        return tuple(tp.label for tp in self.timepoints)
+
+    @property
+    def baseline(self) -> Timepoint:
+        """The first timepoint."""
+        return self.timepoints[0]
+
+    def timepoint(self, label: str) -> Timepoint:
+        """The timepoint called ``label`` (KeyError when unknown)."""
+        for tp in self.timepoints:
+            if tp.label == label:
+                return tp
+        raise KeyError(format_message(f"no timepoint {label!r}", fix=f"use one of {self.labels}"))
+
+    def __len__(self) -> int:
+        return len(self.timepoints)
+
+    def track_id_of(self, timepoint: str, label: int) -> str | None:
+        """Track id of lesion ``label`` of ``timepoint`` (``None`` without tracking)."""
+        if self.tracking is None:
+            return "T" + str(int(label)) if len(self.timepoints) == 1 else None
+        track = self.tracking.track_of(timepoint, label)
+        return track.id if track is not None else None
+
+    # ------------------------------------------------------------------ response
+    def observations(self) -> tuple[TimepointObservation, ...]:
+        """The :class:`emlesion.response.TimepointObservation` of every timepoint.
+
+        Per track and timepoint: a detected lesion gives a :class:`LesionObservation` with
+        its measurements (fragments of a split combined: hottest uptake, summed MTV, TLG
+        and CT diameters); a lesion seen before and not found now (``RESOLVED``), or
+        coalesced into another track's lesion (``MERGED``, RECIST records 0 mm for it), gives
+        ``resolved=True``; a track not yet seen (``ABSENT``) gives nothing.
+        ``ld_mm``/``sa_mm`` come from the CT (``None`` without CT, so the CT criteria
+        return NE).
+        """
+        out: list[TimepointObservation] = []
+        for tp in self.timepoints:
+            lesions: list[LesionObservation] = []
+            if self.tracking is not None:
+                for track in self.tracking.tracks:
+                    point = track.point(tp.label)
+                    if point.state.detected:
+                        lesions.append(_observation_of(tp, track.id, point.labels))
+                    elif point.state in (TrackState.RESOLVED, TrackState.MERGED):
+                        lesions.append(LesionObservation(track_id=track.id, resolved=True))
+            else:
+                lesions = [_observation_of(tp, f"T{lab}", [lab]) for lab in tp.measurements.labels]
+            ct_thickness = None
+            if tp.ct is not None:
+                thick = tp.ct.headers[0].get("SliceThickness", None) if tp.ct.headers else None
+                try:
+                    ct_thickness = float(thick) if thick not in (None, "") else None
+                except (TypeError, ValueError):
+                    ct_thickness = None
+                if ct_thickness is None or ct_thickness <= 0:
+                    ct_thickness = float(tp.ct.spacing_mm[2])
+            out.append(TimepointObservation(
+                label=tp.label,
+                date=tp.date,
+                lesions=tuple(lesions),
+                liver=tp.liver.to_uptake() if tp.liver is not None else None,
+                blood_pool=tp.blood_pool.to_uptake() if tp.blood_pool is not None else None,
+                uptake_time_min=tp.uptake_time_min,
+                has_pet=True,
+                has_ct=tp.has_ct,
+                ct_slice_thickness_mm=ct_thickness,
+                scanner=tp.scanner or None,
+            ))
+        return tuple(out)
+
+    def assess(
+        self,
+        criteria: Sequence[str | Criterion] = DEFAULT_CRITERIA,
+        *,
+        options: Mapping[str | Criterion, Mapping[str, Any]] | None = None,
+    ) -> list[Assessment]:
+        """Assess every follow-up against the baseline with :func:`emlesion.response.assess_all`.
+
+        Parameters
+        ----------
+        criteria : sequence of str
+            ``"percist"``, ``"eortc"``, ``"recist"``, ``"lugano"`` (PET and CT calls),
+            ``"lugano_pet"``, ``"lugano_ct"``.
+        options : mapping, optional
+            Per-criterion engine options, e.g. ``{"eortc": {"cycles": 1}}``.
+
+        Returns
+        -------
+        list of Assessment
+            By follow-up, then by criterion.
+        """
+        return assess_all(self.observations(), criteria, options=options)
+
+    # ------------------------------------------------------------------ outputs
+    def tracks_list(self) -> list[dict[str, Any]]:
+        """The ``tracks`` array of report.json: ``id``, one key per timepoint label holding the
+        (primary) lesion label or null, ``states`` and ``fragments`` per timepoint."""
+        if self.tracking is None:
+            tp = self.baseline
+            return [{"id": f"T{lab}", tp.label: lab, "states": {tp.label: "present"},
+                     "fragments": {tp.label: [lab]}} for lab in tp.measurements.labels]
+        out = []
+        for track in self.tracking.tracks:
+            entry: dict[str, Any] = {"id": track.id}
+            for p in track.points:
+                entry[p.timepoint] = p.label
+            entry["states"] = {p.timepoint: p.state.value for p in track.points}
+            entry["fragments"] = {p.timepoint: list(p.labels) for p in track.points}
+            out.append(entry)
+        return out
+
+    def to_report_dict(
+        self,
+        assessments: Sequence[Assessment] | None = None,
+        *,
+        criteria: Sequence[str | Criterion] = DEFAULT_CRITERIA,
+        deidentify: bool = False,
+        provenance: bool = True,
+    ) -> dict[str, Any]:
+        """The public ``report.json`` structure (schema ``emlesion/schemas/report.schema.json``).
+
+        Parameters
+        ----------
+        assessments : sequence of Assessment, optional
+            Result of :meth:`assess`; computed with ``criteria`` when omitted.
+        criteria : sequence of str
+            Criteria used when ``assessments`` is omitted.
+        deidentify : bool
+            Leave out the PatientID.
+        provenance : bool
+            Include the per-timepoint and study provenance.
+
+        Returns
+        -------
+        dict
+            ``format``, ``format_version``, ``emlesion_version``, ``patient_id``,
+            ``timepoints`` (label, date, days_since_baseline, liver, lesions ... each lesion
+            with its ``track_id``), ``tracks``, ``assessments`` (``timepoint``,
+            ``reference``, one object per criterion with ``category``, ``reasons``, ``rule``,
+            ``numbers``, ``thresholds``, ``warnings``) and ``provenance``.
+        """
+        if assessments is None:
+            assessments = self.assess(criteria)
+        tps = []
+        for tp in self.timepoints:
+            d = tp.to_dict(provenance=provenance)
+            for les in d["lesions"]:
+                les["track_id"] = self.track_id_of(tp.label, les["label"])
+            tps.append(d)
+        by_tp: dict[str, dict[str, Any]] = {}
+        for a in assessments:
+            entry = by_tp.setdefault(a.timepoint, {"timepoint": a.timepoint,
+                                                   "reference": a.baseline})
+            entry[a.criterion.value] = {
+                "criterion_name": a.criterion.full_name,
+                "category": a.category.value,
+                "category_description": a.category.description,
+                "rule": a.rule,
+                "reasons": list(a.reasons),
+                "numbers": jsonable(dict(a.numbers)),
+                "thresholds": jsonable(dict(a.thresholds)),
+                "nadir": a.nadir,
+                "warnings": list(a.warnings),
+            }
+        out: dict[str, Any] = {
+            "format": REPORT_FORMAT,
+            "format_version": REPORT_FORMAT_VERSION,
+            "emlesion_version": __version__,
+            "patient_id": None if deidentify else self.patient_id,
+            "timepoints": tps,
+            "tracks": self.tracks_list(),
+            "assessments": list(by_tp.values()),
+        }
+        if provenance:
+            steps = list(self.provenance)
+            if self.tracking is not None:
+                steps.extend(self.tracking.provenance)
+            out["provenance"] = [s.to_dict() for s in steps]
+            if self.tracking is not None:
+                out["registrations"] = {k: r.to_dict()
+                                        for k, r in self.tracking.registrations.items()}
+        return out
+
+    def lesions_rows(self) -> list[dict[str, Any]]:
+        """One row per lesion per timepoint for ``lesions.csv`` (columns :data:`CSV_COLUMNS`)."""
+        rows: list[dict[str, Any]] = []
+        for tp in self.timepoints:
+            for les in tp.lesion_dicts():
+                row: dict[str, Any] = {
+                    "timepoint": tp.label,
+                    "date": tp.date.isoformat() if tp.date else "",
+                    "days_since_baseline": tp.days_since_baseline,
+                    "track_id": self.track_id_of(tp.label, les["label"]),
+                }
+                for key in CSV_COLUMNS[4:]:
+                    if key.startswith(("centroid_", "extent_")):
+                        base, unit = ("centroid", "mm") if key.startswith("centroid_") else (
+                            "extent", "cm")
+                        axis = "xyz".index(key.split("_")[1])
+                        vec = les[f"{base}_{unit}"]
+                        row[key] = vec[axis] if vec is not None else None
+                    else:
+                        row[key] = les[key]
+                rows.append(row)
+        return rows
+
+    def __repr__(self) -> str:
+        parts = ", ".join(
+            f"{tp.label} ({tp.date.isoformat() if tp.date else '?'}, {len(tp.measurements)} les.)"
+            for tp in self.timepoints)
+        n = len(self.tracking.tracks) if self.tracking is not None else 0
+        return f"Study({len(self.timepoints)} timepoints: {parts}; {n} track(s))"
+
+
+#: Columns of ``lesions.csv``, in order.
+CSV_COLUMNS: tuple[str, ...] = (
+    "timepoint", "date", "days_since_baseline", "track_id",
+    "label", "name", "region", "side",
+    "suv_max", "suv_mean", "suv_peak", "sul_max", "sul_peak", "sul_mean",
+    "mtv_ml", "tlg", "n_voxels",
+    "centroid_x_mm", "centroid_y_mm", "centroid_z_mm",
+    "extent_x_cm", "extent_y_cm", "extent_z_cm",
+    "longest_axial_diameter_mm", "short_axis_mm",
+    "ct_longest_axial_diameter_mm", "ct_short_axis_mm", "hu_mean",
+)
