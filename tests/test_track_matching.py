@@ -20,7 +20,9 @@ from emlesion.track import (
     EventKind,
     Registration,
     TimepointLesions,
+    TrackingResult,
     TrackState,
+    TransformType,
     match_lesions,
     track_lesions,
 )
@@ -157,10 +159,10 @@ def test_matching_to_dict_is_json() -> None:
 
 
 # ---------------------------------------------------------------------- tracking
-def _track(*tps: TimepointLesions, **kw: object) -> object:
+def _track(*tps: TimepointLesions) -> TrackingResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GeometryWarning)
-        return track_lesions(list(tps), register=False, **kw)  # type: ignore[arg-type]
+        return track_lesions(list(tps), register=False)
 
 
 def test_three_timepoints_shrink_resolve_reappear_and_new() -> None:
@@ -236,7 +238,7 @@ def test_precomputed_registration_is_used() -> None:
     # Without it the 40 mm apart lesions would not match (gate 30 mm).
     t0 = spheres((1, (30, 40, 40), 4))
     t1 = spheres((1, (70, 40, 40), 4))
-    reg = Registration("rigid", (1, 0, 0, 0, 1, 0, 0, 0, 1), (40.0, 0.0, 0.0))
+    reg = Registration(TransformType.RIGID, (1, 0, 0, 0, 1, 0, 0, 0, 1), (40.0, 0.0, 0.0))
     res = track_lesions([("b", None, t0), ("f", None, t1)], registrations={"f": reg})
     assert res.track("T1").state_at("f") is TrackState.PRESENT
     assert res.aligned_labels["f"].voxel_counts() == t0.voxel_counts()  # exact 20-voxel shift

@@ -27,9 +27,11 @@ from emlesion.io.volume import Volume
 from emlesion.track import (
     Registration,
     TrackState,
+    TransformType,
     map_points,
     register_ct,
     resample_labels,
+    resample_volume,
     track_lesions,
 )
 
@@ -129,6 +131,20 @@ def test_quality_figure(rigid: Registration) -> None:
     assert d["direction"] == "fixed_to_moving" and d["quality"]["passed"] is True
 
 
+def test_resample_volume_matches_baseline(cts: tuple[Volume, Volume], rigid: Registration) -> None:
+    # Independent check of the quality figure: Pearson correlation (plain numpy) of the
+    # baseline HU and the registered follow-up HU inside the body (HU > -500), where the
+    # follow-up covers it (not the -1024 fill value).
+    moved = resample_volume(rigid, cts[1], cts[0])
+    assert moved.grid.same_as(CT_GRID) and moved.units == "HU"
+    a, b = cts[0].array, moved.array
+    sel = (a > -500) & (b > -1024)
+    r_after = np.corrcoef(a[sel], b[sel])[0, 1]
+    r_before = np.corrcoef(a[sel], cts[1].array[sel])[0, 1]
+    assert r_after > 0.95 and r_before < 0.8
+    assert moved.provenance[-1].operation == "emlesion.track.resample_volume"
+
+
 def test_deterministic_with_seed(cts: tuple[Volume, Volume], rigid: Registration) -> None:
     again = register_ct(cts[0], cts[1])
     np.testing.assert_allclose(again.matrix, rigid.matrix, atol=1e-9)
@@ -174,7 +190,7 @@ def test_resample_labels_brings_followup_onto_baseline_grid() -> None:
     # True transform, built by hand; follow-up lesions rendered at R p + t on the
     # follow-up PET grid; after resampling they must coincide with the baseline ones.
     r, t = rot_z(ANGLE_DEG), SHIFT_MM
-    reg = Registration("rigid", tuple(r.ravel()), tuple(t))
+    reg = Registration(TransformType.RIGID, tuple(r.ravel()), (t[0], t[1], t[2]))
     base = render_lesions(PET_GRID, np.eye(3), np.zeros(3), [12.0, 9.0])
     fu = render_lesions(PET_GRID, r, t, [12.0, 9.0])
     moved = resample_labels(reg, fu, PET_GRID)

@@ -3,7 +3,8 @@
 * :func:`register_ct` registers a follow-up CT to the baseline CT (rigid or affine,
   Mattes mutual information) and returns a :class:`Registration` (fixed-to-moving
   transform, quality figure, time, provenance); :func:`map_points` and
-  :func:`resample_labels` use it to bring follow-up lesions into the baseline space.
+  :func:`resample_labels` (and :func:`resample_volume` for display) use it to bring
+  follow-up lesions and images into the baseline space.
 * :func:`match_lesions` matches two label maps on one grid (overlap + centroid
   distance, optimal assignment; splits and merges reported).
 * :func:`track_lesions` builds :class:`LesionTrack` objects over a whole study.
@@ -29,6 +30,7 @@ from emlesion.track.registration import (
     map_points,
     register_ct,
     resample_labels,
+    resample_volume,
 )
 from emlesion.track.tracking import (
     LesionTrack,
@@ -60,5 +62,6 @@ __all__ = [
     "match_lesions",
     "register_ct",
     "resample_labels",
+    "resample_volume",
     "track_lesions",
 ]

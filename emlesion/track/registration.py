@@ -58,6 +58,7 @@ __all__ = [
     "map_points",
     "register_ct",
     "resample_labels",
+    "resample_volume",
 ]
 
 _IDENTITY9 = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
@@ -131,12 +132,21 @@ class RegistrationQuality:
 
     Notes
     -----
-    The threshold ``min_ncc = 0.7`` is a project heuristic, not a published value: on
-    the synthetic phantoms of the test-suite a correct rigid registration gives NCC
-    > 0.95, while a registration off by 1-2 cm falls below 0.7. Real follow-up CTs
-    change (weight loss, bowel, arms, contrast), so a correct registration of real
-    data typically lies between 0.75 and 0.95; inspect the figure, do not trust the flag
-    blindly.
+    The threshold ``min_ncc = 0.8`` is a project heuristic, calibrated on synthetic data
+    only (values measured with the defaults):
+
+    * analytic phantom of the test-suite, 4 mm voxels: 0.58 before / 0.98-0.99 after
+      for a 15 mm, 3 degree motion;
+    * ``sample_scans`` (noisy low-dose CT, 2 x 2 x 4 mm, fat thickness changing between
+      timepoints): 0.68 before / 0.93 after (month1, 7.8 mm shift), 0.75 / 0.93 (month3,
+      6.2 mm shift).
+
+    Real follow-up CTs change more (weight loss, bowel, arm position, contrast), so a
+    correct registration of real data may score lower; inspect an overlay (see
+    :func:`resample_volume`) rather than trusting the flag blindly. The figure does
+    **not** detect a registration locked one vertebra off along the body axis (30 mm
+    off still scored 0.93 on the phantom): the coarse translation search of
+    :func:`register_ct` is there to prevent that failure, not this check.
     """
 
     metric_before: float
@@ -268,7 +278,7 @@ class Registration:
         c = float(np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0))
         return math.degrees(math.acos(c))
 
-    def displacement_mm(self, fixed_point_mm: Sequence[float]) -> np.ndarray:
+    def displacement_mm(self, fixed_point_mm: np.ndarray | Sequence[float]) -> np.ndarray:
         """Displacement ``T(p) - p`` (mm) of one fixed-space point."""
         p = np.asarray(fixed_point_mm, dtype=float)
         return self.matrix_array @ p + np.asarray(self.offset_mm) - p
@@ -573,7 +583,7 @@ def register_ct(
     shrink_factors: Sequence[int] = (2, 1),
     smoothing_sigmas_mm: Sequence[float] = (4.0, 0.0),
     max_iterations: int = 200,
-    min_ncc: float = 0.7,
+    min_ncc: float = 0.8,
     seed: int = 20240917,
     fixed_label: str = "",
     moving_label: str = "",
@@ -869,4 +879,65 @@ def resample_labels(registration: Registration, labels: LabelMap, reference_grid
         array=sitk.GetArrayFromImage(out),
         grid=reference_grid,
         provenance=(*labels.provenance, step),
+    )
+
+
+def resample_volume(
+    registration: Registration,
+    volume: Volume,
+    reference: Volume | Grid,
+    *,
+    default_value: float | None = None,
+) -> Volume:
+    """Bring a follow-up image (CT or PET) onto a baseline grid (linear interpolation).
+
+    Meant for display and checks (fused overlays, checkerboards of the registered CTs in
+    a report); measurements stay on each timepoint's native grid.
+
+    Parameters
+    ----------
+    registration : Registration
+        Fixed-to-moving transform (fixed = the space of ``reference``).
+    volume : Volume
+        Image in the moving (follow-up) space.
+    reference : Volume or Grid
+        Target grid in the fixed space.
+    default_value : float, optional
+        Value outside the moving field of view; default -1024 for CT, else 0.
+
+    Returns
+    -------
+    Volume
+        Same identity and units, no per-slice facts, one more provenance step.
+    """
+    grid = reference.grid if isinstance(reference, Volume) else reference
+    if default_value is None:
+        default_value = -1024.0 if volume.modality == "CT" or volume.units == "HU" else 0.0
+    out = sitk.Resample(
+        volume.to_sitk(),
+        grid.reference_image(),
+        registration.to_sitk(),
+        sitk.sitkLinear,
+        float(default_value),
+        sitk.sitkFloat32,
+    )
+    step = ProvenanceStep(
+        "emlesion.track.resample_volume",
+        rule=f"linear interpolation through {registration.transform_type.value} registration",
+        inputs={
+            "target_shape": grid.shape,
+            "target_spacing_mm": grid.spacing_mm,
+            "matrix": registration.matrix,
+            "offset_mm": registration.offset_mm,
+            "default_value": default_value,
+        },
+    )
+    return Volume(
+        sitk.GetArrayFromImage(out),
+        grid,
+        volume.identity,
+        (),
+        (),
+        volume.units,
+        (*volume.provenance, step),
     )
