@@ -1,0 +1,529 @@
+"""DICOM outputs with highdicom: a lesion SEG and a TID 1500 measurement report per timepoint.
+
+Two layers:
+
+* :func:`build_segmentation` and :func:`build_measurement_report` work on explicit inputs
+  (the SUV :class:`~emlesion.io.Volume` with its DICOM headers, the lesion
+  :class:`~emlesion.io.LabelMap`, per-lesion measurement rows and tracking identifiers);
+* :func:`write_dicom_outputs` is the adapter used by ``emlesion response ... --out OUTDIR``:
+  ``write_dicom_outputs(study, out_dir, *, assessments=None) -> list[Path]`` writes, for each
+  timepoint, ``<label>_seg.dcm`` and ``<label>_sr.dcm``.
+
+SEG
+    BINARY Segmentation Storage on the PET grid, one segment per lesion (segment numbers
+    1..N in ascending lesion label order), Segmented Property Category
+    (49755003, SCT, "Morphologically Abnormal Structure") and Type (52988006, SCT, "Lesion")
+    (both members of CID 7150 / CID 7151 per pydicom's code dictionary). Source images are
+    the PET instances, from the headers kept in :attr:`Volume.headers` (highdicom needs the
+    metadata only, not the pixel data). Each segment carries the lesion's Tracking UID and
+    Tracking ID.
+SR
+    Comprehensive 3D SR, TID 1500 Measurement Report, one TID 1411 Volumetric ROI
+    measurement group per lesion, each with
+
+    * TrackingIdentifier (112039, DCM) and TrackingUniqueIdentifier: the lesion track id and a
+      UID derived deterministically (UUID version 5 -> ``2.25.<int>``, ISO/IEC 9834-8) from
+      PatientID, the baseline StudyInstanceUID and the track id, hence identical at every
+      timepoint of the same track;
+    * TimePointContext (TID 1502): the timepoint label, its order (1 = baseline) and its type
+      (CID 6146: Baseline for the first timepoint, Posttreatment for the others);
+    * ReferencedSegment: the lesion's segment in the SEG of the same timepoint;
+    * Finding type (52988006, SCT, "Lesion");
+    * measurements (TID 300), codes verified in pydicom's DICOM code dictionary:
+
+      - SUVmax: concept (126401, DCM, "SUVbw") (CID 7180/7469), Derivation (121401, DCM)
+        = (56851009, SCT, "Maximum"), unit ``g/ml{SUVbw}`` (UCUM, CID 7181);
+      - SUVmean: same concept and unit, Derivation (373098007, SCT, "Mean");
+      - SUVpeak: same concept and unit, Derivation (126031, DCM, "Peak Value Within ROI")
+        (CID 7464);
+      - MTV: (126032, DCM, "Metabolic Volume") (CID 7466, PET ROI measurements), unit ``ml``;
+      - TLG: (126033, DCM, "Total Lesion Glycolysis") (CID 7466), unit ``g`` (``cm2`` for
+        SUVbsa).
+
+      For lean-body or other normalisations the concept and unit follow the image
+      (SUVlbm(Janma) 126405, SUVlbm(James128) 126406, SUVlbm 126402, SUVbsa 126403, SUVibw
+      126404 with the matching ``g/ml{...}`` units). SUVpeak is the IBSI global intensity
+      peak on a 1 mL sphere (``suv_peak_global``); MTV is voxel counting; TLG = SUVmean x MTV.
+
+A track seen before and not found at a timepoint (resolved or merged) gets a TID 1501
+group with the same tracking identifier, Metabolic Volume 0 ml and TLG 0. A timepoint
+without any lesion gets no SEG (a DICOM SEG must hold at least one segment), and no SR
+either when no earlier lesion is absent (highdicom requires one measurement group).
+
+References
+----------
+.. [1] DICOM PS3.3 A.51 (Segmentation IOD), PS3.16 TID 1500, TID 1411, TID 1502, TID 300,
+   CID 6146, CID 7150, CID 7151, CID 7180, CID 7181, CID 7464, CID 7466.
+.. [2] Herz C. et al., "highdicom: a Python library for standardized encoding of image
+   annotations and machine learning model outputs", J Digit Imaging 2022;35:1719-1737.
+.. [3] Fedorov A. et al., "DICOM for quantitative imaging biomarker development: a standards
+   based approach to sharing clinical data and structured PET/CT analysis results in head
+   and neck cancer research", PeerJ 2016;4:e2057 (PET SUV measurements in TID 1500).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import highdicom as hd
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+from pydicom.uid import generate_uid
+
+from emlesion.errors import MaskError, UnsupportedDataError, format_message
+from emlesion.io.labelmap import LabelMap
+from emlesion.io.volume import Volume
+
+__all__ = [
+    "MANUFACTURER",
+    "TrackingInfo",
+    "build_measurement_report",
+    "build_segmentation",
+    "quantity_codes",
+    "tracking_uid",
+    "write_dataset_atomic",
+    "write_dicom_outputs",
+]
+
+#: Manufacturer / ManufacturerModelName written into the SEG and SR.
+MANUFACTURER = "emlesion"
+
+# (concept name, unit of the SUV, unit of TLG) per Volume.units quantity.
+# Concepts: DCM 126401..126406 (CID 7180 / 7469); units: CID 7181 (UCUM), verified in
+# pydicom.sr.codedict (codes.DCM.Suvbw, codes.UCUM.StandardizedUptakeValueBodyWeight, ...).
+_G = Code("g", "UCUM", "gram")
+_CM2 = Code("cm2", "UCUM", "square centimeter")
+_ML = Code("ml", "UCUM", "milliliter")
+_QUANTITIES: dict[str, tuple[Code, Code, Code]] = {
+    "suvbw": (codes.DCM.Suvbw, codes.UCUM.StandardizedUptakeValueBodyWeight, _G),
+    "suljanma": (codes.DCM.SuvlbmJanma, codes.UCUM.StandardizedUptakeValueLeanBodyMassJanma, _G),
+    "suljames128": (
+        codes.DCM.SuvlbmJames128,
+        codes.UCUM.StandardizedUptakeValueLeanBodyMassJames128Multiplier,
+        _G,
+    ),
+    "sulmorgan": (codes.DCM.Suvlbm, Code("g/ml{SUVlbm}", "UCUM", "Standardized Uptake Value "
+                                         "lean body mass"), _G),
+    "suvbsa": (codes.DCM.Suvbsa, codes.UCUM.StandardizedUptakeValueBodySurfaceArea, _CM2),
+    "suvibw": (codes.DCM.Suvibw, codes.UCUM.StandardizedUptakeValueIdealBodyWeight, _G),
+}
+
+
+def quantity_codes(units: str) -> tuple[Code, Code, Code]:
+    """DICOM concept name, SUV unit and TLG unit of an SUV image's ``Volume.units``.
+
+    Raises
+    ------
+    UnsupportedDataError
+        The image is not an SUV image (e.g. still in Bq/mL).
+
+    Examples
+    --------
+    >>> name, unit, tlg = quantity_codes("SUVbw")
+    >>> name.value, unit.value, tlg.value
+    ('126401', 'g/ml{SUVbw}', 'g')
+    """
+    key = units.strip().lower()
+    if key not in _QUANTITIES:
+        raise UnsupportedDataError(
+            format_message(
+                f"cannot encode measurements of an image in units {units!r} in a TID 1500 report",
+                fix="pass the SUV image from emlesion.suv.compute_suv (SUVbw, SULjanma, ...)",
+            )
+        )
+    return _QUANTITIES[key]
+
+
+@dataclass(frozen=True)
+class TrackingInfo:
+    """Tracking identifier of one lesion: the human id (``"T1"``) and its stable UID."""
+
+    identifier: str
+    uid: str
+
+    def to_dict(self) -> dict[str, str]:
+        """Return a JSON-serialisable dict."""
+        return {"identifier": self.identifier, "uid": self.uid}
+
+
+def tracking_uid(track_id: str, *, patient_id: str = "", baseline_study_uid: str = "") -> str:
+    """A UID for a lesion track, identical whenever it is derived from the same inputs.
+
+    ``2.25.<int>`` of a name-based UUID (version 5, OID namespace) of
+    ``"emlesion-track|<patient_id>|<baseline_study_uid>|<track_id>"`` (ISO/IEC 9834-8).
+
+    Examples
+    --------
+    >>> tracking_uid("T1", patient_id="P1") == tracking_uid("T1", patient_id="P1")
+    True
+    >>> tracking_uid("T1", patient_id="P1") == tracking_uid("T2", patient_id="P1")
+    False
+    """
+    name = f"emlesion-track|{patient_id}|{baseline_study_uid}|{track_id}"
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, name).int}"
+
+
+def _lo(text: str, limit: int = 64) -> str:
+    """A value valid for the LO value representation (no backslash or control characters)."""
+    clean = re.sub(r"[\\\x00-\x1f]", " ", text).strip()
+    return clean[:limit] or "lesion"
+
+
+def _source_images(suv: Volume) -> list[Dataset]:
+    if not suv.headers:
+        raise UnsupportedDataError(
+            format_message(
+                "the PET volume has no DICOM headers, so no SEG or SR can reference it",
+                series=suv.identity.series_instance_uid or None,
+                fix="load the PET with emlesion.io.load_pet (resampled volumes lose them)",
+            )
+        )
+    return list(suv.headers)
+
+
+def _check_grid(suv: Volume, lesions: LabelMap) -> None:
+    if not lesions.grid.same_as(suv.grid):
+        raise MaskError(
+            format_message(
+                "the lesion label map is not on the PET grid",
+                series=lesions.source or None,
+                fix="resample it with lesions.resample_to(suv.grid)",
+            )
+        )
+
+
+def build_segmentation(
+    suv: Volume,
+    lesions: LabelMap,
+    *,
+    tracking: Mapping[int, TrackingInfo] | None = None,
+    series_number: int = 901,
+    series_description: str = "emlesion lesions",
+    algorithm_type: str = "SEMIAUTOMATIC",
+    sop_instance_uid: str | None = None,
+    series_instance_uid: str | None = None,
+) -> hd.seg.Segmentation:
+    """A BINARY DICOM SEG of the lesions, one segment per label, on the PET grid.
+
+    Parameters
+    ----------
+    suv : Volume
+        PET (SUV) volume loaded from DICOM; its :attr:`~Volume.headers` are the source images.
+    lesions : LabelMap
+        Lesion labels on the grid of ``suv`` (at least one label).
+    tracking : mapping, optional
+        Label -> :class:`TrackingInfo`, written as the segment's Tracking ID and UID.
+    series_number : int
+        SeriesNumber of the SEG.
+    series_description : str
+        SeriesDescription of the SEG.
+    algorithm_type : {"SEMIAUTOMATIC", "AUTOMATIC", "MANUAL"}
+        Segment Algorithm Type; for the non-manual types the algorithm is identified as
+        emlesion, family "Histogram Analysis" (CID 7162; SUV thresholding).
+    sop_instance_uid, series_instance_uid : str, optional
+        UIDs to use (default: new UIDs).
+
+    Returns
+    -------
+    highdicom.seg.Segmentation
+        Segment ``n`` is the ``n``-th lesion label in ascending order.
+
+    Raises
+    ------
+    MaskError
+        No lesion, or the labels are not on the PET grid.
+    UnsupportedDataError
+        The PET volume has no DICOM headers.
+    """
+    from emlesion import __version__
+
+    _check_grid(suv, lesions)
+    sources = _source_images(suv)
+    labels = lesions.labels
+    if not labels:
+        raise MaskError(format_message("a DICOM SEG needs at least one lesion",
+                                       series=lesions.source or None))
+    lut = np.zeros(int(max(labels)) + 1, dtype=np.uint8 if len(labels) < 256 else np.uint16)
+    for n, lab in enumerate(labels, start=1):
+        lut[lab] = n
+    pixel_array = lut[lesions.array]
+    algo_type = hd.seg.SegmentAlgorithmTypeValues(algorithm_type.upper())
+    algorithm = None
+    if algo_type is not hd.seg.SegmentAlgorithmTypeValues.MANUAL:
+        algorithm = hd.AlgorithmIdentificationSequence(
+            name=MANUFACTURER, version=__version__, family=codes.cid7162.HistogramAnalysis
+        )
+    descriptions = []
+    for n, lab in enumerate(labels, start=1):
+        info = (tracking or {}).get(lab)
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=n,
+                segment_label=_lo(lesions.name(lab)),
+                segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+                segmented_property_type=codes.SCT.Lesion,
+                algorithm_type=algo_type,
+                algorithm_identification=algorithm,
+                tracking_uid=info.uid if info else None,
+                tracking_id=_lo(info.identifier) if info else None,
+            )
+        )
+    return hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=pixel_array,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=series_instance_uid or generate_uid(),
+        series_number=int(series_number),
+        sop_instance_uid=sop_instance_uid or generate_uid(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name=MANUFACTURER,
+        software_versions=__version__,
+        device_serial_number="0",
+        series_description=_lo(series_description),
+        content_label="LESIONS",
+        content_description=_lo(series_description),
+    )
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _measurements(row: Mapping[str, Any], units: str) -> list[hd.sr.Measurement]:
+    concept, unit, tlg_unit = quantity_codes(units)
+    out: list[hd.sr.Measurement] = []
+    spec: list[tuple[tuple[str, ...], Code, Code, Code | None]] = [
+        (("suv_max",), concept, unit, codes.SCT.Maximum),
+        (("suv_mean",), concept, unit, codes.SCT.Mean),
+        (("suv_peak_global", "suv_peak"), concept, unit, codes.DCM.PeakValueWithinROI),
+        (("mtv_ml",), codes.DCM.MetabolicVolume, _ML, None),
+        (("tlg",), codes.DCM.TotalLesionGlycolysis, tlg_unit, None),
+    ]
+    for keys, name, u, derivation in spec:
+        value = next((v for v in (_finite(row.get(k)) for k in keys) if v is not None), None)
+        if value is None:
+            continue
+        out.append(hd.sr.Measurement(name=name, value=value, unit=u, derivation=derivation))
+    return out
+
+
+def build_measurement_report(
+    suv: Volume,
+    rows: Sequence[Mapping[str, Any]],
+    segmentation: Dataset | None,
+    *,
+    tracking: Mapping[int, TrackingInfo],
+    time_point: str,
+    time_point_order: int | None = None,
+    absent_tracks: Sequence[TrackingInfo] = (),
+    series_number: int = 902,
+    series_description: str = "emlesion measurements",
+    procedure_reported: Code = codes.SCT.PETCTFDGImagingOfWholeBody,
+    sop_instance_uid: str | None = None,
+    series_instance_uid: str | None = None,
+) -> hd.sr.Comprehensive3DSR:
+    """A Comprehensive 3D SR (TID 1500) with one measurement group per lesion.
+
+    Parameters
+    ----------
+    suv : Volume
+        PET (SUV) volume loaded from DICOM (evidence; ``units`` chooses the SUV codes).
+    rows : sequence of Mapping
+        One mapping per lesion with ``label`` and the metrics (keys of
+        :class:`emlesion.measure.LesionMeasurement`: ``suv_max``, ``suv_mean``,
+        ``suv_peak_global``, ``mtv_ml``, ``tlg``). Missing or non-finite values are left out.
+    segmentation : pydicom Dataset, optional
+        The SEG of the same timepoint (:func:`build_segmentation`); segment ``n`` must be
+        the ``n``-th label of ``rows`` in ascending order. Required when ``rows`` is not
+        empty (a volumetric group needs its region).
+    tracking : mapping
+        Label -> :class:`TrackingInfo` (every label of ``rows``).
+    time_point : str
+        Timepoint label (TID 1502 Time Point).
+    time_point_order : int, optional
+        1 for the baseline, 2, 3 ... for the follow-ups.
+    absent_tracks : sequence of TrackingInfo
+        Tracks seen before and not found at this timepoint (resolved, or merged into
+        another lesion): each gets a TID 1501 measurement group (no ROI) with the same
+        tracking identifier, Metabolic Volume 0 ml and Total Lesion Glycolysis 0.
+    series_number, series_description : int, str
+        Series attributes of the SR.
+    procedure_reported : Code
+        Procedure Reported (CID 100); default (443271005, SCT, "PET/CT FDG imaging of whole
+        body").
+    sop_instance_uid, series_instance_uid : str, optional
+        UIDs to use (default: new UIDs).
+
+    Returns
+    -------
+    highdicom.sr.Comprehensive3DSR
+    """
+    from emlesion import __version__
+
+    sources = _source_images(suv)
+    ordered = sorted(rows, key=lambda r: int(r["label"]))
+    seg_numbers: dict[int, int] = {}
+    if ordered:
+        if segmentation is None:
+            raise MaskError(format_message("lesion measurements need the SEG of the timepoint"))
+        seg_labels = sorted(int(r["label"]) for r in ordered)
+        seg_numbers = {lab: n for n, lab in enumerate(seg_labels, start=1)}
+    tp_type = None
+    if time_point_order is not None:
+        tp_type = codes.cid6146.Baseline if time_point_order == 1 else codes.cid6146.Posttreatment
+    tp_context = hd.sr.TimePointContext(
+        time_point=_lo(time_point), time_point_type=tp_type, time_point_order=time_point_order
+    )
+    groups: list[
+        hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations
+        | hd.sr.MeasurementsAndQualitativeEvaluations
+    ] = []
+    for row in ordered:
+        lab = int(row["label"])
+        info = tracking.get(lab)
+        if info is None:
+            raise MaskError(format_message(f"no tracking identifier for lesion label {lab}"))
+        assert segmentation is not None
+        groups.append(
+            hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(
+                    uid=info.uid, identifier=_lo(info.identifier)
+                ),
+                referenced_segment=hd.sr.ReferencedSegment.from_segmentation(
+                    segmentation, seg_numbers[lab]
+                ),
+                time_point_context=tp_context,
+                finding_type=codes.SCT.Lesion,
+                measurements=_measurements(row, suv.units),
+            )
+        )
+    _, _, tlg_unit = quantity_codes(suv.units)
+    for info in absent_tracks:
+        groups.append(
+            hd.sr.MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=hd.sr.TrackingIdentifier(
+                    uid=info.uid, identifier=_lo(info.identifier)
+                ),
+                time_point_context=tp_context,
+                finding_type=codes.SCT.Lesion,
+                measurements=[
+                    hd.sr.Measurement(name=codes.DCM.MetabolicVolume, value=0.0, unit=_ML),
+                    hd.sr.Measurement(name=codes.DCM.TotalLesionGlycolysis, value=0.0,
+                                      unit=tlg_unit),
+                ],
+            )
+        )
+    if not groups:
+        raise MaskError(
+            format_message(
+                f"timepoint {time_point!r} has no lesion and no earlier lesion to report as "
+                "absent; a TID 1500 report needs at least one measurement group"
+            )
+        )
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=tracking_uid("device", patient_id=MANUFACTURER), name=MANUFACTURER,
+            model_name=f"{MANUFACTURER} {__version__}",
+        ),
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=procedure_reported,
+        imaging_measurements=groups,
+    )
+    evidence = sources + ([segmentation] if segmentation is not None else [])
+    return hd.sr.Comprehensive3DSR(
+        evidence=evidence,
+        content=report,
+        series_instance_uid=series_instance_uid or generate_uid(),
+        series_number=int(series_number),
+        sop_instance_uid=sop_instance_uid or generate_uid(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+        series_description=_lo(series_description),
+    )
+
+
+def write_dataset_atomic(ds: Dataset, path: str | os.PathLike[str]) -> Path:
+    """Write a DICOM dataset to ``path`` atomically (temporary file, then rename)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        ds.save_as(tmp, enforce_file_format=True)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _safe_name(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "timepoint"
+
+
+def write_dicom_outputs(
+    study: Any,
+    out_dir: str | os.PathLike[str],
+    *,
+    assessments: Sequence[Any] | None = None,
+) -> list[Path]:
+    """Write ``<label>_seg.dcm`` and ``<label>_sr.dcm`` for every timepoint of a study.
+
+    Parameters
+    ----------
+    study : emlesion.study.Study
+        The loaded, measured and tracked study.
+    out_dir : path-like
+        Output folder (created; files written atomically).
+    assessments : sequence, optional
+        Accepted for interface symmetry with :func:`~emlesion.report.write_html_report`; the
+        response categories are not encoded in the SR (PS3.16 has no coded values for the
+        PERCIST/EORTC/Lugano categories), they are in the HTML and JSON reports.
+
+    Returns
+    -------
+    list of Path
+        The files written, per timepoint SEG (when it has lesions) then SR (when it has a
+        lesion or an absent track).
+    """
+    from emlesion.report._study import dicom_inputs
+
+    del assessments
+    out = Path(out_dir)
+    written: list[Path] = []
+    for item in dicom_inputs(study):
+        seg = None
+        name = _safe_name(item.label)
+        if item.lesions.labels:
+            seg = build_segmentation(item.suv, item.lesions, tracking=item.tracking)
+            written.append(write_dataset_atomic(seg, out / f"{name}_seg.dcm"))
+        if not item.lesions.labels and not item.absent:
+            continue
+        sr = build_measurement_report(
+            item.suv, item.rows, seg, tracking=item.tracking, time_point=item.label,
+            time_point_order=item.order, absent_tracks=item.absent,
+        )
+        written.append(write_dataset_atomic(sr, out / f"{name}_sr.dcm"))
+    return written
