@@ -1,0 +1,402 @@
+"""The per-patient job of a batch: run the study pipeline and publish the results atomically.
+
+:func:`process_patient` is the only function a worker runs. It never raises for a problem of
+the patient's data: any exception becomes a failed :class:`PatientResult` carrying the error
+type and message, so that one bad study cannot stop a cohort.
+
+Output layout and atomicity
+---------------------------
+A patient's results live in ``OUT/patients/<patient_id>/``. The worker writes every file into
+a private staging folder ``OUT/patients/.<patient_id>.tmp-<uuid>/``, writes the completion
+marker ``DONE.json`` (job hash, emlesion version, SHA-256 and size of every file) last, and
+only then renames the staging folder to its final name (``os.replace``, atomic on POSIX file
+systems). An interrupted batch therefore leaves either no patient folder or a staging folder
+(removed at the next run), never a half-written folder that looks complete.
+
+A patient folder counts as complete (:func:`completed_result`) when its ``DONE.json`` parses,
+its job hash equals the current job's (same folders, masks and options, same emlesion
+version) and every listed file exists with the recorded size and SHA-256.
+
+References
+----------
+.. [1] POSIX ``rename(2)``: the rename of a directory is atomic on one file system.
+.. [2] Dask distributed, "Futures" (tasks are plain functions; exceptions travel back to the
+   client), https://distributed.dask.org/en/stable/client.html
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import os
+import shutil
+import socket
+import time
+import traceback
+import uuid
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emlesion import __version__
+from emlesion.batch.manifest import ManifestError, PatientJob
+from emlesion.errors import EmlesionError, EmlesionWarning, format_message
+
+__all__ = [
+    "DONE_FILE",
+    "DONE_FORMAT",
+    "OPTION_NAMES",
+    "REPORT_FILE",
+    "PatientResult",
+    "PatientStatus",
+    "completed_result",
+    "job_sha256",
+    "parse_options",
+    "patient_dir",
+    "process_patient",
+]
+
+#: Name of the completion marker written last into a patient folder.
+DONE_FILE = "DONE.json"
+#: ``format`` value of ``DONE.json``.
+DONE_FORMAT = "emlesion-batch-done"
+#: Version of the ``DONE.json`` contract.
+DONE_FORMAT_VERSION = 1
+#: The per-patient report the cohort tables are built from.
+REPORT_FILE = "report.json"
+#: Sub-folder of the batch output that holds one folder per patient.
+PATIENTS_DIR = "patients"
+
+
+class PatientStatus(str, enum.Enum):
+    """Outcome of one patient in a batch."""
+
+    COMPLETED = "completed"
+    """Processed in this run; the results are in the patient folder."""
+    RESUMED = "resumed"
+    """A complete and valid result of an earlier run was reused (not recomputed)."""
+    FAILED = "failed"
+    """The pipeline raised; the error is recorded and no patient folder was published."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the patient has results."""
+        return self is not PatientStatus.FAILED
+
+
+@dataclass(frozen=True)
+class PatientResult:
+    """What a worker returns for one patient.
+
+    Parameters
+    ----------
+    patient_id : str
+    status : PatientStatus
+    seconds : float
+        Wall time of the pipeline on the worker (for a resumed patient: the time recorded
+        when it was computed).
+    output_dir : str, optional
+        The published patient folder (``None`` when failed).
+    files : tuple of str
+        Files of the patient folder (relative names, ``DONE.json`` excluded).
+    error_type : str, optional
+        Qualified class name of the exception of a failed patient.
+    error : str, optional
+        Its message (house format for emlesion errors).
+    traceback : str, optional
+        The formatted traceback (for the error log, not the cohort table).
+    worker : str
+        ``host:pid`` of the process that computed the result.
+    """
+
+    patient_id: str
+    status: PatientStatus
+    seconds: float = 0.0
+    output_dir: str | None = None
+    files: tuple[str, ...] = ()
+    error_type: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    worker: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the patient has results."""
+        return self.status.ok
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict."""
+        return {
+            "patient_id": self.patient_id,
+            "status": self.status.value,
+            "seconds": round(self.seconds, 3),
+            "output_dir": self.output_dir,
+            "files": list(self.files),
+            "error_type": self.error_type,
+            "error": self.error,
+            "worker": self.worker,
+        }
+
+    def __repr__(self) -> str:
+        what = f"{self.error_type}: {self.error}" if not self.ok else f"{len(self.files)} file(s)"
+        return (f"PatientResult({self.patient_id!r}, {self.status.value}, "
+                f"{self.seconds:.1f} s, {what})")
+
+
+# ---------------------------------------------------------------------------- options
+def _bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "y", "on"):
+        return True
+    if v in ("0", "false", "no", "n", "off"):
+        return False
+    raise ValueError(f"{value!r} is not a yes/no value")
+
+
+def _criteria(value: str) -> tuple[str, ...]:
+    from emlesion.response import Criterion
+
+    names = tuple(v for v in value.replace(";", " ").replace("|", " ").split() if v)
+    allowed = {c.value for c in Criterion} | {"lugano"}
+    bad = [n for n in names if n.lower() not in allowed]
+    if bad or not names:
+        raise ValueError(f"unknown criteria {bad or [value]} (use {', '.join(sorted(allowed))})")
+    return tuple(n.lower() for n in names)
+
+
+def _sul(value: str) -> str | None:
+    return None if value.strip().lower() in ("none", "off", "no") else value
+
+
+def _method(value: str) -> str:
+    from emlesion.segment import Method
+
+    return Method(value).value
+
+
+#: Options a manifest may set per patient (extra columns), with their parsers.
+#: ``method``, ``sul``, ``track``, ``transform``, ``residual_search``, ``residual_margin_mm``
+#: and ``allow_different_patients`` go to :func:`emlesion.study.load_study`; ``criteria``
+#: (separated by ``;`` or spaces) to :meth:`emlesion.study.Study.assess`; ``deidentify``
+#: leaves the PatientID out of ``report.json``.
+OPTION_NAMES: Mapping[str, Callable[[str], Any]] = {
+    "method": _method,
+    "sul": _sul,
+    "track": _bool,
+    "transform": str,
+    "residual_search": _bool,
+    "residual_margin_mm": float,
+    "allow_different_patients": _bool,
+    "criteria": _criteria,
+    "deidentify": _bool,
+}
+
+
+def parse_options(job: PatientJob) -> dict[str, Any]:
+    """The typed options of ``job``.
+
+    Raises
+    ------
+    ManifestError
+        Unknown option name or malformed value (the message names the patient and rows).
+    """
+    out: dict[str, Any] = {}
+    rows = ", ".join(str(tp.row) for tp in job.timepoints)
+    for name, text in job.options:
+        parser = OPTION_NAMES.get(name)
+        if parser is None:
+            raise ManifestError(format_message(
+                f"patient {job.patient_id!r} (rows {rows}): unknown manifest column/option "
+                f"{name!r}", fix=f"known options: {', '.join(OPTION_NAMES)}; fixed columns: "
+                "patient_id, timepoint, folder, mask"))
+        try:
+            out[name] = parser(text)
+        except ValueError as exc:
+            raise ManifestError(format_message(
+                f"patient {job.patient_id!r} (rows {rows}): bad value {text!r} for option "
+                f"{name!r}: {exc}")) from None
+    return out
+
+
+# ---------------------------------------------------------------------------- files
+def patient_dir(out_dir: str | os.PathLike[str], patient_id: str) -> Path:
+    """The final folder of ``patient_id`` in the batch output ``out_dir``."""
+    return Path(out_dir) / PATIENTS_DIR / patient_id
+
+
+def job_sha256(job: PatientJob) -> str:
+    """Hash recorded in ``DONE.json``: the job definition plus the emlesion version."""
+    text = json.dumps({"job": job.sha256(), "emlesion": __version__}, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _list_files(folder: Path) -> list[str]:
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.relative_to(folder).as_posix() != DONE_FILE
+    )
+
+
+def completed_result(job: PatientJob, out_dir: str | os.PathLike[str]) -> PatientResult | None:
+    """The result of an earlier run of ``job`` when its patient folder is complete and valid.
+
+    Returns
+    -------
+    PatientResult or None
+        Status :attr:`PatientStatus.RESUMED` when ``DONE.json`` exists, has this job's hash
+        and every file it lists exists with the recorded size and SHA-256; ``None`` otherwise
+        (the patient must be (re)computed).
+    """
+    folder = patient_dir(out_dir, job.patient_id)
+    try:
+        done = json.loads((folder / DONE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(done, dict) or done.get("format") != DONE_FORMAT:
+        return None
+    if done.get("job_sha256") != job_sha256(job):
+        return None
+    files = done.get("files")
+    if not isinstance(files, dict) or REPORT_FILE not in files:
+        return None
+    for name, info in files.items():
+        path = folder / name
+        try:
+            if path.stat().st_size != info["size_bytes"] or _file_sha256(path) != info["sha256"]:
+                return None
+        except (OSError, KeyError, TypeError):
+            return None
+    return PatientResult(
+        patient_id=job.patient_id,
+        status=PatientStatus.RESUMED,
+        seconds=float(done.get("seconds", 0.0)),
+        output_dir=str(folder),
+        files=tuple(sorted(files)),
+        worker=str(done.get("worker", "")),
+    )
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _publish(staging: Path, final: Path) -> None:
+    """Rename the complete staging folder to ``final``, replacing an older (invalid) folder."""
+    old: Path | None = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:12]}")
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------- pipeline
+def _run_study(job: PatientJob, folder: Path) -> None:
+    """Run the study pipeline of ``job`` and write its outputs into ``folder``.
+
+    The same outputs as ``emlesion response``: ``report.json``
+    (:meth:`emlesion.study.Study.to_report_dict`) and ``lesions.csv``
+    (:func:`emlesion.study.write_study_outputs`).
+    """
+    from emlesion.study import check_output_location, load_study, write_study_outputs
+
+    opts = parse_options(job)
+    criteria = opts.pop("criteria", None)
+    deidentify = bool(opts.pop("deidentify", False))
+    check_output_location(folder, [*job.folders.values(), *job.masks.values()])
+    with warnings.catch_warnings():
+        # Tolerated deviations are recorded in report.json (provenance, assessment warnings);
+        # printed from every worker they would only garble the driver's terminal.
+        warnings.simplefilter("ignore", EmlesionWarning)
+        study = load_study(job.folders, masks=job.masks or None, **opts)
+        assessments = study.assess(criteria) if criteria else study.assess()
+    report = study.to_report_dict(assessments, deidentify=deidentify)
+    write_study_outputs(study, folder, report)
+
+
+def process_patient(job: PatientJob, out_dir: str | os.PathLike[str]) -> PatientResult:
+    """Process one patient: run the study pipeline and publish its folder atomically.
+
+    This is the task a batch submits, one per patient; it runs on a worker. It never raises
+    for a problem of the data (bad DICOM, missing tag, inconsistent study, any exception of
+    the pipeline): the exception is returned as a :attr:`PatientStatus.FAILED` result, and no
+    patient folder is published.
+
+    Parameters
+    ----------
+    job : PatientJob
+        The patient's timepoints, masks and options.
+    out_dir : path
+        The batch output folder (must be reachable by the worker).
+
+    Returns
+    -------
+    PatientResult
+        :attr:`PatientStatus.COMPLETED` with the published folder, or
+        :attr:`PatientStatus.FAILED` with the error type and message.
+    """
+    t0 = time.perf_counter()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    final = patient_dir(out_dir, job.patient_id)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.with_name(f".{job.patient_id}.tmp-{uuid.uuid4().hex[:12]}")
+    try:
+        staging.mkdir()
+        _run_study(job, staging)
+        files = _list_files(staging)
+        seconds = time.perf_counter() - t0
+        done = {
+            "format": DONE_FORMAT,
+            "format_version": DONE_FORMAT_VERSION,
+            "patient_id": job.patient_id,
+            "job_sha256": job_sha256(job),
+            "job": job.to_dict(),
+            "emlesion_version": __version__,
+            "seconds": round(seconds, 3),
+            "worker": worker,
+            "files": {
+                name: {"sha256": _file_sha256(staging / name),
+                       "size_bytes": (staging / name).stat().st_size}
+                for name in files
+            },
+        }
+        _write_json(staging / DONE_FILE, done)  # last: marks the folder complete
+        _publish(staging, final)
+    except Exception as exc:  # one patient's failure must not stop the cohort
+        shutil.rmtree(staging, ignore_errors=True)
+        cls = type(exc)
+        module = "" if cls.__module__ == "builtins" else cls.__module__ + "."
+        message = str(exc) if isinstance(exc, EmlesionError) else (str(exc) or repr(exc))
+        return PatientResult(
+            patient_id=job.patient_id,
+            status=PatientStatus.FAILED,
+            seconds=time.perf_counter() - t0,
+            error_type=module + cls.__qualname__,
+            error=" ".join(message.split()),
+            traceback="".join(traceback.format_exception(exc)),
+            worker=worker,
+        )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return PatientResult(
+        patient_id=job.patient_id,
+        status=PatientStatus.COMPLETED,
+        seconds=seconds,
+        output_dir=str(final),
+        files=tuple(files),
+        worker=worker,
+    )
