@@ -325,11 +325,40 @@ def _measurements(row: Mapping[str, Any], units: str) -> list[hd.sr.Measurement]
     return out
 
 
+def _referenced_segment(
+    segmentation: Dataset,
+    number: int,
+    sources: Sequence[Dataset],
+    labels: np.ndarray | None,
+    label: int,
+) -> hd.sr.ReferencedSegment:
+    """ReferencedSegment of segment ``number`` with the PET instances holding the lesion.
+
+    Built directly: ``ReferencedSegment.from_segmentation`` (highdicom 0.28) looks for the
+    segment number in the per-frame functional groups only, and a single-segment SEG keeps it
+    in the shared functional groups.
+    """
+    if labels is not None:
+        slices = [k for k in range(labels.shape[0]) if np.any(labels[k] == label)]
+    else:
+        slices = list(range(len(sources)))
+    return hd.sr.ReferencedSegment(
+        sop_class_uid=segmentation.SOPClassUID,
+        sop_instance_uid=segmentation.SOPInstanceUID,
+        segment_number=number,
+        source_images=[
+            hd.sr.SourceImageForSegmentation(sources[k].SOPClassUID, sources[k].SOPInstanceUID)
+            for k in slices
+        ],
+    )
+
+
 def build_measurement_report(
     suv: Volume,
     rows: Sequence[Mapping[str, Any]],
     segmentation: Dataset | None,
     *,
+    lesions: LabelMap | None = None,
     tracking: Mapping[int, TrackingInfo],
     time_point: str,
     time_point_order: int | None = None,
@@ -354,6 +383,9 @@ def build_measurement_report(
         The SEG of the same timepoint (:func:`build_segmentation`); segment ``n`` must be
         the ``n``-th label of ``rows`` in ascending order. Required when ``rows`` is not
         empty (a volumetric group needs its region).
+    lesions : LabelMap, optional
+        The lesion labels (on the PET grid): each ReferencedSegment then lists only the PET
+        instances the lesion lies in (default: every PET instance).
     tracking : mapping
         Label -> :class:`TrackingInfo` (every label of ``rows``).
     time_point : str
@@ -392,6 +424,7 @@ def build_measurement_report(
     tp_context = hd.sr.TimePointContext(
         time_point=_lo(time_point), time_point_type=tp_type, time_point_order=time_point_order
     )
+    label_array = lesions.array if lesions is not None else None
     groups: list[
         hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations
         | hd.sr.MeasurementsAndQualitativeEvaluations
@@ -407,8 +440,8 @@ def build_measurement_report(
                 tracking_identifier=hd.sr.TrackingIdentifier(
                     uid=info.uid, identifier=_lo(info.identifier)
                 ),
-                referenced_segment=hd.sr.ReferencedSegment.from_segmentation(
-                    segmentation, seg_numbers[lab]
+                referenced_segment=_referenced_segment(
+                    segmentation, seg_numbers[lab], sources, label_array, lab
                 ),
                 time_point_context=tp_context,
                 finding_type=codes.SCT.Lesion,
@@ -522,7 +555,8 @@ def write_dicom_outputs(
         if not item.lesions.labels and not item.absent:
             continue
         sr = build_measurement_report(
-            item.suv, item.rows, seg, tracking=item.tracking, time_point=item.label,
+            item.suv, item.rows, seg, lesions=item.lesions, tracking=item.tracking,
+            time_point=item.label,
             time_point_order=item.order, absent_tracks=item.absent,
         )
         written.append(write_dataset_atomic(sr, out / f"{name}_sr.dcm"))
