@@ -32,7 +32,7 @@ from emlesion.errors import (
 from emlesion.io import Grid, LabelMap, SeriesInfo, SeriesRole, Volume, discover, load_ct, load_pet
 from emlesion.measure import LesionTable, measure_lesions
 from emlesion.provenance import ProvenanceStep, record_warnings
-from emlesion.segment import Method, PriorMask, segment_lesions
+from emlesion.segment import Method, PriorMask, Seed, segment_lesions
 from emlesion.study.model import (
     RESERVED_LABELS,
     LesionSource,
@@ -52,12 +52,17 @@ from emlesion.track import (
     track_lesions,
 )
 
-__all__ = ["DEFAULT_METHOD", "RESIDUAL_MARGIN_MM", "load_study", "load_timepoint"]
+__all__ = [
+    "DEFAULT_METHOD", "NO_CT_MARGIN_MM", "RESIDUAL_MARGIN_MM", "load_study", "load_timepoint",
+]
 
 #: Default lesion segmentation (41 % of each lesion's SUVmax, liver-threshold seeds).
 DEFAULT_METHOD = Method.PERCENT_41
 #: Margin (mm) around a lost lesion's mapped position searched for residual disease.
 RESIDUAL_MARGIN_MM = 15.0
+#: Without a CT (no anatomy), a follow-up lesion must contain or lie within this distance (mm)
+#: of a baseline lesion centroid.
+NO_CT_MARGIN_MM = 20.0
 #: Seed rule of the residual search (fixed SUVbw >= 2.5 inside the prior region).
 RESIDUAL_SEED = Method.SUV_2_5
 
@@ -212,6 +217,28 @@ def _regions_for(labels: LabelMap, anatomy: Anatomy | None) -> dict[int, RegionA
     return {lab: assign_region(arr == lab, labels.grid, anatomy) for lab in labels.labels}
 
 
+def _segment_near_prior(suv: Volume, method: Method | str, prior: LabelMap,
+                        radius_mm: float) -> LabelMap:
+    """Without anatomy: per prior lesion, the lesion containing or nearest to its centroid."""
+    arr = np.zeros(suv.shape, np.uint16)
+    names: dict[int, str] = {}
+    steps: list[ProvenanceStep] = []
+    prior_arr = np.asarray(prior.array)
+    for lab in prior.labels:
+        centroid = prior.grid.index_to_lps(np.argwhere(prior_arr == lab).astype(float)).mean(0)
+        point = (float(centroid[0]), float(centroid[1]), float(centroid[2]))
+        seg = segment_lesions(suv, method=method, region=Seed(point, radius_mm))
+        steps.extend(seg.provenance)
+        for les in seg.lesions:
+            m = (np.asarray(seg.labels.array) == les.label) & (arr == 0)
+            if m.any():
+                new = int(arr.max()) + 1
+                arr[m] = new
+                names[new] = f"near {prior.name(lab)}"
+    return LabelMap(arr, suv.grid, names, "emlesion.segment (no CT, near baseline lesions)",
+                    tuple(steps))
+
+
 def _process(
     images: _Images,
     *,
@@ -219,6 +246,8 @@ def _process(
     method: Method | str,
     sul_normalization: Normalization | str | None,
     progress: ProgressCallback | None,
+    prior: LabelMap | None = None,
+    prior_margin_mm: float = 0.0,
 ) -> Timepoint:
     label = images.label
     pet, ct = images.pet, images.ct
@@ -249,11 +278,24 @@ def _process(
             regions = _regions_for(lesions, anatomy)
             source, method_name = LesionSource.MASK, "mask"
         else:
-            seg = segment_lesions(suv, method=method, anatomy=anatomy)
-            lesions = seg.labels
-            regions = ({les.label: les.assignment for les in seg.lesions}
-                       if anatomy is not None else {})
-            source, method_name = LesionSource.SEGMENTATION, seg.method.value
+            if anatomy is None and prior is not None and prior.labels:
+                lesions = _segment_near_prior(suv, method, prior, prior_margin_mm)
+                regions = {}
+                source, method_name = LesionSource.SEGMENTATION, Method(method).value
+                steps.append(ProvenanceStep(
+                    "emlesion.study.no_ct_search_region",
+                    rule=f"no CT anatomy: one lesion searched per baseline lesion, the one "
+                         f"containing or nearest (<= {prior_margin_mm:g} mm) to its centroid "
+                         "(scanner coordinates)",
+                    warnings=("no CT at this timepoint: physiological uptake cannot be excluded, "
+                              "so lesions were searched only at the baseline lesions; new "
+                              "lesions elsewhere are not detected",)))
+            else:
+                seg = segment_lesions(suv, method=method, anatomy=anatomy)
+                lesions = seg.labels
+                regions = ({les.label: les.assignment for les in seg.lesions}
+                           if anatomy is not None else {})
+                source, method_name = LesionSource.SEGMENTATION, seg.method.value
     with _stage(progress, "measure", label):
         table = _measure(suv, lesions, ct, sul)
         _ = table.rows  # compute now (timed here, not lazily in the report)
@@ -544,6 +586,15 @@ def load_study(
         measured and the study is tracked again with the same registrations.
     residual_margin_mm : float
         Margin of the residual search (default 15 mm).
+
+    Notes
+    -----
+    A follow-up without CT has no anatomy, so physiological uptake (bladder, kidneys,
+    ureters, bowel) cannot be excluded from an automatic segmentation. Its lesions are then
+    searched only at the baseline lesions (per baseline lesion, the lesion containing, or
+    nearest within :data:`NO_CT_MARGIN_MM` to, its centroid in scanner coordinates), and the
+    provenance says that new lesions elsewhere are not detected; pass
+    a mask for that timepoint to avoid this.
     progress : callable, optional
         Receives a :class:`~emlesion.study.StageEvent` at the start and end of each stage.
 
@@ -614,8 +665,11 @@ def load_study(
     dates = [_study_date(im.pet) for im in images]
     patient_id, check = _check_consistency(images, allow_different_patients, dates)
 
-    tps = [_process(im, mask=m, method=method, sul_normalization=sul, progress=progress)
-           for im, m in zip(images, mask_list)]
+    tps: list[Timepoint] = []
+    for im, m in zip(images, mask_list):
+        tps.append(_process(im, mask=m, method=method, sul_normalization=sul, progress=progress,
+                            prior=tps[0].lesions if tps else None,
+                            prior_margin_mm=NO_CT_MARGIN_MM))
     base_date = tps[0].date
     tps = [replace(tp, days_since_baseline=(tp.date - base_date).days
                    if tp.date is not None and base_date is not None else None) for tp in tps]
