@@ -1,0 +1,140 @@
+"""Benchmark: the full three-timepoint study on ``sample_scans`` (``load_study`` + assess +
+report), with wall time and peak resident memory per stage.
+
+Target (issue 7): under 60 s and under 4 GB on 2 cores.
+
+Usage::
+
+    python benchmarks/bench_study.py [--sample sample_scans] [--json]
+
+Peak memory is the process resident set size (RSS), sampled every 20 ms by a background
+thread (psutil), so it includes SimpleITK's C++ allocations that ``tracemalloc`` cannot see;
+the per-stage figure is the highest RSS seen while the stage ran. Stage times come from the
+``progress`` events of :func:`emlesion.study.load_study`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(REPO))
+
+import psutil  # noqa: E402
+
+from emlesion.study import StageEvent, load_study  # noqa: E402
+
+TARGET_S = 60.0
+TARGET_BYTES = 4 * 1024**3
+
+
+class _RssSampler(threading.Thread):
+    """Samples the RSS; :meth:`take` returns the peak since the previous call."""
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self._proc = psutil.Process(os.getpid())
+        self._interval = interval_s
+        self._peak = self._proc.memory_info().rss
+        self.overall = self._peak
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            rss = self._proc.memory_info().rss
+            with self._lock:
+                self._peak = max(self._peak, rss)
+                self.overall = max(self.overall, rss)
+            time.sleep(self._interval)
+
+    def take(self) -> int:
+        rss = self._proc.memory_info().rss
+        with self._lock:
+            peak, self._peak = max(self._peak, rss), rss
+            self.overall = max(self.overall, peak)
+        return peak
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sample", default=str(REPO / "sample_scans"))
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    sample = Path(args.sample)
+    sampler = _RssSampler()
+    sampler.start()
+    stages: list[dict[str, Any]] = []
+
+    def progress(event: StageEvent) -> None:
+        if not event.finished:
+            sampler.take()  # reset the peak at the start of the stage
+            return
+        stages.append({"stage": event.stage, "timepoint": event.timepoint,
+                       "seconds": round(float(event.seconds or 0.0), 3),
+                       "peak_rss_mb": round(sampler.take() / 1e6, 1)})
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study = load_study({n: sample / n for n in ("baseline", "month1", "month3")},
+                           progress=progress)
+        t1 = time.perf_counter()
+        assessments = study.assess()
+        report = study.to_report_dict(assessments)
+        json.dumps(report)
+        rows = study.lesions_rows()
+    t2 = time.perf_counter()
+    stages.append({"stage": "assess+report", "timepoint": None, "seconds": round(t2 - t1, 3),
+                   "peak_rss_mb": round(sampler.take() / 1e6, 1)})
+    sampler.stop()
+    total = t2 - t0
+    peak = sampler.overall
+    truth = json.loads((sample / "truth.json").read_text())
+    mtv = []
+    for tp in study.timepoints:
+        for les in tp.lesion_dicts():
+            present = [t for t in truth["timepoints"][tp.label]["lesions"] if t["present"]]
+            near = min(present, key=lambda t: sum((a - b) ** 2 for a, b in
+                                                  zip(t["centroid_mm"], les["centroid_mm"])))
+            mtv.append({"timepoint": tp.label, "lesion": les["name"], "track": study.track_id_of(
+                tp.label, les["label"]), "mtv_ml": round(les["mtv_ml"], 2),
+                "truth_ml": near["volume_ml"], "truth_lesion": near["name"]})
+    result = {
+        "total_s": round(total, 2), "peak_rss_mb": round(peak / 1e6, 1),
+        "cpu_count": os.cpu_count(), "stages": stages,
+        "categories": {f"{a.timepoint}/{a.criterion.value}": a.category.value
+                       for a in assessments},
+        "mtv_vs_truth": mtv, "csv_rows": len(rows),
+        "target_met": total < TARGET_S and peak < TARGET_BYTES,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for s in stages:
+            print(f"{(s['timepoint'] or 'study'):<10} {s['stage']:<14} {s['seconds']:7.2f} s  "
+                  f"peak RSS {s['peak_rss_mb']:8.1f} MB")
+        print(f"total {total:.1f} s (target < {TARGET_S:.0f} s), peak RSS {peak / 1e6:.0f} MB "
+              f"(target < 4 GiB) on {os.cpu_count()} CPU(s)")
+        for k, v in result["categories"].items():
+            print(f"  {k}: {v}")
+        for m in mtv:
+            print(f"  {m['timepoint']:<9} {m['track']} {m['lesion']:<28} MTV {m['mtv_ml']:7.2f} mL"
+                  f"  truth {m['truth_lesion']} {m['truth_ml']:.2f} mL")
+    return 0 if result["target_met"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
