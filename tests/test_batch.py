@@ -1,0 +1,362 @@
+"""Tests of emlesion.batch: manifest, per-patient job, cohort tables, local pool vs Dask
+cluster, kill and resume.
+
+The cohort is six patients generated with :mod:`emlesion.sample` (five seeds, baseline and
+month 1 only, to keep the generation at ~10 s per patient) plus one broken patient: a copy of
+the first seed whose baseline PET files lack PatientWeight, so that the SUV engine must refuse
+it (QIBA: no SUV without the weight). The manifest sets ``track=false`` (no CT registration:
+~5 s instead of ~20 s per patient) so that the three batch runs of this file stay within the
+CI budget; tracking itself is tested in tests/test_track*.py and tests/test_study.py.
+
+Set ``EMLESION_BATCH_TEST_COHORT=/some/folder`` to keep the generated studies between
+sessions (development only; the generator is deterministic per seed).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from emlesion.batch import (
+    DONE_FILE,
+    Manifest,
+    ManifestError,
+    PatientStatus,
+    completed_result,
+    parse_options,
+    patient_dir,
+    process_patient,
+    read_manifest,
+    run_batch,
+    write_cohort_tables,
+)
+from emlesion.batch.cohort import ASSESSMENT_COLUMNS, LESION_COLUMNS, STATUS_COLUMNS
+from emlesion.cli import main
+from emlesion.errors import MissingAttributeError
+
+distributed = pytest.importorskip("distributed")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SEEDS = (101, 102, 103, 104, 105)
+TIMEPOINTS = ("baseline", "month1")
+BROKEN = "BROKEN01"
+#: Criteria of the default assess(): percist, eortc, recist, lugano (PET and CT calls) ->
+#: 5 assessment rows per follow-up (see emlesion.response.DEFAULT_CRITERIA; "lugano" gives
+#: lugano_pet and lugano_ct).
+N_CRITERIA_ROWS = 5
+
+
+def _generate(args: tuple[int, str]) -> str:
+    from emlesion.sample import generate_sample_study
+
+    seed, out = args
+    if not (Path(out) / "truth.json").is_file():
+        generate_sample_study(out, seed=seed, timepoints=TIMEPOINTS, force=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def cohort_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five generated two-timepoint studies, a broken copy and the manifest (read-only use)."""
+    env = os.environ.get("EMLESION_BATCH_TEST_COHORT")
+    root = Path(env) if env else tmp_path_factory.mktemp("batch_cohort")
+    root.mkdir(parents=True, exist_ok=True)
+    jobs = [(seed, str(root / f"seed{seed}")) for seed in SEEDS]
+    with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
+        list(pool.map(_generate, jobs))
+    broken = root / "broken"
+    if not (broken / "ok").is_file():
+        shutil.rmtree(broken, ignore_errors=True)
+        shutil.copytree(root / f"seed{SEEDS[0]}", broken)
+        for f in sorted((broken / "baseline" / "PT").iterdir()):
+            ds = pydicom.dcmread(f)
+            del ds.PatientWeight
+            ds.save_as(f)
+        (broken / "ok").write_text("PatientWeight removed from baseline/PT\n")
+    lines = ["patient_id,timepoint,folder,track"]
+    for seed in SEEDS:
+        for i, tp in enumerate(TIMEPOINTS):
+            lines.append(f"P{seed},{tp},seed{seed}/{tp},{'false' if i == 0 else ''}")
+    lines += [f"{BROKEN},{tp},broken/{tp},false" for tp in TIMEPOINTS]
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def manifest(cohort_dir: Path) -> Manifest:
+    return read_manifest(cohort_dir / "manifest.csv")
+
+
+@pytest.fixture(scope="session")
+def pool_run(manifest: Manifest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cohort run once on the local process pool (2 workers)."""
+    out = tmp_path_factory.mktemp("batch_pool")
+    result = run_batch(manifest, out, workers=2, progress=False, parquet=False)
+    assert len(result.results) == 6
+    return out
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _stable_status(path: Path) -> list[tuple[str, ...]]:
+    """The run-independent columns of cohort_status.csv (not seconds, folder, worker)."""
+    keep = ("patient_id", "n_timepoints", "n_lesions", "n_assessments", "error_type", "error")
+    return [tuple(r[k] for k in keep) for r in _csv_rows(path)]
+
+
+# ---------------------------------------------------------------------------- manifest
+def test_manifest_groups_rows_resolves_paths_and_keeps_timepoint_order(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text(
+        "\ufeffpatient_id,timepoint,folder,mask,method\n"
+        "B,month1,b/m1,,\n"
+        "A,baseline,/abs/a0,masks/a0.nii.gz,50%max\n"
+        "B,baseline,b/b0\n"  # short row: mask and method empty
+        "A,month3,/abs/a3,,50%max\n"
+        "\n")
+    m = read_manifest(tmp_path / "m.csv")
+    assert m.patient_ids == ("A", "B")  # sorted by id
+    a, b = m.jobs
+    assert a.labels == ("baseline", "month3")
+    assert b.labels == ("month1", "baseline")  # manifest row order = study order
+    assert b.folders == {"month1": str(tmp_path / "b" / "m1"), "baseline": str(tmp_path / "b/b0")}
+    assert a.masks == {"baseline": str(tmp_path / "masks" / "a0.nii.gz")}
+    assert a.option_dict == {"method": "50%max"} and b.option_dict == {}
+    assert [tp.row for tp in a.timepoints] == [3, 5]  # header is line 1
+    assert parse_options(a) == {"method": "50%max"}
+    # The job hash depends on the work, not on the row numbers.
+    moved = Manifest.from_records([
+        {"patient_id": "A", "timepoint": "baseline", "folder": "/abs/a0",
+         "mask": str(tmp_path / "masks" / "a0.nii.gz"), "method": "50%max"},
+        {"patient_id": "A", "timepoint": "month3", "folder": "/abs/a3", "method": "50%max"},
+    ])
+    assert moved.jobs[0].sha256() == a.sha256()
+    assert moved.jobs[0].timepoints[0].row == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("patient,timepoint,folder\nA,b,f\n", "lacks column(s) patient_id"),
+        ("patient_id,timepoint,folder\nA,b,f\nA,b,g\n", "rows 2 and 3: patient 'A' has timepoint"),
+        ("patient_id,timepoint,folder\n../x,b,f\n", "row 2: patient_id '../x' cannot be used"),
+        ("patient_id,timepoint,folder\nA,,f\n", "row 2 has an empty timepoint"),
+        ("patient_id,timepoint,folder\nA,b,f,extra\n", "row 2 has 4 cell(s)"),
+        ("patient_id,timepoint,folder,method\nA,b,f,suv2.5\nA,c,g,41%max\n",
+         "rows 2 and 3: patient 'A' has two values for option 'method'"),
+        ("patient_id,timepoint,folder\n", "no patient rows"),
+        ("", "the manifest is empty"),
+    ],
+)
+def test_manifest_errors_name_the_row(text: str, expected: str) -> None:
+    with pytest.raises(ManifestError) as info:
+        Manifest.from_text(text, source="cohort.csv")
+    assert expected in str(info.value)
+    assert "[series cohort.csv]" in str(info.value)
+
+
+def test_unknown_or_malformed_option_is_refused_before_any_work(tmp_path: Path) -> None:
+    m = Manifest.from_text("patient_id,timepoint,folder,colour\nA,b,f,red\n")
+    with pytest.raises(ManifestError, match="unknown manifest column/option 'colour'"):
+        parse_options(m.jobs[0])
+    m = Manifest.from_text("patient_id,timepoint,folder,track\nA,b,f,perhaps\n")
+    with pytest.raises(ManifestError, match="bad value 'perhaps' for option 'track'"):
+        run_batch(m, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()  # refused before creating anything
+
+
+def test_cli_bad_manifest_exits_1_with_the_row(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "m.csv").write_text("patient_id,timepoint\nA,b\n")
+    assert main(["batch", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o")]) == 1
+    assert "lacks column(s) folder" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- one patient
+def test_broken_patient_returns_a_failure_and_publishes_nothing(
+        manifest: Manifest, tmp_path: Path) -> None:
+    result = process_patient(manifest.job(BROKEN), tmp_path)
+    assert result.status is PatientStatus.FAILED
+    assert result.error_type == f"emlesion.errors.{MissingAttributeError.__name__}"
+    assert "PatientWeight" in (result.error or "")
+    assert result.output_dir is None
+    # Neither a final folder nor a staging folder is left behind.
+    assert list((tmp_path / "patients").iterdir()) == []
+
+
+# ---------------------------------------------------------------------------- pool run
+def test_pool_run_tables_match_the_patient_reports(manifest: Manifest, pool_run: Path) -> None:
+    status = {r["patient_id"]: r for r in _csv_rows(pool_run / "cohort_status.csv")}
+    assert sorted(status) == sorted(manifest.patient_ids)
+    assert status[BROKEN]["status"] == "failed"
+    assert status[BROKEN]["error_type"] == "emlesion.errors.MissingAttributeError"
+    assert "PatientWeight" in status[BROKEN]["error"]
+    assert all(status[f"P{s}"]["status"] == "completed" for s in SEEDS)
+    assert not (pool_run / "patients" / BROKEN).exists()
+    assert "PatientWeight" in (pool_run / "errors.log").read_text()
+
+    lesions = _csv_rows(pool_run / "cohort_lesions.csv")
+    assert list(lesions[0]) == list(LESION_COLUMNS)
+    for seed in SEEDS:
+        pid = f"P{seed}"
+        # Independent source: lesions.csv written by emlesion.study for that patient.
+        own = _csv_rows(patient_dir(pool_run, pid) / "lesions.csv")
+        mine = [r for r in lesions if r["patient_id"] == pid]
+        assert len(mine) == len(own) == int(status[pid]["n_lesions"]) > 0
+        for a, b in zip(mine, own):
+            for key in ("timepoint", "label", "name", "suv_max", "suv_peak", "mtv_ml", "tlg",
+                        "centroid_z_mm", "extent_x_cm", "hu_mean"):
+                assert a[key] == b[key] or float(a[key]) == pytest.approx(float(b[key]),
+                                                                          rel=1e-12), key
+        report = json.loads((patient_dir(pool_run, pid) / "report.json").read_text())
+        assert report["timepoints"][0]["label"] == "baseline"
+    # Deterministic order: patient id, then timepoint order, then lesion label.
+    keys = [(r["patient_id"], int(r["timepoint_index"]), int(r["label"])) for r in lesions]
+    assert keys == sorted(keys)
+
+    assessments = _csv_rows(pool_run / "cohort_assessments.csv")
+    assert list(assessments[0]) == list(ASSESSMENT_COLUMNS)
+    for seed in SEEDS:
+        rows = [r for r in assessments if r["patient_id"] == f"P{seed}"]
+        # one follow-up (month1) x 5 criterion rows
+        assert len(rows) == N_CRITERIA_ROWS == int(status[f"P{seed}"]["n_assessments"])
+        assert {r["timepoint"] for r in rows} == {"month1"}
+        assert {r["criterion"] for r in rows} == {"percist", "eortc", "recist", "lugano_pet",
+                                                  "lugano_ct"}
+        report = json.loads((patient_dir(pool_run, f"P{seed}") / "report.json").read_text())
+        percist = next(r for r in rows if r["criterion"] == "percist")
+        assert percist["category"] == report["assessments"][0]["percist"]["category"]
+    broken_rows = [r for r in assessments if r["patient_id"] == BROKEN]
+    assert [(r["status"], r["error_type"]) for r in broken_rows] == [
+        ("failed", "emlesion.errors.MissingAttributeError")]
+
+
+def test_done_marker_validates_files_and_job(manifest: Manifest, pool_run: Path,
+                                             tmp_path: Path) -> None:
+    job = manifest.job(f"P{SEEDS[1]}")
+    done = completed_result(job, pool_run)
+    assert done is not None and done.status is PatientStatus.RESUMED
+    assert set(done.files) == {"report.json", "lesions.csv"}
+    # Work on a copy: a modified file or another job definition is not "complete".
+    copy = tmp_path / "out"
+    shutil.copytree(patient_dir(pool_run, job.patient_id), patient_dir(copy, job.patient_id))
+    assert completed_result(job, copy) is not None
+    with open(patient_dir(copy, job.patient_id) / "lesions.csv", "a") as fh:
+        fh.write("x\n")
+    assert completed_result(job, copy) is None
+    shutil.copy(patient_dir(pool_run, job.patient_id) / "lesions.csv",
+                patient_dir(copy, job.patient_id) / "lesions.csv")
+    assert completed_result(job, copy) is not None
+    other = Manifest.from_records([
+        {"patient_id": job.patient_id, "timepoint": tp.label, "folder": tp.folder,
+         "track": "true"} for tp in job.timepoints])
+    assert completed_result(other.jobs[0], copy) is None  # options changed -> recompute
+    (patient_dir(copy, job.patient_id) / DONE_FILE).write_text("{")
+    assert completed_result(job, copy) is None
+
+
+# ---------------------------------------------------------------------------- cluster
+def test_cluster_run_gives_identical_tables(manifest: Manifest, cohort_dir: Path,
+                                            pool_run: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cluster"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster:
+        code = main(["batch", str(cohort_dir / "manifest.csv"), "--out", str(out),
+                     "--scheduler", cluster.scheduler_address, "--no-parquet"])
+    assert code == 0  # a failed patient is reported, not fatal
+    captured = capsys.readouterr()
+    assert "5 completed, 0 resumed, 1 failed" in captured.out
+    assert f"FAILED {BROKEN}: emlesion.errors.MissingAttributeError" in captured.out
+    assert "dashboard http://" in captured.err  # the cluster's dashboard address
+    assert "6/6 patients" in captured.err
+    for name in ("cohort_lesions.csv", "cohort_assessments.csv"):
+        assert (out / name).read_bytes() == (pool_run / name).read_bytes(), name
+    assert _stable_status(out / "cohort_status.csv") == _stable_status(
+        pool_run / "cohort_status.csv")
+
+
+# ---------------------------------------------------------------------------- resume
+def test_killed_batch_resumes_without_recomputing(manifest: Manifest, cohort_dir: Path,
+                                                  pool_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emlesion.cli", "batch", str(cohort_dir / "manifest.csv"),
+         "--out", str(out), "--workers", "1", "--no-progress", "--no-parquet"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)  # own process group: the kill reaches the Dask workers too
+    try:
+        deadline = time.monotonic() + 180
+        while not list(out.glob(f"patients/*/{DONE_FILE}")):
+            assert proc.poll() is None, "the batch ended before it could be killed"
+            assert time.monotonic() < deadline, "no patient finished in 180 s"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # Whatever was interrupted: every published patient folder is complete and valid.
+    published = sorted(p.name for p in (out / "patients").iterdir() if not p.name.startswith("."))
+    assert 1 <= len(published) < 6
+    finished = {}
+    for pid in published:
+        assert completed_result(manifest.job(pid), out) is not None, pid
+        marker = patient_dir(out, pid) / DONE_FILE
+        finished[pid] = (marker.stat().st_mtime_ns, marker.read_bytes())
+
+    result = run_batch(manifest, out, workers=2, progress=False, parquet=False)
+    by_id = {r.patient_id: r for r in result.results}
+    assert len(by_id) == 6
+    for pid, (mtime, content) in finished.items():
+        assert by_id[pid].status is PatientStatus.RESUMED
+        marker = patient_dir(out, pid) / DONE_FILE
+        assert (marker.stat().st_mtime_ns, marker.read_bytes()) == (mtime, content)
+    assert result.n_resumed == len(finished)
+    assert result.n_completed + result.n_failed == 6 - len(finished)
+    assert by_id[BROKEN].status is PatientStatus.FAILED
+    assert [p.name for p in (out / "patients").iterdir() if p.name.startswith(".")] == []
+    # The completed cohort is the same as an uninterrupted run.
+    for name in ("cohort_lesions.csv", "cohort_assessments.csv"):
+        assert (out / name).read_bytes() == (pool_run / name).read_bytes(), name
+    status = {r["patient_id"]: r["status"] for r in _csv_rows(out / "cohort_status.csv")}
+    assert {p: status[p] for p in finished} == dict.fromkeys(finished, "resumed")
+
+    # A third run computes nothing.
+    again = run_batch(manifest, out, workers=2, progress=False, parquet=False)
+    assert (again.n_resumed, again.n_completed, again.n_failed) == (5, 0, 1)
+
+
+# ---------------------------------------------------------------------------- parquet
+def test_parquet_tables_have_the_csv_content(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    rows = {
+        "cohort_status": [
+            {"patient_id": "A", "status": "completed", "n_timepoints": 2, "n_lesions": 3,
+             "n_assessments": 5, "seconds": 1.5},
+            {"patient_id": "B", "status": "failed", "n_timepoints": 2, "error": "boom, it broke"},
+        ],
+    }
+    written = write_cohort_tables(tmp_path, rows)
+    assert set(written) == {"cohort_status.csv", "cohort_status.parquet"}
+    table = pq.read_table(written["cohort_status.parquet"]).to_pylist()
+    assert [t["n_lesions"] for t in table] == [3, None]
+    assert [t["seconds"] for t in table] == [1.5, None]
+    assert table[1]["error"] == "boom, it broke"
+    text = (tmp_path / "cohort_status.csv").read_text()
+    assert next(csv.reader(io.StringIO(text))) == list(STATUS_COLUMNS)
