@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
-import re
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
