@@ -68,7 +68,7 @@ def test_lesions_csv(run_dir: tuple[Path, str, str]) -> None:
 def test_terminal_output(run_dir: tuple[Path, str, str]) -> None:
     _, stdout, stderr = run_dir
     assert "percist" in stdout and "PMR" in stdout and "CMR" in stdout
-    assert "report.json" in stdout
+    assert "report.json" in stdout and "report.html" in stdout
     assert "track" in stderr and "anatomy" in stderr  # per-stage progress lines
 
 
@@ -78,3 +78,14 @@ def test_response_error_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "emlesion response: error" in capsys.readouterr().err
     assert main(["response", str(tmp_path / "a"), str(tmp_path / "b"), "--labels", "x",
                  "--out", str(tmp_path / "out"), "--quiet"]) == 1
+
+
+def test_report_html_and_dicom_written(run_dir: tuple[Path, str, str]) -> None:
+    out, _, _ = run_dir
+    html = (out / "report.html").read_text()
+    assert html.lstrip().lower().startswith("<!doctype html")
+    # truth: lesions at baseline and month 1, none detected at month 3 -> SEG for the first two,
+    # SR for all three (month 3 records the resolved tracks)
+    names = sorted(p.name for p in (out / "dicom").iterdir())
+    assert names == ["baseline_seg.dcm", "baseline_sr.dcm", "month1_seg.dcm", "month1_sr.dcm",
+                     "month3_sr.dcm"]

@@ -12,8 +12,11 @@ One folder per timepoint, baseline first (or a single folder holding several stu
 grouped by StudyInstanceUID and ordered by date). Lesions are found automatically (as
 ``emlesion measure`` does) or taken from one user mask per timepoint (``auto`` = segment that
 timepoint). Writes ``OUTDIR/report.json`` (schema ``emlesion/schemas/report.schema.json``;
-keys ``timepoints``, ``tracks``, ``assessments``) and ``OUTDIR/lesions.csv`` (one row per
-lesion per timepoint), both atomically; progress on stderr; a summary table on stdout.
+keys ``timepoints``, ``tracks``, ``assessments``), ``OUTDIR/lesions.csv`` (one row per
+lesion per timepoint), ``OUTDIR/report.html`` (:func:`emlesion.report.write_html_report`) and
+``OUTDIR/dicom/`` (DICOM SEG + TID 1500 SR per timepoint,
+:func:`emlesion.report.write_dicom_outputs`), all atomically; progress on stderr; a summary
+table on stdout.
 Errors (different patients, follow-up dated before baseline, ...): message on stderr, exit
 code 1.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -69,7 +73,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--transform", choices=("rigid", "affine"), default="rigid",
                    help="CT registration transform for tracking (default rigid)")
     p.add_argument("--deidentify", action="store_true",
-                   help="leave the PatientID out of report.json")
+                   help="leave the patient identity out of report.json and report.html")
+    p.add_argument("--no-html", action="store_true", help="do not write report.html")
+    p.add_argument("--no-dicom", action="store_true",
+                   help="do not write the DICOM SEG and TID 1500 SR files (OUTDIR/dicom/)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     return p
 
@@ -96,6 +103,13 @@ def print_summary(study: Any, assessments: Any, stream: Any) -> None:
         for track in study.tracking.tracks:
             states = ", ".join(f"{p.timepoint} {p}" for p in track.points)
             print(f"track {track.id}: {states}", file=stream)
+
+
+def _stage_line(progress: Any, stage: str, seconds: float) -> None:
+    if progress is not None:
+        from emlesion.study import StageEvent
+
+        progress(StageEvent(stage, None, seconds))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,10 +145,33 @@ def run(args: argparse.Namespace) -> int:
         assessments = study.assess(args.criteria)
         report = study.to_report_dict(assessments, deidentify=args.deidentify)
     paths = write_study_outputs(study, out_dir, report)
+    with warnings.catch_warnings(record=True) as caught_report:
+        warnings.simplefilter("always")
+        if not args.no_html:
+            from emlesion.report import write_html_report
+
+            t0 = time.perf_counter()
+            paths["report.html"] = write_html_report(study, assessments,
+                                                     out_dir / "report.html",
+                                                     deidentify=args.deidentify)
+            _stage_line(progress, "report.html", time.perf_counter() - t0)
+        if not args.no_dicom:
+            from emlesion.report import write_dicom_outputs
+
+            t0 = time.perf_counter()
+            for k, path in enumerate(write_dicom_outputs(study, out_dir / "dicom",
+                                                         assessments=assessments)):
+                paths[f"dicom{k}"] = path
+            _stage_line(progress, "dicom", time.perf_counter() - t0)
+    caught = [*caught, *caught_report]
     if not args.quiet:
         for msg in dict.fromkeys(str(w.message) for w in caught):
             print(f"warning: {msg}", file=sys.stderr)
     print_summary(study, assessments, sys.stdout)
-    for path in paths.values():
+    shown = [p for k, p in paths.items() if not k.startswith("dicom")]
+    for path in shown:
         print(f"wrote {path}", file=sys.stdout)
+    n_dicom = sum(1 for k in paths if k.startswith("dicom"))
+    if n_dicom:
+        print(f"wrote {n_dicom} DICOM file(s) in {out_dir / 'dicom'}", file=sys.stdout)
     return 0
