@@ -66,7 +66,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -80,6 +79,7 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
+from emlesion._atomic import atomic_path
 from emlesion.errors import MaskError, UnsupportedDataError, format_message
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import Volume
@@ -499,17 +499,9 @@ def build_measurement_report(
 
 def write_dataset_atomic(ds: Dataset, path: str | os.PathLike[str]) -> Path:
     """Write a DICOM dataset to ``path`` atomically (temporary file, then rename)."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         ds.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return Path(path)
 
 
 def _safe_name(label: str) -> str:

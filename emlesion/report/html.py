@@ -34,7 +34,6 @@ import datetime as _dt
 import html
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from emlesion import _atomic
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import SeriesIdentity, Volume
 from emlesion.report.figures import (
@@ -465,17 +465,7 @@ def _ct_on_pet(tp: TimepointView) -> np.ndarray | None:
 
 def write_text_atomic(text: str, path: str | os.PathLike[str]) -> Path:
     """Write UTF-8 text to ``path`` atomically (temporary file in the same folder, rename)."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return _atomic.write_text_atomic(path, text)
 
 
 def write_html_report(
