@@ -41,11 +41,11 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
-    "__version__",
     "LabelMap",
     "Study",
     "Timepoint",
     "Volume",
+    "__version__",
     "assess_all",
     "compute_suv",
     "discover",
