@@ -44,8 +44,9 @@ from emlesion.batch import (
     write_cohort_tables,
 )
 from emlesion.batch.cohort import ASSESSMENT_COLUMNS, LESION_COLUMNS, STATUS_COLUMNS
+from emlesion.batch.runner import LOCK_FILE
 from emlesion.cli import main
-from emlesion.errors import MissingAttributeError
+from emlesion.errors import EmlesionError, InconsistentStudyError, MissingAttributeError
 
 distributed = pytest.importorskip("distributed")
 
@@ -178,6 +179,25 @@ def test_unknown_or_malformed_option_is_refused_before_any_work(tmp_path: Path) 
     with pytest.raises(ManifestError, match="bad value 'perhaps' for option 'track'"):
         run_batch(m, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()  # refused before creating anything
+
+
+def test_output_inside_an_input_folder_or_locked_is_refused(tmp_path: Path) -> None:
+    inputs = tmp_path / "data"
+    (inputs / "p1").mkdir(parents=True)
+    m = Manifest.from_text("patient_id,timepoint,folder\nA,baseline,p1\n", base_dir=inputs)
+    with pytest.raises(InconsistentStudyError, match="lies inside the input folder"):
+        run_batch(m, inputs / "p1" / "out", progress=False)
+    assert not (inputs / "p1" / "out").exists()
+    # A second batch on the same output folder is refused while the first holds the lock.
+    fcntl = pytest.importorskip("fcntl")
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / LOCK_FILE, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(EmlesionError, match="another emlesion batch is writing"):
+            run_batch(m, out, progress=False)
+    assert list((out / "patients").iterdir()) == []
 
 
 def test_cli_bad_manifest_exits_1_with_the_row(tmp_path: Path,

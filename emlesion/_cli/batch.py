@@ -33,7 +33,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("manifest", metavar="MANIFEST", help="CSV: one row per patient and timepoint")
     p.add_argument("--out", "-o", required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--workers", "-w", type=int, metavar="N",
-                   help="local worker processes (default: the usable CPUs)")
+                   help="local worker processes (default: the usable CPUs; ignored with "
+                        "--scheduler)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="address of a running Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")

@@ -353,6 +353,10 @@ class CohortTables:
             self.assessments[pid] = [_failed_assessment_row(result)]
             self.status[pid] = status_row(result, job, None, None)
 
+    def status_rows(self) -> list[dict[str, Any]]:
+        """The status table, sorted by patient id."""
+        return [self.status[p] for p in sorted(self.status)]
+
     def rows(self) -> dict[str, list[dict[str, Any]]]:
         """The three tables, sorted by patient id (rows within a patient already sorted)."""
         ids = sorted(self.status)

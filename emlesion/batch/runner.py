@@ -235,6 +235,8 @@ def run_batch(
     ManifestError
         The manifest is malformed or a patient has an unknown option (checked before any
         work starts).
+    InconsistentStudyError
+        ``out_dir`` lies inside an input folder (emlesion never writes into its inputs).
     EmlesionError
         Another batch holds the output folder's lock.
 
@@ -265,6 +267,10 @@ def run_batch(
     else:
         stream = progress
     out = Path(out_dir)
+    from emlesion.study import check_output_location
+
+    check_output_location(out, [p for job in manifest.jobs
+                                for p in (*job.folders.values(), *job.masks.values())])
     (out / PATIENTS_DIR).mkdir(parents=True, exist_ok=True)
     with _output_lock(out):
         n_stale = _remove_stale_staging(out)
@@ -379,12 +385,11 @@ def _run_pending(
                 future.release()
                 bar.update(result)
                 now = time.perf_counter()
-                rows = tables.rows()
                 if now - last_flush >= flush_interval_s:
-                    write_cohort_tables(out, rows, parquet=parquet)
+                    write_cohort_tables(out, tables.rows(), parquet=parquet)
                     last_flush = now
                 else:
-                    write_cohort_tables(out, {"cohort_status": rows["cohort_status"]},
+                    write_cohort_tables(out, {"cohort_status": tables.status_rows()},
                                         parquet=False)
         except BaseException:
             client.cancel(futures)
