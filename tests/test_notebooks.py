@@ -1,0 +1,42 @@
+"""The notebooks in notebooks/ run top to bottom on sample_scans (so that they cannot rot)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat", reason="nbformat is a dev dependency")
+nbclient = pytest.importorskip("nbclient", reason="nbclient is a dev dependency")
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+
+
+def test_there_is_a_walkthrough() -> None:
+    assert any(p.name == "walkthrough.ipynb" for p in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_committed_without_outputs(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    dirty = [i for i, c in enumerate(nb.cells)
+             if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert dirty == [], f"{path.name}: clear the outputs of cells {dirty} before committing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_executes(path: Path, sample_scans_dir: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute()  # raises CellExecutionError with the failing cell on any error
+    streams = "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code"
+        for o in c.get("outputs", []) if o.get("output_type") == "stream"
+    )
+    # The walkthrough reaches the response step and prints the PERCIST calls.
+    if path.name == "walkthrough.ipynb":
+        assert "month1  percist     PMR" in streams
+        assert "month3  percist     CMR" in streams
