@@ -271,7 +271,10 @@ def test_done_marker_validates_files_and_job(manifest: Manifest, pool_run: Path,
     job = manifest.job(f"P{SEEDS[1]}")
     done = completed_result(job, pool_run)
     assert done is not None and done.status is PatientStatus.RESUMED
-    assert set(done.files) == {"report.json", "lesions.csv"}
+    # The outputs of `emlesion response`: JSON, CSV, HTML, SEG + SR per timepoint.
+    assert set(done.files) == {"report.json", "lesions.csv", "report.html",
+                               *(f"dicom/{tp}_{kind}.dcm" for tp in TIMEPOINTS
+                                 for kind in ("seg", "sr"))}
     # Work on a copy: a modified file or another job definition is not "complete".
     copy = tmp_path / "out"
     shutil.copytree(patient_dir(pool_run, job.patient_id), patient_dir(copy, job.patient_id))

@@ -37,6 +37,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "--scheduler)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="default option of every patient (a manifest cell wins), e.g. "
+                        "track=false, method=50%%max, criteria=percist;recist (repeatable)")
+    p.add_argument("--no-html", action="store_true", help="no report.html per patient")
+    p.add_argument("--no-dicom", action="store_true",
+                   help="no DICOM SEG/SR per patient")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.add_argument("--no-parquet", action="store_true",
                    help="do not write Parquet copies of the cohort tables")
@@ -59,6 +65,17 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         print("emlesion batch: error: --workers must be at least 1", file=sys.stderr)
         return 2
+    options: dict[str, str] = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            print(f"emlesion batch: error: --option {item!r} is not KEY=VALUE", file=sys.stderr)
+            return 2
+        options[key.strip()] = value.strip()
+    if args.no_html:
+        options["html"] = "false"
+    if args.no_dicom:
+        options["dicom"] = "false"
     result = run_batch(
         args.manifest,
         args.out,
@@ -66,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         progress=not args.no_progress,
         parquet=not args.no_parquet,
+        options=options,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=1))

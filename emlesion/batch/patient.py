@@ -181,7 +181,8 @@ def _method(value: str) -> str:
 #: ``method``, ``sul``, ``track``, ``transform``, ``residual_search``, ``residual_margin_mm``
 #: and ``allow_different_patients`` go to :func:`emlesion.study.load_study`; ``criteria``
 #: (separated by ``;`` or spaces) to :meth:`emlesion.study.Study.assess`; ``deidentify``
-#: leaves the PatientID out of ``report.json``.
+#: leaves the PatientID out of the reports; ``html`` and ``dicom`` (default yes) write
+#: ``report.html`` and ``dicom/`` (SEG + SR per timepoint) as ``emlesion response`` does.
 OPTION_NAMES: Mapping[str, Callable[[str], Any]] = {
     "method": _method,
     "sul": _sul,
@@ -192,6 +193,8 @@ OPTION_NAMES: Mapping[str, Callable[[str], Any]] = {
     "allow_different_patients": _bool,
     "criteria": _criteria,
     "deidentify": _bool,
+    "html": _bool,
+    "dicom": _bool,
 }
 
 
@@ -307,15 +310,18 @@ def _publish(staging: Path, final: Path) -> None:
 def _run_study(job: PatientJob, folder: Path) -> None:
     """Run the study pipeline of ``job`` and write its outputs into ``folder``.
 
-    The same outputs as ``emlesion response``: ``report.json``
-    (:meth:`emlesion.study.Study.to_report_dict`) and ``lesions.csv``
-    (:func:`emlesion.study.write_study_outputs`).
+    The same outputs as ``emlesion response``: ``report.json`` and ``lesions.csv``
+    (:func:`emlesion.study.write_study_outputs`), ``report.html``
+    (:func:`emlesion.report.write_html_report`) and ``dicom/`` (DICOM SEG + SR per timepoint,
+    :func:`emlesion.report.write_dicom_outputs`) unless the options ``html``/``dicom`` are off.
     """
     from emlesion.study import check_output_location, load_study, write_study_outputs
 
     opts = parse_options(job)
     criteria = opts.pop("criteria", None)
     deidentify = bool(opts.pop("deidentify", False))
+    html = bool(opts.pop("html", True))
+    dicom = bool(opts.pop("dicom", True))
     check_output_location(folder, [*job.folders.values(), *job.masks.values()])
     with warnings.catch_warnings():
         # Tolerated deviations are recorded in report.json (provenance, assessment warnings);
@@ -323,8 +329,16 @@ def _run_study(job: PatientJob, folder: Path) -> None:
         warnings.simplefilter("ignore", EmlesionWarning)
         study = load_study(job.folders, masks=job.masks or None, **opts)
         assessments = study.assess(criteria) if criteria else study.assess()
-    report = study.to_report_dict(assessments, deidentify=deidentify)
-    write_study_outputs(study, folder, report)
+        report = study.to_report_dict(assessments, deidentify=deidentify)
+        write_study_outputs(study, folder, report)
+        if html:
+            from emlesion.report import write_html_report
+
+            write_html_report(study, assessments, folder / "report.html", deidentify=deidentify)
+        if dicom:
+            from emlesion.report import write_dicom_outputs
+
+            write_dicom_outputs(study, folder / "dicom", assessments=assessments)
 
 
 def process_patient(job: PatientJob, out_dir: str | os.PathLike[str]) -> PatientResult:

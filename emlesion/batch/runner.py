@@ -25,6 +25,7 @@ References
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -32,7 +33,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -200,6 +201,7 @@ def run_batch(
     progress: bool | IO[str] = True,
     flush_interval_s: float = 10.0,
     parquet: bool = True,
+    options: Mapping[str, str] | None = None,
 ) -> CohortResult:
     """Process a cohort: one study pipeline per patient, results streamed to ``out_dir``.
 
@@ -225,6 +227,9 @@ def run_batch(
         end). 0 rewrites everything after every patient.
     parquet : bool
         Write Parquet copies of the tables when pyarrow is importable.
+    options : mapping of str to str, optional
+        Default options of every patient (see :data:`emlesion.batch.patient.OPTION_NAMES`),
+        e.g. ``{"html": "false"}``; a value set in the manifest wins.
 
     Returns
     -------
@@ -255,6 +260,11 @@ def run_batch(
     t0 = time.perf_counter()
     if not isinstance(manifest, Manifest):
         manifest = read_manifest(manifest)
+    if options:
+        manifest = dataclasses.replace(manifest, jobs=tuple(
+            dataclasses.replace(job, options=tuple(sorted(
+                {**{str(k): str(v) for k, v in options.items()}, **job.option_dict}.items())))
+            for job in manifest.jobs))
     for job in manifest.jobs:
         parse_options(job)  # fail fast on a bad option, before any work
     if workers is not None and workers < 1:
