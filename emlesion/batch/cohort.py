@@ -29,12 +29,12 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emlesion._atomic import atomic_path, write_bytes_atomic
 from emlesion.batch.manifest import PatientJob
 from emlesion.batch.patient import REPORT_FILE, PatientResult, PatientStatus
 
@@ -245,14 +245,7 @@ def _cell(value: Any) -> str:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, data)
 
 
 def _csv_bytes(rows: Sequence[Mapping[str, Any]], columns: Iterable[str]) -> bytes:
@@ -287,14 +280,8 @@ def _write_parquet(path: Path, rows: Sequence[Mapping[str, Any]],
     arrays = [pa.array([_typed(r.get(c), k) for r in rows], type=types[k])
               for c, k in columns.items()]
     table = pa.Table.from_arrays(arrays, names=list(columns))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return True
 
 
