@@ -52,7 +52,7 @@ def metabolically_active(truth_lesion: dict[str, Any], truth_tp: dict[str, Any])
 
 def truth_mask(root: Path, timepoint: str) -> np.ndarray:
     """Truth labels of one timepoint as a ``(z, y, x)`` array (the NIfTI is stored x, y, z)."""
-    img = nib.load(root / timepoint / "truth_lesions.nii.gz")
+    img: Any = nib.load(root / timepoint / "truth_lesions.nii.gz")
     return np.asarray(img.get_fdata()).astype(int).transpose(2, 1, 0)
 
 

@@ -53,7 +53,7 @@ def _active(les: dict[str, Any], tp: dict[str, Any]) -> bool:
 
 def _truth_mask(root: Path, label: str) -> np.ndarray:
     # the NIfTI stores (x, y, z); the pipeline arrays are (z, y, x)
-    img = nib.load(root / label / "truth_lesions.nii.gz")
+    img: Any = nib.load(root / label / "truth_lesions.nii.gz")
     return np.asarray(img.get_fdata()).astype(int).transpose(2, 1, 0)
 
 

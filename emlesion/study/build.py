@@ -227,7 +227,10 @@ def _segment_near_prior(suv: Volume, method: Method | str, prior: LabelMap,
     for lab in prior.labels:
         centroid = prior.grid.index_to_lps(np.argwhere(prior_arr == lab).astype(float)).mean(0)
         point = (float(centroid[0]), float(centroid[1]), float(centroid[2]))
-        seg = segment_lesions(suv, method=method, region=Seed(point, radius_mm))
+        # no anatomy: kidneys, ureters and bladder are not excluded, so the percent-method VOI
+        # keeps its fixed margin (an enlarged VOI could follow a contour into them)
+        seg = segment_lesions(suv, method=method, region=Seed(point, radius_mm),
+                              voi_max_iterations=0)
         steps.extend(seg.provenance)
         for les in seg.lesions:
             m = (np.asarray(seg.labels.array) == les.label) & (arr == 0)
