@@ -20,10 +20,15 @@ Written for the low-dose, non-contrast CT of an abdomen-pelvis FDG PET/CT. Organ
 contrast is poor without iodinated contrast (kidneys, liver, aorta) are found with the help
 of the PET: kidneys as a bilateral, mirror-symmetric pair of moderately avid paraspinal
 structures, the liver as the large, uniformly moderately avid right upper-quadrant organ,
-the bladder as the hottest fluid-density structure in the low midline pelvis. Heart, brain
-and bowel are only available from a user-supplied organ label map. A missing or transplanted
-kidney, a very full or an empty bladder, a liver replaced by tumour, or a lesion that is
-itself mirror-symmetric with a kidney will mislead the rules; supply ``organ_labels`` then.
+the bladder as the hottest fluid-density structure in the low midline pelvis. Heart, brain,
+bowel and the iliac vessels are only available from a user-supplied organ label map (a
+CT-only bowel rule -- intraluminal gas, gas-adjacent mottled content, morphological
+closing -- was evaluated on the synthetic sample study and rejected: at 4 mm it either
+left gas-poor colon next to a pelvic node unmasked or removed a third of the node, and
+did not generalise across generator seeds; see ``benchmarks/eval_segmentation.py``).
+A missing or transplanted kidney, a very full or an empty bladder, a liver replaced by
+tumour, or a lesion that is itself mirror-symmetric with a kidney will mislead the rules;
+supply ``organ_labels`` then.
 """
 
 from __future__ import annotations
@@ -97,6 +102,12 @@ TOTALSEGMENTATOR_NAMES: Mapping[str, AnatomyLabel] = {
     "colon": AnatomyLabel.BOWEL,
     "stomach": AnatomyLabel.BOWEL,
     "esophagus": AnatomyLabel.BOWEL,
+    "rectum": AnatomyLabel.BOWEL,
+    "sigmoid": AnatomyLabel.BOWEL,
+    "iliac_artery_left": AnatomyLabel.ILIAC_VESSELS,
+    "iliac_artery_right": AnatomyLabel.ILIAC_VESSELS,
+    "iliac_vena_left": AnatomyLabel.ILIAC_VESSELS,
+    "iliac_vena_right": AnatomyLabel.ILIAC_VESSELS,
     "sacrum": AnatomyLabel.PELVIS,
     "hip_left": AnatomyLabel.PELVIS,
     "hip_right": AnatomyLabel.PELVIS,

@@ -50,6 +50,7 @@ class AnatomyLabel(str, enum.Enum):
     HEART = "heart"
     BRAIN = "brain"
     BOWEL = "bowel"
+    ILIAC_VESSELS = "iliac_vessels"
 
     @property
     def code(self) -> int:

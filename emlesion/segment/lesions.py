@@ -37,6 +37,7 @@ from emlesion.provenance import ProvenanceStep, jsonable, record_warnings
 
 __all__ = [
     "DEFAULT_EXCLUDE",
+    "LOW_UPTAKE_LABELS",
     "Box",
     "Lesion",
     "Method",
@@ -79,7 +80,17 @@ _FIXED = {Method.SUV_2_5: 2.5, Method.SUV_4_0: 4.0}
 _FRACTION = {Method.PERCENT_41: 0.41, Method.PERCENT_50: 0.50}
 
 #: Physiological uptake excluded by default; ``"kidneys"`` means both kidneys.
+#: (``"iliac_vessels"`` is not in the default list: no automatic mask exists for it yet, and
+#: a user mask of it is excluded when named in ``exclude``.)
 DEFAULT_EXCLUDE: tuple[str, ...] = ("bladder", "kidneys", "ureters", "heart", "brain", "bowel")
+#: Excluded structures whose uptake is at or near the background (bowel wall and content,
+#: iliac blood pool). Their voxels are removed, but they get no spill-over halo (their
+#: spill-over is below any lesion threshold, and a halo would swallow the part of a real
+#: lesion that abuts them, e.g. a pelvic node against the sigmoid colon, and drop it as
+#: spill-over); instead a lesion keeps the supra-threshold voxels of these masks that touch
+#: it (one-voxel partial-volume rim), see :func:`segment_lesions` Notes.
+LOW_UPTAKE_LABELS: frozenset[AnatomyLabel] = frozenset({AnatomyLabel.BOWEL,
+                                                     AnatomyLabel.ILIAC_VESSELS})
 _EXCLUDE_LABELS: dict[str, tuple[AnatomyLabel, ...]] = {
     "kidneys": (AnatomyLabel.KIDNEY_LEFT, AnatomyLabel.KIDNEY_RIGHT),
     "kidney": (AnatomyLabel.KIDNEY_LEFT, AnatomyLabel.KIDNEY_RIGHT),
@@ -316,6 +327,18 @@ def _attach_halo(core: np.ndarray, cand: np.ndarray, halo: np.ndarray, reach: np
     return np.isin(lab, keep[keep > 0])
 
 
+def _add_rim(lesion: np.ndarray, a: np.ndarray, threshold: float,
+             low_organ: np.ndarray) -> np.ndarray:
+    """The lesion plus the supra-threshold voxels of the low-uptake masks (bowel, iliac
+    vessels) that touch it (26-neighbourhood): the partial-volume rim of a lesion that abuts
+    them, which a 4 mm mask boundary cannot split. Never more than one voxel deep, so the
+    contour cannot run along the structure."""
+    if not low_organ.any() or not lesion.any():
+        return lesion
+    rim = low_organ & (a >= threshold) & ndi.binary_dilation(lesion, np.ones((3, 3, 3), bool))
+    return lesion | rim
+
+
 # ---------------------------------------------------------------------------- main
 def segment_lesions(
     suv: Volume,
@@ -411,7 +434,14 @@ def segment_lesions(
        (so a lesion touching a kidney keeps its full extent, while the spill-over shell
        around the bladder is not attached to a distant lesion);
     3. supra-threshold components that lie mostly (> ``max_halo_fraction``) in the halo are
-       organ spill-over and dropped, as are cores below ``min_volume_ml``.
+       organ spill-over and dropped, as are cores below ``min_volume_ml``;
+    4. the low-uptake structures of :data:`LOW_UPTAKE_LABELS` (bowel, iliac vessels) get no
+       halo: their uptake is near the background, so their spill-over is below any lesion
+       threshold, while a 10 mm halo around the colon would hold most of a small pelvic node
+       that abuts it and drop the node as spill-over. Their voxels are removed like any
+       organ's (the contour cannot run along them), and each lesion then takes back the
+       supra-threshold voxels of these masks that touch it (26-neighbourhood, one voxel
+       deep): the partial-volume rim of a lesion lying against them.
 
     Percent methods: candidates come from ``seed_method``; for each candidate, hottest
     first, the threshold is ``fraction x SUVmax`` of the candidate, applied inside the
@@ -475,13 +505,20 @@ def segment_lesions(
         # --- exclusions ------------------------------------------------------
         wanted = _exclusion_labels(exclude)
         organ = np.zeros(grid.shape, bool)
+        hot_organ = np.zeros(grid.shape, bool)
+        low_organ = np.zeros(grid.shape, bool)
         used: list[str] = []
         missing: list[str] = []
         for ex_name, ex_labels in wanted.items():
             found = False
             for ex_label in ex_labels:
                 if anatomy is not None and anatomy.has(ex_label):
-                    organ |= anatomy.mask_on(ex_label, grid)
+                    m_organ = anatomy.mask_on(ex_label, grid)
+                    organ |= m_organ
+                    if ex_label in LOW_UPTAKE_LABELS:
+                        low_organ |= m_organ
+                    else:
+                        hot_organ |= m_organ
                     found = True
             (used if found else missing).append(ex_name)
         if wanted and anatomy is None:
@@ -489,10 +526,12 @@ def segment_lesions(
                 "no anatomy: physiological uptake (bladder, kidneys...) is NOT excluded",
                 fix="pass anatomy= or ct="), SegmentationWarning, stacklevel=2)
         reach = _ball(halo_mm, grid.spacing_mm)
-        halo = (ndi.binary_dilation(organ, reach) & ~organ) if organ.any() else organ
+        halo = (ndi.binary_dilation(hot_organ, reach) & ~organ) if hot_organ.any() \
+            else np.zeros(grid.shape, bool)
         steps.append(ProvenanceStep(
             "emlesion.segment.exclusion",
-            rule=f"organ voxels removed; halo {halo_mm:g} mm; components > "
+            rule=f"organ voxels removed; halo {halo_mm:g} mm around the avid organs (none "
+            f"around {', '.join(sorted(x.value for x in LOW_UPTAKE_LABELS))}); components > "
             f"{max_halo_fraction:.0%} in halo dropped as spill-over",
             inputs={"excluded": used, "unavailable": missing,
                     "organ_volume_ml": float(organ.sum() * vox_ml)}))
@@ -568,7 +607,7 @@ def segment_lesions(
             if (whole & halo).sum() > max_halo_fraction * whole.sum():
                 dropped_spill += 1
                 continue
-            lesions.append((m, t_seed))
+            lesions.append((_add_rim(m, a, t_seed, low_organ & search), t_seed))
         steps.append(ProvenanceStep(
             "emlesion.segment.candidates",
             rule=f"{seed.value}: SUV >= {t_seed:.4g}",
@@ -601,6 +640,7 @@ def segment_lesions(
                         series=suv.identity.series_instance_uid or None,
                         fix="check the contour; pass a lesion mask or a tighter search region"),
                         SegmentationWarning, stacklevel=2)
+                g = _add_rim(g, a, t, low_organ & search & ~taken)
                 if g.sum() * vox_ml < min_volume_ml:
                     continue
                 taken |= g
