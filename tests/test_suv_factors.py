@@ -183,6 +183,20 @@ def test_timezone_offsets_honoured() -> None:
     assert factors(hs).elapsed_s == 3600.0
 
 
+
+def test_explicit_dt_offset_without_timezone_tag_is_not_mixed_with_utc() -> None:
+    # Bug: RadiopharmaceuticalStartDateTime 10:00+0100 (= 09:00 UTC) next to SeriesTime
+    # 11:00 without TimezoneOffsetFromUTC: the TM was taken as UTC, giving 7200 s (SUV 46 %
+    # too high). DICOM PS3.3 C.12.1.1.8: DA/TM are local time; the only zone the instance
+    # names is +0100, so series 11:00+0100 - injection 10:00+0100 = 3600 s, factor F_BW.
+    hs = make_headers(RadiopharmaceuticalStartDateTime="20250101100000+0100")
+    with pytest.warns(SUVWarning, match="TimezoneOffsetFromUTC"):
+        f = compute_suv_factors(hs)
+    assert f.elapsed_s == 3600.0
+    assert f.factor == pytest.approx(F_BW, rel=1e-6)
+    assert f.reference_time == dt.datetime(2025, 1, 1, 10, 0, tzinfo=UTC)
+
+
 # ----------------------------------------------------------------------------- sanity
 def test_dose_in_mbq_corrected_with_warning() -> None:
     with pytest.warns(SUVWarning, match="looks like MBq"):

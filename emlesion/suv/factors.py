@@ -70,7 +70,13 @@ from emlesion.suv.enums import (
     ReferenceTimeMethod,
     SUVType,
 )
-from emlesion.suv.timing import combine_date_time, parse_dt, parse_tm, parse_utc_offset
+from emlesion.suv.timing import (
+    combine_date_time,
+    dt_utc_offset,
+    parse_dt,
+    parse_tm,
+    parse_utc_offset,
+)
 
 if TYPE_CHECKING:
     from emlesion.io.volume import Volume
@@ -372,8 +378,37 @@ class _Engine:
         self.height_override = height_m
         self.tolerance_s = tolerance_s
         self.inputs: dict[str, Any] = {}
-        self.tz = parse_utc_offset(get_str(self.first, "TimezoneOffsetFromUTC"),
-                                   series=self.series)
+        tz_text = get_str(self.first, "TimezoneOffsetFromUTC")
+        self.tz = parse_utc_offset(tz_text, series=self.series)
+        if not tz_text:
+            self.tz = self._zone_from_explicit_offset()
+
+    def _zone_from_explicit_offset(self) -> _dt.tzinfo:
+        """Zone of DA/TM values when TimezoneOffsetFromUTC is absent.
+
+        DA/TM values are local time (PS3.3 C.12.1.1.8). Without TimezoneOffsetFromUTC the
+        only zone an instance can name is the ``&ZZXX`` suffix of one of its DT values
+        (RadiopharmaceuticalStartDateTime, AcquisitionDateTime); taking UTC instead would
+        mix zones and shift the decay time by the offset.
+        """
+        seq = self.first.get("RadiopharmaceuticalInformationSequence")
+        candidates = [("RadiopharmaceuticalStartDateTime",
+                       get_str(seq[0], "RadiopharmaceuticalStartDateTime") if seq else ""),
+                      ("AcquisitionDateTime", get_str(self.first, "AcquisitionDateTime"))]
+        for keyword, text in candidates:
+            try:
+                zone = dt_utc_offset(text, attribute=attr(keyword), series=self.series)
+            except InvalidAttributeError:
+                continue  # reported where the value is used (not needed for ADMIN)
+            if zone is not None:
+                warnings.warn(format_message(
+                    f"TimezoneOffsetFromUTC is absent; the DA/TM values are taken in the zone "
+                    f"{zone} of {keyword} {text!r} rather than UTC", series=self.series,
+                    attribute=attr("TimezoneOffsetFromUTC"),
+                    fix="add TimezoneOffsetFromUTC (0008,0201) to the header"),
+                    SUVWarning, stacklevel=4)
+                return zone
+        return _dt.timezone.utc
 
     # -------------------------------------------------------------- errors
     def missing(self, keyword: str, problem: str, fix: str) -> MissingAttributeError:

@@ -25,6 +25,7 @@ from emlesion.errors import InvalidAttributeError, format_message
 
 __all__ = [
     "combine_date_time",
+    "dt_utc_offset",
     "parse_da",
     "parse_dt",
     "parse_tm",
@@ -266,3 +267,44 @@ def combine_date_time(
     day = parse_da(date_value, attribute=date_attribute, series=series)
     tod = parse_tm(time_value, attribute=time_attribute, series=series)
     return _dt.datetime.combine(day, tod, tzinfo=tz)
+
+
+def dt_utc_offset(
+    value: Any, *, attribute: str, series: str | None = None
+) -> _dt.timezone | None:
+    """The explicit ``&ZZXX`` suffix of a DICOM DT value, or None when it has none.
+
+    Parameters
+    ----------
+    value : str
+        The DT string (may be empty).
+    attribute : str
+        Keyword and tag named in the error message.
+    series : str, optional
+        Series named in the error message.
+
+    Returns
+    -------
+    datetime.timezone or None
+
+    Raises
+    ------
+    InvalidAttributeError
+        When the value is present but malformed.
+
+    Examples
+    --------
+    >>> dt_utc_offset("20250101100000+0100", attribute="AcquisitionDateTime")
+    datetime.timezone(datetime.timedelta(seconds=3600))
+    >>> dt_utc_offset("20250101100000", attribute="AcquisitionDateTime") is None
+    True
+    """
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return None
+    m = _DT.match(text)
+    if not m:
+        raise _invalid(text, "DT", attribute, series)
+    if not m.group(8):
+        return None
+    return parse_utc_offset(m.group(8), attribute=attribute, series=series)
