@@ -383,7 +383,7 @@ class _Engine:
         if not tz_text:
             self.tz = self._zone_from_explicit_offset()
 
-    def _zone_from_explicit_offset(self) -> _dt.tzinfo:
+    def _zone_from_explicit_offset(self) -> _dt.timezone:
         """Zone of DA/TM values when TimezoneOffsetFromUTC is absent.
 
         DA/TM values are local time (PS3.3 C.12.1.1.8). Without TimezoneOffsetFromUTC the
