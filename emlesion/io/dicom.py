@@ -324,6 +324,8 @@ def _fast_read(path: str, buf: bytes) -> tuple[FileDataset, int, int] | None:
         return None
     try:
         meta_raw, _, pos, _ = _scan(buf, 132, False, stop_at_group_end=0x0002)
+        if pos + 8 > len(buf):  # the file ends inside or right after group 0002 (PS3.10 7.1)
+            raise _Truncated("the file ends in the File Meta Information, before the data set")
         ts_raw = meta_raw.get(BaseTag(0x00020010))
         if ts_raw is None or ts_raw.value is None:
             return None
