@@ -542,6 +542,19 @@ def decode_pixels(file: DicomFile, *, series: str | None = None) -> np.ndarray:
                     fix="the file is truncated; copy it again from the source",
                 )
             )
+        if len(native) > need + 1:  # one padding byte makes an odd length even
+            warnings.warn(
+                format_message(
+                    f"{file.path}: pixel data holds {len(native)} bytes, {rows}x{cols} pixels "
+                    f"of {bits} bits need {need}; only the first {need} bytes are used",
+                    series=where,
+                    attribute="PixelData (7FE0,0010)",
+                    fix="check Rows, Columns, BitsAllocated and NumberOfFrames; the header "
+                    "may not describe the pixel data",
+                ),
+                DicomQuirkWarning,
+                stacklevel=2,
+            )
         arr = np.frombuffer(native, dtype=dtype, count=rows * cols).reshape(rows, cols)
         bits_stored = _int(ds, "BitsStored", bits)
         if bits_stored < bits:
