@@ -182,3 +182,15 @@ def test_without_ct_pet_still_assessed() -> None:
     assert (c.category, c.rule) == (LuganoCtCategory.NE, "LUGANO_CT.NE.no_ct")
     assert "no CT at T1" in c.reasons[0]
     assert json.loads(json.dumps(c.to_dict()))["category_description"] == "not evaluable"
+
+
+def test_pet_unreported_baseline_lesion_is_not_read_as_resolved() -> None:
+    # Bug: with no follow-up lesion reported the highest Deauville score defaulted to 1 and
+    # the call was CMR; a lesion not reported is "not measured" (observations docstring),
+    # so it cannot be scored -> NE, as for a reported lesion without a value.
+    a = assess_lugano_pet(tp("T0", pet("A", 10.0)), tp("T1"))
+    assert (a.category, a.rule) == (LuganoPetCategory.NE, "LUGANO_PET.NE.not_scored")
+    # B reported (Deauville 3, 2.5 <= liver 3.0) but A not reported -> still NE, not CMR
+    b = assess_lugano_pet(tp("T0", pet("A", 10.0), pet("B", 5.0)), tp("T1", pet("B", 2.5)))
+    assert b.category is LuganoPetCategory.NE
+    assert "A" in b.reasons[-1]

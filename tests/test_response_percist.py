@@ -260,3 +260,21 @@ def test_to_dict_and_str() -> None:
     assert text.startswith("PERCIST 1.0 T1 vs T0: PMR (partial metabolic response)")
     assert "-30.0 %, -3.00 SUL" in text
     assert "PMR" in repr(a)
+
+
+def test_unreported_baseline_lesion_is_not_read_as_resolved() -> None:
+    # Bug: a follow-up that reports nothing (lesion() is None: "not measured", never zero,
+    # observations module docstring) was called CMR.no_residual_uptake because "every
+    # follow-up lesion resolved" was vacuously true. Not reported != resolved -> NE.
+    a = assess_percist(tp("T0", les("A", 10.0)), tp("T1"))
+    assert (a.category, a.rule) == (PercistCategory.NE, "PERCIST.NE.followup_not_measured")
+    assert "A" in a.reasons[-1]
+    # A (hottest, 10.0) not reported, B measured 4.0 -> 3.0: the call is made on B as for a
+    # present-but-unmeasured lesion (-70 %, -7.0 SUL -> PMR) with a warning naming A
+    b = assess_percist(tp("T0", les("A", 10.0), les("B", 4.0, region="pelvis")),
+                       tp("T1", les("B", 3.0, region="pelvis")))
+    assert b.category is PercistCategory.PMR
+    assert any("without a measured SULpeak" in w and "A" in w for w in b.warnings)
+    # reported as resolved (tracking: RESOLVED) is still CMR
+    c = assess_percist(tp("T0", les("A", 10.0)), tp("T1", les("A", resolved=True)))
+    assert c.category is PercistCategory.CMR

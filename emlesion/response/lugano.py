@@ -169,7 +169,8 @@ def assess_lugano_pet(
     ======  ========================================  ==============================================
     0       ``LUGANO_PET.NE.no_pet``                  no PET at baseline or follow-up
     0       ``LUGANO_PET.NE.no_baseline_uptake``      no baseline lesion with a measured value
-    0       ``LUGANO_PET.NE.not_scored``              a follow-up lesion or reference not measured
+    0       ``LUGANO_PET.NE.not_scored``              a follow-up lesion or reference not measured,
+                                                      or a baseline lesion not reported
     1       ``LUGANO_PET.PMD.new_lesion``             new lesion (track_id absent at baseline) with
                                                       Deauville >= 4 or unmeasured uptake
     2       ``LUGANO_PET.CMR``                        highest score <= ``cmr_max_score`` (default 3)
@@ -261,6 +262,10 @@ def assess_lugano_pet(
                             "FDG-avid progression")
         elif score is None:
             unscored.append(les.name)
+    # a baseline lesion the follow-up does not report was not looked at: it cannot be
+    # scored (only an explicit resolved=True scores 1)
+    unscored += [f"{les.name} (not reported)" for les in baseline.lesions
+                 if followup.lesion(les.track_id) is None]
     numbers["deauville"] = scores
     numbers["new_lesions"] = sorted(new_ids)
     if avid_new:

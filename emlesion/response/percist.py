@@ -163,7 +163,8 @@ def assess_percist(
     0       ``PERCIST.NE.baseline_not_measurable``   no baseline lesion >= threshold
     1       ``PERCIST.PMD.new_lesion``               a lesion whose track_id is absent at
                                                      baseline (and not resolved)
-    2       ``PERCIST.NE.followup_not_measured``     lesions present at follow-up, none measured
+    2       ``PERCIST.NE.followup_not_measured``     lesions present (or baseline lesions not
+                                                     reported) at follow-up, none measured
     3       ``PERCIST.CMR.no_residual_uptake``       every follow-up lesion resolved
     4       ``PERCIST.CMR.background``               f < liver mean **and**
                                                      f <= blood-pool mean + k SD (k =
@@ -326,6 +327,9 @@ def assess_percist(
         numbers[f"baseline_hottest_{m.value}"] = hottest
         return done(PercistCategory.NE, "PERCIST.NE.baseline_not_measurable")
     f_val, f_chosen, f_unmeasured = _scan_value(followup, m, target_lesions, max_per_organ)
+    # a baseline lesion the follow-up does not report was not looked at: not measured,
+    # never "resolved" (only an explicit resolved=True is)
+    f_unmeasured += [les for les in baseline.lesions if followup.lesion(les.track_id) is None]
     what = m.value if single else f"sum of {m.value}"
     numbers[f"baseline_{m.value}"] = b_val
     numbers["baseline_lesions"] = [les.track_id for _, les in b_chosen]
