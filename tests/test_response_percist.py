@@ -278,3 +278,15 @@ def test_unreported_baseline_lesion_is_not_read_as_resolved() -> None:
     # reported as resolved (tracking: RESOLVED) is still CMR
     c = assess_percist(tp("T0", les("A", 10.0)), tp("T1", les("A", resolved=True)))
     assert c.category is PercistCategory.CMR
+
+
+def test_nadir_skips_a_previous_scan_that_reports_no_lesion() -> None:
+    # Bug: a previous scan reporting nothing gave a nadir of 0.0 (read as "all resolved"),
+    # so 10 -> 3 (-70 %) became PMD against the nadir. Not reported is not measured: the
+    # scan is skipped and the nadir stays the baseline 10.0 -> (3 - 10)/10 = -70 % -> PMR.
+    a = assess_percist(tp("T0", les("A", 10.0)), tp("T2", les("A", 3.0)),
+                       previous=[tp("T1")], progression_reference="nadir")
+    assert a.numbers["nadir_SULpeak"] == 10.0
+    assert a.numbers["nadir_timepoint"] == "T0"
+    assert a.category is PercistCategory.PMR
+    assert any("T1 skipped for the nadir" in w for w in a.warnings)

@@ -368,6 +368,7 @@ def assess_percist(
         if not tp.has_pet:
             continue
         v, _, unmeasured = _scan_value(tp, m, target_lesions, max_per_organ)
+        unmeasured += [les for les in baseline.lesions if tp.lesion(les.track_id) is None]
         if v is None and unmeasured:
             warn.append(f"{tp.label} skipped for the nadir: lesion uptake not measured")
             continue
