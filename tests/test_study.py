@@ -138,3 +138,89 @@ def test_lesions_rows(study: Study) -> None:
     les = study.baseline.lesion_dicts()[0]
     assert (first["centroid_x_mm"], first["extent_z_cm"]) == (les["centroid_mm"][0],
                                                              les["extent_cm"][2])
+
+
+# --------------------------------------------------------------------------- synthetic tracks
+# Small hand-built study (no sample data): 4 mm isotropic PET grid, CT on the same grid, so
+# the CT diameters are those of the PET masks (centre-to-centre, emlesion.measure.shape).
+
+
+def _synthetic_timepoint(label: str, blobs: dict[int, tuple[Any, float]]) -> Any:
+    from emlesion.io import LabelMap, Volume
+    from emlesion.io.geometry import Grid
+    from emlesion.measure import measure_lesions
+    from emlesion.study import Timepoint
+
+    grid = Grid((10, 20, 20), (0, 0, 0), (4, 4, 4))
+    img = np.ones(grid.shape, np.float32)
+    lab = np.zeros(grid.shape, np.uint16)
+    for value, (sl, uptake) in blobs.items():
+        lab[sl], img[sl] = value, uptake
+    suv = Volume(img, grid, units="SUVbw")
+    sul = Volume(img * 0.8, grid, units="SULjanma")
+    ct = Volume(np.zeros(grid.shape), grid, units="HU")
+    labels = LabelMap(lab, grid)
+    table = measure_lesions(suv, labels, ct=ct, sul=sul, peak_variants=("global",))
+    return Timepoint(label=label, date=None, pet=suv, ct=ct, suv=suv, sul=sul, anatomy=None,
+                     liver=None, blood_pool=None, lesions=labels, measurements=table)
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> Study:
+    from emlesion.track import TrackingResult, TrackState
+    from emlesion.track.tracking import LesionTrack, TrackPoint
+
+    s = np.s_
+    t0 = _synthetic_timepoint("b", {1: (s[2:5, 2:8, 2:8], 10.0), 2: (s[2:5, 10:14, 10:14], 8.0),
+                                    3: (s[6:8, 2:4, 12:16], 6.0)})
+    # month1: track T1 split into labels 1 (4 x 3 voxels) and 2 (2 x 2), T2 merged into T1,
+    # T3 resolved, T4 new (label 3)
+    t1 = _synthetic_timepoint("m1", {1: (s[2:4, 2:5, 2:6], 5.0), 2: (s[2:4, 10:12, 10:12], 4.0),
+                                     3: (s[6:8, 10:12, 2:4], 7.0)})
+    st = TrackState
+    tracks = (
+        LesionTrack("T1", (TrackPoint("b", st.PRESENT, (1,)),
+                           TrackPoint("m1", st.PRESENT, (1, 2)))),
+        LesionTrack("T2", (TrackPoint("b", st.PRESENT, (2,)),
+                           TrackPoint("m1", st.MERGED, (), "T1"))),
+        LesionTrack("T3", (TrackPoint("b", st.PRESENT, (3,)), TrackPoint("m1", st.RESOLVED))),
+        LesionTrack("T4", (TrackPoint("b", st.ABSENT), TrackPoint("m1", st.NEW, (3,)))),
+    )
+    return Study((t0, t1), TrackingResult(("b", "m1"), tracks))
+
+
+@pytest.mark.filterwarnings("ignore::emlesion.response.ResponseWarning")
+def test_tracks_map_to_observations(synthetic: Study) -> None:
+    base, fu = synthetic.observations()
+    assert [les.track_id for les in base.lesions] == ["T1", "T2", "T3"]  # T4 absent: nothing
+    t1, t2, t3, t4 = (fu.lesion(t) for t in ("T1", "T2", "T3", "T4"))
+    assert t1 is not None and t2 is not None and t3 is not None and t4 is not None
+    # merged and resolved baseline lesions are resolved (RECIST 0 mm), not missing
+    assert t2.resolved and t3.resolved and not t1.resolved and not t4.resolved
+    # split: hottest fragment uptake (5.0 > 4.0), summed MTV: (2*3*4 + 2*2*2) voxels x 64 mm3
+    assert t1.suv_max == 5.0
+    assert t1.mtv_ml == pytest.approx((24 + 8) * 0.064)
+    # RECIST sums the fragments' LDs (centre-to-centre, 4 mm voxels): fragment 1 is 3 x 4
+    # voxels -> hypot(8, 12); fragment 2 is 2 x 2 -> hypot(4, 4)
+    assert t1.ld_mm == pytest.approx(np.hypot(8, 12) + np.hypot(4, 4))
+    # the new track is the new lesion of every criterion
+    calls = {a.criterion.value: a for a in synthetic.assess(["recist", "eortc"])}
+    assert calls["recist"].numbers["new_lesions"] == ["T4"]
+    assert calls["eortc"].numbers["new_lesions"] == ["T4"]
+
+
+@pytest.mark.filterwarnings("ignore::emlesion.response.ResponseWarning")
+def test_split_lesion_lugano_ppd_is_the_sum_of_fragment_ppds(synthetic: Study) -> None:
+    # Bug: the fragments' LDi and SDi were summed separately, so Lugano's PPD of a split
+    # lesion was (LD1 + LD2) x (SD1 + SD2). Cheson 2014 (Lugano): a split lesion's PPD is
+    # the sum of the fragments' PPDs. Independent value from the measured fragments:
+    tp = synthetic.timepoint("m1")
+    frags = [tp.measurement(lab) for lab in (1, 2)]
+    expected = sum(float(m.ct_longest_axial_diameter_mm) * float(m.ct_short_axis_mm)
+                   for m in frags)
+    _, fu = synthetic.observations()
+    t1 = fu.lesion("T1")
+    assert t1 is not None and t1.ppd_mm2 == pytest.approx(expected)
+    # and Lugano CT uses it: T1 is the only target left in the SPD (T2 merged -> 0 x 0)
+    (ct,) = synthetic.assess(["lugano_ct"])
+    assert ct.numbers["followup_spd_mm2"] == pytest.approx(expected)

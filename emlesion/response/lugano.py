@@ -298,6 +298,13 @@ def assess_lugano_pet(
     return done(LuganoPetCategory.NMR, "LUGANO_PET.NMR")
 
 
+def _area(les: LesionObservation | None, d: tuple[float, float]) -> float:
+    """PPD (mm²) of ``d = _ppd(les)``: ``les.ppd_mm2`` when given (split lesion), else LDi x SDi."""
+    if les is not None and not les.resolved and not les.too_small and les.ppd_mm2 is not None:
+        return les.ppd_mm2
+    return d[0] * d[1]
+
+
 def _ppd(les: LesionObservation | None, too_small_mm: float) -> tuple[float, float] | None:
     """(LDi, SDi) in mm under the Lugano conventions, or None when not measured."""
     if les is None:
@@ -325,7 +332,8 @@ def assess_lugano_ct(
 ) -> Assessment:
     """Assess a follow-up CT against baseline with the Lugano 2014 CT-based response.
 
-    PPD = LDi x SDi; SPD = Σ PPD over up to 6 target lesions (largest PPD first; nodes
+    PPD = LDi x SDi (``LesionObservation.ppd_mm2`` when given: the sum of the fragments'
+    PPDs of a split lesion); SPD = Σ PPD over up to 6 target lesions (largest PPD first; nodes
     measurable if LDi > 15 mm, extranodal lesions if LDi > 10 mm). Too small to measure:
     5 x 5 mm; resolved: 0 x 0 mm. Response against the baseline SPD, progression of an
     individual lesion against its own nadir (baseline and ``previous``).
@@ -427,8 +435,8 @@ def assess_lugano_ct(
         limit = min_node_ldi_mm if les.is_lymph_node else min_extranodal_ldi_mm
         return more_than(les.ld_mm, limit)
 
-    cands = [(les.ld_mm * les.sa_mm, les) for les in baseline.lesions if measurable(les)
-             if les.ld_mm is not None and les.sa_mm is not None]
+    cands = [(_area(les, (les.ld_mm, les.sa_mm)), les) for les in baseline.lesions
+             if measurable(les) if les.ld_mm is not None and les.sa_mm is not None]
     targets = [les for _, les in select_by_organ(cands, max_targets, None)]
     if not targets:
         reasons.append(f"no measurable lesion at baseline (node LDi > {min_node_ldi_mm:g} mm "
@@ -439,11 +447,12 @@ def assess_lugano_ct(
     def spd(tp: TimepointObservation) -> tuple[float, list[str]]:
         total, missing = 0.0, []
         for t in targets:
-            d = _ppd(tp.lesion(t.track_id), too_small_mm)
+            les_t = tp.lesion(t.track_id)
+            d = _ppd(les_t, too_small_mm)
             if d is None:
                 missing.append(t.track_id)
             else:
-                total += d[0] * d[1]
+                total += _area(les_t, d)
         return total, missing
 
     b_spd, _ = spd(baseline)
@@ -476,18 +485,20 @@ def assess_lugano_ct(
     progressed: list[str] = []
     per_lesion: dict[str, dict[str, Any]] = {}
     for les_b in baseline.lesions:
-        now = _ppd(followup.lesion(les_b.track_id), too_small_mm)
-        past = [(tp.label, d) for tp in history
+        now_les = followup.lesion(les_b.track_id)
+        now = _ppd(now_les, too_small_mm)
+        past = [(tp.label, d, _area(tp.lesion(les_b.track_id), d)) for tp in history
                 if (d := _ppd(tp.lesion(les_b.track_id), too_small_mm)) is not None]
         if now is None or not past:
             continue
-        nadir_label, (n_ld, n_sd) = min(past, key=lambda p: p[1][0] * p[1][1])
-        n_ppd, f_ppd = n_ld * n_sd, now[0] * now[1]
+        nadir_label, (n_ld, n_sd), n_ppd = min(past, key=lambda p: p[2])
+        f_ppd = _area(now_les, now)
         row: dict[str, Any] = {"nadir_timepoint": nadir_label, "nadir_ppd_mm2": n_ppd,
                                "followup_ppd_mm2": f_ppd,
                                "ppd_change_from_nadir_pct": percent_change(f_ppd, n_ppd)}
         per_lesion[les_b.track_id] = row
-        resolved_before = any(label != baseline.label and d == (0.0, 0.0) for label, d in past)
+        resolved_before = any(label != baseline.label and d == (0.0, 0.0)
+                              for label, d, _ in past)
         if resolved_before and now != (0.0, 0.0):
             regrown.append(f"{les_b.name} (resolved at {nadir_label}, now "
                            f"{fmt(now[0], 1)} x {fmt(now[1], 1)} mm)")

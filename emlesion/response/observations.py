@@ -132,6 +132,10 @@ class LesionObservation:
     sa_mm : float, optional
         Short axis perpendicular to ``ld_mm`` on the same slice (mm), RECIST nodal SA
         and Lugano SDi.
+    ppd_mm2 : float, optional
+        Lugano product of perpendicular diameters (mm²) when it is not ``ld_mm x sa_mm``:
+        a lesion split into fragments has the sum of the fragments' PPDs (Cheson 2014),
+        while RECIST adds their diameters. ``None``: ``ld_mm x sa_mm``.
     resolved : bool
         The lesion was looked for and has disappeared (no focal uptake above
         background on PET; not visible on CT). RECIST records 0 mm for a vanished
@@ -164,11 +168,12 @@ class LesionObservation:
     tlg_g: float | None = None
     ld_mm: float | None = None
     sa_mm: float | None = None
+    ppd_mm2: float | None = None
     resolved: bool = False
     too_small: bool = False
 
     _NUMERIC = ("suv_max", "suv_peak", "suv_mean", "sul_max", "sul_peak", "sul_mean",
-                "mtv_ml", "tlg_g", "ld_mm", "sa_mm")
+                "mtv_ml", "tlg_g", "ld_mm", "sa_mm", "ppd_mm2")
 
     def __post_init__(self) -> None:
         if not str(self.track_id).strip():

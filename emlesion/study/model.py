@@ -353,8 +353,9 @@ class Timepoint:
 def _observation_of(tp: Timepoint, track_id: str, labels: Sequence[int]) -> LesionObservation:
     """Combine the fragments of one track at one timepoint into a LesionObservation.
 
-    Uptake statistics take the hottest fragment, volumes and TLG are summed, and CT
-    diameters are summed over fragments (RECIST 1.1 sums the fragments of a split lesion).
+    Uptake statistics take the hottest fragment, volumes and TLG are summed, CT diameters
+    are summed over fragments (RECIST 1.1 sums the fragments of a split lesion) and the
+    Lugano PPD is the sum of the fragments' PPDs (Cheson 2014).
     """
     rows = [tp.measurement(lab) for lab in labels]
     primary = rows[0]
@@ -377,6 +378,10 @@ def _observation_of(tp: Timepoint, track_id: str, labels: Sequence[int]) -> Lesi
         weighted = [v * r.mtv_ml for v, r in zip(sul_means, rows) if v is not None]
         sul_mean = sum(weighted) / mtv if len(weighted) == len(rows) else None
     has_ct = tp.has_ct
+    # Lugano: a split lesion's PPD is the sum of the fragments' PPDs (not the product of
+    # the summed diameters, which RECIST uses for its sum of LDs)
+    ppd = total([None if r.ct_longest_axial_diameter_mm is None or r.ct_short_axis_mm is None
+                 else r.ct_longest_axial_diameter_mm * r.ct_short_axis_mm for r in rows])
     return LesionObservation(
         track_id=track_id,
         label=primary.name,
@@ -391,6 +396,7 @@ def _observation_of(tp: Timepoint, track_id: str, labels: Sequence[int]) -> Lesi
         tlg_g=tlg,
         ld_mm=total([r.ct_longest_axial_diameter_mm for r in rows]) if has_ct else None,
         sa_mm=total([r.ct_short_axis_mm for r in rows]) if has_ct else None,
+        ppd_mm2=ppd if has_ct else None,
     )
 
 
