@@ -40,6 +40,14 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import ndimage as ndi
 
+from emlesion.anatomy.fov import (
+    FieldOfView,
+    find_brain_ct,
+    find_brain_pet,
+    find_heart,
+    find_lungs,
+    trunk_slices,
+)
 from emlesion.anatomy.model import (
     Anatomy,
     AnatomyLabel,
@@ -65,6 +73,11 @@ SOFT_HU = (-30.0, 100.0)
 #: crests when the symphysis is outside the field of view.
 INLET_FRACTION = 0.35
 INLET_DEFAULT_DEPTH_MM = 45.0
+
+#: A spine spanning fewer millimetres than this (two vertebrae) is dropped as implausible.
+MIN_SPINE_LENGTH_MM = 40.0
+#: A liver candidate smaller than this is dropped as implausible.
+MIN_LIVER_ML = 300.0
 
 #: Radius of the PERCIST liver sphere (3 cm diameter) and of the blood-pool cylinder (1 cm
 #: diameter, 2 cm long).
@@ -206,7 +219,7 @@ def _working_grid(ct: Volume, pet: Volume | None) -> Grid:
 
 # ---------------------------------------------------------------------------- main
 def segment_anatomy(
-    ct: Volume,
+    ct: Volume | None,
     pet: Volume | None = None,
     *,
     organ_labels: LabelMap | None = None,
@@ -216,12 +229,13 @@ def segment_anatomy(
 
     Parameters
     ----------
-    ct : Volume
-        CT in HU.
+    ct : Volume or None
+        CT in HU. ``None`` runs the PET-only fallback: body and brain from the PET alone
+        (see Notes); ``pet`` is then required.
     pet : Volume, optional
         PET of the same frame of reference, ideally an SUV image from
-        :func:`emlesion.suv.compute_suv`. Without it, kidneys, liver and aorta are not
-        searched and the bladder comes from CT alone.
+        :func:`emlesion.suv.compute_suv`. Without it, kidneys, liver, aorta and myocardium
+        are not searched, the bladder comes from CT alone and the brain is not PET-checked.
     organ_labels : LabelMap, optional
         A user organ label map (e.g. TotalSegmentator NIfTI, loaded as a LabelMap with
         names). Every named organ it contains replaces the classical one.
@@ -233,7 +247,13 @@ def segment_anatomy(
     -------
     Anatomy
         Masks on the PET grid (on a >= 3 mm CT-derived grid without PET), landmarks,
-        reference VOIs and one provenance step per structure.
+        reference VOIs, the :class:`~emlesion.anatomy.fov.FieldOfView` and one provenance
+        step per structure.
+
+    Raises
+    ------
+    MaskError
+        When neither a CT nor a PET is given.
 
     Notes
     -----
@@ -241,6 +261,13 @@ def segment_anatomy(
 
     1. *Body*: CT > -500 HU, holes filled slice by slice, largest 3-D component.
     2. *Bone*: CT >= 200 HU inside the body, components < 1 mL dropped.
+    *Field of view* (:mod:`emlesion.anatomy.fov`): trunk slices (body cross-section
+    >= 200 mm wide, >= 250 cm^2, not cut by the image edge), lungs, head. Spine, pelvis
+    landmarks, bladder, liver, kidneys, ureters and aorta are searched on trunk slices
+    only, and only when the scan has any; a spine shorter than 40 mm is dropped. Brain
+    and heart are searched when the head and the lungs are in the field of view (rules
+    in :mod:`emlesion.anatomy.fov`). A candidate that fails its size, position, HU or
+    uptake check is dropped with an :class:`AnatomyWarning` (recorded in provenance).
     3. *Spine axis*: per slice, the largest bone component within 30 mm of the body's
        x-centre and posterior to its y-centre; its centroid is the axis point, its
        most anterior voxel the anterior vertebral border; gaps are interpolated.
@@ -258,8 +285,8 @@ def segment_anatomy(
        CT < 30 HU); mask = its 50 %-of-max PET region united with the CT fluid
        (-30..35 HU) inside it dilated by 8 mm. CT-only fallback: largest midline fluid
        component > 20 mL.
-    7. *Liver*: largest component of CT 20-100 HU with PET 1.2-4.0 (Gaussian-smoothed)
-       in the right upper quadrant above the crests, > 300 mL. *PERCIST reference*: 3 cm
+    7. *Liver*: largest component of CT 38-100 HU with PET 1.2-4.0 (Gaussian-smoothed)
+       in the right upper quadrant above the crests, kept when >= 300 mL. *PERCIST reference*: 3 cm
        sphere centred in the right lobe at the point farthest from the liver surface,
        preferring the level midway between dome and inferior tip.
     8. *Kidneys*: paraspinal (25 <= ``|dx|`` <= 150 mm) voxels above the crests with CT
@@ -275,6 +302,12 @@ def segment_anatomy(
         area 1.5-9 cm^2; the blood-pool VOI is a 1 cm x 2 cm cylinder on the longest
         straight run of such slices. PERCIST specifies the descending *thoracic* aorta;
         in an abdomen-pelvis scan the abdominal aorta is the best available (recorded).
+    11. *Brain*, *heart*, *myocardium*, *lungs*: :mod:`emlesion.anatomy.fov`.
+
+    PET-only fallback (``ct=None``): body = largest region of smoothed uptake above 30 %
+    of the median positive uptake, slice holes filled; brain = the large very hot region
+    at the cranial end (:func:`emlesion.anatomy.fov.find_brain_pet`). No other organ,
+    no spinal axis and no landmark is available then.
 
     References
     ----------
@@ -283,6 +316,11 @@ def segment_anatomy(
     .. [2] Wasserthal J et al. TotalSegmentator. Radiol Artif Intell 2023;5:e230024
        (organ names accepted in ``organ_labels``).
     """
+    if ct is None:
+        if pet is None:
+            raise MaskError(format_message("segment_anatomy needs a CT or a PET",
+                                           fix="pass ct= and/or pet="))
+        return _segment_pet_only(pet)
     steps: list[ProvenanceStep] = []
     with record_warnings() as rec:
         grid = _working_grid(ct, pet)
@@ -311,8 +349,21 @@ def segment_anatomy(
         steps.append(ProvenanceStep("emlesion.anatomy.bone", rule="CT >= 200 HU in body, "
                                     "components < 1 mL removed",
                                     inputs={"volume_ml": float(bone.sum() * vox_ml)}))
+        # field of view: trunk slices, lungs ---------------------------------------
+        trunk = trunk_slices(body, grid)
+        trunk3 = np.broadcast_to(trunk[:, None, None], grid.shape)
+        lungs, lung_rule = find_lungs(hu, body, trunk, x3, grid)
         # 3. spine axis --------------------------------------------------------
-        axis, ant_y, spine = _spine(bone, body, x3, y3, grid)
+        axis, ant_y, spine = _spine(bone & trunk3, body, x3, y3, grid)
+        spine_ks = np.nonzero(spine.any(axis=(1, 2)))[0]
+        spine_len = float((spine_ks.max() - spine_ks.min() + 1) * sz) if spine_ks.size else 0.0
+        if 0.0 < spine_len < MIN_SPINE_LENGTH_MM:
+            warnings.warn(format_message(f"spine candidate dropped: it spans {spine_len:.0f} mm "
+                                         f"(< {MIN_SPINE_LENGTH_MM:g} mm)"), AnatomyWarning,
+                          stacklevel=2)
+            axis = np.full_like(axis, np.nan)
+            ant_y = np.full_like(ant_y, np.nan)
+            spine = np.zeros_like(spine)
         masks[AnatomyLabel.SPINE] = spine
         n_axis = int(np.isfinite(axis[:, 0]).sum())
         steps.append(ProvenanceStep("emlesion.anatomy.spine", rule="largest bone component "
@@ -320,15 +371,18 @@ def segment_anatomy(
                                     "centroids, gaps interpolated",
                                     inputs={"slices_with_axis": n_axis}))
         if n_axis == 0:
-            warnings.warn(format_message("no spine found on the CT; the body centre is used "
-                                         "as the midline"), AnatomyWarning, stacklevel=2)
+            warnings.warn(format_message(
+                "no spine found on the CT; the body centre is used as the midline"
+                + ("" if trunk.any() else " (no trunk slice in the field of view: trunk "
+                   "organs are not searched)")), AnatomyWarning, stacklevel=2)
             axis = _body_centres(body, x3, y3)
         ax_x = np.where(np.isfinite(axis[:, 0]), axis[:, 0], np.nanmedian(axis[:, 0]))
         ax_y = np.where(np.isfinite(axis[:, 1]), axis[:, 1], np.nanmedian(axis[:, 1]))
         dx = x3 - ax_x[:, None, None]
         dy = y3 - ax_y[:, None, None]
         # 4-5. pelvis landmarks -----------------------------------------------
-        crest_k, symph_k = _pelvic_levels(bone, dx, dy, grid, z_up)
+        crest_k, symph_k = _pelvic_levels(bone, dx, dy, grid, z_up) if trunk.any() \
+            else (None, None)
         crest_z = float(z_slice[crest_k]) if crest_k is not None else None
         symph_z = float(z_slice[symph_k]) if symph_k is not None else None
         if crest_z is None:
@@ -356,14 +410,35 @@ def segment_anatomy(
                                             "pelvic_inlet_z_mm": inlet_z}))
         liver_ref: ReferenceRegion | None = None
         blood_ref: ReferenceRegion | None = None
-        soft = body & ~bone
+        # trunk organs are searched on trunk slices only, and only with a spine (the
+        # midline reference of their rules)
+        soft = body & ~bone & trunk3
+        search_trunk = bool(trunk.any()) and n_axis > 0
+        suv: np.ndarray | None = None
+        scale_rule = ""
         if pet is not None:
             suv, scale_rule = _suv_scale(pet, body)
+        if not search_trunk:
+            why = ("no trunk slice in the field of view" if not trunk.any()
+                   else "no spine (midline reference) on the trunk slices")
+            warnings.warn(format_message(f"trunk organs (bladder, liver, kidneys, ureters, "
+                                         f"aorta) not searched: {why}"), AnatomyWarning,
+                          stacklevel=2)
+            steps.append(ProvenanceStep("emlesion.anatomy.trunk_organs",
+                                        rule=f"not searched: {why}"))
+        elif suv is not None:
             suv_s = ndi.gaussian_filter(suv, sigma=(4.0 / sz, 4.0 / sy, 4.0 / sx))
             # 6. bladder
             bladder, brule = _bladder(suv, hu, soft & below, dx, dy, grid)
             # 7. liver
             liver, lrule = _liver(suv_s, hu, soft & above, dx)
+            liver_ml = float(liver.sum() * vox_ml)
+            if 0.0 < liver_ml < MIN_LIVER_ML:
+                warnings.warn(format_message(f"liver candidate dropped: {liver_ml:.0f} mL "
+                                             f"(< {MIN_LIVER_ML:g} mL)"), AnatomyWarning,
+                              stacklevel=2)
+                liver = np.zeros_like(liver)
+                lrule += f"; candidate of {liver_ml:.0f} mL dropped (< {MIN_LIVER_ML:g} mL)"
             # 8. kidneys
             k_left, k_right, krule = _kidneys(suv, hu, soft & above & ~liver, dx, dy, ant_y,
                                               ax_x, grid)
@@ -396,6 +471,45 @@ def segment_anatomy(
             steps.append(ProvenanceStep("emlesion.anatomy.bladder", rule="CT only: largest "
                                         "midline fluid (-30..35 HU) component below the crests",
                                         inputs={"volume_ml": float(bladder.sum() * vox_ml)}))
+        # 11. brain, heart (fov) ------------------------------------------------
+        brain, brain_rule = find_brain_ct(hu, body, bone, trunk, suv, grid, z_slice,
+                                          AnatomyWarning)
+        head_z = None
+        if brain.any():
+            masks[AnatomyLabel.BRAIN] = brain
+            ks = np.nonzero(brain.any(axis=(1, 2)))[0]
+            head_z = (float(z_slice[ks].min()), float(z_slice[ks].max()))
+        steps.append(ProvenanceStep("emlesion.anatomy.brain", rule=brain_rule,
+                                    inputs={"volume_ml": float(brain.sum() * vox_ml)}))
+        if lungs.any():
+            masks[AnatomyLabel.LUNGS] = lungs
+            heart, myo, heart_rule = find_heart(
+                hu, lungs, body, bone, masks.get(AnatomyLabel.LIVER, np.zeros(grid.shape, bool)),
+                dx, y3, ant_y, suv, grid, AnatomyWarning)
+            masks[AnatomyLabel.HEART] = heart
+            if myo is not None and heart.any():
+                masks[AnatomyLabel.MYOCARDIUM] = myo
+            steps.append(ProvenanceStep("emlesion.anatomy.heart", rule=heart_rule,
+                                        inputs={"volume_ml": float(heart.sum() * vox_ml),
+                                                "myocardium_volume_ml": float(
+                                                    myo.sum() * vox_ml) if myo is not None
+                                                else None}))
+        ks_t = np.nonzero(trunk)[0]
+        fov = FieldOfView(
+            z_range_mm=(float(z_slice.min()), float(z_slice.max())),
+            trunk_z_mm=(float(z_slice[ks_t].min()), float(z_slice[ks_t].max()))
+            if ks_t.size else None,
+            n_trunk_slices=int(ks_t.size),
+            lungs_z_mm=(float(z3[lungs].min()), float(z3[lungs].max())) if lungs.any()
+            else None,
+            lungs_volume_ml=float(lungs.sum() * vox_ml),
+            head_z_mm=head_z,
+            pelvis=crest_z is not None,
+            rule=f"trunk = body cross-section >= 200 mm wide, >= 250 cm^2, not cut by the "
+            f"image edge; lungs: {lung_rule}; head: {brain_rule}",
+        )
+        steps.insert(2, ProvenanceStep("emlesion.anatomy.field_of_view", rule=fov.rule,
+                                       inputs=fov.to_dict()))
         # user organ labels --------------------------------------------------
         if organ_labels is not None:
             replaced = _apply_organ_labels(organ_labels, grid, masks, organ_names)
@@ -405,8 +519,7 @@ def segment_anatomy(
                                                 "replaced": sorted(replaced)}))
         liver = masks.get(AnatomyLabel.LIVER, np.zeros(grid.shape, bool))
         if liver.any():
-            liver_ref = _liver_reference(liver, dx, grid, z_slice,
-                                         suv if pet is not None else None)
+            liver_ref = _liver_reference(liver, dx, grid, z_slice, suv)
             steps.append(ProvenanceStep("emlesion.anatomy.liver_reference",
                                         rule=liver_ref.rule if liver_ref else "no valid centre",
                                         inputs={"centre_mm": liver_ref.centre_mm if liver_ref
@@ -429,8 +542,47 @@ def segment_anatomy(
         pelvic_inlet_z_mm=inlet_z,
         liver_reference=liver_ref,
         blood_pool_reference=blood_ref,
+        field_of_view=fov,
         provenance=(*steps, step),
     )
+
+
+def _segment_pet_only(pet: Volume) -> Anatomy:
+    """PET-only fallback of :func:`segment_anatomy`: body and brain."""
+    steps: list[ProvenanceStep] = []
+    grid = pet.grid
+    with record_warnings() as rec:
+        zs = voxel_centres_mm(grid)[2]
+        z_slice = np.asarray(np.broadcast_to(zs, grid.shape)[:, 0, 0], dtype=float)
+        rough_body = np.asarray(pet.array) > 0
+        suv, scale_rule = _suv_scale(pet, rough_body)
+        body, brain, rule = find_brain_pet(suv, grid, z_slice, AnatomyWarning)
+        vox_ml = grid.voxel_volume_ml
+        masks: dict[AnatomyLabel, np.ndarray] = {AnatomyLabel.BODY: body}
+        head_z = None
+        if brain.any():
+            masks[AnatomyLabel.BRAIN] = brain
+            ks = np.nonzero(brain.any(axis=(1, 2)))[0]
+            head_z = (float(z_slice[ks].min()), float(z_slice[ks].max()))
+        else:
+            warnings.warn(format_message(f"no brain found on the PET alone ({rule})"),
+                          AnatomyWarning, stacklevel=3)
+        steps.append(ProvenanceStep("emlesion.anatomy.body", rule="PET only: smoothed uptake "
+                                    "> 30 % of the median positive uptake, slice holes "
+                                    "filled, largest 3-D component",
+                                    inputs={"volume_ml": float(body.sum() * vox_ml),
+                                            "pet_scale": scale_rule}))
+        steps.append(ProvenanceStep("emlesion.anatomy.brain", rule=rule,
+                                    inputs={"volume_ml": float(brain.sum() * vox_ml)}))
+        fov = FieldOfView(z_range_mm=(float(z_slice.min()), float(z_slice.max())),
+                          head_z_mm=head_z, rule="PET only: head = brain at the cranial end; "
+                          "trunk, lungs and pelvis not assessed without CT")
+    step = ProvenanceStep("emlesion.anatomy.segment_anatomy",
+                          rule="PET-only fallback (no CT): body and brain",
+                          inputs={"ct_series": None,
+                                  "pet_series": pet.identity.series_instance_uid},
+                          warnings=rec.as_tuple())
+    return Anatomy(grid=grid, masks=masks, field_of_view=fov, provenance=(*steps, step))
 
 
 # ---------------------------------------------------------------------------- rules

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from emlesion.anatomy.fov import FieldOfView
 from emlesion.errors import MaskError, format_message
 from emlesion.io.geometry import Grid
 from emlesion.io.labelmap import LabelMap
@@ -33,7 +34,9 @@ __all__ = [
 class AnatomyLabel(str, enum.Enum):
     """Organs and structures that :func:`emlesion.anatomy.segment_anatomy` can delineate.
 
-    The integer written in :meth:`Anatomy.organ_labelmap` is :attr:`code`.
+    The integer written in :meth:`Anatomy.organ_labelmap` is :attr:`code`. New members are
+    only ever appended, so that codes stay stable. ``MYOCARDIUM`` is the PET-avid part of
+    ``HEART`` (may be empty: myocardial FDG uptake is variable).
     """
 
     BODY = "body"
@@ -51,6 +54,8 @@ class AnatomyLabel(str, enum.Enum):
     BRAIN = "brain"
     BOWEL = "bowel"
     ILIAC_VESSELS = "iliac_vessels"
+    LUNGS = "lungs"
+    MYOCARDIUM = "myocardium"
 
     @property
     def code(self) -> int:
@@ -267,6 +272,8 @@ class Anatomy:
         Axial level (mm) taken for the pelvic inlet, see :func:`segment_anatomy` notes.
     liver_reference, blood_pool_reference : ReferenceRegion or None
         PERCIST reference VOIs.
+    field_of_view : FieldOfView or None
+        The body regions the scan covers (head, thorax, trunk, pelvis).
     provenance : tuple of ProvenanceStep
         How each structure was found.
     """
@@ -280,6 +287,7 @@ class Anatomy:
     pelvic_inlet_z_mm: float | None = None
     liver_reference: ReferenceRegion | None = None
     blood_pool_reference: ReferenceRegion | None = None
+    field_of_view: FieldOfView | None = None
     provenance: tuple[ProvenanceStep, ...] = ()
 
     def __post_init__(self) -> None:
@@ -390,6 +398,7 @@ class Anatomy:
             "blood_pool_reference": (
                 self.blood_pool_reference.to_dict() if self.blood_pool_reference else None
             ),
+            "field_of_view": self.field_of_view.to_dict() if self.field_of_view else None,
             "provenance": [p.to_dict() for p in self.provenance],
         }
 

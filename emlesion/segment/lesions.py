@@ -435,7 +435,11 @@ def segment_lesions(
        around the bladder is not attached to a distant lesion);
     3. supra-threshold components that lie mostly (> ``max_halo_fraction``) in the halo are
        organ spill-over and dropped, as are cores below ``min_volume_ml``;
-    4. the low-uptake structures of :data:`LOW_UPTAKE_LABELS` (bowel, iliac vessels) get no
+    4. the heart found by :func:`emlesion.anatomy.segment_anatomy` (which also returns its
+       PET-avid part, ``myocardium``) is removed whole, myocardium included, but its halo
+       surrounds the myocardium only (empty when the myocardium is not avid); a
+       user-supplied heart mask without a myocardium entry gets a halo like any organ;
+    5. the low-uptake structures of :data:`LOW_UPTAKE_LABELS` (bowel, iliac vessels) get no
        halo: their uptake is near the background, so their spill-over is below any lesion
        threshold, while a 10 mm halo around the colon would hold most of a small pelvic node
        that abuts it and drop the node as spill-over. Their voxels are removed like any
@@ -517,6 +521,13 @@ def segment_lesions(
                     organ |= m_organ
                     if ex_label in LOW_UPTAKE_LABELS:
                         low_organ |= m_organ
+                    elif (ex_label is AnatomyLabel.HEART
+                          and AnatomyLabel.MYOCARDIUM in anatomy.masks):
+                        # classical heart with PET: the halo surrounds only its avid part
+                        # (myocardial uptake is variable; the blood pool is not avid)
+                        m_myo = anatomy.mask_on(AnatomyLabel.MYOCARDIUM, grid)
+                        organ |= m_myo
+                        hot_organ |= m_myo
                     else:
                         hot_organ |= m_organ
                     found = True

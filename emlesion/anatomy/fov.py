@@ -1,0 +1,469 @@
+"""Field-of-view plausibility, brain and heart for :func:`emlesion.anatomy.segment_anatomy`.
+
+A PET/CT field of view may hold any part of the body: a whole-body scan (vertex to
+thighs), an abdomen-pelvis scan, a head-and-neck scan, or an image cropped around a limb
+tumour. The organ rules of :mod:`emlesion.anatomy.ct` were written for the trunk; applied
+to a thigh they mistake the femur for the spine and muscle uptake for a bladder. This
+module decides, slice by slice, which body regions the scan covers, and delineates the two
+classic physiological false positives of threshold segmentation outside the abdomen: the
+brain and the heart (myocardium).
+
+Rules (all thresholds are module constants)
+-------------------------------------------
+*Trunk slice*: the largest body cross-section of the slice is at least
+:data:`TRUNK_MIN_WIDTH_MM` wide (left-right) and :data:`TRUNK_MIN_AREA_CM2` in area, and does
+not touch the transverse edge of the image over more than :data:`TRUNCATION_MAX_MM` (a
+body cut by the field of view has no known midline). Adult thighs, neck and head are
+narrower than 200 mm; an adult abdomen, thorax or pelvis is wider.
+
+*Lungs*: air (CT < :data:`LUNG_HU_MAX`) enclosed by the body on trunk slices; the components
+of at least :data:`LUNG_MIN_COMPONENT_ML`; accepted only when at least
+:data:`LUNG_MIN_SIDE_ML` lies on each side of the body's left-right centre and the air spans
+at least :data:`LUNG_MIN_EXTENT_MM` cranio-caudally (bowel gas is smaller and seldom
+bilateral at that size).
+
+*Head / brain (CT)*: on slices that are not trunk slices, the skull is the bone
+(>= 200 HU) ring, closed by one voxel; the intracranial space is its filled interior, and
+the brain is the largest 3-D component of intracranial voxels at 0-80 HU. Accepted when
+its volume is at least :data:`BRAIN_MIN_ML`, its mean CT is 10-60 HU, its top lies within
+:data:`BRAIN_TOP_MARGIN_MM` of the top of the body (or of the field of view), and, with a
+PET, its median uptake is at least :data:`BRAIN_MIN_UPTAKE_RATIO` times the body median.
+
+*Brain (PET only)*: without CT, the largest connected region of smoothed uptake above
+``max(2.5, 0.35 x the 99.5th percentile of the cranial 150 mm)`` whose top lies within
+:data:`BRAIN_TOP_MARGIN_MM` of the top of the PET body, of
+:data:`BRAIN_MIN_ML`-:data:`BRAIN_MAX_ML`, slices' holes filled (ventricles).
+
+*Heart*: when lungs are present, on the lung slices, the soft tissue (-20..100 HU) inside
+the convex hull of the lungs, outside lungs and bone, anterior to the vertebral bodies,
+minus the liver; opened by a :data:`HEART_OPENING_MM` ball (cuts the great vessels and
+the oesophagus); the largest component. Accepted when its volume is
+:data:`HEART_MIN_ML`-:data:`HEART_MAX_ML` and its centroid lies left of ``-30 mm`` from
+the spinal axis (the heart is left-anterior) and anterior of the vertebral bodies.
+*Myocardium*: heart voxels with SUV >= ``max(2.5, 1.6 x the heart's median)`` (the
+ventricular blood pool is the heart's cooler bulk), dilated by one voxel for partial
+volume and kept inside the heart dilated by 8 mm.
+
+Limits
+------
+Adult body sizes are assumed (a child's trunk may be narrower than 200 mm: no trunk
+organ is then searched). An image cropped around a lesion that cuts the trunk is treated
+as "no trunk". Myocardial FDG uptake varies from none (long fasting, low-carbohydrate
+preparation) to intense (SUV > 10), and is patchy; the myocardium mask follows the uptake
+of this scan and may be empty (the whole heart is still excluded then, with no halo).
+A hot mediastinal node or a pericardial lesion that touches the heart may be merged with
+it. The CT brain rule needs the skull ring closed on the working grid; a craniotomy
+defect or a very thin skull at coarse resolution may open it (the PET check then fails and
+the brain is dropped with a warning). The PET-only brain rule assumes the head is at the
+cranial end of the field of view and that no other very hot region is connected to the
+brain at the threshold (a skull-base tumour or hot salivary glands may be merged).
+
+References
+----------
+.. [1] Boellaard R et al. FDG PET/CT: EANM procedure guidelines for tumour imaging:
+   version 2.0. Eur J Nucl Med Mol Imaging 2015;42:328-354 (physiological uptake in brain,
+   myocardium, urinary tract).
+.. [2] Hu S, Hoffman EA, Reinhardt JM. Automatic lung segmentation for accurate
+   quantitation of volumetric X-ray CT images. IEEE Trans Med Imaging 2001;20:490-498
+   (air threshold, body-enclosed components).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.morphology import convex_hull_image
+
+from emlesion.errors import format_message
+from emlesion.io.geometry import Grid
+from emlesion.provenance import jsonable
+
+__all__ = [
+    "BRAIN_MAX_ML",
+    "BRAIN_MIN_ML",
+    "HEART_MAX_ML",
+    "HEART_MIN_ML",
+    "TRUNK_MIN_WIDTH_MM",
+    "FieldOfView",
+    "find_brain_ct",
+    "find_brain_pet",
+    "find_heart",
+    "find_lungs",
+    "trunk_slices",
+]
+
+TRUNK_MIN_WIDTH_MM = 200.0
+TRUNK_MIN_AREA_CM2 = 250.0
+TRUNCATION_MAX_MM = 20.0
+LUNG_HU_MAX = -400.0
+LUNG_MIN_COMPONENT_ML = 100.0
+LUNG_MIN_SIDE_ML = 300.0
+LUNG_MIN_EXTENT_MM = 60.0
+BRAIN_MIN_ML = 150.0
+BRAIN_MAX_ML = 2500.0
+BRAIN_TOP_MARGIN_MM = 60.0
+BRAIN_MIN_UPTAKE_RATIO = 2.0
+HEART_OPENING_MM = 8.0
+HEART_MIN_ML = 150.0
+HEART_MAX_ML = 1500.0
+
+
+@dataclass(frozen=True)
+class FieldOfView:
+    """Which body regions a scan covers (decided on the anatomy working grid).
+
+    Parameters
+    ----------
+    z_range_mm : tuple of float
+        LPS z (mm) of the lowest and highest slice centre.
+    trunk_z_mm : tuple of float or None
+        z range (mm) of the trunk slices (see module notes), ``None`` when there is none.
+    n_trunk_slices : int
+        Number of trunk slices.
+    lungs_z_mm : tuple of float or None
+        z range (mm) of the lungs, ``None`` when no lungs were found.
+    lungs_volume_ml : float
+        Volume of the accepted lung air (mL).
+    head_z_mm : tuple of float or None
+        z range (mm) of the intracranial space (CT) or of the brain (PET only).
+    pelvis : bool
+        True when the iliac crests were found (bony pelvis in the field of view).
+    rule : str
+        The rules used, in words.
+    """
+
+    z_range_mm: tuple[float, float]
+    trunk_z_mm: tuple[float, float] | None = None
+    n_trunk_slices: int = 0
+    lungs_z_mm: tuple[float, float] | None = None
+    lungs_volume_ml: float = 0.0
+    head_z_mm: tuple[float, float] | None = None
+    pelvis: bool = False
+    rule: str = ""
+
+    @property
+    def trunk(self) -> bool:
+        """True when the scan covers at least part of the trunk (abdomen, pelvis, thorax)."""
+        return self.n_trunk_slices > 0
+
+    @property
+    def lungs(self) -> bool:
+        """True when lungs (hence the lower thorax at least) are in the field of view."""
+        return self.lungs_z_mm is not None
+
+    @property
+    def head(self) -> bool:
+        """True when a brain (hence the head) is in the field of view."""
+        return self.head_z_mm is not None
+
+    def regions(self) -> tuple[str, ...]:
+        """Names of the regions covered (``"head"``, ``"thorax"``, ``"trunk"``, ``"pelvis"``)."""
+        out = []
+        if self.head:
+            out.append("head")
+        if self.lungs:
+            out.append("thorax")
+        if self.trunk:
+            out.append("trunk")
+        if self.pelvis:
+            out.append("pelvis")
+        return tuple(out)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        d: dict[str, Any] = jsonable({
+            "z_range_mm": self.z_range_mm,
+            "trunk_z_mm": self.trunk_z_mm,
+            "n_trunk_slices": self.n_trunk_slices,
+            "lungs_z_mm": self.lungs_z_mm,
+            "lungs_volume_ml": self.lungs_volume_ml,
+            "head_z_mm": self.head_z_mm,
+            "pelvis": self.pelvis,
+            "rule": self.rule,
+        })
+        d["regions"] = list(self.regions())
+        return d
+
+    def __repr__(self) -> str:
+        lo, hi = self.z_range_mm
+        return (f"FieldOfView(regions={list(self.regions())}, z={lo:.0f}..{hi:.0f} mm, "
+                f"trunk_slices={self.n_trunk_slices})")
+
+
+# ---------------------------------------------------------------------------- helpers
+def _ball(radius_mm: float, spacing_xyz: tuple[float, float, float]) -> np.ndarray:
+    sx, sy, sz = spacing_xyz
+    rz, ry, rx = (max(math.floor(radius_mm / s), 0) for s in (sz, sy, sx))
+    z, y, x = np.ogrid[-rz : rz + 1, -ry : ry + 1, -rx : rx + 1]
+    return ((z * sz) ** 2 + (y * sy) ** 2 + (x * sx) ** 2) <= radius_mm**2 + 1e-6
+
+
+def _largest(mask: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
+    lab, n = ndi.label(mask, structure=structure)
+    if n == 0:
+        return np.zeros(mask.shape, bool)
+    counts = np.bincount(lab.ravel())
+    counts[0] = 0
+    return np.asarray(lab == int(np.argmax(counts)))
+
+
+def _z_range(mask: np.ndarray, z_slice: np.ndarray) -> tuple[float, float] | None:
+    ks = np.nonzero(mask.reshape(mask.shape[0], -1).any(axis=1))[0]
+    if ks.size == 0:
+        return None
+    zz = z_slice[ks]
+    return float(zz.min()), float(zz.max())
+
+
+def _fill_slices(mask: np.ndarray) -> np.ndarray:
+    out = np.empty(mask.shape, bool)
+    for k in range(mask.shape[0]):
+        out[k] = ndi.binary_fill_holes(mask[k])
+    return out
+
+
+def trunk_slices(body: np.ndarray, grid: Grid) -> np.ndarray:
+    """Boolean per slice: True where the largest body cross-section is a trunk.
+
+    Parameters
+    ----------
+    body : ndarray
+        Boolean body mask ``(z, y, x)`` on ``grid``.
+    grid : Grid
+        Its grid (the in-plane spacing converts voxel counts to mm).
+
+    Returns
+    -------
+    ndarray
+        ``(nz,)`` booleans (rule in the module notes).
+    """
+    sx, sy, _sz = grid.spacing_mm
+    nz, _ny, _nx = body.shape
+    out = np.zeros(nz, bool)
+    eight = np.ones((3, 3), bool)
+    for k in range(nz):
+        if body[k].sum() * sx * sy < TRUNK_MIN_AREA_CM2 * 100.0:
+            continue
+        comp = _largest(body[k], eight)
+        area_cm2 = comp.sum() * sx * sy / 100.0
+        cols = np.nonzero(comp.any(axis=0))[0]
+        width = (cols[-1] - cols[0] + 1) * sx
+        edge_mm = (comp[0].sum() + comp[-1].sum()) * sx + (comp[:, 0].sum()
+                                                           + comp[:, -1].sum()) * sy
+        out[k] = (width >= TRUNK_MIN_WIDTH_MM and area_cm2 >= TRUNK_MIN_AREA_CM2
+                  and edge_mm <= TRUNCATION_MAX_MM)
+    return out
+
+
+def find_lungs(
+    hu: np.ndarray, body: np.ndarray, trunk: np.ndarray, x3: np.ndarray, grid: Grid,
+) -> tuple[np.ndarray, str]:
+    """Lung mask (air enclosed by the body on trunk slices, bilateral, large).
+
+    Returns the mask (all False when the criteria fail) and the reason in words.
+    """
+    vox_ml = grid.voxel_volume_ml
+    air = (hu < LUNG_HU_MAX) & body & trunk[:, None, None]
+    empty = np.zeros(hu.shape, bool)
+    if not air.any():
+        return empty, "no air enclosed by the body on trunk slices"
+    lab, _n = ndi.label(air)
+    sizes = np.bincount(lab.ravel())
+    keep = sizes * vox_ml >= LUNG_MIN_COMPONENT_ML
+    keep[0] = False
+    lungs = keep[lab]
+    if not lungs.any():
+        return empty, f"no enclosed air component of {LUNG_MIN_COMPONENT_ML:g} mL or more"
+    # body left-right centre per slice
+    cx = np.array([float(x3[k][body[k]].mean()) if body[k].any() else np.nan
+                   for k in range(body.shape[0])])
+    cx = np.where(np.isfinite(cx), cx, np.nanmedian(cx))
+    left = lungs & (x3 > cx[:, None, None])
+    ml_left = float(left.sum() * vox_ml)
+    ml_right = float((lungs & ~left).sum() * vox_ml)
+    ks = np.nonzero(lungs.any(axis=(1, 2)))[0]
+    extent = float((ks.max() - ks.min() + 1) * grid.spacing_mm[2])
+    why = (f"enclosed air {ml_right:.0f} mL right / {ml_left:.0f} mL left, "
+           f"{extent:.0f} mm cranio-caudal")
+    if min(ml_left, ml_right) < LUNG_MIN_SIDE_ML or extent < LUNG_MIN_EXTENT_MM:
+        return empty, why + (f" (lungs need >= {LUNG_MIN_SIDE_ML:g} mL each side and >= "
+                             f"{LUNG_MIN_EXTENT_MM:g} mm)")
+    return lungs, why
+
+
+def find_brain_ct(
+    hu: np.ndarray, body: np.ndarray, bone: np.ndarray, trunk: np.ndarray,
+    suv: np.ndarray | None, grid: Grid, z_slice: np.ndarray, warning: type[Warning],
+) -> tuple[np.ndarray, str]:
+    """Brain from CT: intracranial soft tissue inside the skull ring, PET-checked.
+
+    Returns the brain mask (all False when absent or implausible) and the rule or
+    reason. A candidate that fails a plausibility check is dropped with ``warning``.
+    """
+    vox_ml = grid.voxel_volume_ml
+    sx, sy, _sz = grid.spacing_mm
+    empty = np.zeros(hu.shape, bool)
+    cand_slices = ~trunk & body.any(axis=(1, 2)) & bone.any(axis=(1, 2))
+    if not cand_slices.any():
+        return empty, "no bone outside the trunk slices"
+    intra = np.zeros(hu.shape, bool)
+    cross = ndi.generate_binary_structure(2, 1)
+    for k in np.nonzero(cand_slices)[0]:
+        ring = ndi.binary_closing(bone[k], cross, border_value=0)
+        inner = ndi.binary_fill_holes(ring) & ~ring
+        if inner.sum() * sx * sy >= 2000.0:  # >= 20 cm^2 enclosed by bone
+            intra[k] = inner
+    if not intra.any():
+        return empty, "no closed bone ring enclosing >= 20 cm^2 (no skull)"
+    cand = _largest(intra & (hu >= 0.0) & (hu <= 80.0), np.ones((3, 3, 3), bool))
+    vol = float(cand.sum() * vox_ml)
+    if vol == 0.0:
+        return empty, "no 0-80 HU tissue inside the bone ring"
+    mean_hu = float(hu[cand].mean())
+    body_top = _z_range(body, z_slice)
+    fov_top = float(z_slice.max())
+    brain_z = _z_range(cand, z_slice)
+    assert body_top is not None and brain_z is not None
+    top_gap = min(body_top[1], fov_top) - brain_z[1]
+    problems = []
+    if not BRAIN_MIN_ML <= vol <= BRAIN_MAX_ML:
+        problems.append(f"volume {vol:.0f} mL outside {BRAIN_MIN_ML:g}-{BRAIN_MAX_ML:g} mL")
+    if not 10.0 <= mean_hu <= 60.0:
+        problems.append(f"mean CT {mean_hu:.0f} HU outside 10-60 HU")
+    if top_gap > BRAIN_TOP_MARGIN_MM:
+        problems.append(f"its top lies {top_gap:.0f} mm below the top of the body "
+                        f"(> {BRAIN_TOP_MARGIN_MM:g} mm: not the cranial end)")
+    uptake = ""
+    if suv is not None:
+        body_med = float(np.median(suv[body])) if body.any() else 0.0
+        brain_med = float(np.median(suv[cand]))
+        ratio = brain_med / body_med if body_med > 0 else math.inf
+        uptake = f", median uptake {brain_med:.3g} = {ratio:.1f} x body median"
+        if ratio < BRAIN_MIN_UPTAKE_RATIO:
+            problems.append(f"median uptake {brain_med:.3g} is only {ratio:.1f} x the body "
+                            f"median (< {BRAIN_MIN_UPTAKE_RATIO:g})")
+    if problems:
+        warnings.warn(format_message(
+            f"brain candidate inside a bone ring dropped: {'; '.join(problems)}",
+            fix="supply organ_labels with a brain label"), warning, stacklevel=3)
+        return empty, "brain candidate dropped: " + "; ".join(problems)
+    brain = _fill_slices(cand)
+    return brain, (f"intracranial 0-80 HU tissue inside the closed skull ring, {vol:.0f} mL, "
+                   f"mean {mean_hu:.0f} HU{uptake}")
+
+
+def find_brain_pet(
+    suv: np.ndarray, grid: Grid, z_slice: np.ndarray, warning: type[Warning],
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """PET-only body and brain (the large very hot region at the cranial end).
+
+    Returns ``(body, brain, rule)``; ``brain`` is all False when no plausible candidate.
+    """
+    sx, sy, sz = grid.spacing_mm
+    vox_ml = grid.voxel_volume_ml
+    smooth = ndi.gaussian_filter(suv.astype(np.float32), sigma=(4.0 / sz, 4.0 / sy, 4.0 / sx))
+    pos = smooth[smooth > 0]
+    body_level = max(0.1, 0.3 * float(np.median(pos))) if pos.size else 0.1
+    body = _largest(_fill_slices(smooth > body_level), np.ones((3, 3, 3), bool))
+    empty = np.zeros(suv.shape, bool)
+    zr = _z_range(body, z_slice)
+    if zr is None:
+        return body, empty, "no body on the PET"
+    top = zr[1]
+    z3 = z_slice[:, None, None]
+    cranial = body & (z3 >= top - 150.0)
+    ref = float(np.percentile(smooth[cranial], 99.5)) if cranial.any() else 0.0
+    level = max(2.5, 0.35 * ref)
+    hot = body & (smooth >= level) & (z3 >= top - 300.0)
+    lab, n = ndi.label(hot, structure=np.ones((3, 3, 3), bool))
+    if n == 0:
+        return body, empty, f"no uptake >= {level:.3g} at the cranial end"
+    best: tuple[float, int] | None = None
+    reasons = []
+    for i, sl in enumerate(ndi.find_objects(lab), start=1):
+        if sl is None:
+            continue
+        comp = lab[sl] == i
+        vol = float(comp.sum() * vox_ml)
+        ks = np.arange(sl[0].start, sl[0].stop)[comp.any(axis=(1, 2))]
+        ctop = float(z_slice[ks].max())
+        if top - ctop > BRAIN_TOP_MARGIN_MM:
+            continue
+        if not BRAIN_MIN_ML <= vol <= BRAIN_MAX_ML:
+            reasons.append(f"cranial hot region of {vol:.0f} mL outside "
+                           f"{BRAIN_MIN_ML:g}-{BRAIN_MAX_ML:g} mL")
+            continue
+        if best is None or vol > best[0]:
+            best = (vol, i)
+    if best is None:
+        why = "; ".join(reasons) or (f"no region >= {level:.3g} reaching within "
+                                     f"{BRAIN_TOP_MARGIN_MM:g} mm of the top of the body")
+        if reasons:
+            warnings.warn(format_message(f"PET-only brain candidate dropped: {why}"),
+                          warning, stacklevel=3)
+        return body, empty, why
+    brain = _fill_slices(lab == best[1])
+    brain = ndi.binary_fill_holes(brain)
+    return body, brain, (f"PET only: largest smoothed-uptake region >= {level:.3g} "
+                         f"(max(2.5, 0.35 x P99.5 of the cranial 150 mm)) reaching within "
+                         f"{BRAIN_TOP_MARGIN_MM:g} mm of the top of the body, "
+                         f"{best[0]:.0f} mL")
+
+
+def find_heart(
+    hu: np.ndarray, lungs: np.ndarray, body: np.ndarray, bone: np.ndarray,
+    liver: np.ndarray, dx: np.ndarray, y3: np.ndarray, ant_y: np.ndarray,
+    suv: np.ndarray | None, grid: Grid, warning: type[Warning],
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """Heart (soft tissue between the lungs) and its hot part (myocardium) on PET.
+
+    Returns ``(heart, myocardium, rule)``; ``myocardium`` is ``None`` without PET.
+    """
+    vox_ml = grid.voxel_volume_ml
+    empty = np.zeros(hu.shape, bool)
+    between = np.zeros(hu.shape, bool)
+    ant = np.where(np.isfinite(ant_y), ant_y, np.nanmedian(ant_y) if np.isfinite(
+        ant_y).any() else np.inf)
+    for k in np.nonzero(lungs.any(axis=(1, 2)))[0]:
+        if lungs[k].sum() < 3:
+            continue
+        hull = convex_hull_image(lungs[k])
+        between[k] = hull & ~lungs[k] & body[k] & ~bone[k] & (y3[k] < ant[k] - 5.0)
+    liver_d = ndi.binary_dilation(liver, _ball(4.0, grid.spacing_mm)) if liver.any() else liver
+    soft = between & (hu >= -20.0) & (hu <= 100.0) & ~liver_d
+    soft = ndi.binary_opening(soft, _ball(HEART_OPENING_MM, grid.spacing_mm))
+    cand = _largest(soft)
+    vol = float(cand.sum() * vox_ml)
+    if vol == 0.0:
+        return empty, None, "no soft tissue between the lungs"
+    cdx = float(dx[cand].mean())
+    problems = []
+    if not HEART_MIN_ML <= vol <= HEART_MAX_ML:
+        problems.append(f"volume {vol:.0f} mL outside {HEART_MIN_ML:g}-{HEART_MAX_ML:g} mL")
+    if cdx < -30.0:
+        problems.append(f"centroid {cdx:.0f} mm right of the spinal axis (heart is left)")
+    if problems:
+        warnings.warn(format_message(
+            f"heart candidate between the lungs dropped: {'; '.join(problems)}",
+            fix="supply organ_labels with a heart label"), warning, stacklevel=3)
+        return empty, None, "heart candidate dropped: " + "; ".join(problems)
+    heart = _fill_slices(cand)
+    rule = (f"soft tissue (-20..100 HU) inside the lungs' convex hull, anterior of the "
+            f"vertebrae, opened by {HEART_OPENING_MM:g} mm; {vol:.0f} mL, centroid "
+            f"{cdx:+.0f} mm from the axis")
+    if suv is None:
+        return heart, None, rule
+    med = float(np.median(suv[heart]))
+    level = max(2.5, 1.6 * med)
+    hot = heart & (suv >= level)
+    hot = ndi.binary_dilation(hot, np.ones((3, 3, 3), bool)) & ndi.binary_dilation(
+        heart, _ball(8.0, grid.spacing_mm)) if hot.any() else hot
+    myo_ml = float(hot.sum() * vox_ml)
+    rule += (f"; myocardium = SUV >= {level:.3g} (max(2.5, 1.6 x heart median {med:.3g})), "
+             f"{myo_ml:.0f} mL (myocardial FDG uptake is variable)")
+    return heart, hot, rule
