@@ -9,12 +9,16 @@ Public API
 :func:`segment_anatomy`
     CT (+ PET) -> :class:`Anatomy` (organ masks on the PET grid, spinal axis, iliac-crest and
     pelvic-inlet levels, liver reference sphere, aortic blood-pool cylinder).
+:class:`FieldOfView`
+    The body regions a scan covers (trunk, thorax, head, pelvis); organs are only searched
+    where their region is in the field of view (rules in :mod:`emlesion.anatomy.fov`).
 :func:`assign_region`
     Lesion mask -> :class:`RegionAssignment` (``retroperitoneal`` / ``pelvic`` / ``other``;
     ``left`` / ``right`` / ``midline``).
 """
 
 from emlesion.anatomy.ct import TOTALSEGMENTATOR_NAMES, AnatomyWarning, segment_anatomy
+from emlesion.anatomy.fov import FieldOfView
 from emlesion.anatomy.model import (
     Anatomy,
     AnatomyLabel,
@@ -30,6 +34,7 @@ __all__ = [
     "Anatomy",
     "AnatomyLabel",
     "AnatomyWarning",
+    "FieldOfView",
     "ReferenceRegion",
     "ReferenceRegionStats",
     "Region",

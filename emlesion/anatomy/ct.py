@@ -396,7 +396,12 @@ def segment_anatomy(
                                          "view?); pelvic/retroperitoneal regions use the scan "
                                          "middle"), AnatomyWarning, stacklevel=2)
         z3 = np.broadcast_to(z_slice[:, None, None], grid.shape)
-        split_z = crest_z if crest_z is not None else float(np.median(z_slice))
+        if crest_z is not None:
+            split_z = crest_z
+        elif lungs.any():  # thorax without pelvis: the whole field lies above the crests
+            split_z = float(z_slice.min()) - sz
+        else:
+            split_z = float(np.median(z_slice))
         below = z3 <= split_z + sz  # at or below the crest level
         above = z3 > split_z
         pelvis = bone & below & (crest_z is not None)

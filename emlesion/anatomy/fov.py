@@ -40,9 +40,11 @@ minus the liver; opened by a :data:`HEART_OPENING_MM` ball (cuts the great vesse
 the oesophagus); the largest component. Accepted when its volume is
 :data:`HEART_MIN_ML`-:data:`HEART_MAX_ML` and its centroid lies left of ``-30 mm`` from
 the spinal axis (the heart is left-anterior) and anterior of the vertebral bodies.
-*Myocardium*: heart voxels with SUV >= ``max(2.5, 1.6 x the heart's median)`` (the
-ventricular blood pool is the heart's cooler bulk), dilated by one voxel for partial
-volume and kept inside the heart dilated by 8 mm.
+*Myocardium*: the voxels with SUV >= ``max(2.5, 1.6 x the heart's median)`` (the
+ventricular blood pool is the heart's cooler bulk) within :data:`MYOCARDIUM_REACH_MM` of
+the heart, in connected regions that touch the heart, dilated by one voxel for partial
+volume. The reach recovers the anterior wall where the heart touches the chest wall in
+front of the lungs' hull (outside the CT heart mask).
 
 Limits
 ------
@@ -111,6 +113,7 @@ BRAIN_MIN_UPTAKE_RATIO = 2.0
 HEART_OPENING_MM = 8.0
 HEART_MIN_ML = 150.0
 HEART_MAX_ML = 1500.0
+MYOCARDIUM_REACH_MM = 15.0
 
 
 @dataclass(frozen=True)
@@ -460,9 +463,11 @@ def find_heart(
         return heart, None, rule
     med = float(np.median(suv[heart]))
     level = max(2.5, 1.6 * med)
-    hot = heart & (suv >= level)
-    hot = ndi.binary_dilation(hot, np.ones((3, 3, 3), bool)) & ndi.binary_dilation(
-        heart, _ball(8.0, grid.spacing_mm)) if hot.any() else hot
+    zone = ndi.binary_dilation(heart, _ball(MYOCARDIUM_REACH_MM, grid.spacing_mm))
+    lab, _n = ndi.label(zone & (suv >= level), structure=np.ones((3, 3, 3), bool))
+    touching = np.unique(lab[heart & (lab > 0)])
+    hot = np.isin(lab, touching) & (lab > 0)
+    hot = ndi.binary_dilation(hot, np.ones((3, 3, 3), bool)) & zone if hot.any() else hot
     myo_ml = float(hot.sum() * vox_ml)
     rule += (f"; myocardium = SUV >= {level:.3g} (max(2.5, 1.6 x heart median {med:.3g})), "
              f"{myo_ml:.0f} mL (myocardial FDG uptake is variable)")
