@@ -20,8 +20,11 @@ Written for the low-dose, non-contrast CT of an abdomen-pelvis FDG PET/CT. Organ
 contrast is poor without iodinated contrast (kidneys, liver, aorta) are found with the help
 of the PET: kidneys as a bilateral, mirror-symmetric pair of moderately avid paraspinal
 structures, the liver as the large, uniformly moderately avid right upper-quadrant organ,
-the bladder as the hottest fluid-density structure in the low midline pelvis. Heart, brain,
-bowel and the iliac vessels are only available from a user-supplied organ label map (a
+the bladder as the hottest fluid-density structure in the low midline pelvis. These trunk
+organs are searched only on trunk slices of the field of view (a scan or crop of a limb,
+the neck or the head yields none of them); brain, lungs, heart and myocardium come from
+:mod:`emlesion.anatomy.fov` when the head or the lungs are in the field of view. Bowel
+and the iliac vessels are only available from a user-supplied organ label map (a
 CT-only bowel rule -- intraluminal gas, gas-adjacent mottled content, morphological
 closing -- was evaluated on the synthetic sample study and rejected: at 4 mm it either
 left gas-poor colon next to a pelvic node unmasked or removed a third of the node, and
