@@ -45,7 +45,7 @@ def test_uniform_sphere_volume_and_peaks() -> None:
     # 15 mm sphere of SUV 6 in background 1, 2 mm grid
     inside = _sphere(15.0, 12, 2.0)
     img = np.where(inside, 6.0, 1.0).astype(np.float32)
-    t = measure_lesions(_vol(img), inside)
+    t = measure_lesions(_vol(img), inside, diameter_convention="centre")
     n = int(inside.sum())  # voxel count, independent
     assert t["n_voxels"][0] == n
     assert t["mtv_ml"][0] == pytest.approx(n * 8 / 1000, rel=1e-12)
@@ -167,7 +167,7 @@ def _ct_with_padding() -> tuple[Volume, Volume, np.ndarray, np.ndarray]:
 
 def test_ct_statistics_exclude_padding_and_use_ct_grid() -> None:
     suv, ct, lab, ct_mask = _ct_with_padding()
-    t = measure_lesions(suv, lab, ct=ct)
+    t = measure_lesions(suv, lab, ct=ct, diameter_convention="centre")
     keep = ct_mask & (ct.array != -3024.0)
     vals = ct.array[keep].astype(np.float64)  # independent numpy: 512 - 3 voxels
     assert t["ct_n_voxels"][0] == 509
@@ -179,6 +179,47 @@ def test_ct_statistics_exclude_padding_and_use_ct_grid() -> None:
     assert t["longest_axial_diameter_mm"][0] == pytest.approx(6 * math.sqrt(2))
     # an explicit padding HU overrides the headers: nothing equals -1 here, all 512 kept
     assert measure_lesions(suv, lab, ct=ct, ct_padding_hu=-1.0)["ct_n_voxels"][0] == 512
+
+
+def test_default_edge_convention_on_pet_and_ct_grids() -> None:
+    # same geometry as above, default convention "edge" (edge to edge):
+    # PET 4 x 4 voxels of 2 mm: edge points (-0.5, 0..3), (3.5, 0..3), (0..3, -0.5),
+    # (0..3, 3.5) voxels; farthest pair (-0.5, 0)-(3.5, 3): hypot(4, 3) voxels = 10 mm;
+    # the same pair pattern on the CT, 8 x 8 voxels of 1 mm: hypot(8, 7) mm;
+    # 3-D PET: face centres (-0.5, 0, 0)-(3.5, 3, 3) voxels = sqrt(16 + 9 + 9) x 2 mm
+    suv, ct, lab, _ = _ct_with_padding()
+    t = measure_lesions(suv, lab, ct=ct)
+    assert t["longest_axial_diameter_mm"][0] == pytest.approx(2 * math.hypot(4, 3))
+    assert t["ct_longest_axial_diameter_mm"][0] == pytest.approx(math.hypot(8, 7))
+    assert t["max_3d_diameter_mm"][0] == pytest.approx(2 * math.sqrt(34))
+    # edge >= centre + s / sqrt(2) and <= centre + s (bounds in emlesion.measure.shape tests)
+    c = measure_lesions(suv, lab, ct=ct, diameter_convention="centre")
+    assert 6 * math.sqrt(2) + math.sqrt(2) <= t["longest_axial_diameter_mm"][0] <= (
+        6 * math.sqrt(2) + 2)
+    assert c["longest_axial_diameter_mm"][0] == pytest.approx(6 * math.sqrt(2))
+    # the convention is recorded: definitions and provenance
+    assert "convention 'edge'" in t.definitions["longest_axial_diameter_mm"]
+    assert "'edge'" in t.definitions["ct_short_axis_mm"]
+    assert "L0JK" in t.definitions["max_3d_diameter_mm"]
+    assert "'centre'" in c.definitions["short_axis_mm"]
+    assert t.provenance[0].inputs["diameter_convention"] == "edge"
+    assert c.provenance[0].inputs["diameter_convention"] == "centre"
+    json.dumps(t.to_dict())
+
+
+def test_one_voxel_lesion_is_not_measured_as_gone() -> None:
+    # a present one-voxel lesion on a 4 mm grid: RECIST/Lugano would read LD = 0 mm as
+    # "disappeared"; edge to edge it is one voxel, 4 mm, LD = SA = max 3-D = 4 mm
+    img = np.ones((5, 5, 5), np.float32)
+    lab = np.zeros(img.shape, np.uint16)
+    lab[2, 2, 2] = 1
+    row = measure_lesions(_vol(img, spacing=(4.0, 4.0, 4.0)), lab).row(1)
+    assert (row.longest_axial_diameter_mm, row.short_axis_mm, row.max_3d_diameter_mm) == (
+        4.0, 4.0, 4.0)
+    old = measure_lesions(_vol(img, spacing=(4.0, 4.0, 4.0)), lab, diameter_convention="centre")
+    assert old.row(1).longest_axial_diameter_mm == 0.0
+    with pytest.raises(ValueError, match="diameter convention"):
+        measure_lesions(_vol(img), lab, diameter_convention="mesh")
 
 
 def test_input_errors() -> None:

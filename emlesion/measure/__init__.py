@@ -2,7 +2,8 @@
 
 Entry point: :func:`measure_lesions` (returns a lazy :class:`LesionTable`). Building blocks
 for other modules: :func:`intensity_peak`, :func:`sphere_kernel`, :func:`sphere_weights`,
-:func:`axial_diameters`, :func:`max_3d_diameter_mm`, :func:`extent_mm`.
+:func:`axial_diameters`, :func:`max_3d_diameter_mm`, :func:`extent_mm` (diameters in the
+:class:`DiameterConvention` chosen; default ``"edge"``, see :mod:`emlesion.measure.shape`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from emlesion.measure.peak import (
 )
 from emlesion.measure.shape import (
     AxialDiameters,
+    DiameterConvention,
     axial_diameters,
     extent_mm,
     max_3d_diameter_mm,
@@ -33,6 +35,7 @@ __all__ = [
     "PEAK_RADIUS_1ML_MM",
     "PEAK_RADIUS_1P2CM_MM",
     "AxialDiameters",
+    "DiameterConvention",
     "LesionMeasurement",
     "LesionTable",
     "PeakResult",

@@ -15,6 +15,11 @@ Where each number is computed:
   (:meth:`emlesion.io.labelmap.LabelMap.resample_to`); CT voxels whose stored value is the
   Pixel Padding Value (0028,0120) (or inside the padding range up to Pixel Padding Range Limit
   (0028,0121)) are left out of the HU statistics.
+* Diameters (``longest_axial_diameter_mm``, ``short_axis_mm``, ``max_3d_diameter_mm`` and
+  the ``ct_`` variants) between the points of one
+  :class:`~emlesion.measure.shape.DiameterConvention`, default ``"edge"`` (edge to edge: the
+  outer boundary of the mask); ``diameter_convention="centre"`` gives the former
+  centre-to-centre values. The convention is in the definitions and the provenance.
 
 References
 ----------
@@ -50,7 +55,12 @@ from emlesion.measure.peak import (
     sphere_kernel,
     sphere_weights,
 )
-from emlesion.measure.shape import axial_diameters, extent_mm, max_3d_diameter_mm
+from emlesion.measure.shape import (
+    DiameterConvention,
+    axial_diameters,
+    extent_mm,
+    max_3d_diameter_mm,
+)
 from emlesion.provenance import ProvenanceStep, jsonable
 
 __all__ = ["LesionMeasurement", "LesionTable", "is_lean_body_units", "measure_lesions"]
@@ -170,6 +180,27 @@ def _split_name(field_name: str, axis: str) -> str:
     return f"{base}_{axis}_{unit}"
 
 
+_CONVENTION_TEXT: dict[DiameterConvention, tuple[str, str]] = {
+    DiameterConvention.EDGE: (
+        "boundary points",
+        "points at the centres of the exposed voxel faces, i.e. pixel edges between the mask "
+        "and the background (marching-squares/cubes vertices): edge-to-edge, a single voxel "
+        "measures one voxel; closest of edge/centre/corner to the true diameter of digitised "
+        "8-60 mm discs and ellipses",
+    ),
+    DiameterConvention.CENTRE: (
+        "voxel centres",
+        "centre-to-centre, about one voxel shorter than edge-to-edge along the grid axes; a "
+        "single voxel measures 0 mm",
+    ),
+    DiameterConvention.CORNER: (
+        "voxel corners",
+        "Feret diameter of the union of voxel squares/cubes; a single voxel measures its "
+        "diagonal",
+    ),
+}
+
+
 def _definitions(
     *,
     radius_mm: float,
@@ -179,8 +210,10 @@ def _definitions(
     tolerance_mm: float,
     suv_units: str,
     ct_padding: str,
+    convention: DiameterConvention,
 ) -> dict[str, str]:
     r = f"r={radius_mm:.4f} mm"
+    pts, conv_note = _CONVENTION_TEXT[convention]
     q = suv_units or "image units"
     d = {
         "label": "label value in the mask (0 is background)",
@@ -215,22 +248,28 @@ def _definitions(
         "centroid_mm": "unweighted mean of the mask voxel centres, LPS mm",
         "extent_cm": "axis-aligned extents along the grid x, y, z axes: "
         "(max index - min index + 1) x spacing, cm (voxel-edge convention)",
-        "longest_axial_diameter_mm": "longest distance between two mask voxel centres in one "
-        "axial slice, maximised over slices (PET grid, centre-to-centre)",
-        "short_axis_mm": "longest extent perpendicular to the LD on the LD slice: max |dv| over "
-        f"voxel-centre pairs within {tolerance_mm:.3g} mm of each other along the LD "
-        "(default tolerance: half the pixel diagonal)",
+        "longest_axial_diameter_mm": f"longest distance between two {pts} of the mask in one "
+        f"axial slice, maximised over slices (PET grid; diameter convention "
+        f"'{convention.value}': {conv_note})",
+        "short_axis_mm": "longest diameter perpendicular to the LD on the LD slice (RECIST "
+        f"1.1 / Lugano SDi): max |dv| over pairs of {pts} within {tolerance_mm:.3g} mm of each "
+        "other along the LD (default tolerance: half the pixel diagonal); convention "
+        f"'{convention.value}'",
         "longest_axial_diameter_slice_index": "z index of the PET slice holding the LD",
-        "max_3d_diameter_mm": "largest distance between mask voxel centres (convex hull of "
-        "boundary voxel centres, pairwise distances; IBSI L0JK analogue on centres)",
+        "max_3d_diameter_mm": f"largest distance between two {pts} of the mask in 3-D (convex "
+        f"hull, pairwise distances; convention '{convention.value}'"
+        + ("; IBSI L0JK on the marching-cubes mesh vertices of the mask)"
+           if convention is DiameterConvention.EDGE else "; IBSI L0JK analogue)"),
         "ct_n_voxels": "CT voxels of the nearest-neighbour-resampled mask used for HU "
         f"statistics ({ct_padding})",
         "hu_mean": "mean HU inside the resampled mask on the CT grid, padding excluded",
         "hu_std": "population standard deviation (ddof=0) of HU inside the resampled mask",
-        "ct_longest_axial_diameter_mm": "longest axial diameter on the CT grid (resampled "
-        "mask, voxel centres, same convention as longest_axial_diameter_mm)",
-        "ct_short_axis_mm": "short axis on the CT grid (same convention as short_axis_mm, "
-        "tolerance half the CT pixel diagonal unless given)",
+        "ct_longest_axial_diameter_mm": "longest axial diameter on the CT grid (mask resampled "
+        f"nearest-neighbour, {pts}, convention '{convention.value}' as "
+        "longest_axial_diameter_mm)",
+        "ct_short_axis_mm": f"short axis on the CT grid ({pts}, convention "
+        f"'{convention.value}' as short_axis_mm, tolerance half the CT pixel diagonal unless "
+        "given)",
     }
     for name in _VEC_FIELDS:
         for ax in _AXES:
@@ -256,6 +295,7 @@ class _Context:
         subsamples: int,
         tolerance_mm: float | None,
         ct_padding_hu: float | None,
+        convention: DiameterConvention = DiameterConvention.EDGE,
     ) -> None:
         self.suv = suv
         self.image = suv.array
@@ -269,6 +309,7 @@ class _Context:
         self.subsamples = subsamples
         self.tolerance_mm = tolerance_mm
         self.ct_padding_hu = ct_padding_hu
+        self.convention = convention
         self.spacing: Vec3 = suv.grid.spacing_mm
 
     @cached_property
@@ -455,7 +496,8 @@ class _Lesion:
     @cached_property
     def _g_axial(self) -> dict[str, Any]:
         d = axial_diameters(
-            self.local_mask, self.ctx.spacing, perpendicular_tolerance_mm=self.ctx.tolerance_mm
+            self.local_mask, self.ctx.spacing, perpendicular_tolerance_mm=self.ctx.tolerance_mm,
+            convention=self.ctx.convention,
         )
         return {
             "longest_axial_diameter_mm": d.longest_mm,
@@ -465,7 +507,11 @@ class _Lesion:
 
     @cached_property
     def _g_diameter_3d(self) -> dict[str, Any]:
-        return {"max_3d_diameter_mm": max_3d_diameter_mm(self.local_mask, self.ctx.spacing)}
+        return {
+            "max_3d_diameter_mm": max_3d_diameter_mm(
+                self.local_mask, self.ctx.spacing, convention=self.ctx.convention
+            )
+        }
 
     @cached_property
     def _g_ct(self) -> dict[str, Any]:
@@ -491,7 +537,9 @@ class _Lesion:
                 keep[kz] &= ~((sl >= rng[0]) & (sl <= rng[1]))
         vals = hu[keep]
         sp = ctx.ct.grid.spacing_mm
-        d = axial_diameters(mask, sp, perpendicular_tolerance_mm=ctx.tolerance_mm)
+        d = axial_diameters(
+            mask, sp, perpendicular_tolerance_mm=ctx.tolerance_mm, convention=ctx.convention
+        )
         return {
             "ct_n_voxels": int(vals.size),
             "hu_mean": float(vals.mean()) if vals.size else None,
@@ -699,6 +747,7 @@ def measure_lesions(
     sul_peak_variant: PeakVariant | str = PeakVariant.GLOBAL,
     exact_subsamples: int = 10,
     perpendicular_tolerance_mm: float | None = None,
+    diameter_convention: DiameterConvention | str = DiameterConvention.EDGE,
     ct_padding_hu: float | None = None,
     label_names: Mapping[int, str] | None = None,
     only_labels: Iterable[int] | None = None,
@@ -732,6 +781,15 @@ def measure_lesions(
     perpendicular_tolerance_mm : float, optional
         Tolerance for "perpendicular to the LD" (see :mod:`emlesion.measure.shape`); default
         half the in-plane pixel diagonal of the grid measured on.
+    diameter_convention : {"edge", "centre", "corner"}
+        Points the LD, SA and maximum 3-D diameter (PET and CT) are measured between
+        (:class:`~emlesion.measure.shape.DiameterConvention`). Default ``"edge"``: the outer
+        boundary of the mask (exposed voxel-face centres), what a reader measures edge to
+        edge; over digitised 8-60 mm discs and ellipses it had the smallest mean absolute
+        error (LD / SA 0.98 / 0.59 mm on a 2 mm grid, 1.69 / 1.44 mm on 4 mm), where
+        ``"centre"`` (the former behaviour) read short (0.93 / 1.57 and 2.46 / 3.41 mm) and
+        gave a one-voxel lesion 0 mm.
+        Recorded in the provenance and in :attr:`LesionTable.definitions`.
     ct_padding_hu : float, optional
         HU value to exclude from CT statistics; default: read Pixel Padding Value
         (0028,0120) (and Pixel Padding Range Limit (0028,0121)) from each CT slice header.
@@ -815,9 +873,10 @@ def measure_lesions(
                 )
             )
 
+    convention = DiameterConvention.coerce(diameter_convention)
     ctx = _Context(
         suv, label_arr, sul_arr, ct, radius, variants, sul_variant, int(exact_subsamples),
-        perpendicular_tolerance_mm, ct_padding_hu,
+        perpendicular_tolerance_mm, ct_padding_hu, convention,
     )
     boxes = ndimage.find_objects(label_arr)
     present = [i + 1 for i, b in enumerate(boxes) if b is not None]
@@ -852,12 +911,13 @@ def measure_lesions(
     definitions = _definitions(
         radius_mm=radius, kernels=kernels, subsamples=int(exact_subsamples),
         sul_variant=sul_variant, tolerance_mm=tol, suv_units=suv.units,
-        ct_padding=ctx.ct_padding_description,
+        ct_padding=ctx.ct_padding_description, convention=convention,
     )
     step = ProvenanceStep(
         "emlesion.measure.measure_lesions",
         rule="SUV statistics on the native PET grid; peaks by spherical-kernel correlation "
-        "over each lesion's padded bounding box",
+        "over each lesion's padded bounding box; diameters between "
+        f"{_CONVENTION_TEXT[convention][0]} (convention '{convention.value}')",
         inputs={
             "suv_series": suv.identity.series_instance_uid,
             "suv_units": suv.units,
@@ -871,6 +931,7 @@ def measure_lesions(
             "sul": sul_rule,
             "sul_peak_variant": sul_variant.value,
             "perpendicular_tolerance_mm": perpendicular_tolerance_mm,
+            "diameter_convention": convention.value,
             "ct_series": ct.identity.series_instance_uid if ct is not None else None,
             "ct_padding": ctx.ct_padding_description,
         },
