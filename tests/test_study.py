@@ -160,7 +160,8 @@ def _synthetic_timepoint(label: str, blobs: dict[int, tuple[Any, float]]) -> Any
     sul = Volume(img * 0.8, grid, units="SULjanma")
     ct = Volume(np.zeros(grid.shape), grid, units="HU")
     labels = LabelMap(lab, grid)
-    table = measure_lesions(suv, labels, ct=ct, sul=sul, peak_variants=("global",))
+    table = measure_lesions(suv, labels, ct=ct, sul=sul, peak_variants=("global",),
+                            diameter_convention="centre")
     return Timepoint(label=label, date=None, pet=suv, ct=ct, suv=suv, sul=sul, anatomy=None,
                      liver=None, blood_pool=None, lesions=labels, measurements=table)
 
