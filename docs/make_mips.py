@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from emlesion._atomic import atomic_path  # noqa: E402
 from emlesion.io import load_pet  # noqa: E402
 from emlesion.suv import compute_suv  # noqa: E402
 
@@ -85,11 +86,9 @@ def save_mip(sample_dir: Path, timepoint: str, truth: dict, out_png: Path) -> No
     cb.set_label("SUVbw", fontsize=7)
     cb.ax.tick_params(labelsize=6)
     fig.tight_layout()
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_suffix(".tmp.png")
-    fig.savefig(tmp, metadata={"Software": None})
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
-    tmp.replace(out_png)
 
 
 def main(argv: list[str]) -> int:
