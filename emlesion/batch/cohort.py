@@ -244,10 +244,6 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    write_bytes_atomic(path, data)
-
-
 def _csv_bytes(rows: Sequence[Mapping[str, Any]], columns: Iterable[str]) -> bytes:
     cols = list(columns)
     buf = io.StringIO()
@@ -308,7 +304,7 @@ def write_cohort_tables(
     for stem, rows in tables.items():
         columns = TABLE_NAMES[stem]
         path = out / f"{stem}.csv"
-        _atomic_write_bytes(path, _csv_bytes(rows, columns))
+        write_bytes_atomic(path, _csv_bytes(rows, columns))
         written[path.name] = path
         if parquet and _write_parquet(out / f"{stem}.parquet", rows, columns):
             written[f"{stem}.parquet"] = out / f"{stem}.parquet"
