@@ -45,6 +45,9 @@ from scipy import ndimage as ndi
 
 from emlesion.anatomy.fov import (
     FieldOfView,
+    _ball,
+    _fill_slices,
+    _largest,
     find_brain_ct,
     find_brain_pet,
     find_heart,
@@ -147,23 +150,6 @@ class AnatomyWarning(EmlesionWarning):
 
 
 # ---------------------------------------------------------------------------- helpers
-def _ball(radius_mm: float, spacing_xyz: tuple[float, float, float]) -> np.ndarray:
-    """Ellipsoidal structuring element ``(z, y, x)`` of physical radius ``radius_mm``."""
-    sx, sy, sz = spacing_xyz
-    rz, ry, rx = (max(math.floor(radius_mm / s), 0) for s in (sz, sy, sx))
-    z, y, x = np.ogrid[-rz : rz + 1, -ry : ry + 1, -rx : rx + 1]
-    return ((z * sz) ** 2 + (y * sy) ** 2 + (x * sx) ** 2) <= radius_mm**2 + 1e-6
-
-
-def _largest_component(mask: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
-    lab, n = ndi.label(mask, structure=structure)
-    if n == 0:
-        return np.zeros_like(mask, dtype=bool)
-    counts = np.bincount(lab.ravel())
-    counts[0] = 0
-    return lab == int(np.argmax(counts))
-
-
 def _remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     lab, n = ndi.label(mask, structure=np.ones((3, 3, 3), bool))
     if n == 0:
@@ -172,13 +158,6 @@ def _remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     keep = counts >= min_voxels
     keep[0] = False
     return keep[lab]
-
-
-def _fill_slices(mask: np.ndarray) -> np.ndarray:
-    out = np.empty_like(mask, dtype=bool)
-    for k in range(mask.shape[0]):
-        out[k] = ndi.binary_fill_holes(mask[k])
-    return out
 
 
 def _interp_nan(values: np.ndarray) -> np.ndarray:
@@ -365,7 +344,7 @@ def segment_anatomy(
         masks: dict[AnatomyLabel, np.ndarray] = {}
 
         # 1. body -------------------------------------------------------------
-        body = _largest_component(_fill_slices(hu > BODY_HU), np.ones((3, 3, 3), bool))
+        body = _largest(_fill_slices(hu > BODY_HU), np.ones((3, 3, 3), bool))
         masks[AnatomyLabel.BODY] = body
         steps.append(ProvenanceStep("emlesion.anatomy.body", rule="CT > -500 HU, slice holes "
                                     "filled, largest 3-D component",
@@ -730,10 +709,10 @@ def _bladder(
             continue
         if abs(float(dx[core].mean())) > 40.0:
             continue
-        iso = _largest_component(comp & (suv >= 0.5 * m))
+        iso = _largest(comp & (suv >= 0.5 * m))
         fluid = (hu >= FLUID_HU[0]) & (hu <= FLUID_HU[1]) & ndi.binary_dilation(
             iso, _ball(8.0, grid.spacing_mm)) & region
-        fluid = _largest_component(fluid & ndi.binary_dilation(core, _ball(4.0, grid.spacing_mm))
+        fluid = _largest(fluid & ndi.binary_dilation(core, _ball(4.0, grid.spacing_mm))
                                    | (fluid & iso)) if fluid.any() else fluid
         bladder = _fill_slices(iso | fluid)
         return bladder, (f"hottest fluid-core midline pelvic PET component (SUVmax {m:.3g}); "
@@ -746,7 +725,7 @@ def _bladder_ct(
 ) -> np.ndarray:
     fluid = region & (np.abs(dx) < 70.0) & (dy < 0.0) & (hu >= FLUID_HU[0]) & (hu <= FLUID_HU[1])
     fluid = ndi.binary_opening(fluid, _ball(4.0, grid.spacing_mm))
-    comp = _largest_component(fluid)
+    comp = _largest(fluid)
     return comp if comp.sum() * grid.voxel_volume_ml >= 20.0 else np.zeros_like(comp)
 
 
@@ -756,11 +735,11 @@ def _liver(
     hu_s = ndi.uniform_filter(hu, size=3)
     cand = region & (dx < 0.0) & (hu_s >= 38.0) & (hu_s <= 100.0) & (suv_s >= 1.2) & (suv_s <= 4.0)
     cand = ndi.binary_opening(cand, np.ones((3, 3, 3), bool))
-    comp = _largest_component(cand)
+    comp = _largest(cand)
     if comp.any():
         # uniform uptake: keep voxels within 35 % of the organ's median (drops kidney, lesions)
         med = float(np.median(suv_s[comp]))
-        comp = _largest_component(
+        comp = _largest(
             ndi.binary_opening(comp & (np.abs(suv_s - med) <= 0.35 * med), np.ones((3, 3, 3), bool))
         )
         comp = _fill_slices(comp)
@@ -821,7 +800,7 @@ def _kidneys(
     out = []
     for side, partner in ((left, partner_l), (right, partner_r)):
         sym = side & partner
-        comp = _largest_component(sym)
+        comp = _largest(sym)
         if comp.sum() < min_vox:
             comp = np.zeros_like(comp)
         else:
