@@ -22,7 +22,7 @@ from typing import Any
 from emlesion.provenance import ProvenanceStep
 
 from .assessment import Assessment, Category, Criterion, ResponseWarning
-from .observations import LesionObservation, TimepointObservation
+from .observations import LesionObservation, TimepointObservation, UptakeMetric
 
 TOLERANCE = 1e-9
 
@@ -81,6 +81,18 @@ def new_lesions(baseline: TimepointObservation,
         lesion for lesion in followup.lesions
         if lesion.track_id not in baseline.track_ids and not lesion.resolved
     ]
+
+
+def measured_uptake(tp: TimepointObservation,
+                    metric: UptakeMetric) -> list[tuple[float, LesionObservation]]:
+    """``(value, lesion)`` of every lesion of ``tp`` that is not resolved and has ``metric``."""
+    return [(v, les) for les in tp.lesions
+            if not les.resolved and (v := les.uptake(metric)) is not None]
+
+
+def hottest(measured: Sequence[tuple[float, LesionObservation]]) -> tuple[float, LesionObservation]:
+    """The ``(value, lesion)`` with the largest value (ties: the largest ``track_id``)."""
+    return max(measured, key=lambda vl: (vl[0], vl[1].track_id))
 
 
 def select_by_organ(candidates: Sequence[tuple[float, LesionObservation]], max_total: int,

@@ -13,6 +13,8 @@ from ._common import (
     check_order,
     fmt,
     fmt_pct,
+    hottest,
+    measured_uptake,
     more_than,
     new_lesions,
     percent_change,
@@ -162,12 +164,11 @@ def assess_eortc(
     if missing_pet:
         reasons.append(f"no PET at {', '.join(missing_pet)}: EORTC needs PET at both scans")
         return done(EortcCategory.NE, "EORTC.NE.no_pet")
-    measured = [(v, les) for les in baseline.lesions
-                if not les.resolved and (v := les.uptake(m)) is not None]
+    measured = measured_uptake(baseline, m)
     if not measured:
         reasons.append(f"no baseline lesion with a measured {m.value}")
         return done(EortcCategory.NE, "EORTC.NE.no_baseline_uptake")
-    b_val, target = max(measured, key=lambda vl: (vl[0], vl[1].track_id))
+    b_val, target = hottest(measured)
     numbers["target_lesion"] = target.track_id
     numbers[f"baseline_{m.value}"] = b_val
     reasons.append(f"target (hottest baseline lesion) {target.name}: {m.value} {fmt(b_val)}")

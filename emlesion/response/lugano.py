@@ -15,6 +15,8 @@ from ._common import (
     check_order,
     fmt,
     fmt_pct,
+    hottest,
+    measured_uptake,
     more_than,
     new_lesions,
     percent_change,
@@ -232,12 +234,11 @@ def assess_lugano_pet(
     if missing_pet:
         reasons.append(f"no PET at {', '.join(missing_pet)}")
         return done(LuganoPetCategory.NE, "LUGANO_PET.NE.no_pet")
-    b_measured = [(v, les) for les in baseline.lesions
-                  if not les.resolved and (v := les.uptake(m)) is not None]
+    b_measured = measured_uptake(baseline, m)
     if not b_measured:
         reasons.append(f"no baseline lesion with a measured {m.value}")
         return done(LuganoPetCategory.NE, "LUGANO_PET.NE.no_baseline_uptake")
-    b_val, b_les = max(b_measured, key=lambda vl: (vl[0], vl[1].track_id))
+    b_val, b_les = hottest(b_measured)
     b_scores = [deauville_score(les, baseline, refs)[0] for _, les in b_measured]
     b_max = max((s for s in b_scores if s is not None), default=None)
     numbers["baseline_deauville_max"] = b_max
@@ -279,9 +280,8 @@ def assess_lugano_pet(
     if f_max <= cmr_max_score:
         reasons.append(f"highest Deauville score {f_max} <= {cmr_max_score}; no new lesion")
         return done(LuganoPetCategory.CMR, "LUGANO_PET.CMR")
-    f_measured = [(v, les) for les in followup.lesions
-                  if not les.resolved and (v := les.uptake(m)) is not None]
-    f_val, f_les = max(f_measured, key=lambda vl: (vl[0], vl[1].track_id))
+    f_measured = measured_uptake(followup, m)
+    f_val, f_les = hottest(f_measured)
     d_pct = percent_change(f_val, b_val)
     numbers[f"followup_hottest_{m.value}"] = f_val
     numbers["followup_hottest_lesion"] = f_les.track_id
