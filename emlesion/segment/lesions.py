@@ -600,7 +600,11 @@ def segment_lesions(
         core = cand & ~halo
         lab, n = ndi.label(core, structure=structure)
         sizes = np.bincount(lab.ravel(), minlength=n + 1)
-        full_lab, _ = ndi.label(cand, structure=structure)
+        full_lab, n_full = ndi.label(cand, structure=structure)
+        # voxels and halo voxels per connected component of the candidates, counted once
+        full_sizes = np.bincount(full_lab.ravel(), minlength=n_full + 1)
+        full_in_halo = np.bincount(full_lab[halo], minlength=n_full + 1)
+        rim_zone = low_organ & search
         lesions: list[tuple[np.ndarray, float]] = []
         dropped_small = dropped_spill = 0
         order: list[int] = (
@@ -614,11 +618,11 @@ def segment_lesions(
             c = lab == i
             m = _attach_halo(c, cand, halo, reach, structure)
             comp_ids = np.unique(full_lab[c])
-            whole = np.isin(full_lab, comp_ids[comp_ids > 0])
-            if (whole & halo).sum() > max_halo_fraction * whole.sum():
+            comp_ids = comp_ids[comp_ids > 0]
+            if full_in_halo[comp_ids].sum() > max_halo_fraction * full_sizes[comp_ids].sum():
                 dropped_spill += 1
                 continue
-            lesions.append((_add_rim(m, a, t_seed, low_organ & search), t_seed))
+            lesions.append((_add_rim(m, a, t_seed, rim_zone), t_seed))
         steps.append(ProvenanceStep(
             "emlesion.segment.candidates",
             rule=f"{seed.value}: SUV >= {t_seed:.4g}",
@@ -651,7 +655,7 @@ def segment_lesions(
                         series=suv.identity.series_instance_uid or None,
                         fix="check the contour; pass a lesion mask or a tighter search region"),
                         SegmentationWarning, stacklevel=2)
-                g = _add_rim(g, a, t, low_organ & search & ~taken)
+                g = _add_rim(g, a, t, rim_zone & ~taken)
                 if g.sum() * vox_ml < min_volume_ml:
                     continue
                 taken |= g
