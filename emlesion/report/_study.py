@@ -41,6 +41,14 @@ def study_views(
     return header, views, list(study.tracks_list()), study.assess
 
 
+def _tracking_info(study: Any, track_id: str) -> TrackingInfo:
+    """``track_id`` with its UID from the PatientID and the baseline StudyInstanceUID."""
+    base = study.baseline.pet.identity
+    return TrackingInfo(track_id, tracking_uid(
+        track_id, patient_id=study.patient_id or base.patient_id,
+        baseline_study_uid=base.study_instance_uid))
+
+
 def track_infos(study: Any, timepoint: Any) -> dict[int, TrackingInfo]:
     """Label -> :class:`TrackingInfo` of every lesion of one timepoint.
 
@@ -48,29 +56,19 @@ def track_infos(study: Any, timepoint: Any) -> dict[int, TrackingInfo]:
     (:func:`emlesion.report.dicom.tracking_uid`), so it is the same at every timepoint of a
     track. A lesion without a track gets the identifier ``"<timepoint>-L<label>"``.
     """
-    base = study.baseline.pet.identity
-    patient = study.patient_id or base.patient_id
-    out: dict[int, TrackingInfo] = {}
-    for lab in timepoint.lesions.labels:
-        tid = study.track_id_of(timepoint.label, lab) or f"{timepoint.label}-L{lab}"
-        out[int(lab)] = TrackingInfo(
-            tid, tracking_uid(tid, patient_id=patient, baseline_study_uid=base.study_instance_uid)
-        )
-    return out
+    return {
+        int(lab): _tracking_info(
+            study, study.track_id_of(timepoint.label, lab) or f"{timepoint.label}-L{lab}")
+        for lab in timepoint.lesions.labels
+    }
 
 
 def absent_tracks(study: Any, label: str) -> tuple[TrackingInfo, ...]:
     """Tracks whose state at timepoint ``label`` is ``resolved`` or ``merged``."""
-    base = study.baseline.pet.identity
-    patient = study.patient_id or base.patient_id
-    out = []
-    for t in study.tracks_list():
-        state = (t.get("states") or {}).get(label)
-        if state in ("resolved", "merged"):
-            tid = str(t["id"])
-            out.append(TrackingInfo(tid, tracking_uid(
-                tid, patient_id=patient, baseline_study_uid=base.study_instance_uid)))
-    return tuple(out)
+    return tuple(
+        _tracking_info(study, str(t["id"])) for t in study.tracks_list()
+        if (t.get("states") or {}).get(label) in ("resolved", "merged")
+    )
 
 
 @dataclass(frozen=True, eq=False)
