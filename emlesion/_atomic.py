@@ -18,6 +18,18 @@ __all__ = ["atomic_path", "write_bytes_atomic", "write_text_atomic"]
 
 
 def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux).
+
+    Setting and restoring the umask (the portable fallback) briefly leaves it at 0, which
+    another thread creating a file at that moment would inherit.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
