@@ -350,6 +350,11 @@ class Timepoint:
                 f"method={self.method!r}, CT={'yes' if self.ct is not None else 'no'}{liver})")
 
 
+def _untracked_id(label: int) -> str:
+    """Track id of lesion ``label`` when the study is not tracked: ``"T<label>"``."""
+    return f"T{int(label)}"
+
+
 def _observation_of(tp: Timepoint, track_id: str, labels: Sequence[int]) -> LesionObservation:
     """Combine the fragments of one track at one timepoint into a LesionObservation.
 
@@ -466,7 +471,7 @@ class Study:
     def track_id_of(self, timepoint: str, label: int) -> str | None:
         """Track id of lesion ``label`` of ``timepoint`` (``None`` without tracking)."""
         if self.tracking is None:
-            return "T" + str(int(label)) if len(self.timepoints) == 1 else None
+            return _untracked_id(label) if len(self.timepoints) == 1 else None
         track = self.tracking.track_of(timepoint, label)
         return track.id if track is not None else None
 
@@ -493,7 +498,8 @@ class Study:
                     elif point.state in (TrackState.RESOLVED, TrackState.MERGED):
                         lesions.append(LesionObservation(track_id=track.id, resolved=True))
             else:
-                lesions = [_observation_of(tp, f"T{lab}", [lab]) for lab in tp.measurements.labels]
+                lesions = [_observation_of(tp, _untracked_id(lab), [lab])
+                           for lab in tp.measurements.labels]
             ct_thickness = None
             if tp.ct is not None:
                 thick = tp.ct.headers[0].get("SliceThickness", None) if tp.ct.headers else None
@@ -546,7 +552,7 @@ class Study:
         (primary) lesion label or null, ``states`` and ``fragments`` per timepoint."""
         if self.tracking is None:
             tp = self.baseline
-            return [{"id": f"T{lab}", tp.label: lab, "states": {tp.label: "present"},
+            return [{"id": _untracked_id(lab), tp.label: lab, "states": {tp.label: "present"},
                      "fragments": {tp.label: [lab]}} for lab in tp.measurements.labels]
         out = []
         for track in self.tracking.tracks:
