@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -105,17 +104,10 @@ def print_summary(study: Any, assessments: Any, stream: Any) -> None:
             print(f"track {track.id}: {states}", file=stream)
 
 
-def _stage_line(progress: Any, stage: str, seconds: float) -> None:
-    if progress is not None:
-        from emlesion.study import StageEvent
-
-        progress(StageEvent(stage, None, seconds))
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``emlesion response``; returns the exit code."""
     from emlesion.study import StderrProgress, check_output_location, load_study
-    from emlesion.study.output import write_study_outputs
+    from emlesion.study.output import write_all_outputs
 
     inputs = list(args.dirs) + [m for m in (args.masks or []) if m != "auto"]
     out_dir = check_output_location(args.out, inputs)
@@ -144,25 +136,11 @@ def run(args: argparse.Namespace) -> int:
             residual_search=not args.no_residual_search, progress=progress)
         assessments = study.assess(args.criteria)
         report = study.to_report_dict(assessments, deidentify=args.deidentify)
-    paths = write_study_outputs(study, out_dir, report)
     with warnings.catch_warnings(record=True) as caught_report:
         warnings.simplefilter("always")
-        if not args.no_html:
-            from emlesion.report import write_html_report
-
-            t0 = time.perf_counter()
-            paths["report.html"] = write_html_report(study, assessments,
-                                                     out_dir / "report.html",
-                                                     deidentify=args.deidentify)
-            _stage_line(progress, "report.html", time.perf_counter() - t0)
-        if not args.no_dicom:
-            from emlesion.report import write_dicom_outputs
-
-            t0 = time.perf_counter()
-            for k, path in enumerate(write_dicom_outputs(study, out_dir / "dicom",
-                                                         assessments=assessments)):
-                paths[f"dicom{k}"] = path
-            _stage_line(progress, "dicom", time.perf_counter() - t0)
+        paths = write_all_outputs(study, out_dir, assessments, report, html=not args.no_html,
+                                  dicom=not args.no_dicom, deidentify=args.deidentify,
+                                  progress=progress)
     caught = [*caught, *caught_report]
     if not args.quiet:
         for msg in dict.fromkeys(str(w.message) for w in caught):

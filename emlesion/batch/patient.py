@@ -310,12 +310,12 @@ def _publish(staging: Path, final: Path) -> None:
 def _run_study(job: PatientJob, folder: Path) -> None:
     """Run the study pipeline of ``job`` and write its outputs into ``folder``.
 
-    The same outputs as ``emlesion response``: ``report.json`` and ``lesions.csv``
-    (:func:`emlesion.study.write_study_outputs`), ``report.html``
-    (:func:`emlesion.report.write_html_report`) and ``dicom/`` (DICOM SEG + SR per timepoint,
-    :func:`emlesion.report.write_dicom_outputs`) unless the options ``html``/``dicom`` are off.
+    The same outputs as ``emlesion response`` (:func:`emlesion.study.output.write_all_outputs`:
+    ``report.json``, ``lesions.csv``, ``report.html``, ``dicom/``) unless the options
+    ``html``/``dicom`` are off.
     """
-    from emlesion.study import check_output_location, load_study, write_study_outputs
+    from emlesion.study import check_output_location, load_study
+    from emlesion.study.output import write_all_outputs
 
     opts = parse_options(job)
     criteria = opts.pop("criteria", None)
@@ -330,15 +330,8 @@ def _run_study(job: PatientJob, folder: Path) -> None:
         study = load_study(job.folders, masks=job.masks or None, **opts)
         assessments = study.assess(criteria) if criteria else study.assess()
         report = study.to_report_dict(assessments, deidentify=deidentify)
-        write_study_outputs(study, folder, report)
-        if html:
-            from emlesion.report import write_html_report
-
-            write_html_report(study, assessments, folder / "report.html", deidentify=deidentify)
-        if dicom:
-            from emlesion.report import write_dicom_outputs
-
-            write_dicom_outputs(study, folder / "dicom", assessments=assessments)
+        write_all_outputs(study, folder, assessments, report, html=html, dicom=dicom,
+                          deidentify=deidentify)
 
 
 def process_patient(job: PatientJob, out_dir: str | os.PathLike[str]) -> PatientResult:

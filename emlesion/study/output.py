@@ -11,17 +11,19 @@ import csv
 import io
 import json
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from emlesion import _atomic
 from emlesion.errors import InconsistentStudyError, format_message
-from emlesion.study.model import CSV_COLUMNS, Study
+from emlesion.study.model import CSV_COLUMNS, ProgressCallback, StageEvent, Study
 
 __all__ = [
     "StderrProgress",
     "check_output_location",
+    "write_all_outputs",
     "write_csv_atomic",
     "write_json_atomic",
     "write_study_outputs",
@@ -87,6 +89,52 @@ def write_study_outputs(study: Study, out_dir: str | os.PathLike[str],
         "report.json": write_json_atomic(out / "report.json", report),
         "lesions.csv": write_csv_atomic(out / "lesions.csv", study.lesions_rows(), CSV_COLUMNS),
     }
+
+
+def write_all_outputs(
+    study: Study,
+    out_dir: str | os.PathLike[str],
+    assessments: Sequence[Any],
+    report: Mapping[str, Any],
+    *,
+    html: bool = True,
+    dicom: bool = True,
+    deidentify: bool = False,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Path]:
+    """Everything ``emlesion response`` and a batch patient write into ``out_dir``.
+
+    :func:`write_study_outputs` (``report.json``, ``lesions.csv``), then ``report.html``
+    (:func:`emlesion.report.write_html_report`) and ``dicom/`` (DICOM SEG + TID 1500 SR per
+    timepoint, :func:`emlesion.report.write_dicom_outputs`) unless ``html``/``dicom`` is off.
+    ``progress`` gets a finished :class:`StageEvent` (``"report.html"``, ``"dicom"``) for each.
+
+    Returns
+    -------
+    dict
+        ``{"report.json": path, "lesions.csv": path, "report.html": path,
+        "dicom0": path, "dicom1": path, ...}``.
+    """
+    out = Path(out_dir)
+    paths = write_study_outputs(study, out, report)
+    if html:
+        from emlesion.report import write_html_report
+
+        t0 = time.perf_counter()
+        paths["report.html"] = write_html_report(study, assessments, out / "report.html",
+                                                 deidentify=deidentify)
+        if progress is not None:
+            progress(StageEvent("report.html", None, time.perf_counter() - t0))
+    if dicom:
+        from emlesion.report import write_dicom_outputs
+
+        t0 = time.perf_counter()
+        for k, path in enumerate(write_dicom_outputs(study, out / "dicom",
+                                                     assessments=assessments)):
+            paths[f"dicom{k}"] = path
+        if progress is not None:
+            progress(StageEvent("dicom", None, time.perf_counter() - t0))
+    return paths
 
 
 class StderrProgress:
