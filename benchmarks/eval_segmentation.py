@@ -19,16 +19,15 @@ Usage::
 Seed 2024 uses ``sample_scans/``; other seeds are generated (about 30 s each) into ``--work``
 unless already there. Acceptance (issue 8): every metabolically active lesion within 15 %.
 
-Known gap (all four seeds): the month-1 pelvic-wall nodule (SUVmax ~3.3) is over-segmented
-(+98 % to +256 %) because its 41 % contour runs into the adjacent sigmoid colon and iliac
-vessels, which the automatic anatomy does not delineate; seed 2025 also reports a month-3
-colon false positive. A bowel mask built from the CT alone (intraluminal gas, gas-adjacent
-content in -80..15 HU, 6 mm closing, homogeneous soft tissue removed) was evaluated with the
-generator's tissue labels: it captured 55-60 % of the colon but also 20-40 nodule voxels,
-giving +9 % on seed 2024 and +102 % on seed 7, so it was not adopted. With a user bowel /
-iliac-vessel label map, :func:`emlesion.segment.segment_lesions` excludes those voxels
-without a spill-over halo (``LOW_UPTAKE_LABELS``).
-"""
+Known gap (all four seeds): the month-1 pelvic-wall nodule (SUVmax ~3.3) is over-segmented (+98
+% to +256 % across seeds and blood-pool estimates) because its 41 % contour runs into the
+adjacent sigmoid colon and iliac vessels, which the automatic anatomy does not delineate; seed
+2025 also reports a month-3 colon false positive. A bowel mask built from the CT alone
+(intraluminal gas, gas-adjacent content in -80..15 HU, 6 mm closing, homogeneous soft tissue
+removed) was evaluated with the generator's tissue labels: it captured 55-60 % of the colon but
+also 20-40 nodule voxels, giving +9 % on seed 2024 and +102 % on seed 7, so it was not adopted.
+With a user bowel / iliac-vessel label map, :func:`emlesion.segment.segment_lesions` excludes
+those voxels without a spill-over halo (``LOW_UPTAKE_LABELS``). """
 
 from __future__ import annotations
 
