@@ -330,12 +330,17 @@ def _client(workers: int, scheduler: str | None) -> Iterator[Any]:
         with distributed.Client(scheduler, set_as_default=False) as client:
             yield client
         return
+    # Dask already limits OpenMP/BLAS to one thread per worker process; ITK (CT
+    # registration, resampling) would otherwise start one thread per core in every worker,
+    # and workers sharing the machine would slow each other down.
+    itk_threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     with distributed.LocalCluster(
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
         dashboard_address=":0",  # a free port: several batches may run on one machine
         silence_logs=logging.ERROR,
+        env={"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(itk_threads)},
     ) as cluster, distributed.Client(cluster, set_as_default=False) as client:
         yield client
 
