@@ -22,6 +22,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+from emlesion._atomic import write_text_atomic
 from emlesion.io import Grid, LabelMap, SeriesIdentity, Volume
 from emlesion.measure import measure_lesions
 from emlesion.report import (
@@ -32,7 +33,6 @@ from emlesion.report import (
     render_html,
 )
 from emlesion.report.figures import Canonical, canonical_array
-from emlesion.report.html import write_text_atomic
 from emlesion.response import Assessment, Criterion, PercistCategory
 
 EVIL_NAME = "Doe^<script>alert('x')</script>"
@@ -121,7 +121,7 @@ def page(views: list[TimepointView], assessments: list[Any]) -> str:
 
 @pytest.fixture(scope="module")
 def report_file(page: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_text_atomic(page, tmp_path_factory.mktemp("report") / "report.html")
+    return write_text_atomic(tmp_path_factory.mktemp("report") / "report.html", page)
 
 
 # --------------------------------------------------------------------------- structure

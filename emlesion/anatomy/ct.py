@@ -45,7 +45,6 @@ from scipy import ndimage as ndi
 
 from emlesion.anatomy.fov import (
     FieldOfView,
-    _ball,
     _fill_slices,
     _largest,
     find_brain_ct,
@@ -62,6 +61,7 @@ from emlesion.anatomy.model import (
 )
 from emlesion.errors import EmlesionWarning, MaskError, format_message
 from emlesion.io.geometry import Grid, resample_array
+from emlesion.io.geometry import ball_structure as _ball
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import Volume
 from emlesion.provenance import ProvenanceStep, record_warnings

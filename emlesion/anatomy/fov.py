@@ -83,6 +83,7 @@ from skimage.morphology import convex_hull_image
 
 from emlesion.errors import format_message
 from emlesion.io.geometry import Grid
+from emlesion.io.geometry import ball_structure as _ball
 from emlesion.provenance import jsonable
 
 __all__ = [
@@ -199,13 +200,6 @@ class FieldOfView:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _ball(radius_mm: float, spacing_xyz: tuple[float, float, float]) -> np.ndarray:
-    sx, sy, sz = spacing_xyz
-    rz, ry, rx = (max(math.floor(radius_mm / s), 0) for s in (sz, sy, sx))
-    z, y, x = np.ogrid[-rz : rz + 1, -ry : ry + 1, -rx : rx + 1]
-    return ((z * sz) ** 2 + (y * sy) ** 2 + (x * sx) ** 2) <= radius_mm**2 + 1e-6
-
-
 def _largest(mask: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
     lab, n = ndi.label(mask, structure=structure)
     if n == 0:

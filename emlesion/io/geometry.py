@@ -18,6 +18,7 @@ References
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,7 +27,7 @@ import SimpleITK as sitk
 
 from emlesion.errors import GeometryError, format_message
 
-__all__ = ["Grid", "resample_array"]
+__all__ = ["Grid", "ball_structure", "resample_array"]
 
 Vec3 = tuple[float, float, float]
 Mat3 = tuple[float, float, float, float, float, float, float, float, float]
@@ -156,6 +157,36 @@ class Grid:
         nz, ny, nx = self.shape
         img = sitk.Image(nx, ny, nz, sitk.sitkUInt8)
         return self.apply_to(img)
+
+
+def ball_structure(radius_mm: float, spacing_mm: tuple[float, float, float]) -> np.ndarray:
+    """Boolean ball of ``radius_mm`` on a voxel grid, in ``(z, y, x)`` order.
+
+    A voxel belongs when its centre lies within ``radius_mm`` of the central voxel's centre
+    (with a 1e-6 mm² tolerance so that centres exactly on the sphere are included).
+
+    Parameters
+    ----------
+    radius_mm : float
+        Ball radius in mm; 0 gives the single central voxel.
+    spacing_mm : tuple of float
+        Voxel spacing ``(x, y, z)`` in mm, as :attr:`Grid.spacing_mm`.
+
+    Returns
+    -------
+    ndarray of bool
+        Shape ``(2 rz + 1, 2 ry + 1, 2 rx + 1)`` with ``r = floor(radius / spacing)``.
+
+    Examples
+    --------
+    >>> int(ball_structure(4.0, (4.0, 4.0, 4.0)).sum())  # centre + 6 face neighbours
+    7
+    """
+    sx, sy, sz = spacing_mm
+    rz, ry, rx = (max(math.floor(radius_mm / s), 0) for s in (sz, sy, sx))
+    z, y, x = np.ogrid[-rz : rz + 1, -ry : ry + 1, -rx : rx + 1]
+    ball: np.ndarray = ((z * sz) ** 2 + (y * sy) ** 2 + (x * sx) ** 2) <= radius_mm**2 + 1e-6
+    return ball
 
 
 def resample_array(

@@ -60,7 +60,6 @@ __all__ = [
     "normalise_assessments",
     "render_html",
     "write_html_report",
-    "write_text_atomic",
 ]
 
 #: Text shown instead of the identifying attributes when de-identifying.
@@ -463,11 +462,6 @@ def _ct_on_pet(tp: TimepointView) -> np.ndarray | None:
     return tp.ct.resample_to(tp.suv.grid, interpolation="linear").array
 
 
-def write_text_atomic(text: str, path: str | os.PathLike[str]) -> Path:
-    """Write UTF-8 text to ``path`` atomically (temporary file in the same folder, rename)."""
-    return _atomic.write_text_atomic(path, text)
-
-
 def write_html_report(
     study: Any,
     assessments: Sequence[Any] | None,
@@ -503,4 +497,4 @@ def write_html_report(
     if assessments is None:
         assessments = default_assessments()
     text = render_html(header, views, tracks, assessments, deidentify=deidentify, title=title)
-    return write_text_atomic(text, path)
+    return _atomic.write_text_atomic(path, text)

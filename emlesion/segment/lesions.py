@@ -31,6 +31,7 @@ from emlesion.anatomy import (
 from emlesion.anatomy.model import voxel_centres_mm
 from emlesion.errors import EmlesionWarning, SegmentationError, format_message
 from emlesion.io.geometry import Grid, resample_array
+from emlesion.io.geometry import ball_structure as _ball
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import Volume
 from emlesion.provenance import ProvenanceStep, jsonable, record_warnings
@@ -267,13 +268,6 @@ def _structure(connectivity: int) -> np.ndarray:
         raise SegmentationError(format_message(f"connectivity must be 6, 18 or 26, got "
                                                f"{connectivity}"))
     return ndi.generate_binary_structure(3, rank)
-
-
-def _ball(radius_mm: float, spacing_xyz: tuple[float, float, float]) -> np.ndarray:
-    sx, sy, sz = spacing_xyz
-    rz, ry, rx = (max(math.floor(radius_mm / s), 0) for s in (sz, sy, sx))
-    z, y, x = np.ogrid[-rz : rz + 1, -ry : ry + 1, -rx : rx + 1]
-    return ((z * sz) ** 2 + (y * sy) ** 2 + (x * sx) ** 2) <= radius_mm**2 + 1e-6
 
 
 def _exclusion_labels(exclude: Iterable[str | AnatomyLabel]) -> dict[str, tuple[AnatomyLabel, ...]]:

@@ -27,18 +27,12 @@ __all__ = [
     "write_csv_atomic",
     "write_json_atomic",
     "write_study_outputs",
-    "write_text_atomic",
 ]
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file and :func:`os.replace`."""
-    return _atomic.write_text_atomic(path, text)
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as indented JSON (NaN refused: values must already be JSON-able)."""
-    return write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+    return _atomic.write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def write_csv_atomic(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]],
@@ -50,7 +44,7 @@ def write_csv_atomic(path: str | os.PathLike[str], rows: Iterable[Mapping[str, A
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-    return write_text_atomic(path, buf.getvalue())
+    return _atomic.write_text_atomic(path, buf.getvalue())
 
 
 def check_output_location(out_dir: str | os.PathLike[str],
