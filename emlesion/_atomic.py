@@ -1,20 +1,33 @@
-"""Atomic file writes shared by every module that writes outputs.
+"""Atomic file writes and folder publication shared by every module that writes outputs.
 
 A file is written to a temporary file in its destination folder and renamed into place
 with :func:`os.replace`, so that a reader (or a resumed batch) never sees a half-written
 file that looks complete. The temporary file gets the usual mode (``0o666 & ~umask``)
 instead of :func:`tempfile.mkstemp`'s 0600.
+
+A folder is built completely under a temporary name beside its destination and published
+by :func:`publish_dir`, one ``rename(2)`` on the same file system.
+
+References
+----------
+.. [1] POSIX ``rename(2)``: renaming a file or a directory within one file system is atomic;
+   a directory may replace an existing *empty* directory, never a non-empty one.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_bytes_atomic", "write_text_atomic"]
+from emlesion.errors import format_message
+
+__all__ = ["atomic_path", "publish_dir", "write_bytes_atomic", "write_text_atomic"]
 
 
 def _umask() -> int:
@@ -76,3 +89,113 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
         fh.write(text)
     return Path(path)
+
+
+def publish_dir(
+    tmp_dir: str | os.PathLike[str], final_dir: str | os.PathLike[str], *, replace: bool
+) -> None:
+    """Publish a completely written folder ``tmp_dir`` under the name ``final_dir`` by rename.
+
+    A reader sees either the previous ``final_dir`` (or none) or the complete new one, never
+    a half-written folder: the only step that makes content visible at ``final_dir`` is one
+    :func:`os.rename` / :func:`os.replace` within one file system [1]_.
+
+    Parameters
+    ----------
+    tmp_dir : path
+        The finished folder, normally a hidden sibling of ``final_dir`` (e.g. from
+        :func:`tempfile.mkdtemp` with ``dir=final_dir.parent``). It must be on the same file
+        system as ``final_dir``'s parent, which must exist.
+    final_dir : path
+        The published name.
+    replace : bool
+        What to do when ``final_dir`` already exists:
+
+        * ``False``: publish only over nothing or an *empty* directory (nothing is lost);
+          any other existing ``final_dir`` raises :class:`FileExistsError` and is left
+          untouched. The check is repeated by the rename itself, so content that appears in
+          ``final_dir`` in the meantime is never overwritten.
+        * ``True``: the existing ``final_dir`` (folder, file or link) is first renamed to
+          a hidden sibling ``.<name>.old-<12 hex>``, then ``tmp_dir`` is renamed to
+          ``final_dir``; if that rename fails the old copy is renamed back, otherwise it is
+          deleted (best effort: an old copy that cannot be deleted stays under its hidden
+          name, which :mod:`emlesion.batch` removes at its next run).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``tmp_dir`` is not a directory, or ``final_dir``'s parent does not exist.
+    FileExistsError
+        ``replace`` is False and ``final_dir`` exists and is not an empty directory.
+    OSError
+        ``tmp_dir`` and ``final_dir`` are on different file systems (``errno.EXDEV``), or
+        the rename failed.
+
+    Notes
+    -----
+    On any failure ``tmp_dir`` is left in place, complete, under its own name; removing it
+    is the caller's job. Nothing is flushed to disk (no ``fsync``): the guarantee is about
+    what concurrent readers and a resumed run see, not about power loss.
+
+    References
+    ----------
+    .. [1] POSIX ``rename(2)``; Python :func:`os.replace`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> tmp = pathlib.Path(tempfile.mkdtemp(prefix=".out.", dir=root))
+    >>> _ = (tmp / "a.txt").write_text("done")
+    >>> publish_dir(tmp, root / "out", replace=False)
+    >>> (root / "out" / "a.txt").read_text(), tmp.exists()
+    ('done', False)
+    """
+    tmp = Path(tmp_dir)
+    final = Path(final_dir)
+    if not tmp.is_dir():
+        raise FileNotFoundError(
+            format_message(f"{tmp} is not a directory", fix="publish a finished folder"))
+    if os.stat(tmp).st_dev != os.stat(final.parent).st_dev:
+        raise OSError(errno.EXDEV, format_message(
+            f"{tmp} and {final} are on different file systems: the folder cannot be published "
+            "by an atomic rename", fix=f"create the temporary folder inside {final.parent}"))
+    if not replace:
+        _rename_no_replace(tmp, final)
+        return
+    if not os.path.lexists(final):
+        os.replace(tmp, final)
+        return
+    old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:12]}")
+    os.replace(final, old)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        os.replace(old, final)
+        raise
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        old.unlink(missing_ok=True)
+
+
+def _rename_no_replace(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` to ``final`` unless ``final`` exists with content (see publish_dir)."""
+    def exists_error() -> FileExistsError:
+        return FileExistsError(errno.EEXIST, format_message(
+            f"{final} exists and is not an empty folder: not replaced",
+            fix="choose a new folder or ask for replacement"), str(final))
+
+    if os.path.lexists(final):
+        if not final.is_dir() or final.is_symlink():
+            raise exists_error()
+        try:
+            os.rmdir(final)  # fails (and keeps it) when it is not empty
+        except OSError:
+            raise exists_error() from None
+    try:
+        os.rename(tmp, final)  # POSIX: fails on a non-empty directory or a file
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR) and os.path.lexists(final):
+            raise exists_error() from exc
+        raise

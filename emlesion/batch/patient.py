@@ -9,9 +9,10 @@ Output layout and atomicity
 A patient's results live in ``OUT/patients/<patient_id>/``. The worker writes every file into
 a private staging folder ``OUT/patients/.<patient_id>.tmp-<uuid>/``, writes the completion
 marker ``DONE.json`` (job hash, emlesion version, SHA-256 and size of every file) last, and
-only then renames the staging folder to its final name (``os.replace``, atomic on POSIX file
-systems). An interrupted batch therefore leaves either no patient folder or a staging folder
-(removed at the next run), never a half-written folder that looks complete.
+only then renames the staging folder to its final name (:func:`emlesion._atomic.publish_dir`,
+one ``rename(2)``, atomic on POSIX file systems). An interrupted batch therefore leaves either
+no patient folder or a staging folder (removed at the next run), never a half-written folder
+that looks complete.
 
 A patient folder counts as complete (:func:`completed_result`) when its ``DONE.json`` parses,
 its job hash equals the current job's (same folders, masks and options, same emlesion
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from emlesion import __version__
+from emlesion._atomic import publish_dir
 from emlesion.batch.manifest import ManifestError, PatientJob
 from emlesion.errors import EmlesionError, EmlesionWarning, format_message
 
@@ -295,17 +297,6 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n", encoding="utf-8")
 
 
-def _publish(staging: Path, final: Path) -> None:
-    """Rename the complete staging folder to ``final``, replacing an older (invalid) folder."""
-    old: Path | None = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:12]}")
-        os.replace(final, old)
-    os.replace(staging, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 # ---------------------------------------------------------------------------- pipeline
 def _run_study(job: PatientJob, folder: Path) -> None:
     """Run the study pipeline of ``job`` and write its outputs into ``folder``.
@@ -381,7 +372,7 @@ def process_patient(job: PatientJob, out_dir: str | os.PathLike[str]) -> Patient
             },
         }
         _write_json(staging / DONE_FILE, done)  # last: marks the folder complete
-        _publish(staging, final)
+        publish_dir(staging, final, replace=True)  # an older folder failed the resume check
     except Exception as exc:  # one patient's failure must not stop the cohort
         shutil.rmtree(staging, ignore_errors=True)
         cls = type(exc)

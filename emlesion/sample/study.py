@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from emlesion import __version__
+from emlesion._atomic import publish_dir
 from emlesion.errors import format_message
 from emlesion.sample.dicom_writer import (
     SeriesGeometry,
@@ -695,8 +696,8 @@ def generate_sample_study(
 ) -> SampleStudy:
     """Generate the synthetic three-timepoint FDG PET/CT study into ``outdir``.
 
-    The study is built in a temporary folder next to ``outdir`` and renamed into place,
-    so ``outdir`` is never left half-written.
+    The study is built in a temporary folder next to ``outdir`` and renamed into place
+    (:func:`emlesion._atomic.publish_dir`), so ``outdir`` is never left half-written.
 
     Parameters
     ----------
@@ -749,24 +750,8 @@ def generate_sample_study(
         truth = _study_truth(seed, tps)
         (tmp / "truth.json").write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(_readme(truth), encoding="utf-8")
-        _replace_dir(tmp, out)
+        publish_dir(tmp, out, replace=force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return SampleStudy(out, seed, tuple(tps), truth, _dir_size(out), seconds)
-
-
-def _replace_dir(new: Path, out: Path) -> None:
-    """Move ``new`` to ``out``, replacing an existing ``out`` (already checked by the caller)."""
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-        old.rmdir()
-        os.replace(out, old)
-        try:
-            os.replace(new, out)
-        except BaseException:
-            os.replace(old, out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, out)
