@@ -70,6 +70,13 @@ def test_terminal_output(run_dir: tuple[Path, str, str]) -> None:
     assert "percist" in stdout and "PMR" in stdout and "CMR" in stdout
     assert "report.json" in stdout and "report.html" in stdout
     assert "track" in stderr and "anatomy" in stderr  # per-stage progress lines
+    # one line per stage name: the registration + matching is "study track"; the re-match
+    # after the residual search (on sample_scans the search adds lesions, so the study is
+    # matched again) has its own name instead of a second "study track"
+    stages = [line.split("] ", 1)[1].rsplit(" ", 2)[0] for line in stderr.splitlines()
+              if line.startswith("[")]
+    assert stages.count("study track") == 1, stages
+    assert stages.count("study re-track after residual search") == 1, stages
 
 
 def test_response_error_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -53,7 +53,8 @@ from emlesion.track import (
 )
 
 __all__ = [
-    "DEFAULT_METHOD", "NO_CT_MARGIN_MM", "RESIDUAL_MARGIN_MM", "load_study", "load_timepoint",
+    "DEFAULT_METHOD", "NO_CT_MARGIN_MM", "RESIDUAL_MARGIN_MM", "RETRACK_STAGE", "load_study",
+    "load_timepoint",
 ]
 
 #: Default lesion segmentation (41 % of each lesion's SUVmax, liver-threshold seeds).
@@ -65,6 +66,9 @@ RESIDUAL_MARGIN_MM = 15.0
 NO_CT_MARGIN_MM = 20.0
 #: Seed rule of the residual search (fixed SUVbw >= 2.5 inside the prior region).
 RESIDUAL_SEED = Method.SUV_2_5
+#: Progress stage of the second lesion matching, after the residual search added lesions
+#: (same registrations, so it only re-matches; the first matching is the stage ``"track"``).
+RETRACK_STAGE = "re-track after residual search"
 
 PathLike = str | os.PathLike[str]
 MaskSource = PathLike | LabelMap
@@ -686,7 +690,9 @@ def load_study(
             tps, changed = _residual_search(tps, tracking, margin_mm=residual_margin_mm,
                                             progress=progress)
             if changed:
-                with _stage(progress, "track", None):
+                # the second matching reuses the registrations: a short re-match, reported
+                # under its own name so that "track" appears once (the registration + match)
+                with _stage(progress, RETRACK_STAGE, None):
                     tracking = track_lesions(
                         [TimepointLesions(tp.label, tp.lesions, tp.ct) for tp in tps],
                         transform=transform, registrations=tracking.registrations)

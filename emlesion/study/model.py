@@ -81,8 +81,11 @@ class StageEvent:
     Parameters
     ----------
     stage : str
-        ``"load"``, ``"suv"``, ``"anatomy"``, ``"lesions"``, ``"measure"``, ``"track"``,
-        ``"residual"`` or ``"assess"``.
+        Per timepoint ``"load"``, ``"suv"``, ``"anatomy"``, ``"lesions"``, ``"measure"``,
+        ``"residual"``; study-wide ``"track"`` (registration and lesion matching),
+        ``"re-track after residual search"`` (the matching repeated with the same
+        registrations when the residual search added lesions), and, from
+        :func:`~emlesion.study.output.write_all_outputs`, ``"report.html"`` and ``"dicom"``.
     timepoint : str, optional
         Timepoint label, ``None`` for study-wide stages.
     seconds : float, optional
