@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -90,19 +91,53 @@ def measured_uptake(tp: TimepointObservation,
             if not les.resolved and (v := les.uptake(metric)) is not None]
 
 
+#: The one tie-break rule of every engine, quoted in their docstrings.
+TIE_BREAK_RULE = ("the higher value ranks first; on an exact tie the smaller track_id (in "
+                  "natural order, T2 before T10: the lesion first seen) wins")
+
+
+def track_id_order(track_id: str) -> tuple[str | int, ...]:
+    """Natural sort key of a ``track_id``: digit runs compare as numbers.
+
+    Tracks are numbered in the order lesions are first seen (``T1, T2, ..., T10``), so the
+    smallest key is the lesion seen first; plain string order would put ``T10`` before
+    ``T2``. Text and number parts alternate, so keys of any two ids compare without a
+    type error.
+
+    Examples
+    --------
+    >>> sorted(["T10", "T2", "T1"], key=track_id_order)
+    ['T1', 'T2', 'T10']
+    """
+    parts = re.split(r"(\d+)", track_id)
+    return tuple(int(p) if k % 2 else p for k, p in enumerate(parts))
+
+
+def rank_key(item: tuple[float, LesionObservation]) -> tuple[float, tuple[str | int, ...]]:
+    """Sort key ranking ``(value, lesion)`` pairs by :data:`TIE_BREAK_RULE`.
+
+    Higher values first; an exact tie goes to the smaller :func:`track_id_order`. The
+    order depends only on the values and ids, never on the order of the lesions in the
+    input (dict or list order).
+    """
+    value, lesion = item
+    return (-value, track_id_order(lesion.track_id))
+
+
 def hottest(measured: Sequence[tuple[float, LesionObservation]]) -> tuple[float, LesionObservation]:
-    """The ``(value, lesion)`` with the largest value (ties: the largest ``track_id``)."""
-    return max(measured, key=lambda vl: (vl[0], vl[1].track_id))
+    """The ``(value, lesion)`` ranked first by :func:`rank_key` (highest value; on a tie,
+    the smallest ``track_id``)."""
+    return min(measured, key=rank_key)
 
 
 def select_by_organ(candidates: Sequence[tuple[float, LesionObservation]], max_total: int,
                     max_per_organ: int | None) -> list[tuple[float, LesionObservation]]:
     """Greedy pick of the largest values, at most ``max_per_organ`` per organ.
 
-    ``candidates`` are ``(value, lesion)``; ties are broken by ``track_id`` so that the
-    selection is deterministic.
+    ``candidates`` are ``(value, lesion)``, ranked by :func:`rank_key` (ties: the smallest
+    ``track_id``), so that the selection is deterministic.
     """
-    ordered = sorted(candidates, key=lambda vl: (-vl[0], vl[1].track_id))
+    ordered = sorted(candidates, key=rank_key)
     chosen: list[tuple[float, LesionObservation]] = []
     per_organ: dict[str, int] = {}
     for value, lesion in ordered:

@@ -126,6 +126,14 @@ def assess_eortc(
     Assessment
         Category :class:`EortcCategory`.
 
+    Notes
+    -----
+    Ties (the target, the hottest baseline lesion), the same rule in every emlesion response
+    engine: the higher ``metric`` value ranks first; on an exact tie the smaller
+    ``track_id`` in natural order wins (``T2`` before ``T10``: tracks are numbered in the
+    order lesions are first seen). The choice never depends on the order in which the
+    lesions are listed.
+
     References
     ----------
     .. [1] Young H et al. Measurement of clinical and subclinical tumour response using

@@ -201,6 +201,14 @@ def assess_lugano_pet(
     Assessment
         Category :class:`LuganoPetCategory`; ``numbers["deauville"]`` per lesion.
 
+    Notes
+    -----
+    Ties (the hottest lesion of each scan), the same rule in every emlesion response engine:
+    the higher ``references.lesion_metric`` value ranks first; on an exact tie the smaller
+    ``track_id`` in natural order wins (``T2`` before ``T10``: tracks are numbered in the
+    order lesions are first seen). The choice never depends on the order in which the
+    lesions are listed.
+
     References
     ----------
     .. [1] Cheson BD, Fisher RI, Barrington SF et al. Recommendations for initial
@@ -386,6 +394,14 @@ def assess_lugano_ct(
     -------
     Assessment
         Category :class:`LuganoCtCategory`.
+
+    Notes
+    -----
+    Ties (target selection, largest product of perpendicular diameters first), the same rule
+    in every emlesion response engine: the higher PPD ranks first; on an exact tie the
+    smaller ``track_id`` in natural order wins (``T2`` before ``T10``: tracks are numbered
+    in the order lesions are first seen). The choice never depends on the order in which the
+    lesions are listed.
 
     References
     ----------

@@ -225,6 +225,14 @@ def assess_percist(
     ResponseError
         Invalid options (``target_lesions`` outside 1..5, unknown reference).
 
+    Notes
+    -----
+    Ties (the hottest lesion of each scan, or the up to ``target_lesions`` hottest), the
+    same rule in every emlesion response engine: the higher ``metric`` value ranks first; on
+    an exact tie the smaller ``track_id`` in natural order wins (``T2`` before ``T10``:
+    tracks are numbered in the order lesions are first seen). The choice never depends on
+    the order in which the lesions are listed.
+
     References
     ----------
     .. [1] Wahl RL, Jacene H, Kasamon Y, Lodge MA. From RECIST to PERCIST: evolving

@@ -62,7 +62,8 @@ def select_recist_targets(
     the CT slice thickness when that exceeds 5 mm) and lymph nodes with short axis
     >= ``min_node_sa_mm``. The largest (LD, or SA for nodes) are taken first, at most
     ``max_per_organ`` per organ (all lymph nodes count as one organ), up to
-    ``max_targets``; ties are broken by ``track_id``.
+    ``max_targets``; an exact tie goes to the smaller ``track_id`` in natural order
+    (``T2`` before ``T10``), the rule of every emlesion response engine.
 
     Parameters
     ----------
@@ -194,6 +195,14 @@ def assess_recist(
     ResponseError
         ``target_ids`` names a lesion missing at baseline, or breaks the 5 / 2-per-organ
         limits.
+
+    Notes
+    -----
+    Ties (automatic target selection, largest first), the same rule in every emlesion
+    response engine: the higher size (LD, or SA for nodes) ranks first; on an exact tie the
+    smaller ``track_id`` in natural order wins (``T2`` before ``T10``: tracks are numbered
+    in the order lesions are first seen). The choice never depends on the order in which the
+    lesions are listed.
 
     References
     ----------
