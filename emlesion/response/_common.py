@@ -16,12 +16,12 @@ from __future__ import annotations
 import itertools
 import math
 import re
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from emlesion.provenance import ProvenanceStep
 
+from ._warn import warn_external
 from .assessment import Assessment, Category, Criterion, ResponseWarning
 from .observations import LesionObservation, TimepointObservation, UptakeMetric
 
@@ -176,11 +176,13 @@ def build(
     parameters: Mapping[str, Any],
     nadir: str | None = None,
 ) -> Assessment:
-    """Assemble an :class:`Assessment` and emit its warnings as :class:`ResponseWarning`."""
+    """Assemble an :class:`Assessment` and emit its warnings as :class:`ResponseWarning`,
+    attributed to the first frame outside emlesion (:func:`._warn.external_stacklevel`)."""
     messages = tuple(dict.fromkeys(warning_messages))
     for message in messages:
-        warnings.warn(f"{criterion.full_name} {followup.label}: {message}", ResponseWarning,
-                      stacklevel=3)
+        # attributed to the user's line that called the engine (directly, through
+        # assess_all, Study.assess or the CLI), not to an emlesion line
+        warn_external(f"{criterion.full_name} {followup.label}: {message}", ResponseWarning)
     step = ProvenanceStep(
         operation=f"emlesion.response.{operation}",
         rule=rule,
