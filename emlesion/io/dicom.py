@@ -109,21 +109,43 @@ def _tag_of(keyword: str) -> int:
 def header_text(ds: Dataset, keyword: str) -> str:
     """The value of a header attribute as text; ``""`` when absent, empty or malformed.
 
-    Multiple values are joined with a backslash (``"ORIGINAL\\PRIMARY"``). Values of
-    ASCII-only VRs (CS, DS, IS, UI, DA, TM, DT, AE, AS) that pydicom has not converted
-    yet are decoded straight from their bytes; this is what makes reading a few
-    attributes of hundreds of slices cheap. Other values go through pydicom.
+    The one reader of header strings in emlesion (:mod:`emlesion.io`, :mod:`emlesion.suv`).
+    Values are decoded tolerantly: each value is stripped of its padding (spaces, NUL bytes
+    and other surrounding white space, insignificant in every string VR [1]_), multiple
+    values are joined with a backslash (``"ORIGINAL\\PRIMARY"``; empty values keep their
+    place), bytes (an ``UN`` element) are decoded as Latin-1, and a value pydicom cannot
+    convert reads as ``""``. Values of ASCII-only VRs (CS, DS, IS, UI, DA, TM, DT, AE, AS)
+    that pydicom has not converted yet are decoded straight from their bytes, with the same
+    result; this is what makes reading a few attributes of hundreds of slices cheap.
 
     Parameters
     ----------
     ds : pydicom.dataset.Dataset
-        The header.
+        The header (or a sequence item).
     keyword : str
         A DICOM keyword, e.g. ``"ImagePositionPatient"``.
 
     Returns
     -------
     str
+
+    Raises
+    ------
+    KeyError
+        ``keyword`` is not a DICOM keyword.
+
+    References
+    ----------
+    .. [1] DICOM PS3.5 section 6.2 (Value Representations: leading/trailing spaces and
+       trailing NUL padding are not significant).
+
+    Examples
+    --------
+    >>> from pydicom.dataset import Dataset
+    >>> ds = Dataset()
+    >>> ds.ImageType = ["ORIGINAL ", "PRIMARY"]
+    >>> print(header_text(ds, "ImageType"), repr(header_text(ds, "PatientName")))
+    ORIGINAL\\PRIMARY ''
     """
     tag = _tag_of(keyword)
     elem = ds._dict.get(BaseTag(tag))
@@ -132,22 +154,35 @@ def header_text(ds: Dataset, keyword: str) -> str:
     if isinstance(elem, RawDataElement):
         vr = elem.VR if elem.VR is not None else _dictionary_vr(tag)
         if vr in _ASCII_VRS:
-            raw = elem.value
-            if not raw:
-                return ""
-            text = raw.decode("latin-1")
-            return "\\".join(part.strip(" \x00") for part in text.split("\\")).strip("\\")
+            return _text_of(elem.value)
         if vr == "US" and elem.value is not None and len(elem.value) == 2:
             return str(struct.unpack("<H" if elem.is_little_endian else ">H", elem.value)[0])
     try:
         value = ds[tag].value
     except Exception:  # malformed value: callers treat it as absent
         return ""
+    return _text_of(value)
+
+
+#: Padding stripped from each string value (DICOM pads with spaces, UI with NUL).
+_PADDING = " \t\r\n\x00"
+
+
+def _text_of(value: Any) -> str:
+    """Text of a raw or converted element value (see :func:`header_text`)."""
     if value is None:
         return ""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1").split("\\")
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v) for v in value)
-    return str(value)
+        return "\\".join(_one_text(v) for v in value)
+    return _one_text(value)
+
+
+def _one_text(value: Any) -> str:
+    """One value as stripped text (bytes, e.g. one value of an ``UN`` element, as Latin-1)."""
+    text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    return text.strip(_PADDING)
 
 
 _VR_CACHE: dict[int, str] = {}
@@ -628,12 +663,21 @@ def find_private(
     element_offset: int,
     *,
     literal_block: int | None = None,
+    label: str | None = None,
+    series: str | None = None,
+    warn: bool = True,
 ) -> DataElement | None:
     """Find a private element by its private creator, wherever its block was placed.
 
-    The creator ``(gggg,00xx)`` reserves block ``xx``, and the element sits at
-    ``(gggg,xxee)`` where ``ee`` is ``element_offset`` [1]_. Creators are matched
-    ignoring surrounding spaces and case.
+    The one private-tag lookup of emlesion (:mod:`emlesion.io`, :mod:`emlesion.suv`). The
+    creator ``(gggg,00xx)`` reserves block ``xx``, and the element sits at ``(gggg,xxee)``
+    where ``ee`` is ``element_offset`` [1]_. The creator is a string matched by value [1]_;
+    since real files vary its case and padding, it is matched tolerantly: surrounding
+    spaces/NULs are ignored and case is folded (:meth:`str.casefold`). When several blocks
+    match, a creator equal to ``creator`` with its case (padding still ignored) is
+    preferred, then the lowest block; if the preferred block lacks the element the next
+    matching block is tried. A group whose blocks all belong to other creators yields None:
+    an element is never read by its literal number there.
 
     Parameters
     ----------
@@ -647,21 +691,33 @@ def find_private(
         The element number within the block, ``0x00``-``0xFF`` (the low byte is used if
         a full element such as ``0x100D`` is given).
     literal_block : int, optional
-        When the creator is absent from ``ds`` altogether, also accept the element at the
-        literal tag ``(group, literal_block << 8 | element_offset)`` provided no other
-        creator reserves that block; a :class:`~emlesion.errors.DicomQuirkWarning` is
-        emitted. IBSI DRO_2_4 and DRO_2_5 store the Philips (7053,1000)/(7053,1009)
-        elements this way [2]_.
+        When the group carries no private creator at all, accept the element at the
+        literal tag ``(group, literal_block << 8 | element_offset)`` and emit a
+        :class:`~emlesion.errors.DicomQuirkWarning`. IBSI DRO_2_4 and DRO_2_5 store the
+        Philips (7053,1000)/(7053,1009) elements this way [2]_, and the domain reference
+        prescribes this fallback for that case only [3]_.
+    label : str, optional
+        Human name of the element in the warning (default ``"private element"``).
+    series : str, optional
+        Series named in the warning (default: the data set's SeriesInstanceUID).
+    warn : bool
+        Emit the warning of the literal fallback.
 
     Returns
     -------
     pydicom.dataelem.DataElement or None
         The element, or None when absent.
 
+    Raises
+    ------
+    ValueError
+        ``group`` is even (not a private group).
+
     References
     ----------
     .. [1] DICOM PS3.5 section 7.8.1, Private Data Element Tags.
     .. [2] IBSI SUV DRO list (``DRO/DRO_list.csv``), DRO_2_4 and DRO_2_5.
+    .. [3] ``domain-reference.md`` section 1.1, "Private tags".
 
     Examples
     --------
@@ -669,36 +725,56 @@ def find_private(
     >>> ds = Dataset()
     >>> block = ds.private_block(0x0009, "GEMS_PETD_01", create=True)
     >>> block.add_new(0x0D, "DT", "20240101120000")
-    >>> find_private(ds, 0x0009, "GEMS_PETD_01", 0x0D).value
+    >>> find_private(ds, 0x0009, "gems_petd_01 ", 0x0D).value
     '20240101120000'
     """
     if group % 2 != 1:
         raise ValueError(f"private groups are odd, got 0x{group:04X}")
     offset = element_offset & 0xFF
-    wanted = creator.strip().upper()
-    reserved: set[int] = set()
+    creators = _private_creators(ds, group)
+    wanted = creator.strip(_PADDING)
+    folded = wanted.casefold()
+    matches = sorted((name != wanted, block) for block, name in creators.items()
+                     if name.casefold() == folded)
+    for _, block in matches:
+        target = (group << 16) | (block << 8) | offset
+        if target in ds:
+            return ds[target]
+    if creators or literal_block is None:
+        return None
+    target = (group << 16) | (literal_block << 8) | offset
+    if target not in ds:
+        return None
+    if warn:
+        where = f"({group:04X},{(literal_block << 8) | offset:04X})"
+        warnings.warn(
+            format_message(
+                f"{label or 'private element'} read from the literal element {where}: it is "
+                f"present without its private creator {creator!r} (group {group:04X} has no "
+                "private creator at all)",
+                series=series or header_text(ds, "SeriesInstanceUID") or None,
+                attribute=f"private creator ({group:04X},{literal_block:04X})",
+                fix="tolerated (IBSI DROs 2_4/2_5 do the same); check the value",
+            ),
+            DicomQuirkWarning,
+            stacklevel=2,
+        )
+    return ds[target]
+
+
+def _private_creators(ds: Dataset, group: int) -> dict[int, str]:
+    """``{block: creator}`` of the group's private creators, padding stripped.
+
+    A creator element whose value cannot be read still reserves its block (as ``""``).
+    """
+    out: dict[int, str] = {}
     for block in range(0x10, 0x100):
         tag = (group << 16) | block
         if tag not in ds:
             continue
-        value = ds[tag].value
-        name = value.decode("latin-1") if isinstance(value, bytes) else str(value or "")
-        reserved.add(block)
-        if name.strip().upper() == wanted:
-            target = (group << 16) | (block << 8) | offset
-            return ds.get(target, None)
-    if literal_block is not None and literal_block not in reserved:
-        target = (group << 16) | (literal_block << 8) | offset
-        if target in ds:
-            warnings.warn(
-                format_message(
-                    f"private element ({group:04X},{(literal_block << 8) | offset:04X}) is "
-                    f"present without its private creator '{creator}'; read at its literal tag",
-                    series=str(ds.get("SeriesInstanceUID", "")) or None,
-                    attribute=f"private creator ({group:04X},{literal_block:04X})",
-                ),
-                DicomQuirkWarning,
-                stacklevel=2,
-            )
-            return ds[target]
-    return None
+        try:
+            value = ds[tag].value
+        except Exception:  # malformed creator: the block stays reserved, matches nothing
+            value = ""
+        out[block] = _text_of(value)
+    return out

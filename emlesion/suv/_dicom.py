@@ -2,13 +2,15 @@
 
 Private to :mod:`emlesion.suv`. Every read names the attribute (keyword and tag) in the
 error it raises, and private elements are always located through their private creator.
+Header text and private creators are read by the shared implementations in
+:mod:`emlesion.io.dicom` (:func:`~emlesion.io.dicom.header_text`,
+:func:`~emlesion.io.dicom.find_private`).
 """
 
 from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,14 +18,14 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
-from emlesion.errors import DicomQuirkWarning, InvalidAttributeError, format_message
+from emlesion.errors import InvalidAttributeError, format_message
+from emlesion.io.dicom import find_private, header_text
 
 __all__ = [
     "HALF_LIFE_S_BY_NUCLIDE",
     "PrivateElement",
     "attr",
     "get_float",
-    "get_str",
     "half_life_from_code",
     "private_value",
 ]
@@ -60,23 +62,6 @@ def attr(keyword: str) -> str:
     """``"PatientWeight (0010,1030)"`` for ``"PatientWeight"``."""
     tag = _TAGS.get(keyword)
     return f"{keyword} {tag}" if tag else keyword
-
-
-def get_str(ds: Dataset, keyword: str) -> str:
-    """The attribute as a stripped string; ``""`` when absent or empty.
-
-    Multi-valued attributes are joined with backslashes.
-    """
-    if keyword not in ds:
-        return ""
-    value = ds[keyword].value
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v).strip() for v in value)
-    if isinstance(value, bytes):
-        return value.decode("ascii", errors="replace").strip(" \x00")
-    return str(value).strip()
 
 
 def _to_float(value: Any, label: str, series: str | None) -> float | None:
@@ -150,7 +135,7 @@ def private_value(
     series: str | None = None,
     warn: bool = True,
 ) -> PrivateElement | None:
-    """Find a private element by its private creator.
+    """Find a private element by its private creator (:func:`emlesion.io.dicom.find_private`).
 
     Parameters
     ----------
@@ -159,7 +144,8 @@ def private_value(
     group : int
         Odd group number, e.g. ``0x7053``.
     creator : str
-        Private creator string, e.g. ``"Philips PET Private Group"``.
+        Private creator string, e.g. ``"Philips PET Private Group"``; matched ignoring
+        padding and case, an exact-case match preferred.
     offset : int
         Element offset inside the block (``0x00`` .. ``0xFF``).
     label : str
@@ -167,7 +153,7 @@ def private_value(
     series : str, optional
         Series named in the warning.
     warn : bool
-        Emit the :class:`DicomQuirkWarning` of the literal fallback.
+        Emit the :class:`~emlesion.errors.DicomQuirkWarning` of the literal fallback.
 
     Returns
     -------
@@ -179,36 +165,17 @@ def private_value(
     -----
     When the group carries no private creator at all (IBSI DROs 2_4 and 2_5, a frequent
     anonymiser side effect), the literal element ``(group, 0x1000 + offset)`` is read and a
-    :class:`DicomQuirkWarning` is emitted, as the domain reference prescribes.
+    :class:`~emlesion.errors.DicomQuirkWarning` is emitted, as the domain reference
+    prescribes.
     """
-    creators = [str(c).strip() for c in ds.private_creators(group)] if _has_group(ds, group) else []
-    if creator in creators:
-        block = ds.private_block(group, creator)
-        tag = block.get_tag(offset)
-        if tag not in ds:
-            return None
-        return PrivateElement(_plain(ds[tag].value), _fmt(tag), True)
-    if creators:
-        return None  # the group's blocks belong to other creators: never guess
-    tag = Tag(group, 0x1000 + offset)
-    if tag not in ds:
+    elem = find_private(ds, group, creator, offset, literal_block=0x10, label=label,
+                        series=series, warn=warn)
+    if elem is None:
         return None
-    if warn:
-        warnings.warn(
-            format_message(
-                f"{label} read from the literal element {_fmt(tag)}: the group has no private "
-                f"creator ({creator!r} expected)",
-                series=series,
-                fix="tolerated (IBSI DROs 2_4/2_5 do the same); check the value",
-            ),
-            DicomQuirkWarning,
-            stacklevel=3,
-        )
-    return PrivateElement(_plain(ds[tag].value), _fmt(tag), False)
-
-
-def _has_group(ds: Dataset, group: int) -> bool:
-    return len(ds.group_dataset(group)) > 0
+    tag = Tag(elem.tag)
+    # find_private reads a literal element only when the group has no creator at all
+    by_creator = Tag(group, tag.element >> 8) in ds
+    return PrivateElement(_plain(elem.value), _fmt(tag), by_creator)
 
 
 def _plain(value: Any) -> Any:
@@ -292,10 +259,10 @@ def half_life_from_code(items: Sequence[Dataset]) -> tuple[float, str] | None:
         None when no item names a known PET nuclide.
     """
     for item in items:
-        code = get_str(item, "CodeValue")
+        code = header_text(item, "CodeValue")
         nuclide = _NUCLIDE_BY_CODE.get(code)
         if nuclide is None:
-            nuclide = _nuclide_from_meaning(get_str(item, "CodeMeaning"))
+            nuclide = _nuclide_from_meaning(header_text(item, "CodeMeaning"))
         if nuclide is not None:
             return HALF_LIFE_S_BY_NUCLIDE[nuclide], nuclide
     return None

@@ -53,12 +53,12 @@ from emlesion.errors import (
     UnsupportedDataError,
     format_message,
 )
+from emlesion.io.dicom import header_text
 from emlesion.provenance import jsonable, record_warnings
 from emlesion.suv import bodysize
 from emlesion.suv._dicom import (
     attr,
     get_float,
-    get_str,
     half_life_from_code,
     private_float,
     private_value,
@@ -357,7 +357,7 @@ def _headers_of(source: Volume | Sequence[Dataset]) -> tuple[list[Dataset], str]
             raise InvalidAttributeError(
                 format_message(f"header {i} is a {type(ds).__name__}, not a pydicom Dataset")
             )
-    series = get_str(headers[0], "SeriesInstanceUID")
+    series = header_text(headers[0], "SeriesInstanceUID")
     return headers, series
 
 
@@ -378,7 +378,7 @@ class _Engine:
         self.height_override = height_m
         self.tolerance_s = tolerance_s
         self.inputs: dict[str, Any] = {}
-        tz_text = get_str(self.first, "TimezoneOffsetFromUTC")
+        tz_text = header_text(self.first, "TimezoneOffsetFromUTC")
         self.tz = parse_utc_offset(tz_text, series=self.series)
         if not tz_text:
             self.tz = self._zone_from_explicit_offset()
@@ -393,8 +393,8 @@ class _Engine:
         """
         seq = self.first.get("RadiopharmaceuticalInformationSequence")
         candidates = [("RadiopharmaceuticalStartDateTime",
-                       get_str(seq[0], "RadiopharmaceuticalStartDateTime") if seq else ""),
-                      ("AcquisitionDateTime", get_str(self.first, "AcquisitionDateTime"))]
+                       header_text(seq[0], "RadiopharmaceuticalStartDateTime") if seq else ""),
+                      ("AcquisitionDateTime", header_text(self.first, "AcquisitionDateTime"))]
         for keyword, text in candidates:
             try:
                 zone = dt_utc_offset(text, attribute=attr(keyword), series=self.series)
@@ -436,8 +436,8 @@ class _Engine:
             b = get_float(ds, "RescaleIntercept", self.series)
             out.append(_SliceFacts(
                 1.0 if m is None else m, 0.0 if b is None else b,
-                get_str(ds, "AcquisitionDateTime"), get_str(ds, "AcquisitionDate"),
-                get_str(ds, "AcquisitionTime"),
+                header_text(ds, "AcquisitionDateTime"), header_text(ds, "AcquisitionDate"),
+                header_text(ds, "AcquisitionTime"),
                 get_float(ds, "FrameReferenceTime", self.series),
                 get_float(ds, "ActualFrameDuration", self.series)))
         return out
@@ -459,7 +459,7 @@ class _Engine:
 
     # -------------------------------------------------------------- series-level
     def series_value(self, keyword: str) -> str:
-        values = {get_str(self.h[i], keyword).upper() for i in self.distinct(keyword).values()}
+        values = {header_text(self.h[i], keyword).upper() for i in self.distinct(keyword).values()}
         if len(values) > 1:
             raise self.invalid(keyword, f"{keyword} differs between slices: {sorted(values)}",
                                "load one series at a time")
@@ -498,7 +498,7 @@ class _Engine:
     def check_corrections(self, dc: DecayCorrection) -> None:
         for i in self.distinct("CorrectedImage").values():
             ds = self.h[i]
-            terms = {t.upper() for t in get_str(ds, "CorrectedImage").split("\\") if t}
+            terms = {t.upper() for t in header_text(ds, "CorrectedImage").split("\\") if t}
             if i == 0:
                 self.inputs["CorrectedImage"] = sorted(terms)
             if "ATTN" not in terms:
@@ -579,7 +579,7 @@ class _Engine:
         return h
 
     def sex(self) -> str:
-        raw = self.sex_override if self.sex_override is not None else get_str(
+        raw = self.sex_override if self.sex_override is not None else header_text(
             self.first, "PatientSex")
         self.inputs["PatientSex"] = raw
         if not raw:
@@ -668,7 +668,7 @@ class _Engine:
 
     # -------------------------------------------------------------- times
     def series_datetime(self) -> _dt.datetime | None:
-        d, t = get_str(self.first, "SeriesDate"), get_str(self.first, "SeriesTime")
+        d, t = header_text(self.first, "SeriesDate"), header_text(self.first, "SeriesTime")
         self.inputs["SeriesDate"], self.inputs["SeriesTime"] = d, t
         if not d or not t:
             return None
@@ -680,7 +680,7 @@ class _Engine:
         if self._acq is not None:
             return self._acq
         out: list[_dt.datetime | None] = []
-        series_date = get_str(self.first, "SeriesDate")
+        series_date = header_text(self.first, "SeriesDate")
         cache: dict[tuple[str, str, str], _dt.datetime | None] = {}
         for f in self.facts:
             key = (f.acquisition_datetime, f.acquisition_date or series_date,
@@ -774,8 +774,8 @@ class _Engine:
 
     def injection_time(self, t_ref: _dt.datetime) -> tuple[_dt.datetime, str]:
         item = self.rp_item()
-        dt_text = get_str(item, "RadiopharmaceuticalStartDateTime")
-        tm_text = get_str(item, "RadiopharmaceuticalStartTime")
+        dt_text = header_text(item, "RadiopharmaceuticalStartDateTime")
+        tm_text = header_text(item, "RadiopharmaceuticalStartTime")
         self.inputs["RadiopharmaceuticalStartDateTime"] = dt_text
         self.inputs["RadiopharmaceuticalStartTime"] = tm_text
         if dt_text:
@@ -795,7 +795,7 @@ class _Engine:
                                "enter the injection time")
         tod = parse_tm(tm_text, attribute=attr("RadiopharmaceuticalStartTime"),
                        series=self.series)
-        series_date = get_str(self.first, "SeriesDate")
+        series_date = header_text(self.first, "SeriesDate")
         if series_date:
             base = combine_date_time(series_date, "000000", date_attribute=attr("SeriesDate"),
                                      time_attribute=attr("SeriesTime"), series=self.series,
