@@ -71,6 +71,12 @@ def test_timepoint_without_ct(sample_scans_dir: Path, tmp_path: Path) -> None:
                                                           "near pelvic left 1"]
     assert any("new lesions elsewhere are not detected" in w
                for step in tp.provenance for w in step.warnings)
+    # the PET-only brain rule takes the hot right kidney at the cranial edge of this
+    # abdomen-pelvis PET for a brain (measured: 199 mL, x -100..-46 mm); it is not a midline
+    # organ, so nothing is excluded (the sample has no head: truth.json, README)
+    brain_step = next(s for s in tp.provenance if s.operation == "emlesion.study.pet_only_brain")
+    assert "not used" in (brain_step.rule or "")
+    assert brain_step.inputs["brain_centroid_offset_x_mm"] < -30.0
     # truth: hottest SULpeak 8.39 -> 3.27 (-61 %), the same PERCIST PMR as with the CT
     assert calls["percist"].category.value == "PMR"
     assert calls["eortc"].category.value == "PMR"

@@ -1,8 +1,9 @@
 """Builders: one PET/CT folder -> :class:`Timepoint`; several -> :class:`Study`.
 
 The pipeline of one timepoint is ``load_pet``/``load_ct`` -> ``compute_suv`` (SUVbw and SUL)
--> ``segment_anatomy`` (when there is a CT) -> liver and blood-pool reference statistics ->
-``segment_lesions`` or ``load_mask`` -> ``measure_lesions``. A study then tracks the lesions
+-> ``segment_anatomy`` (from the CT; without CT its PET-only fallback, used for the brain) ->
+liver and blood-pool reference statistics -> ``segment_lesions`` or ``load_mask`` ->
+``measure_lesions``. A study then tracks the lesions
 (``track_lesions``), optionally looks again for residual disease where a tracked lesion was
 not found (see :func:`load_study`), and checks that the timepoints belong together.
 """
@@ -22,7 +23,14 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from emlesion.anatomy import Anatomy, RegionAssignment, assign_region, segment_anatomy
+from emlesion.anatomy import (
+    Anatomy,
+    AnatomyLabel,
+    AnatomyWarning,
+    RegionAssignment,
+    assign_region,
+    segment_anatomy,
+)
 from emlesion.errors import (
     EmlesionError,
     InconsistentStudyError,
@@ -31,7 +39,8 @@ from emlesion.errors import (
 )
 from emlesion.io import Grid, LabelMap, SeriesInfo, SeriesRole, Volume, discover, load_ct, load_pet
 from emlesion.measure import LesionTable, measure_lesions
-from emlesion.provenance import ProvenanceStep, record_warnings
+from emlesion.provenance import ProvenanceStep, jsonable, record_warnings
+from emlesion.response._warn import warn_external
 from emlesion.segment import Method, PriorMask, Seed, segment_lesions
 from emlesion.study.model import (
     RESERVED_LABELS,
@@ -53,7 +62,8 @@ from emlesion.track import (
 )
 
 __all__ = [
-    "DEFAULT_METHOD", "NO_CT_MARGIN_MM", "RESIDUAL_MARGIN_MM", "RETRACK_STAGE", "load_study",
+    "DEFAULT_METHOD", "NO_CT_MARGIN_MM", "PET_BRAIN_MAX_MIDLINE_OFFSET_MM",
+    "PET_BRAIN_MIN_SIDE_FRACTION", "RESIDUAL_MARGIN_MM", "RETRACK_STAGE", "load_study",
     "load_timepoint",
 ]
 
@@ -69,6 +79,12 @@ RESIDUAL_SEED = Method.SUV_2_5
 #: Progress stage of the second lesion matching, after the residual search added lesions
 #: (same registrations, so it only re-matches; the first matching is the stage ``"track"``).
 RETRACK_STAGE = "re-track after residual search"
+#: Without CT, the PET-only brain of :func:`emlesion.anatomy.segment_anatomy` is used only when
+#: it straddles the body's left-right centre (the brain is a midline organ): its centroid lies
+#: within this distance (mm) of the centre of the PET body on the same slices ...
+PET_BRAIN_MAX_MIDLINE_OFFSET_MM = 30.0
+#: ... and at least this fraction of its voxels lies on each side of that centre.
+PET_BRAIN_MIN_SIDE_FRACTION = 0.3
 
 PathLike = str | os.PathLike[str]
 MaskSource = PathLike | LabelMap
@@ -221,9 +237,85 @@ def _regions_for(labels: LabelMap, anatomy: Anatomy | None) -> dict[int, RegionA
     return {lab: assign_region(arr == lab, labels.grid, anatomy) for lab in labels.labels}
 
 
+def _brain_straddles_midline(anatomy: Anatomy) -> tuple[bool, str, dict[str, float]]:
+    """Is the PET-only brain of ``anatomy`` a midline organ of the PET body? (see
+    :data:`PET_BRAIN_MAX_MIDLINE_OFFSET_MM`)."""
+    grid = anatomy.grid
+    brain = anatomy.mask(AnatomyLabel.BRAIN)
+    body = anatomy.mask(AnatomyLabel.BODY)
+    on_slices = np.zeros(grid.shape, bool)
+    on_slices[brain.any(axis=(1, 2))] = True
+    body_x = grid.index_to_lps(np.argwhere(body & on_slices).astype(float))[:, 0]
+    brain_x = grid.index_to_lps(np.argwhere(brain).astype(float))[:, 0]
+    centre = float(body_x.mean()) if body_x.size else float(brain_x.mean())
+    offset = float(brain_x.mean()) - centre
+    left = float(np.mean(brain_x > centre))
+    numbers = {"brain_centroid_offset_x_mm": offset, "brain_fraction_left": left}
+    problems = []
+    if abs(offset) > PET_BRAIN_MAX_MIDLINE_OFFSET_MM:
+        side = "left" if offset > 0 else "right"  # LPS +x is the patient's left
+        problems.append(f"its centroid lies {abs(offset):.0f} mm {side} of the body centre "
+                        f"(> {PET_BRAIN_MAX_MIDLINE_OFFSET_MM:g} mm)")
+    if min(left, 1.0 - left) < PET_BRAIN_MIN_SIDE_FRACTION:
+        problems.append(f"{min(left, 1.0 - left):.0%} of it lies on one side of the body centre "
+                        f"(< {PET_BRAIN_MIN_SIDE_FRACTION:.0%})")
+    return not problems, "; ".join(problems), numbers
+
+
+def _pet_only_anatomy(suv: Volume, label: str) -> tuple[Anatomy | None, ProvenanceStep]:
+    """Without CT: the PET-only anatomy (body, brain), kept when a midline brain is found.
+
+    :func:`emlesion.anatomy.segment_anatomy` with ``ct=None`` finds the brain as the large very
+    hot region at the cranial end of the PET. When it also straddles the body's left-right
+    centre, the returned anatomy makes :func:`emlesion.segment.segment_lesions` exclude the
+    brain and its spill-over halo, inside the PET body outline. Otherwise ``None``: nothing is
+    excluded, as before. The step records the decision and the numbers behind it.
+    """
+    operation = "emlesion.study.pet_only_brain"
+    with record_warnings() as rec:
+        pet_anatomy = segment_anatomy(None, suv)
+        brain = pet_anatomy.mask(AnatomyLabel.BRAIN)
+        inputs: dict[str, Any] = {
+            "brain_volume_ml": float(brain.sum() * pet_anatomy.grid.voxel_volume_ml),
+            "head_z_mm": jsonable(pet_anatomy.field_of_view.head_z_mm
+                                  if pet_anatomy.field_of_view is not None else None),
+            "brain_rule": next((st.rule for st in pet_anatomy.provenance
+                                if st.operation == "emlesion.anatomy.brain"), None),
+        }
+        used: Anatomy | None = None
+        if not brain.any():
+            rule = ("no CT: no brain found on the PET (PET-only segment_anatomy); nothing "
+                    "excluded from lesion segmentation")
+        else:
+            ok, why, numbers = _brain_straddles_midline(pet_anatomy)
+            inputs.update(numbers)
+            if ok:
+                used = pet_anatomy
+                rule = ("no CT: brain in the field of view (PET-only segment_anatomy, "
+                        f"{inputs['brain_volume_ml']:.0f} mL, straddling the body midline) "
+                        "excluded from lesion segmentation with its spill-over halo; lesions "
+                        "searched inside the PET body outline")
+                warn_external(format_message(
+                    f"no CT at timepoint {label!r}: only the brain (found on the PET) is "
+                    "excluded from lesion segmentation; bladder, kidneys, ureters, heart and "
+                    "bowel are NOT excluded", fix="supply the CT of this timepoint"),
+                    AnatomyWarning)
+            else:
+                rule = ("no CT: PET-only brain candidate not used (the brain is a midline "
+                        f"organ): {why}; nothing excluded from lesion segmentation")
+                warn_external(format_message(
+                    f"no CT at timepoint {label!r}: the PET-only brain candidate "
+                    f"({inputs['brain_volume_ml']:.0f} mL) is not used: {why}",
+                    fix="supply the CT of this timepoint"), AnatomyWarning)
+    step = ProvenanceStep(operation, rule=rule, inputs=inputs, warnings=rec.as_tuple())
+    return used, step
+
+
 def _segment_near_prior(suv: Volume, method: Method | str, prior: LabelMap,
-                        radius_mm: float) -> LabelMap:
-    """Without anatomy: per prior lesion, the lesion containing or nearest to its centroid."""
+                        radius_mm: float, anatomy: Anatomy | None = None) -> LabelMap:
+    """Without CT: per prior lesion, the lesion containing or nearest to its centroid.
+
+    ``anatomy`` is the PET-only anatomy (brain excluded) or ``None``."""
     arr = np.zeros(suv.shape, np.uint16)
     names: dict[int, str] = {}
     steps: list[ProvenanceStep] = []
@@ -231,9 +323,9 @@ def _segment_near_prior(suv: Volume, method: Method | str, prior: LabelMap,
     for lab in prior.labels:
         centroid = prior.grid.index_to_lps(np.argwhere(prior_arr == lab).astype(float)).mean(0)
         point = (float(centroid[0]), float(centroid[1]), float(centroid[2]))
-        # no anatomy: kidneys, ureters and bladder are not excluded, so the percent-method VOI
+        # no CT: kidneys, ureters and bladder are not excluded, so the percent-method VOI
         # keeps its fixed margin (an enlarged VOI could follow a contour into them)
-        seg = segment_lesions(suv, method=method, region=Seed(point, radius_mm),
+        seg = segment_lesions(suv, method=method, anatomy=anatomy, region=Seed(point, radius_mm),
                               voi_max_iterations=0)
         steps.extend(seg.provenance)
         for les in seg.lesions:
@@ -272,6 +364,13 @@ def _process(
     if ct is not None:
         with _stage(progress, "anatomy", label):
             anatomy = segment_anatomy(ct, suv)
+    else:
+        # PET-only fallback: the brain, when it is in the field of view (else None)
+        with _stage(progress, "anatomy", label):
+            anatomy, brain_step = _pet_only_anatomy(suv, label)
+        steps.append(brain_step)
+    # regions (retroperitoneal / pelvic, side) need the CT landmarks
+    ct_anatomy = anatomy if ct is not None else None
     liver = _reference_stats(anatomy, "liver", suv, sul)
     blood = _reference_stats(anatomy, "blood_pool", suv, sul)
     with _stage(progress, "lesions", label):
@@ -282,11 +381,11 @@ def _process(
                        else load_mask(Path(os.fspath(mask)), suv))
             if not lesions.grid.same_as(suv.grid):
                 lesions = lesions.resample_to(suv.grid)
-            regions = _regions_for(lesions, anatomy)
+            regions = _regions_for(lesions, ct_anatomy)
             source, method_name = LesionSource.MASK, "mask"
         else:
-            if anatomy is None and prior is not None and prior.labels:
-                lesions = _segment_near_prior(suv, method, prior, prior_margin_mm)
+            if ct is None and prior is not None and prior.labels:
+                lesions = _segment_near_prior(suv, method, prior, prior_margin_mm, anatomy)
                 regions = {}
                 source, method_name = LesionSource.SEGMENTATION, Method(method).value
                 steps.append(ProvenanceStep(
@@ -294,14 +393,15 @@ def _process(
                     rule=f"no CT anatomy: one lesion searched per baseline lesion, the one "
                          f"containing or nearest (<= {prior_margin_mm:g} mm) to its centroid "
                          "(scanner coordinates)",
-                    warnings=("no CT at this timepoint: physiological uptake cannot be excluded, "
-                              "so lesions were searched only at the baseline lesions; new "
-                              "lesions elsewhere are not detected",)))
+                    warnings=("no CT at this timepoint: physiological uptake (bladder, kidneys, "
+                              "ureters, heart, bowel) cannot be excluded, so lesions were "
+                              "searched only at the baseline lesions; new lesions elsewhere "
+                              "are not detected",)))
             else:
                 seg = segment_lesions(suv, method=method, anatomy=anatomy)
                 lesions = seg.labels
                 regions = ({les.label: les.assignment for les in seg.lesions}
-                           if anatomy is not None else {})
+                           if ct_anatomy is not None else {})
                 source, method_name = LesionSource.SEGMENTATION, seg.method.value
     with _stage(progress, "measure", label):
         table = _measure(suv, lesions, ct, sul)
@@ -345,7 +445,9 @@ def load_timepoint(
         The CT series. Default: the CT found in ``path`` when ``find_ct``, else none.
     find_ct : bool
         Look for a CT beside the PET when ``ct`` is not given (a missing CT is not an
-        error: the timepoint then has no anatomy and the CT criteria say "not evaluable").
+        error: the timepoint then has no CT anatomy, only the brain found on the PET is
+        excluded from the lesion segmentation (see :func:`load_study`, Notes), and the CT
+        criteria say "not evaluable").
     mask : path or LabelMap, optional
         User lesion mask (DICOM SEG, RTSTRUCT, NIfTI); replaces automatic segmentation.
     method : str
@@ -524,7 +626,7 @@ def _residual_search(
                         new = int(arr.max()) + 1
                         arr[m] = new
                         names[new] = les.name
-                        if tp.anatomy is not None:
+                        if tp.ct is not None:  # regions need the CT landmarks
                             regions[new] = les.assignment
                         added.append({"track": tid, "label": new, "name": les.name,
                                       "volume_ml": float(m.sum() * tp.suv.voxel_volume_ml),
@@ -596,12 +698,22 @@ def load_study(
 
     Notes
     -----
-    A follow-up without CT has no anatomy, so physiological uptake (bladder, kidneys,
-    ureters, bowel) cannot be excluded from an automatic segmentation. Its lesions are then
-    searched only at the baseline lesions (per baseline lesion, the lesion containing, or
+    A follow-up without CT has no CT anatomy, so physiological uptake (bladder, kidneys,
+    ureters, heart, bowel) cannot be excluded from an automatic segmentation. Its lesions are
+    then searched only at the baseline lesions (per baseline lesion, the lesion containing, or
     nearest within :data:`NO_CT_MARGIN_MM` to, its centroid in scanner coordinates), and the
     provenance says that new lesions elsewhere are not detected; pass
     a mask for that timepoint to avoid this.
+
+    The brain, however, is found on the PET alone (the PET-only fallback of
+    :func:`emlesion.anatomy.segment_anatomy`). At any timepoint without CT, when that brain
+    straddles the body's left-right centre (centroid within
+    :data:`PET_BRAIN_MAX_MIDLINE_OFFSET_MM`, at least :data:`PET_BRAIN_MIN_SIDE_FRACTION` of
+    it on each side), it is excluded from the segmentation with its spill-over halo (the
+    search then stays inside the PET body outline) and ``Timepoint.anatomy`` is that PET-only
+    anatomy; a lateral candidate (on an abdomen-only scan, a hot kidney at the cranial edge)
+    is not used. The step ``emlesion.study.pet_only_brain`` of the timepoint's provenance
+    records the decision and its numbers.
     progress : callable, optional
         Receives a :class:`~emlesion.study.StageEvent` at the start and end of each stage.
 

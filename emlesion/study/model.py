@@ -197,7 +197,9 @@ class Timepoint:
         Lean-body-mass SUV (SUL, Janmahasatian by default) on the PET grid; ``None`` when
         PatientSize/PatientSex are missing (PERCIST then cannot be assessed in SUL).
     anatomy : Anatomy or None
-        Organs and landmarks (needs the CT).
+        Organs and landmarks from the CT. Without CT: the PET-only anatomy (body and brain)
+        when a brain was found in the field of view (it was then excluded from the lesion
+        segmentation), else ``None``; ``ct is None`` tells the two apart.
     liver, blood_pool : ReferenceStats or None
         Reference uptake (SUVbw and SUL).
     lesions : LabelMap
