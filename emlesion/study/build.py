@@ -257,8 +257,9 @@ def _brain_straddles_midline(anatomy: Anatomy) -> tuple[bool, str, dict[str, flo
         problems.append(f"its centroid lies {abs(offset):.0f} mm {side} of the body centre "
                         f"(> {PET_BRAIN_MAX_MIDLINE_OFFSET_MM:g} mm)")
     if min(left, 1.0 - left) < PET_BRAIN_MIN_SIDE_FRACTION:
-        problems.append(f"{min(left, 1.0 - left):.0%} of it lies on one side of the body centre "
-                        f"(< {PET_BRAIN_MIN_SIDE_FRACTION:.0%})")
+        minority = "left" if left < 0.5 else "right"
+        problems.append(f"only {min(left, 1.0 - left):.0%} of it lies {minority} of the body "
+                        f"centre (< {PET_BRAIN_MIN_SIDE_FRACTION:.0%})")
     return not problems, "; ".join(problems), numbers
 
 
