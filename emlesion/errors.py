@@ -15,9 +15,15 @@ References
 ----------
 .. [1] pydicom, ``pydicom/errors.py`` (small error module, built-in bases).
 .. [2] Z-Rad ``DataStructureWarning`` (warnings for tolerated data quirks).
+.. [3] Python documentation, ``warnings.warn`` (``stacklevel``, ``skip_file_prefixes``),
+   https://docs.python.org/3/library/warnings.html#warnings.warn
 """
 
 from __future__ import annotations
+
+import os
+import sys
+import warnings
 
 __all__ = [
     "DicomQuirkWarning",
@@ -38,7 +44,9 @@ __all__ = [
     "SegmentationError",
     "SeriesNotFoundError",
     "UnsupportedDataError",
+    "external_stacklevel",
     "format_message",
+    "warn_external",
 ]
 
 
@@ -163,3 +171,55 @@ class MaskWarning(EmlesionWarning):
 class ResponseWarning(EmlesionWarning):
     """Two timepoints are not strictly comparable (liver uptake, uptake time, scanner),
     or a lesion could not be used by a criterion; the assessment went ahead."""
+
+
+# ---------------------------------------------------------------------------- attribution
+#: Directory of the emlesion package, with a trailing separator.
+_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.realpath(__file__)), "")
+
+
+def _inside_package(filename: str) -> bool:
+    return os.path.realpath(filename).startswith(_PACKAGE_DIR)
+
+
+def external_stacklevel() -> int:
+    """The ``stacklevel`` at which the caller's ``warnings.warn`` names the first frame
+    outside the emlesion package.
+
+    ``warnings.warn(..., stacklevel=n)`` needs the caller to know how deep it sits below the
+    user's code; emlesion functions are reached directly, through the study pipeline or the
+    CLI, so no fixed ``n`` is right. This walks the stack instead (Python 3.12's
+    ``skip_file_prefixes`` does the same; emlesion supports 3.11). Level 1 is the function
+    calling this one (and then ``warnings.warn``); each emlesion frame above it adds one.
+    When every frame is inside emlesion (``python -m emlesion``) the outermost frame is used.
+
+    Returns
+    -------
+    int
+        A value for ``warnings.warn(..., stacklevel=...)``.
+
+    References
+    ----------
+    .. [1] Python documentation, ``warnings.warn``.
+    """
+    frame = sys._getframe(1)
+    level = 1
+    while _inside_package(frame.f_code.co_filename):
+        if frame.f_back is None:
+            break
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def warn_external(message: str, category: type[Warning]) -> None:
+    """``warnings.warn(message, category)`` attributed to the first frame outside emlesion.
+
+    Parameters
+    ----------
+    message : str
+        The warning message (usually built by :func:`format_message`).
+    category : type of Warning
+        Usually a subclass of :class:`EmlesionWarning`.
+    """
+    warnings.warn(message, category, stacklevel=external_stacklevel())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 
 import pydicom
 import pytest
@@ -106,9 +107,14 @@ def test_absent_creator_empty_group_literal_fallback() -> None:
     ds = _ds({}, {0x0009100D: "20250101105900"})
     assert find_private(ds, 0x0009, GE, 0x0D) is None  # no literal_block: no fallback
     with pytest.warns(DicomQuirkWarning, match=r"scan dt read from the literal element "
-                      r"\(0009,100D\).*no private creator at all.*series 1\.2\.3"):
+                      r"\(0009,100D\).*no private creator at all.*series 1\.2\.3") as rec:
         el = find_private(ds, 0x0009, GE, 0x0D, literal_block=0x10, label="scan dt")
     assert el is not None and el.value == "20250101105900"
+    # attributed to this file (emlesion.errors.warn_external), also through the SUV wrapper
+    assert [Path(w.filename).name for w in rec] == [Path(__file__).name]
+    with pytest.warns(DicomQuirkWarning) as rec:
+        private_value(ds, 0x0009, GE, 0x0D, label="GE")
+    assert [Path(w.filename).name for w in rec] == [Path(__file__).name]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pv = private_value(ds, 0x0009, GE, 0x0D, label="GE", warn=False)

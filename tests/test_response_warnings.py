@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
+from emlesion.errors import external_stacklevel
 from emlesion.response import (
     LesionObservation,
     ReferenceUptake,
@@ -29,7 +30,6 @@ from emlesion.response import (
     assess_percist,
     assess_recist,
 )
-from emlesion.response._warn import external_stacklevel
 
 LIVER = ReferenceUptake(suv_mean=2.0, suv_sd=0.2, suv_max=3.0, sul_mean=1.0, sul_sd=0.1)
 BLOOD = ReferenceUptake(suv_mean=1.5, suv_sd=0.2, suv_max=2.0, sul_mean=0.8, sul_sd=0.1)

@@ -44,7 +44,7 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
 
-from emlesion.errors import DicomQuirkWarning, DicomReadError, format_message
+from emlesion.errors import DicomQuirkWarning, DicomReadError, format_message, warn_external
 
 __all__ = [
     "DicomFile",
@@ -747,7 +747,7 @@ def find_private(
         return None
     if warn:
         where = f"({group:04X},{(literal_block << 8) | offset:04X})"
-        warnings.warn(
+        warn_external(
             format_message(
                 f"{label or 'private element'} read from the literal element {where}: it is "
                 f"present without its private creator {creator!r} (group {group:04X} has no "
@@ -757,7 +757,6 @@ def find_private(
                 fix="tolerated (IBSI DROs 2_4/2_5 do the same); check the value",
             ),
             DicomQuirkWarning,
-            stacklevel=2,
         )
     return ds[target]
 

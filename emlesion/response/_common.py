@@ -19,9 +19,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from emlesion.errors import warn_external
 from emlesion.provenance import ProvenanceStep
 
-from ._warn import warn_external
 from .assessment import Assessment, Category, Criterion, ResponseWarning
 from .observations import LesionObservation, TimepointObservation, UptakeMetric
 
@@ -177,7 +177,7 @@ def build(
     nadir: str | None = None,
 ) -> Assessment:
     """Assemble an :class:`Assessment` and emit its warnings as :class:`ResponseWarning`,
-    attributed to the first frame outside emlesion (:func:`._warn.external_stacklevel`)."""
+    attributed to the first frame outside emlesion (:func:`emlesion.errors.external_stacklevel`)."""
     messages = tuple(dict.fromkeys(warning_messages))
     for message in messages:
         # attributed to the user's line that called the engine (directly, through

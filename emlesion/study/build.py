@@ -36,11 +36,11 @@ from emlesion.errors import (
     InconsistentStudyError,
     SeriesNotFoundError,
     format_message,
+    warn_external,
 )
 from emlesion.io import Grid, LabelMap, SeriesInfo, SeriesRole, Volume, discover, load_ct, load_pet
 from emlesion.measure import LesionTable, measure_lesions
 from emlesion.provenance import ProvenanceStep, jsonable, record_warnings
-from emlesion.response._warn import warn_external
 from emlesion.segment import Method, PriorMask, Seed, segment_lesions
 from emlesion.study.model import (
     RESERVED_LABELS,
@@ -62,8 +62,7 @@ from emlesion.track import (
 )
 
 __all__ = [
-    "DEFAULT_METHOD", "NO_CT_MARGIN_MM", "PET_BRAIN_MAX_MIDLINE_OFFSET_MM",
-    "PET_BRAIN_MIN_SIDE_FRACTION", "RESIDUAL_MARGIN_MM", "RETRACK_STAGE", "load_study",
+    "DEFAULT_METHOD", "NO_CT_MARGIN_MM", "RESIDUAL_MARGIN_MM", "RETRACK_STAGE", "load_study",
     "load_timepoint",
 ]
 
@@ -79,12 +78,6 @@ RESIDUAL_SEED = Method.SUV_2_5
 #: Progress stage of the second lesion matching, after the residual search added lesions
 #: (same registrations, so it only re-matches; the first matching is the stage ``"track"``).
 RETRACK_STAGE = "re-track after residual search"
-#: Without CT, the PET-only brain of :func:`emlesion.anatomy.segment_anatomy` is used only when
-#: it straddles the body's left-right centre (the brain is a midline organ): its centroid lies
-#: within this distance (mm) of the centre of the PET body on the same slices ...
-PET_BRAIN_MAX_MIDLINE_OFFSET_MM = 30.0
-#: ... and at least this fraction of its voxels lies on each side of that centre.
-PET_BRAIN_MIN_SIDE_FRACTION = 0.3
 
 PathLike = str | os.PathLike[str]
 MaskSource = PathLike | LabelMap
@@ -237,40 +230,14 @@ def _regions_for(labels: LabelMap, anatomy: Anatomy | None) -> dict[int, RegionA
     return {lab: assign_region(arr == lab, labels.grid, anatomy) for lab in labels.labels}
 
 
-def _brain_straddles_midline(anatomy: Anatomy) -> tuple[bool, str, dict[str, float]]:
-    """Is the PET-only brain of ``anatomy`` a midline organ of the PET body? (see
-    :data:`PET_BRAIN_MAX_MIDLINE_OFFSET_MM`)."""
-    grid = anatomy.grid
-    brain = anatomy.mask(AnatomyLabel.BRAIN)
-    body = anatomy.mask(AnatomyLabel.BODY)
-    on_slices = np.zeros(grid.shape, bool)
-    on_slices[brain.any(axis=(1, 2))] = True
-    body_x = grid.index_to_lps(np.argwhere(body & on_slices).astype(float))[:, 0]
-    brain_x = grid.index_to_lps(np.argwhere(brain).astype(float))[:, 0]
-    centre = float(body_x.mean()) if body_x.size else float(brain_x.mean())
-    offset = float(brain_x.mean()) - centre
-    left = float(np.mean(brain_x > centre))
-    numbers = {"brain_centroid_offset_x_mm": offset, "brain_fraction_left": left}
-    problems = []
-    if abs(offset) > PET_BRAIN_MAX_MIDLINE_OFFSET_MM:
-        side = "left" if offset > 0 else "right"  # LPS +x is the patient's left
-        problems.append(f"its centroid lies {abs(offset):.0f} mm {side} of the body centre "
-                        f"(> {PET_BRAIN_MAX_MIDLINE_OFFSET_MM:g} mm)")
-    if min(left, 1.0 - left) < PET_BRAIN_MIN_SIDE_FRACTION:
-        minority = "left" if left < 0.5 else "right"
-        problems.append(f"only {min(left, 1.0 - left):.0%} of it lies {minority} of the body "
-                        f"centre (< {PET_BRAIN_MIN_SIDE_FRACTION:.0%})")
-    return not problems, "; ".join(problems), numbers
-
-
 def _pet_only_anatomy(suv: Volume, label: str) -> tuple[Anatomy | None, ProvenanceStep]:
-    """Without CT: the PET-only anatomy (body, brain), kept when a midline brain is found.
+    """Without CT: the PET-only anatomy (body, brain), kept when a brain is found.
 
     :func:`emlesion.anatomy.segment_anatomy` with ``ct=None`` finds the brain as the large very
-    hot region at the cranial end of the PET. When it also straddles the body's left-right
-    centre, the returned anatomy makes :func:`emlesion.segment.segment_lesions` exclude the
+    hot region at the cranial end of the PET that straddles the body midline. When there is
+    one, the returned anatomy makes :func:`emlesion.segment.segment_lesions` exclude the
     brain and its spill-over halo, inside the PET body outline. Otherwise ``None``: nothing is
-    excluded, as before. The step records the decision and the numbers behind it.
+    excluded, as before. The step records the decision and the anatomy rule behind it.
     """
     operation = "emlesion.study.pet_only_brain"
     with record_warnings() as rec:
@@ -285,29 +252,19 @@ def _pet_only_anatomy(suv: Volume, label: str) -> tuple[Anatomy | None, Provenan
         }
         used: Anatomy | None = None
         if not brain.any():
-            rule = ("no CT: no brain found on the PET (PET-only segment_anatomy); nothing "
-                    "excluded from lesion segmentation")
+            rule = ("no CT: no brain found on the PET (PET-only segment_anatomy: "
+                    f"{inputs['brain_rule']}); nothing excluded from lesion segmentation")
         else:
-            ok, why, numbers = _brain_straddles_midline(pet_anatomy)
-            inputs.update(numbers)
-            if ok:
-                used = pet_anatomy
-                rule = ("no CT: brain in the field of view (PET-only segment_anatomy, "
-                        f"{inputs['brain_volume_ml']:.0f} mL, straddling the body midline) "
-                        "excluded from lesion segmentation with its spill-over halo; lesions "
-                        "searched inside the PET body outline")
-                warn_external(format_message(
-                    f"no CT at timepoint {label!r}: only the brain (found on the PET) is "
-                    "excluded from lesion segmentation; bladder, kidneys, ureters, heart and "
-                    "bowel are NOT excluded", fix="supply the CT of this timepoint"),
-                    AnatomyWarning)
-            else:
-                rule = ("no CT: PET-only brain candidate not used (the brain is a midline "
-                        f"organ): {why}; nothing excluded from lesion segmentation")
-                warn_external(format_message(
-                    f"no CT at timepoint {label!r}: the PET-only brain candidate "
-                    f"({inputs['brain_volume_ml']:.0f} mL) is not used: {why}",
-                    fix="supply the CT of this timepoint"), AnatomyWarning)
+            used = pet_anatomy
+            rule = ("no CT: brain in the field of view (PET-only segment_anatomy, "
+                    f"{inputs['brain_volume_ml']:.0f} mL, straddling the body midline) "
+                    "excluded from lesion segmentation with its spill-over halo; lesions "
+                    "searched inside the PET body outline")
+            warn_external(format_message(
+                f"no CT at timepoint {label!r}: only the brain (found on the PET) is "
+                "excluded from lesion segmentation; bladder, kidneys, ureters, heart and "
+                "bowel are NOT excluded", fix="supply the CT of this timepoint"),
+                AnatomyWarning)
     step = ProvenanceStep(operation, rule=rule, inputs=inputs, warnings=rec.as_tuple())
     return used, step
 
@@ -707,13 +664,12 @@ def load_study(
     a mask for that timepoint to avoid this.
 
     The brain, however, is found on the PET alone (the PET-only fallback of
-    :func:`emlesion.anatomy.segment_anatomy`). At any timepoint without CT, when that brain
-    straddles the body's left-right centre (centroid within
-    :data:`PET_BRAIN_MAX_MIDLINE_OFFSET_MM`, at least :data:`PET_BRAIN_MIN_SIDE_FRACTION` of
-    it on each side), it is excluded from the segmentation with its spill-over halo (the
+    :func:`emlesion.anatomy.segment_anatomy`, which accepts only a region straddling the body
+    midline: :func:`emlesion.anatomy.fov.find_brain_pet`). At any timepoint without CT, when a
+    brain is found, it is excluded from the segmentation with its spill-over halo (the
     search then stays inside the PET body outline) and ``Timepoint.anatomy`` is that PET-only
     anatomy; a lateral candidate (on an abdomen-only scan, a hot kidney at the cranial edge)
-    is not used. The step ``emlesion.study.pet_only_brain`` of the timepoint's provenance
+    is not a brain. The step ``emlesion.study.pet_only_brain`` of the timepoint's provenance
     records the decision and its numbers.
     progress : callable, optional
         Receives a :class:`~emlesion.study.StageEvent` at the start and end of each stage.
