@@ -8,6 +8,7 @@ folder. The originals are never modified.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -75,8 +76,9 @@ def test_timepoint_without_ct(sample_scans_dir: Path, tmp_path: Path) -> None:
     # abdomen-pelvis PET for a brain (measured: 199 mL, x -100..-46 mm); it is not a midline
     # organ, so nothing is excluded (the sample has no head: truth.json, README)
     brain_step = next(s for s in tp.provenance if s.operation == "emlesion.study.pet_only_brain")
-    assert "not used" in (brain_step.rule or "")
-    assert brain_step.inputs["brain_centroid_offset_x_mm"] < -30.0
+    assert "no brain found" in (brain_step.rule or "")
+    assert re.search(r"not a midline organ: centroid \d+ mm right of the body centre",
+                     brain_step.inputs["brain_rule"])
     # truth: hottest SULpeak 8.39 -> 3.27 (-61 %), the same PERCIST PMR as with the CT
     assert calls["percist"].category.value == "PMR"
     assert calls["eortc"].category.value == "PMR"

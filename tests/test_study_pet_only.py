@@ -14,12 +14,13 @@ body is the top of the scan.
 * *Abdomen case*: the same body and lesion, and instead of the brain a lateral hot organ
   (SUV 8, semi-axes 24 x 30 x 60 mm = 181 mL, centre 60 mm to the patient's right of the
   axis, reaching the top): the shape of the hot right kidney that the PET-only brain rule
-  takes for a brain on the bundled abdomen-pelvis sample (month 1 PET: 199 mL, x -100..-46
-  mm). It is not a midline organ, so nothing is excluded.
+  took for a brain on the bundled abdomen-pelvis sample (month 1 PET: 199 mL, x -100..-46
+  mm) before it required a midline organ. It is not a brain, so nothing is excluded.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -104,8 +105,8 @@ def test_brain_excluded_without_ct(monkeypatch: pytest.MonkeyPatch,
     used = tp.anatomy.mask(AnatomyLabel.BRAIN)
     assert step.inputs["brain_volume_ml"] == pytest.approx(used.sum() * 0.064)
     assert used[brain].all()
-    # symmetric about the axis: offset 0 (body and brain both centred on x = 0 mm)
-    assert abs(step.inputs["brain_centroid_offset_x_mm"]) < 1.0
+    # symmetric about the axis: the anatomy rule accepted it as a midline organ
+    assert "straddling the body midline" in step.inputs["brain_rule"]
     exclusion = next(s for s in tp.lesions.provenance
                      if s.operation == "emlesion.segment.exclusion")
     assert "brain" in exclusion.inputs["excluded"]
@@ -119,9 +120,13 @@ def test_lateral_hot_organ_is_not_taken_for_a_brain(monkeypatch: pytest.MonkeyPa
     suv, lesion = _phantom(kidney)
     tp, _ = _run(monkeypatch, suv)
     step = _step(tp, "emlesion.study.pet_only_brain")
-    assert "not used" in (step.rule or "")
-    # centroid offset: the organ centre is 60 mm to the right (LPS -x) of the body axis
-    assert step.inputs["brain_centroid_offset_x_mm"] == pytest.approx(-60.0, abs=4.0)
+    assert "no brain found" in (step.rule or "")
+    # the anatomy rule says why: the organ centre is 60 mm to the right (LPS -x) of the body
+    # axis (the smoothed mask is measured: 58-62 mm) and it lies wholly right of it
+    m = re.search(r"not a midline organ: centroid (\d+) mm right of the body centre",
+                  step.inputs["brain_rule"])
+    assert m is not None and abs(int(m.group(1)) - 60) <= 4
+    assert "only 0% of it left of the body centre" in step.inputs["brain_rule"]
     assert tp.anatomy is None
     # nothing excluded: the SUV-8 organ is segmented as a lesion, beside the real one
     labels = np.asarray(tp.lesions.array)

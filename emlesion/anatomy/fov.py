@@ -32,7 +32,11 @@ PET, its median uptake is at least :data:`BRAIN_MIN_UPTAKE_RATIO` times the body
 *Brain (PET only)*: without CT, the largest connected region of smoothed uptake above
 ``max(2.5, 0.35 x the 99.5th percentile of the cranial 150 mm)`` whose top lies within
 :data:`BRAIN_TOP_MARGIN_MM` of the top of the PET body, of
-:data:`BRAIN_MIN_ML`-:data:`BRAIN_MAX_ML`, slices' holes filled (ventricles).
+:data:`BRAIN_MIN_ML`-:data:`BRAIN_MAX_ML`, that straddles the body midline (the brain is a
+midline organ: its centroid within :data:`BRAIN_MAX_MIDLINE_OFFSET_MM` of the centre of the
+body on its slices, at least :data:`BRAIN_MIN_SIDE_FRACTION` of it on each side; on an
+abdomen-pelvis PET a hot kidney at the cranial edge otherwise passes for a brain), slices'
+holes filled (ventricles).
 
 *Heart*: when lungs are present, on the lung slices, the soft tissue (-20..100 HU) inside
 the convex hull of the lungs, outside lungs and bone, anterior to the vertebral bodies,
@@ -87,8 +91,10 @@ from emlesion.io.geometry import ball_structure as _ball
 from emlesion.provenance import jsonable
 
 __all__ = [
+    "BRAIN_MAX_MIDLINE_OFFSET_MM",
     "BRAIN_MAX_ML",
     "BRAIN_MIN_ML",
+    "BRAIN_MIN_SIDE_FRACTION",
     "HEART_MAX_ML",
     "HEART_MIN_ML",
     "TRUNK_MIN_WIDTH_MM",
@@ -111,6 +117,10 @@ BRAIN_MIN_ML = 150.0
 BRAIN_MAX_ML = 2500.0
 BRAIN_TOP_MARGIN_MM = 60.0
 BRAIN_MIN_UPTAKE_RATIO = 2.0
+#: PET-only brain: largest distance (mm) of its centroid from the body's left-right centre.
+BRAIN_MAX_MIDLINE_OFFSET_MM = 30.0
+#: PET-only brain: smallest fraction of its voxels on each side of the body centre.
+BRAIN_MIN_SIDE_FRACTION = 0.3
 HEART_OPENING_MM = 8.0
 HEART_MIN_ML = 150.0
 HEART_MAX_ML = 1500.0
@@ -395,6 +405,13 @@ def find_brain_pet(
             reasons.append(f"cranial hot region of {vol:.0f} mL outside "
                            f"{BRAIN_MIN_ML:g}-{BRAIN_MAX_ML:g} mL")
             continue
+        full = np.zeros(suv.shape, bool)
+        full[sl] = comp
+        off_side = _off_midline(full, body, grid)
+        if off_side:
+            reasons.append(f"cranial hot region of {vol:.0f} mL is not a midline organ: "
+                           f"{off_side}")
+            continue
         if best is None or vol > best[0]:
             best = (vol, i)
     if best is None:
@@ -408,8 +425,31 @@ def find_brain_pet(
     brain = ndi.binary_fill_holes(brain)
     return body, brain, (f"PET only: largest smoothed-uptake region >= {level:.3g} "
                          f"(max(2.5, 0.35 x P99.5 of the cranial 150 mm)) reaching within "
-                         f"{BRAIN_TOP_MARGIN_MM:g} mm of the top of the body, "
-                         f"{best[0]:.0f} mL")
+                         f"{BRAIN_TOP_MARGIN_MM:g} mm of the top of the body and straddling "
+                         f"the body midline, {best[0]:.0f} mL")
+
+
+def _off_midline(mask: np.ndarray, body: np.ndarray, grid: Grid) -> str:
+    """Why ``mask`` does not straddle the body's left-right centre on its slices ("" when it
+    does): centroid more than :data:`BRAIN_MAX_MIDLINE_OFFSET_MM` from the centre, or less
+    than :data:`BRAIN_MIN_SIDE_FRACTION` of its voxels on one side."""
+    on_slices = np.zeros(mask.shape, bool)
+    on_slices[mask.any(axis=(1, 2))] = True
+    x_mask = grid.index_to_lps(np.argwhere(mask).astype(float))[:, 0]
+    x_body = grid.index_to_lps(np.argwhere(body & on_slices).astype(float))[:, 0]
+    centre = float(x_body.mean()) if x_body.size else float(x_mask.mean())
+    offset = float(x_mask.mean()) - centre
+    left = float(np.mean(x_mask > centre))
+    problems = []
+    if abs(offset) > BRAIN_MAX_MIDLINE_OFFSET_MM:
+        side = "left" if offset > 0 else "right"  # LPS +x is the patient's left
+        problems.append(f"centroid {abs(offset):.0f} mm {side} of the body centre "
+                        f"(> {BRAIN_MAX_MIDLINE_OFFSET_MM:g} mm)")
+    if min(left, 1.0 - left) < BRAIN_MIN_SIDE_FRACTION:
+        minority = "left" if left < 0.5 else "right"
+        problems.append(f"only {min(left, 1.0 - left):.0%} of it {minority} of the body "
+                        f"centre (< {BRAIN_MIN_SIDE_FRACTION:.0%})")
+    return "; ".join(problems)
 
 
 def find_heart(
