@@ -97,7 +97,8 @@ class TimepointView:
         One mapping per lesion, keys of :class:`emlesion.measure.LesionMeasurement`
         (``label``, ``name``, ``suv_max``, ``suv_mean``, ``suv_peak_global``, ``sul_peak``,
         ``mtv_ml``, ``tlg``, ``longest_axial_diameter_mm``, ``short_axis_mm``) plus optional
-        ``region`` and ``side``.
+        ``region``, ``side`` and ``volume_reliable`` (``False`` marks MTV and TLG with a
+        dagger and a footnote on the blood-pool floor).
     liver : Mapping, optional
         Liver reference (e.g. ``{"sul_mean": 1.9, "sul_sd": 0.2}``).
     """
@@ -379,11 +380,16 @@ def render_html(
                  "<th>Lesion</th><th>Region</th><th>SUVmax</th><th>SUVpeak</th><th>SUVmean</th>"
                  "<th>SULpeak</th><th>MTV (mL)</th><th>TLG</th><th>LD (mm)</th><th>SA (mm)</th>"
                  "</tr></thead><tbody>")
+    n_unreliable = 0
     for tp in timepoints:
         for row in tp.rows:
             row_label = row.get("label")
             tid = tmap[tp.label].get(int(row_label)) if row_label is not None else None
             region = " ".join(str(v) for v in (row.get("side"), row.get("region")) if v)
+            unreliable = row.get("volume_reliable") is False
+            n_unreliable += unreliable
+            dagger = ('<sup class="warn" title="MTV unreliable: boundary at the blood-pool '
+                      'floor">&dagger;</sup>' if unreliable else "")
             parts.append(
                 f"<tr><td>{_e(tp.label)}</td><td>{_e(tid or '')}</td>"
                 f"<td>{_e(row.get('name', row_label))}</td><td>{_e(region)}</td>"
@@ -391,15 +397,23 @@ def render_html(
                 f'<td class="n">{_num(_get(row, "suv_peak_global", "suv_peak"))}</td>'
                 f'<td class="n">{_num(row.get("suv_mean"))}</td>'
                 f'<td class="n">{_num(row.get("sul_peak"))}</td>'
-                f'<td class="n">{_num(row.get("mtv_ml"))}</td>'
-                f'<td class="n">{_num(row.get("tlg"), 1)}</td>'
+                f'<td class="n">{_num(row.get("mtv_ml"))}{dagger}</td>'
+                f'<td class="n">{_num(row.get("tlg"), 1)}{dagger}</td>'
                 f'<td class="n">{_num(row.get("longest_axial_diameter_mm"), 1)}</td>'
                 f'<td class="n">{_num(row.get("short_axis_mm"), 1)}</td></tr>'
             )
     parts.append("</tbody></table>"
                  '<p class="note">SUVpeak: IBSI global intensity peak, 1 mL sphere; MTV: voxel '
                  "count &times; voxel volume; TLG = SUVmean &times; MTV; LD/SA: longest axial "
-                 "diameter and short axis on the PET grid.</p></section>")
+                 "diameter and short axis on the PET grid.</p>")
+    if n_unreliable:
+        parts.append('<p class="note warn" id="volume-reliability">&dagger; MTV and TLG '
+                     "unreliable: the lesion&#x27;s 41 %/50 % of SUVmax fell below the "
+                     "blood-pool mean, so its boundary was set at the blood-pool mean "
+                     "(background level) and the contour may include adjacent physiological "
+                     "uptake (bowel, vessels). Check the contour; a lesion mask gives a "
+                     "reliable volume.</p>")
+    parts.append("</section>")
 
     # ---- time course
     series: dict[str, list[tuple[float, float | None, float | None]]] = {}

@@ -18,7 +18,9 @@ from emlesion.segment.lesions import (
     Seed,
     SegmentationResult,
     SegmentationWarning,
+    ThresholdRule,
     WholeScan,
+    classify_threshold_rule,
     segment_lesions,
 )
 
@@ -32,6 +34,8 @@ __all__ = [
     "Seed",
     "SegmentationResult",
     "SegmentationWarning",
+    "ThresholdRule",
     "WholeScan",
+    "classify_threshold_rule",
     "segment_lesions",
 ]

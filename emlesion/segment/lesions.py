@@ -47,7 +47,9 @@ __all__ = [
     "Seed",
     "SegmentationResult",
     "SegmentationWarning",
+    "ThresholdRule",
     "WholeScan",
+    "classify_threshold_rule",
     "segment_lesions",
 ]
 
@@ -79,6 +81,70 @@ class Method(str, enum.Enum):
 
 _FIXED = {Method.SUV_2_5: 2.5, Method.SUV_4_0: 4.0}
 _FRACTION = {Method.PERCENT_41: 0.41, Method.PERCENT_50: 0.50}
+
+
+class ThresholdRule(str, enum.Enum):
+    """The rule that placed one lesion's boundary (domain reference section 2.3).
+
+    ``FIXED``: a fixed SUV (2.5 or 4.0). ``PERCIST_LIVER``: 1.5 x liver mean + 2 x liver SD.
+    ``RELATIVE``: 41 % / 50 % of the lesion's SUVmax. ``BLOOD_POOL_FLOOR``: a percent method
+    whose ``fraction x SUVmax`` fell below the blood-pool SUVmean, so the boundary was put at
+    the blood-pool mean (see :func:`segment_lesions` Notes); the boundary is then at
+    background level and the contour can take in adjacent physiological uptake (bowel,
+    vessels), so the lesion's MTV is flagged unreliable. ``USER_MASK``: the lesion came from a
+    user mask, no threshold. ``UNKNOWN``: the method was not recorded (e.g. a hand-built
+    timepoint); no evidence of a floor, so the volume is not flagged.
+    """
+
+    FIXED = "fixed SUV"
+    PERCIST_LIVER = "PERCIST liver"
+    RELATIVE = "41%/50% of SUVmax"
+    BLOOD_POOL_FLOOR = "blood-pool floor"
+    USER_MASK = "user mask"
+    UNKNOWN = "unknown"
+
+    @property
+    def volume_reliable(self) -> bool:
+        """False for :attr:`BLOOD_POOL_FLOOR` (boundary at background level)."""
+        return self is not ThresholdRule.BLOOD_POOL_FLOOR
+
+
+def classify_threshold_rule(method: Method | str, suv_max: float | None,
+                            blood_pool_mean: float | None) -> ThresholdRule:
+    """The :class:`ThresholdRule` that :func:`segment_lesions` applies to a lesion.
+
+    Parameters
+    ----------
+    method : Method or str
+        Segmentation method.
+    suv_max : float or None
+        The lesion's SUVmax (same quantity as ``blood_pool_mean``).
+    blood_pool_mean : float or None
+        Blood-pool SUVmean used as the floor; ``None`` when no floor was applied.
+
+    Returns
+    -------
+    ThresholdRule
+        ``BLOOD_POOL_FLOOR`` for a percent method when ``fraction x suv_max`` is below
+        ``blood_pool_mean`` (the test of ``_regrow``), else the method's own rule.
+
+    Examples
+    --------
+    >>> classify_threshold_rule("41%max", 3.28, 1.6).value   # 0.41 x 3.28 = 1.34 < 1.6
+    'blood-pool floor'
+    >>> classify_threshold_rule("41%max", 10.0, 1.6).value   # 4.1 >= 1.6
+    '41%/50% of SUVmax'
+    """
+    method = Method(method)
+    if method in _FIXED:
+        return ThresholdRule.FIXED
+    if method is Method.PERCIST_LIVER:
+        return ThresholdRule.PERCIST_LIVER
+    if (suv_max is not None and blood_pool_mean is not None and math.isfinite(suv_max)
+            and math.isfinite(blood_pool_mean)
+            and _FRACTION[method] * suv_max < blood_pool_mean):
+        return ThresholdRule.BLOOD_POOL_FLOOR
+    return ThresholdRule.RELATIVE
 
 #: Physiological uptake excluded by default; ``"kidneys"`` means both kidneys.
 #: (``"iliac_vessels"`` is not in the default list: no automatic mask exists for it yet, and
@@ -173,6 +239,9 @@ class Lesion:
         SUV threshold that delineated this lesion.
     assignment : RegionAssignment
         Centroid and the rule that gave region and side.
+    threshold_rule : ThresholdRule, default ``RELATIVE``
+        Rule that placed the boundary; ``BLOOD_POOL_FLOOR`` marks an unreliable volume
+        (see :attr:`volume_reliable`).
     """
 
     label: int
@@ -184,11 +253,18 @@ class Lesion:
     suv_max: float
     threshold: float
     assignment: RegionAssignment
+    threshold_rule: ThresholdRule = ThresholdRule.RELATIVE
 
     @property
     def centroid_mm(self) -> tuple[float, float, float]:
         """LPS centroid (mm)."""
         return self.assignment.centroid_mm
+
+    @property
+    def volume_reliable(self) -> bool:
+        """False when the boundary is the blood-pool floor (MTV may include adjacent
+        physiological uptake)."""
+        return self.threshold_rule.volume_reliable
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
@@ -201,6 +277,8 @@ class Lesion:
             "volume_ml": jsonable(self.volume_ml),
             "suv_max": jsonable(self.suv_max),
             "threshold": jsonable(self.threshold),
+            "threshold_rule": self.threshold_rule.value,
+            "volume_reliable": self.volume_reliable,
             "assignment": self.assignment.to_dict(),
         }
 
@@ -466,6 +544,11 @@ def segment_lesions(
       exceed the blood-pool mean is not delineated. The floor only acts on lesions with
       ``SUVmax < blood-pool mean / fraction`` (about 4.5 SUV for 41 %), so high-contrast
       lesions keep the plain relative threshold.
+      A floor-limited lesion has ``threshold_rule`` :attr:`ThresholdRule.BLOOD_POOL_FLOOR`
+      and ``volume_reliable`` False, and one :class:`SegmentationWarning` names it: its
+      boundary is at background level, so the contour can run into adjacent physiological
+      uptake (on the sample study, a pelvic nodule of SUVmax 3.3 measured 21.5 mL against a
+      true 7.9 mL). The labels are the same with or without this flag.
 
     References
     ----------
@@ -599,7 +682,8 @@ def segment_lesions(
         full_sizes = np.bincount(full_lab.ravel(), minlength=n_full + 1)
         full_in_halo = np.bincount(full_lab[halo], minlength=n_full + 1)
         rim_zone = low_organ & search
-        lesions: list[tuple[np.ndarray, float]] = []
+        seed_rule = ThresholdRule.FIXED if seed in _FIXED else ThresholdRule.PERCIST_LIVER
+        lesions: list[tuple[np.ndarray, float, ThresholdRule]] = []
         dropped_small = dropped_spill = 0
         order: list[int] = (
             [int(v) + 1 for v in np.argsort(-np.asarray(ndi.maximum(a, lab, np.arange(1, n + 1))))]
@@ -616,7 +700,7 @@ def segment_lesions(
             if full_in_halo[comp_ids].sum() > max_halo_fraction * full_sizes[comp_ids].sum():
                 dropped_spill += 1
                 continue
-            lesions.append((_add_rim(m, a, t_seed, rim_zone), t_seed))
+            lesions.append((_add_rim(m, a, t_seed, rim_zone), t_seed, seed_rule))
         steps.append(ProvenanceStep(
             "emlesion.segment.candidates",
             rule=f"{seed.value}: SUV >= {t_seed:.4g}",
@@ -628,11 +712,11 @@ def segment_lesions(
             frac = _FRACTION[method]
             floor = blood.mean if (blood_pool_floor and blood is not None) else None
             taken = np.zeros(grid.shape, bool)
-            grown: list[tuple[np.ndarray, float]] = []
+            grown: list[tuple[np.ndarray, float, ThresholdRule]] = []
             voi_ball = _ball(voi_margin_mm, grid.spacing_mm)
             details: list[dict[str, Any]] = []
             below_floor = 0
-            for m, _t in sorted(lesions, key=lambda x: -float(a[x[0]].max())):
+            for m, _t, _r in sorted(lesions, key=lambda x: -float(a[x[0]].max())):
                 m = m & ~taken
                 if not m.any():
                     continue
@@ -653,7 +737,10 @@ def segment_lesions(
                 if g.sum() * vox_ml < min_volume_ml:
                     continue
                 taken |= g
-                grown.append((g, t))
+                # the floor placed the boundary when fraction x SUVmax is below it
+                floored = floor is not None and frac * float(info["suv_max"]) < floor
+                grown.append((g, t, ThresholdRule.BLOOD_POOL_FLOOR if floored
+                              else ThresholdRule.RELATIVE))
                 details.append(info)
             lesions = grown
             steps.append(ProvenanceStep(
@@ -662,7 +749,7 @@ def segment_lesions(
                 f"= candidate + {voi_margin_mm:g} mm, enlarged to lesion + {voi_margin_mm:g} mm "
                 f"until the lesion stops reaching it (<= {voi_max_iterations} times); "
                 "component containing the max",
-                inputs={"fraction": frac, "thresholds": [t for _, t in lesions],
+                inputs={"fraction": frac, "thresholds": [t for _, t, _ in lesions],
                         "blood_pool_floor": floor,
                         "blood_pool_floor_rule": (
                             "blood-pool SUVmean" if floor is not None else
@@ -691,7 +778,7 @@ def segment_lesions(
         out: list[Lesion] = []
         counters: dict[tuple[Region, Side], int] = {}
         names: dict[int, str] = {}
-        for k, (m, t) in enumerate(lesions, start=1):
+        for k, (m, t, rule) in enumerate(lesions, start=1):
             if anatomy is not None:
                 ra = assign_region(m, grid, anatomy)
             else:
@@ -702,7 +789,17 @@ def segment_lesions(
             arr[m & (arr == 0)] = k
             names[k] = name
             out.append(Lesion(k, name, ra.region, ra.side, int(m.sum()),
-                              float(m.sum() * vox_ml), float(a[m].max()), float(t), ra))
+                              float(m.sum() * vox_ml), float(a[m].max()), float(t), ra, rule))
+            if rule is ThresholdRule.BLOOD_POOL_FLOOR:
+                frac = _FRACTION[method]
+                warnings.warn(format_message(
+                    f"lesion {name}: SUVmax {float(a[m].max()):.2f} is below blood-pool mean / "
+                    f"{frac:.0%} ({t:.2f} / {frac:g} = {t / frac:.2f}); its boundary is the "
+                    f"blood-pool floor (SUV {t:.2f}) and its MTV may include adjacent "
+                    "physiological uptake (bowel, vessels)",
+                    series=suv.identity.series_instance_uid or None,
+                    fix="check the contour; pass a lesion mask or a tighter search region"),
+                    SegmentationWarning, stacklevel=2)
     step = ProvenanceStep(
         "emlesion.segment.segment_lesions",
         rule=f"method {method.value}, connectivity {connectivity}, min volume "
@@ -763,17 +860,17 @@ def _regrow(
                   "converged": converged, "n_voxels": int(g.sum())}
 
 
-def _pick_seed(lesions: list[tuple[np.ndarray, float]], seed: Seed, grid: Grid) -> \
-        list[tuple[np.ndarray, float]]:
+def _pick_seed(lesions: list[tuple[np.ndarray, float, ThresholdRule]], seed: Seed,
+               grid: Grid) -> list[tuple[np.ndarray, float, ThresholdRule]]:
     idx = np.rint(grid.lps_to_index(seed.point_mm)).astype(int)
     inside = all(0 <= idx[i] < grid.shape[i] for i in range(3))
     if inside:
-        for m, t in lesions:
+        for m, t, rule in lesions:
             if m[tuple(idx)]:
-                return [(m, t)]
+                return [(m, t, rule)]
     best: tuple[float, int] | None = None
     p = np.asarray(seed.point_mm, dtype=float)
-    for j, (m, _t) in enumerate(lesions):
+    for j, (m, _t, _r) in enumerate(lesions):
         pts = grid.index_to_lps(np.argwhere(m).astype(float))
         d = float(np.min(np.linalg.norm(pts - p, axis=1)))
         if d <= seed.radius_mm and (best is None or d < best[0]):

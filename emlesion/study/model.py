@@ -35,6 +35,7 @@ from emlesion.response import (
     TimepointObservation,
     assess_all,
 )
+from emlesion.segment import Method, ThresholdRule, classify_threshold_rule
 from emlesion.track import TrackingResult, TrackState
 
 __all__ = [
@@ -283,9 +284,27 @@ class Timepoint:
         values = np.asarray(self.sul.array)[np.asarray(self.lesions.array) == int(label)]
         return float(values.mean()) if values.size else None
 
+    def threshold_rule(self, label: int) -> ThresholdRule:
+        """The rule that placed the boundary of lesion ``label``.
+
+        ``USER_MASK`` for a user mask; otherwise
+        :func:`emlesion.segment.classify_threshold_rule` of the method, the lesion's SUVmax
+        and the blood-pool SUVmean (SUVbw, the quantity and floor
+        :func:`~emlesion.segment.segment_lesions` used; no floor without a blood-pool
+        reference). ``BLOOD_POOL_FLOOR`` means an unreliable MTV; ``UNKNOWN`` when
+        :attr:`method` is not a :class:`~emlesion.segment.Method` value.
+        """
+        if self.lesion_source is LesionSource.MASK:
+            return ThresholdRule.USER_MASK
+        if self.method not in {m.value for m in Method}:
+            return ThresholdRule.UNKNOWN
+        floor = self.blood_pool.suv_mean if self.blood_pool is not None else None
+        return classify_threshold_rule(self.method, self.measurement(label).suv_max, floor)
+
     def lesion_dict(self, m: LesionMeasurement) -> dict[str, Any]:
         """The public JSON object of one lesion (see ``emlesion/schemas/measure.schema.json``)."""
         assign = self.regions.get(m.label)
+        rule = self.threshold_rule(m.label)
         return {
             "label": int(m.label),
             "name": m.name,
@@ -301,6 +320,8 @@ class Timepoint:
             "sul_mean": jsonable(self.sul_mean(m.label)),
             "mtv_ml": jsonable(m.mtv_ml),
             "tlg": jsonable(m.tlg),
+            "threshold_rule": rule.value,
+            "volume_reliable": rule.volume_reliable,
             "centroid_mm": _vec(m.centroid_mm),
             "extent_cm": _vec(m.extent_cm),
             "longest_axial_diameter_mm": jsonable(m.longest_axial_diameter_mm),
@@ -677,7 +698,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "timepoint", "date", "days_since_baseline", "track_id",
     "label", "name", "region", "side",
     "suv_max", "suv_mean", "suv_peak", "sul_max", "sul_peak", "sul_mean",
-    "mtv_ml", "tlg", "n_voxels",
+    "mtv_ml", "tlg", "n_voxels", "threshold_rule", "volume_reliable",
     "centroid_x_mm", "centroid_y_mm", "centroid_z_mm",
     "extent_x_cm", "extent_y_cm", "extent_z_cm",
     "longest_axial_diameter_mm", "short_axis_mm",
