@@ -19,15 +19,16 @@ Usage::
 Seed 2024 uses ``sample_scans/``; other seeds are generated (about 30 s each) into ``--work``
 unless already there. Acceptance (issue 8): every metabolically active lesion within 15 %.
 
-Known gap (all four seeds): the month-1 pelvic-wall nodule (SUVmax ~3.3) is over-segmented (+98
-% to +256 % across seeds and blood-pool estimates) because its 41 % contour runs into the
-adjacent sigmoid colon and iliac vessels, which the automatic anatomy does not delineate; seed
-2025 also reports a month-3 colon false positive. A bowel mask built from the CT alone
-(intraluminal gas, gas-adjacent content in -80..15 HU, 6 mm closing, homogeneous soft tissue
-removed) was evaluated with the generator's tissue labels: it captured 55-60 % of the colon but
-also 20-40 nodule voxels, giving +9 % on seed 2024 and +102 % on seed 7, so it was not adopted.
-With a user bowel / iliac-vessel label map, :func:`emlesion.segment.segment_lesions` excludes
-those voxels without a spill-over halo (``LOW_UPTAKE_LABELS``). """
+Results (2026-11-25, seeds 2024 7 11 2025 1 5 6 9 12 13 14 15; about 20 s per seed): every
+baseline and month-1 retroperitoneal mass within -12.7 % to +1.4 %. The month-1 pelvic-wall
+nodule (SUVmax 3.0-3.9, against the sigmoid colon and the iliac vessels; below blood-pool mean
+/ 0.41) is delineated on the CT (:func:`emlesion.segment.delineate_on_ct`): within 15 % on 11 of
+12 seeds (-14.7 % to +8.9 %; +8.9 % on the sample), +28.3 % on seed 12 (colon fragments
+joined to the core). Before, its floor threshold gave +98 % to +394 %, and a ureter rule that
+took the nodule's hot core for a ureter hid it on seeds 12 and 15. Left: a month-3 colon
+false positive at the resolved pelvic site on seeds 2025, 13 and 15 (1.9-28 mL, flagged
+``volume_reliable: false``: no soft-tissue core under the uptake).
+"""
 
 from __future__ import annotations
 

@@ -6,8 +6,12 @@ Public API
 :func:`segment_lesions`
     SUV (+ anatomy or CT) -> :class:`SegmentationResult` (named lesion labels with region and
     side, thresholds and every choice in the provenance).
+:func:`delineate_on_ct`
+    The CT soft-tissue boundary of a low-contrast PET lesion (used by :func:`segment_lesions`
+    when the blood-pool floor would place the boundary).
 """
 
+from emlesion.segment.ctguided import CTSoftTissueRule, delineate_on_ct
 from emlesion.segment.lesions import (
     DEFAULT_EXCLUDE,
     Box,
@@ -27,6 +31,7 @@ from emlesion.segment.lesions import (
 __all__ = [
     "DEFAULT_EXCLUDE",
     "Box",
+    "CTSoftTissueRule",
     "Lesion",
     "Method",
     "PriorMask",
@@ -37,5 +42,6 @@ __all__ = [
     "ThresholdRule",
     "WholeScan",
     "classify_threshold_rule",
+    "delineate_on_ct",
     "segment_lesions",
 ]

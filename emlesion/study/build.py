@@ -41,7 +41,7 @@ from emlesion.errors import (
 from emlesion.io import Grid, LabelMap, SeriesInfo, SeriesRole, Volume, discover, load_ct, load_pet
 from emlesion.measure import LesionTable, measure_lesions
 from emlesion.provenance import ProvenanceStep, jsonable, record_warnings
-from emlesion.segment import Method, PriorMask, Seed, segment_lesions
+from emlesion.segment import Method, PriorMask, Seed, ThresholdRule, segment_lesions
 from emlesion.study.model import (
     RESERVED_LABELS,
     LesionSource,
@@ -331,6 +331,7 @@ def _process(
     ct_anatomy = anatomy if ct is not None else None
     liver = _reference_stats(anatomy, "liver", suv, sul)
     blood = _reference_stats(anatomy, "blood_pool", suv, sul)
+    rules: dict[int, ThresholdRule] = {}
     with _stage(progress, "lesions", label):
         if mask is not None:
             from emlesion.io.masks import load_mask
@@ -356,8 +357,9 @@ def _process(
                               "searched only at the baseline lesions; new lesions elsewhere "
                               "are not detected",)))
             else:
-                seg = segment_lesions(suv, method=method, anatomy=anatomy)
+                seg = segment_lesions(suv, method=method, anatomy=anatomy, ct=ct)
                 lesions = seg.labels
+                rules = {les.label: les.threshold_rule for les in seg.lesions}
                 regions = ({les.label: les.assignment for les in seg.lesions}
                            if ct_anatomy is not None else {})
                 source, method_name = LesionSource.SEGMENTATION, seg.method.value
@@ -374,7 +376,7 @@ def _process(
         label=label, date=_study_date(pet), pet=pet, ct=ct, suv=suv, sul=sul, anatomy=anatomy,
         liver=liver, blood_pool=blood, lesions=lesions, measurements=table, regions=regions,
         lesion_source=source, method=method_name, uptake_time_min=uptake,
-        source=images.source, provenance=tuple(steps),
+        source=images.source, provenance=tuple(steps), threshold_rules=rules,
     )
 
 
@@ -568,6 +570,7 @@ def _residual_search(
             arr = np.array(tp.lesions.array, dtype=np.uint16)
             names = dict(tp.lesions.names)
             regions = dict(tp.regions)
+            rules = dict(tp.threshold_rules)
             added: list[dict[str, Any]] = []
             with record_warnings() as rec:
                 for tid in lost:
@@ -575,7 +578,7 @@ def _residual_search(
                     if prior is None:
                         continue
                     seg = segment_lesions(tp.suv, method=tp.method, anatomy=tp.anatomy,
-                                          region=PriorMask(prior, tp.suv.grid),
+                                          ct=tp.ct, region=PriorMask(prior, tp.suv.grid),
                                           seed_method=RESIDUAL_SEED)
                     for les in seg.lesions:
                         m = (np.asarray(seg.labels.array) == les.label) & (arr == 0)
@@ -584,11 +587,17 @@ def _residual_search(
                         new = int(arr.max()) + 1
                         arr[m] = new
                         names[new] = les.name
+                        rules[new] = les.threshold_rule
                         if tp.ct is not None:  # regions need the CT landmarks
                             regions[new] = les.assignment
                         added.append({"track": tid, "label": new, "name": les.name,
                                       "volume_ml": float(m.sum() * tp.suv.voxel_volume_ml),
-                                      "suv_max": les.suv_max})
+                                      "suv_max": les.suv_max,
+                                      "threshold_rule": les.threshold_rule.value})
+                    steps_seg = [st for st in seg.provenance
+                                 if st.operation == "emlesion.segment.percent_of_max"]
+                    if steps_seg and seg.lesions:
+                        added[-1]["segmentation"] = steps_seg[0].inputs.get("lesions")
             if not added:
                 continue
             step = ProvenanceStep(
@@ -601,7 +610,7 @@ def _residual_search(
             table = _measure(tp.suv, labels, tp.ct, tp.sul)
             _ = table.rows
             out[k] = replace(tp, lesions=labels, measurements=table, regions=regions,
-                             provenance=(*tp.provenance, step))
+                             threshold_rules=rules, provenance=(*tp.provenance, step))
             changed = True
     return out, changed
 

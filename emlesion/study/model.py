@@ -222,6 +222,9 @@ class Timepoint:
         Folder(s) the timepoint was read from.
     provenance : tuple of ProvenanceStep
         Loading, SUV, anatomy, segmentation and measurement steps.
+    threshold_rules : mapping of int to ThresholdRule, optional
+        Per lesion label, the boundary rule that :func:`~emlesion.segment.segment_lesions`
+        recorded (see :meth:`threshold_rule`).
     """
 
     label: str
@@ -240,6 +243,7 @@ class Timepoint:
     method: str = ""
     uptake_time_min: float | None = None
     days_since_baseline: int | None = None
+    threshold_rules: Mapping[int, ThresholdRule] = field(default_factory=dict)
     source: str = ""
     provenance: tuple[ProvenanceStep, ...] = ()
 
@@ -287,7 +291,9 @@ class Timepoint:
     def threshold_rule(self, label: int) -> ThresholdRule:
         """The rule that placed the boundary of lesion ``label``.
 
-        ``USER_MASK`` for a user mask; otherwise
+        ``USER_MASK`` for a user mask; the rule recorded by
+        :func:`~emlesion.segment.segment_lesions` (:attr:`threshold_rules`, e.g.
+        ``CT_SOFT_TISSUE`` for a low-contrast lesion delineated on the CT); otherwise
         :func:`emlesion.segment.classify_threshold_rule` of the method, the lesion's SUVmax
         and the blood-pool SUVmean (SUVbw, the quantity and floor
         :func:`~emlesion.segment.segment_lesions` used; no floor without a blood-pool
@@ -296,6 +302,8 @@ class Timepoint:
         """
         if self.lesion_source is LesionSource.MASK:
             return ThresholdRule.USER_MASK
+        if int(label) in self.threshold_rules:
+            return self.threshold_rules[int(label)]
         if self.method not in {m.value for m in Method}:
             return ThresholdRule.UNKNOWN
         floor = self.blood_pool.suv_mean if self.blood_pool is not None else None
