@@ -574,8 +574,8 @@ def segment_lesions(
       A floor-limited lesion has ``threshold_rule`` :attr:`ThresholdRule.BLOOD_POOL_FLOOR`
       and ``volume_reliable`` False, and one :class:`SegmentationWarning` names it: its
       boundary is at background level, so the contour can run into adjacent physiological
-      uptake (on the sample study, a pelvic nodule of SUVmax 3.3 measured 21.5 mL against a
-      true 7.9 mL). The labels are the same with or without this flag.
+      uptake (on the sample study without the CT rule, a pelvic nodule of SUVmax 3.3 measured
+      21.5 mL against a true 7.9 mL).
 
     References
     ----------
@@ -586,6 +586,8 @@ def segment_lesions(
        version 2.0. Eur J Nucl Med Mol Imaging 2015;42:328-54 (41 % / A50 % thresholds).
     .. [4] Burggraaff CN et al. / PMC7139791: fixed relative thresholds overestimate volume
        at low lesion-to-background ratio (domain reference 2.3).
+    .. [5] Bagci U et al. Joint segmentation of anatomical and functional images. Med Image
+       Anal 2013;17:929-45 (PET-CT co-segmentation; the CT rule for low-contrast lesions).
     """
     try:
         method = Method(method)
