@@ -200,3 +200,22 @@ def test_no_ct_coverage_or_core_returns_none(low: tuple[Volume, Volume, np.ndarr
                                 fraction=0.41, allowed=np.ones(a.shape, bool),
                                 rule=CTSoftTissueRule(min_core_ml=50.0))
     assert out is None and "< 50 mL" in info["reason"]
+
+
+def test_bowel_uptake_without_nodule_is_dropped() -> None:
+    # the same field with a cold nodule (SUV 0.35): what is left above the PERCIST seed is the
+    # bowel's textured uptake (SUV 2.2 +/- 20 %), low-contrast, with no soft-tissue core under
+    # it and gas in it (10 % of its content at -900 HU): physiological, not a lesion
+    suv, ct, _truth = _phantom(nodule_suv=0.35)
+    assert float(np.asarray(suv.array).max()) < BLOOD[0] / 0.41  # floor regime
+    without = _segment(suv, ct, ct_soft_tissue=False)
+    assert [x.threshold_rule for x in without.lesions] == [  # type: ignore[attr-defined]
+        ThresholdRule.BLOOD_POOL_FLOOR]
+    seg = _segment(suv, ct)
+    assert seg.lesions == ()  # type: ignore[attr-defined]
+    step = next(s for s in seg.provenance  # type: ignore[attr-defined]
+                if s.operation == "emlesion.segment.percent_of_max")
+    assert step.inputs["dropped_as_bowel_uptake"] == 1
+    dropped = step.inputs["lesions"][0]
+    assert dropped["dropped"] == "bowel uptake"
+    assert dropped["ct_soft_tissue"]["gas_ml"] >= 0.2
