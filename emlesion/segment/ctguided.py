@@ -309,6 +309,4 @@ def delineate_on_ct(
     out = np.isin(comp, keep[keep > 0])
     info.update({"ct_core_voxels": int(core.sum()), "ct_lesion_voxels": int(lesion.sum()),
                  "n_voxels": int(out.sum())})
-    if not math.isfinite(noise):
-        return None, {**info, "reason": "CT noise undefined"}
     return out, info
