@@ -248,14 +248,13 @@ def delineate_on_ct(
     # PET values and the allowed region on the CT crop (nearest PET voxel)
     pet_ct = resample_array(np.asarray(suv, dtype=np.float32), grid, sub,
                             interpolation="nearest", default_value=0.0)
-    ok_ct = resample_array(allowed.astype(np.uint8), grid, sub, interpolation="nearest",
-                           default_value=0).astype(bool)
-    in_cand = resample_array(ndi.binary_dilation(candidate, np.ones((3, 3, 3), bool))
-                             .astype(np.uint8), grid, sub, interpolation="nearest",
-                             default_value=0).astype(bool)
-    region = candidate if gas_region is None else gas_region
-    cand_ct = resample_array(region.astype(np.uint8), grid, sub, interpolation="nearest",
-                             default_value=0).astype(bool)
+    def on_ct(mask: np.ndarray) -> np.ndarray:
+        return resample_array(mask.astype(np.uint8), grid, sub, interpolation="nearest",
+                              default_value=0).astype(bool)
+
+    ok_ct = on_ct(allowed)
+    in_cand = on_ct(ndi.binary_dilation(candidate, np.ones((3, 3, 3), bool)))
+    cand_ct = on_ct(candidate if gas_region is None else gas_region)
     # intraluminal gas under the uptake (bowel): reported for the caller's decision
     info["gas_ml"] = float(((hu < r.gas_hu) & cand_ct).sum() * sub.voxel_volume_ml)
     core_level = float(blood_pool_mean + r.core_contrast * (suv_max - blood_pool_mean))
