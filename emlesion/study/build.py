@@ -580,6 +580,7 @@ def _residual_search(
                     seg = segment_lesions(tp.suv, method=tp.method, anatomy=tp.anatomy,
                                           ct=tp.ct, region=PriorMask(prior, tp.suv.grid),
                                           seed_method=RESIDUAL_SEED)
+                    first = len(added)
                     for les in seg.lesions:
                         m = (np.asarray(seg.labels.array) == les.label) & (arr == 0)
                         if not m.any():
@@ -594,10 +595,12 @@ def _residual_search(
                                       "volume_ml": float(m.sum() * tp.suv.voxel_volume_ml),
                                       "suv_max": les.suv_max,
                                       "threshold_rule": les.threshold_rule.value})
-                    steps_seg = [st for st in seg.provenance
-                                 if st.operation == "emlesion.segment.percent_of_max"]
-                    if steps_seg and seg.lesions:
-                        added[-1]["segmentation"] = steps_seg[0].inputs.get("lesions")
+                    # the per-lesion record of this search (thresholds, CT delineation), on
+                    # the first lesion it added
+                    percent = next((st for st in seg.provenance
+                                    if st.operation == "emlesion.segment.percent_of_max"), None)
+                    if percent is not None and len(added) > first:
+                        added[first]["segmentation"] = percent.inputs.get("lesions")
             if not added:
                 continue
             step = ProvenanceStep(
