@@ -99,9 +99,8 @@ class ThresholdRule(str, enum.Enum):
     vessels), so the lesion's MTV is flagged unreliable. ``CT_SOFT_TISSUE``: such a
     low-contrast lesion delineated instead along its CT soft-tissue boundary
     (:func:`emlesion.segment.ctguided.delineate_on_ct`; needs the CT). ``USER_MASK``: the
-    lesion came from a
-    user mask, no threshold. ``UNKNOWN``: the method was not recorded (e.g. a hand-built
-    timepoint); no evidence of a floor, so the volume is not flagged.
+    lesion came from a user mask, no threshold. ``UNKNOWN``: the method was not recorded
+    (e.g. a hand-built timepoint); no evidence of a floor, so the volume is not flagged.
     """
 
     FIXED = "fixed SUV"
@@ -776,9 +775,8 @@ def segment_lesions(
                         fix="check the contour; pass a lesion mask or a tighter search region"),
                         SegmentationWarning, stacklevel=2)
                 g = _add_rim(g, a, t, rim_zone & ~taken)
-                # the floor placed the boundary when fraction x SUVmax is below it
-                floored = floor is not None and frac * float(info["suv_max"]) < floor
-                rule = ThresholdRule.BLOOD_POOL_FLOOR if floored else ThresholdRule.RELATIVE
+                rule = classify_threshold_rule(method, float(info["suv_max"]), floor)
+                floored = rule is ThresholdRule.BLOOD_POOL_FLOOR
                 # the floor region is also consumed when the CT replaces it: the rest of it is
                 # the adjacent physiological uptake, not another lesion
                 consumed = g
