@@ -47,3 +47,20 @@ def sample_scans_dir() -> Path:
             f"sample_scans/truth.json missing at {path}: the bundled sample is part of the repo"
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def sample_study(sample_scans_dir: Path) -> object:
+    """The bundled three-timepoint study through :func:`emlesion.study.load_study` (defaults).
+
+    Computed once per test session (about 20 s) and shared by every module that reads the
+    default study of ``sample_scans/``; treat it as read-only.
+    """
+    import warnings
+
+    from emlesion.study import load_study
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_study({name: sample_scans_dir / name
+                           for name in ("baseline", "month1", "month3")})

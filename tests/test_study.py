@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from emlesion.study import Study, load_study, schema_path
+from emlesion.study import Study, schema_path
 
 LABELS = ("baseline", "month1", "month3")
 
@@ -26,8 +26,8 @@ def truth(sample_scans_dir: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def study(sample_scans_dir: Path) -> Study:
-    return load_study({name: sample_scans_dir / name for name in LABELS})
+def study(sample_study: Study) -> Study:
+    return sample_study
 
 
 def _truth_lesion_near(truth_tp: dict[str, Any], centroid: Any) -> dict[str, Any]:
@@ -132,7 +132,13 @@ def test_report_dict_validates_against_schema(study: Study) -> None:
 
 def test_lesions_rows(study: Study) -> None:
     rows = study.lesions_rows()
-    assert len(rows) == sum(len(tp.measurements) for tp in study.timepoints)
+    # one row per track and timepoint from its first appearance (both tracks start at
+    # baseline: 2 tracks x 3 timepoints), whether or not a lesion was segmented there
+    assert len(rows) == sum(len(s) for s in study.sites.values()) == 6
+    assert [(r["timepoint"], r["track_id"]) for r in rows[:2]] == [("baseline", "T1"),
+                                                                 ("baseline", "T2")]
+    assert {r["state"] for r in rows if r["timepoint"] == "month3"} == {
+        "metabolically resolved"}
     first = rows[0]
     assert first["timepoint"] == "baseline" and first["days_since_baseline"] == 0
     les = study.baseline.lesion_dicts()[0]

@@ -26,7 +26,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from emlesion.study import Study, load_study
+from emlesion.study import Study
 
 LABELS = ("baseline", "month1", "month3")
 
@@ -37,8 +37,8 @@ def truth(sample_scans_dir: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def study(sample_scans_dir: Path) -> Study:
-    return load_study({name: sample_scans_dir / name for name in LABELS})
+def study(sample_study: Study) -> Study:
+    return sample_study
 
 
 @pytest.fixture(scope="module")

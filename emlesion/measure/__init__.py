@@ -4,6 +4,8 @@ Entry point: :func:`measure_lesions` (returns a lazy :class:`LesionTable`). Buil
 for other modules: :func:`intensity_peak`, :func:`sphere_kernel`, :func:`sphere_weights`,
 :func:`axial_diameters`, :func:`max_3d_diameter_mm`, :func:`extent_mm` (diameters in the
 :class:`DiameterConvention` chosen; default ``"edge"``, see :mod:`emlesion.measure.shape`).
+Site readouts (:mod:`emlesion.measure.site`): :func:`measure_pet_site` (SUVmax, SUVpeak,
+SULpeak in any VOI) and :func:`measure_ct_site` (CT LD, SA, volume, HU of a CT mass).
 """
 
 from __future__ import annotations
@@ -30,22 +32,34 @@ from emlesion.measure.shape import (
     extent_mm,
     max_3d_diameter_mm,
 )
+from emlesion.measure.site import (
+    MIN_FRAGMENT_ML,
+    CtSiteReadout,
+    PetSiteReadout,
+    measure_ct_site,
+    measure_pet_site,
+)
 
 __all__ = [
+    "MIN_FRAGMENT_ML",
     "PEAK_RADIUS_1ML_MM",
     "PEAK_RADIUS_1P2CM_MM",
     "AxialDiameters",
+    "CtSiteReadout",
     "DiameterConvention",
     "LesionMeasurement",
     "LesionTable",
     "PeakResult",
     "PeakVariant",
+    "PetSiteReadout",
     "axial_diameters",
     "extent_mm",
     "intensity_peak",
     "is_lean_body_units",
     "max_3d_diameter_mm",
+    "measure_ct_site",
     "measure_lesions",
+    "measure_pet_site",
     "sphere_kernel",
     "sphere_weights",
 ]

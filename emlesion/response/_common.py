@@ -77,10 +77,11 @@ def fmt_pct(value: float | None) -> str:
 
 def new_lesions(baseline: TimepointObservation,
                 followup: TimepointObservation) -> list[LesionObservation]:
-    """Lesions at follow-up whose ``track_id`` is absent at baseline and that are not resolved."""
+    """Lesions at follow-up whose ``track_id`` is absent at baseline and that are not resolved
+    (on PET: :attr:`LesionObservation.pet_resolved`)."""
     return [
         lesion for lesion in followup.lesions
-        if lesion.track_id not in baseline.track_ids and not lesion.resolved
+        if lesion.track_id not in baseline.track_ids and not lesion.pet_resolved
     ]
 
 
@@ -88,7 +89,7 @@ def measured_uptake(tp: TimepointObservation,
                     metric: UptakeMetric) -> list[tuple[float, LesionObservation]]:
     """``(value, lesion)`` of every lesion of ``tp`` that is not resolved and has ``metric``."""
     return [(v, les) for les in tp.lesions
-            if not les.resolved and (v := les.uptake(metric)) is not None]
+            if not les.pet_resolved and (v := les.uptake(metric)) is not None]
 
 
 #: The one tie-break rule of every engine, quoted in their docstrings.

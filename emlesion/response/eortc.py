@@ -194,13 +194,13 @@ def assess_eortc(
     for les_b in baseline.lesions:
         les_f = followup.lesion(les_b.track_id)
         vb = les_b.uptake(m)
-        vf = None if les_f is None or les_f.resolved else les_f.uptake(m)
+        vf = None if les_f is None or les_f.pet_resolved else les_f.uptake(m)
         row: dict[str, Any] = {"baseline": vb, "followup": vf, "reported": les_f is not None,
-                               "resolved": bool(les_f is not None and les_f.resolved)}
+                               "resolved": bool(les_f is not None and les_f.pet_resolved)}
         if vb is not None and vf is not None:
             row["change_pct"] = percent_change(vf, vb)
         table[les_b.track_id] = row
-        if les_f is not None and les_f.resolved:
+        if les_f is not None and les_f.pet_resolved:
             continue
         all_resolved = False
         if vf is None or cmr_limit is None or not at_most(vf, cmr_limit):
@@ -225,7 +225,7 @@ def assess_eortc(
         return done(EortcCategory.CMR, "EORTC.CMR.background")
 
     les_f = followup.lesion(target.track_id)
-    if les_f is not None and les_f.resolved:
+    if les_f is not None and les_f.pet_resolved:
         numbers["change_pct"] = -100.0
         reasons.append(f"target {target.name} resolved (-100 %) but other baseline disease "
                        "remains above normal tissue")

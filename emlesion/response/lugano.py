@@ -30,6 +30,7 @@ __all__ = [
     "assess_lugano",
     "assess_lugano_ct",
     "assess_lugano_pet",
+    "deauville_from_values",
     "deauville_score",
 ]
 
@@ -95,7 +96,7 @@ def deauville_score(
     ====== ==================================================================
     score  condition (lesion value x, mediastinum M, liver L, factor k)
     ====== ==================================================================
-    1      lesion resolved (no uptake above background)
+    1      lesion resolved (no uptake above background), and no uptake value given
     2      x <= M (if M >= L, x <= L)
     3      M < x <= L
     4      L < x <= k L ("moderately" above liver)
@@ -124,9 +125,11 @@ def deauville_score(
     """
     refs = references or DeauvilleReferences()
     m = refs.lesion_metric
-    if lesion.resolved:
-        return 1, f"{lesion.name}: resolved, no uptake above background"
     x = lesion.uptake(m)
+    if lesion.pet_resolved and x is None:
+        # nothing left to measure: a resolved lesion that comes with the uptake of its
+        # former site is scored from that uptake instead (site readouts)
+        return 1, f"{lesion.name}: resolved, no uptake above background"
     norm = m.normalisation
     med = (timepoint.blood_pool.statistic(norm, refs.mediastinum_statistic)
            if timepoint.blood_pool is not None else None)
@@ -137,17 +140,53 @@ def deauville_score(
     if med is None or liver is None:
         missing = "mediastinum" if med is None else "liver"
         return None, f"{lesion.name}: {missing} {norm} not measured at {timepoint.label}"
-    low = min(med, liver)
-    k = refs.markedly_factor
-    if at_most(x, low):
-        score, why = 2, f"<= mediastinum {fmt(med)}" if med <= liver else f"<= liver {fmt(liver)}"
-    elif at_most(x, liver):
-        score, why = 3, f"> mediastinum {fmt(med)} and <= liver {fmt(liver)}"
-    elif at_most(x, k * liver):
-        score, why = 4, f"> liver {fmt(liver)} and <= {k:g} x liver {fmt(k * liver)}"
-    else:
-        score, why = 5, f"> {k:g} x liver {fmt(k * liver)}"
+    score, why = deauville_from_values(x, med, liver, refs.markedly_factor)
     return score, f"{lesion.name}: {m.value} {fmt(x)} {why} -> Deauville {score}"
+
+
+def deauville_from_values(value: float, mediastinum: float, liver: float,
+                          markedly_factor: float = 2.0) -> tuple[int, str]:
+    """Deauville score 2-5 of an uptake value against the mediastinum and liver references.
+
+    Parameters
+    ----------
+    value : float
+        Lesion (or site) uptake, e.g. SUVmax.
+    mediastinum, liver : float
+        Reference values in the same quantity (e.g. blood-pool and liver SUVmax).
+    markedly_factor : float
+        Score 5 above ``markedly_factor`` x liver.
+
+    Returns
+    -------
+    score : int
+        2 (<= mediastinum; <= liver when the mediastinum is the higher), 3, 4 or 5. Score 1
+        ("no uptake above background") needs a reader: a measured value never gets it.
+    why : str
+        The comparison, with the numbers.
+
+    References
+    ----------
+    .. [1] Barrington SF et al. J Clin Oncol 2014;32:3048-3058 (the five-point scale; if the
+       mediastinal blood pool is at or above the liver, the lesion is compared with the liver).
+
+    Examples
+    --------
+    >>> deauville_from_values(2.9, 2.0, 2.7)[0]   # above liver, below 2 x liver
+    4
+    >>> deauville_from_values(1.8, 2.0, 2.7)[0]
+    2
+    """
+    low = min(mediastinum, liver)
+    k = markedly_factor
+    if at_most(value, low):
+        return 2, (f"<= mediastinum {fmt(mediastinum)}" if mediastinum <= liver
+                   else f"<= liver {fmt(liver)}")
+    if at_most(value, liver):
+        return 3, f"> mediastinum {fmt(mediastinum)} and <= liver {fmt(liver)}"
+    if at_most(value, k * liver):
+        return 4, f"> liver {fmt(liver)} and <= {k:g} x liver {fmt(k * liver)}"
+    return 5, f"> {k:g} x liver {fmt(k * liver)}"
 
 
 def assess_lugano_pet(

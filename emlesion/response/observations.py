@@ -142,6 +142,15 @@ class LesionObservation:
         non-nodal lesion and Lugano 0 x 0 mm; a node keeps its ``sa_mm`` when given.
     too_small : bool
         CT: present but too small to measure; RECIST records 5 mm and Lugano 5 x 5 mm.
+    metabolically_resolved : bool
+        PET only: the lesion's site was read and its uptake is no longer focal disease
+        (Deauville 1-3, see :func:`emlesion.response.classify_site`), while the CT may still
+        show a residual mass, measured by ``ld_mm``/``sa_mm``. The PET engines treat it as
+        resolved (:attr:`pet_resolved`); the CT engines read the diameters. The uptake values,
+        when given, are those of the site and are reported, not compared.
+    deauville : int, optional
+        Deauville score of the site when it was computed upstream (site readouts); the Lugano
+        PET engine recomputes it from the uptake values and its references otherwise.
 
     References
     ----------
@@ -171,6 +180,8 @@ class LesionObservation:
     ppd_mm2: float | None = None
     resolved: bool = False
     too_small: bool = False
+    metabolically_resolved: bool = False
+    deauville: int | None = None
 
     _NUMERIC = ("suv_max", "suv_peak", "suv_mean", "sul_max", "sul_peak", "sul_mean",
                 "mtv_ml", "tlg_g", "ld_mm", "sa_mm", "ppd_mm2")
@@ -180,10 +191,19 @@ class LesionObservation:
             raise ResponseError(format_message("a LesionObservation needs a non-empty track_id"))
         object.__setattr__(self, "track_id", str(self.track_id))
         _coerce_floats(self, self._NUMERIC, f"lesion {self.track_id}")
+        if self.deauville is not None and (isinstance(self.deauville, bool)
+                                           or int(self.deauville) not in range(1, 6)):
+            raise ResponseError(format_message(
+                f"lesion {self.track_id}: deauville must be 1 to 5, got {self.deauville!r}"))
         if self.resolved and self.too_small:
             raise ResponseError(
                 format_message(f"lesion {self.track_id} cannot be both resolved and too_small")
             )
+
+    @property
+    def pet_resolved(self) -> bool:
+        """True when PET shows no focal disease: ``resolved`` or ``metabolically_resolved``."""
+        return self.resolved or self.metabolically_resolved
 
     @property
     def name(self) -> str:

@@ -115,7 +115,7 @@ def _scan_value(
     threshold: float | None = None,
 ) -> tuple[float | None, list[tuple[float, LesionObservation]], list[LesionObservation]]:
     """Hottest lesion (n == 1) or sum of the n hottest (at most max_per_organ per organ)."""
-    present = [les for les in tp.lesions if not les.resolved]
+    present = [les for les in tp.lesions if not les.pet_resolved]
     measured: list[tuple[float, LesionObservation]] = []
     unmeasured: list[LesionObservation] = []
     for les in present:
@@ -352,16 +352,16 @@ def assess_percist(
     for les_b in baseline.lesions:
         les_f = followup.lesion(les_b.track_id)
         vb = les_b.uptake(m)
-        vf = None if les_f is None else (None if les_f.resolved else les_f.uptake(m))
+        vf = None if les_f is None else (None if les_f.pet_resolved else les_f.uptake(m))
         row: dict[str, Any] = {"baseline": vb, "followup": vf,
-                               "resolved": bool(les_f is not None and les_f.resolved),
+                               "resolved": bool(les_f is not None and les_f.pet_resolved),
                                "reported": les_f is not None}
         if vb is not None and vf is not None:
             row["change_pct"] = percent_change(vf, vb)
             if more_than(row["change_pct"], PMD_INCREASE_PCT):
                 grown.append(f"{les_b.name} {m.value} {fmt(vb)} -> {fmt(vf)} "
                              f"({fmt_pct(row['change_pct'])})")
-        if (les_f is not None and not les_f.resolved and les_b.ld_mm and les_f.ld_mm
+        if (les_f is not None and not les_f.pet_resolved and les_b.ld_mm and les_f.ld_mm
                 is not None):
             row["ld_change_pct"] = percent_change(les_f.ld_mm, les_b.ld_mm)
             if more_than(row["ld_change_pct"], PMD_INCREASE_PCT):

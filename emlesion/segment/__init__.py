@@ -9,9 +9,18 @@ Public API
 :func:`delineate_on_ct`
     The CT soft-tissue boundary of a low-contrast PET lesion (used by :func:`segment_lesions`
     when the blood-pool floor would place the boundary).
+:func:`delineate_ct_mass`
+    The soft-tissue mass at a tracked lesion's site on the CT, with or without PET uptake
+    (the CT readout of every site at every timepoint).
 """
 
-from emlesion.segment.ctguided import CTSoftTissueRule, delineate_on_ct
+from emlesion.segment.ctguided import (
+    CTMass,
+    CTMassRule,
+    CTSoftTissueRule,
+    delineate_ct_mass,
+    delineate_on_ct,
+)
 from emlesion.segment.lesions import (
     DEFAULT_EXCLUDE,
     Box,
@@ -31,6 +40,8 @@ from emlesion.segment.lesions import (
 __all__ = [
     "DEFAULT_EXCLUDE",
     "Box",
+    "CTMass",
+    "CTMassRule",
     "CTSoftTissueRule",
     "Lesion",
     "Method",
@@ -42,6 +53,7 @@ __all__ = [
     "ThresholdRule",
     "WholeScan",
     "classify_threshold_rule",
+    "delineate_ct_mass",
     "delineate_on_ct",
     "segment_lesions",
 ]

@@ -41,6 +41,7 @@ from emlesion.errors import (
 from emlesion.io import Grid, LabelMap, SeriesInfo, SeriesRole, Volume, discover, load_ct, load_pet
 from emlesion.measure import LesionTable, measure_lesions
 from emlesion.provenance import ProvenanceStep, jsonable, record_warnings
+from emlesion.response.sites import SiteReading
 from emlesion.segment import Method, PriorMask, Seed, ThresholdRule, segment_lesions
 from emlesion.study.model import (
     RESERVED_LABELS,
@@ -51,6 +52,7 @@ from emlesion.study.model import (
     Study,
     Timepoint,
 )
+from emlesion.study.sites import read_sites as _read_sites
 from emlesion.suv import DEFAULT_SUL, Normalization, compute_suv
 from emlesion.track import (
     MapTo,
@@ -60,6 +62,7 @@ from emlesion.track import (
     map_points,
     track_lesions,
 )
+from emlesion.track.sites import SITE_MARGIN_MM
 
 __all__ = [
     "DEFAULT_METHOD", "NO_CT_MARGIN_MM", "RESIDUAL_MARGIN_MM", "RETRACK_STAGE", "load_study",
@@ -630,6 +633,8 @@ def load_study(
     transform: str = "rigid",
     residual_search: bool = True,
     residual_margin_mm: float = RESIDUAL_MARGIN_MM,
+    read_sites: bool = True,
+    site_margin_mm: float = SITE_MARGIN_MM,
     progress: ProgressCallback | None = None,
 ) -> Study:
     """Build a longitudinal :class:`Study`: every timepoint through the pipeline, then tracks.
@@ -665,6 +670,13 @@ def load_study(
         measured and the study is tracked again with the same registrations.
     residual_margin_mm : float
         Margin of the residual search (default 15 mm).
+    read_sites : bool
+        Read every track at its site at every timepoint from its first appearance, on PET
+        and on CT (:func:`emlesion.study.sites.read_sites`; :attr:`Study.sites`): what the
+        response criteria use for a lesion that the threshold no longer finds.
+    site_margin_mm : float
+        Site margin for the registration uncertainty (default
+        :data:`emlesion.track.SITE_MARGIN_MM`).
 
     Notes
     -----
@@ -777,4 +789,9 @@ def load_study(
                     tracking = track_lesions(
                         [TimepointLesions(tp.label, tp.lesions, tp.ct) for tp in tps],
                         transform=transform, registrations=tracking.registrations)
-    return Study(tuple(tps), tracking, patient_id, tuple(steps))
+    sites: dict[str, dict[str, SiteReading]] = {}
+    if read_sites and (tracking is not None or len(tps) == 1):
+        with _stage(progress, "sites", None):
+            sites, site_step = _read_sites(tps, tracking, margin_mm=site_margin_mm)
+        steps.append(site_step)
+    return Study(tuple(tps), tracking, patient_id, tuple(steps), sites)

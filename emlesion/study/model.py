@@ -35,6 +35,7 @@ from emlesion.response import (
     TimepointObservation,
     assess_all,
 )
+from emlesion.response.sites import SiteReading, SiteState
 from emlesion.segment import Method, ThresholdRule, classify_threshold_rule
 from emlesion.track import TrackingResult, TrackState
 
@@ -63,7 +64,7 @@ SUV_PEAK_DEFINITION = (
     "voxels whose centres lie within 6.2035 mm (1 mL sphere), sphere may leave the lesion"
 )
 #: Timepoint labels that would clash with the keys of a track object in report.json.
-RESERVED_LABELS = frozenset({"id", "states", "fragments"})
+RESERVED_LABELS = frozenset({"id", "states", "fragments", "sites"})
 
 
 class LesionSource(str, enum.Enum):
@@ -85,7 +86,8 @@ class StageEvent:
         Per timepoint ``"load"``, ``"suv"``, ``"anatomy"``, ``"lesions"``, ``"measure"``,
         ``"residual"``; study-wide ``"track"`` (registration and lesion matching),
         ``"re-track after residual search"`` (the matching repeated with the same
-        registrations when the residual search added lesions), and, from
+        registrations when the residual search added lesions), ``"sites"`` (the PET and CT
+        readouts of every track's site), and, from
         :func:`~emlesion.study.output.write_all_outputs`, ``"report.html"`` and ``"dicom"``.
     timepoint : str, optional
         Timepoint label, ``None`` for study-wide stages.
@@ -439,6 +441,23 @@ def _observation_of(tp: Timepoint, track_id: str, labels: Sequence[int]) -> Lesi
     )
 
 
+def _with_site_ct(obs: LesionObservation, reading: SiteReading | None) -> LesionObservation:
+    """A segmented lesion's observation with the CT diameters of its site readout.
+
+    The CT readout delineates the soft-tissue mass on the CT grid (RECIST/Lugano measure the
+    CT); when it is missing (no site readouts, no CT) the PET mask's CT diameters stay.
+    When the CT shows no soft tissue inside the PET lesion, the diameters stay too (the PET
+    lesion is there; the CT readout's reason is in the site record).
+    """
+    if reading is None or reading.ct is None or not reading.ct.found or obs.ld_mm is None:
+        return obs
+    from dataclasses import replace as _replace
+
+    ct = reading.ct
+    return _replace(obs, ld_mm=ct.ld_mm, sa_mm=ct.sa_mm, ppd_mm2=ct.ppd_mm2,
+                    deauville=reading.deauville)
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class Study:
     """The ordered timepoints of one patient and the lesion tracks that link them.
@@ -452,7 +471,12 @@ class Study:
     patient_id : str
         PatientID shared by the timepoints (the baseline's when the check was overridden).
     provenance : tuple of ProvenanceStep
-        Study-level steps (consistency checks, tracking, residual search).
+        Study-level steps (consistency checks, tracking, residual search, site readouts).
+    sites : mapping
+        ``{track_id: {timepoint_label: SiteReading}}``: every track read at its site at every
+        timepoint from its first appearance, on PET and on CT (see
+        :func:`emlesion.study.sites.read_sites`). Empty when the study was built without
+        them; the response observations then fall back to the segmented lesions only.
 
     Notes
     -----
@@ -464,6 +488,7 @@ class Study:
     tracking: TrackingResult | None = None
     patient_id: str = ""
     provenance: tuple[ProvenanceStep, ...] = ()
+    sites: Mapping[str, Mapping[str, SiteReading]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         tps = tuple(self.timepoints)
@@ -510,29 +535,54 @@ class Study:
         return track.id if track is not None else None
 
     # ------------------------------------------------------------------ response
+    def site(self, track_id: str, timepoint: str) -> SiteReading | None:
+        """The :class:`~emlesion.response.SiteReading` of a track at a timepoint (or None)."""
+        return self.sites.get(track_id, {}).get(timepoint)
+
+    def _last_seen(self, track_id: str, before: int) -> tuple[str, str]:
+        """Name and region of a track's lesion at its last detection before ``before``."""
+        assert self.tracking is not None
+        track = self.tracking.track(track_id)
+        for tp in reversed(self.timepoints[:before]):
+            p = track.point(tp.label)
+            if p.state.detected and p.labels:
+                assign = tp.regions.get(p.labels[0])
+                return (tp.measurement(p.labels[0]).name,
+                        assign.region.value if assign is not None else "")
+        return "", ""
+
     def observations(self) -> tuple[TimepointObservation, ...]:
         """The :class:`emlesion.response.TimepointObservation` of every timepoint.
 
-        Per track and timepoint: a detected lesion gives a :class:`LesionObservation` with
-        its measurements (fragments of a split combined: hottest uptake, summed MTV, TLG
-        and CT diameters); a lesion seen before and not found now (``RESOLVED``), or
-        coalesced into another track's lesion (``MERGED``, RECIST records 0 mm for it), gives
-        ``resolved=True``; a track not yet seen (``ABSENT``) gives nothing.
-        ``ld_mm``/``sa_mm`` come from the CT (``None`` without CT, so the CT criteria
-        return NE).
+        Per track and timepoint, from the track's first appearance:
+
+        * **segmented** (``present``/``new``/``reappeared``): a :class:`LesionObservation`
+          with the lesion's PET measurements (fragments of a split combined: hottest uptake,
+          summed MTV and TLG) and the CT diameters of its site readout (the soft-tissue
+          mass on the CT: RECIST LD/SA and the Lugano PPD are CT measurements);
+        * **residual uptake** (not segmented, Deauville >= 4 at the footprint): the site's
+          SUVmax/SUVpeak/SULpeak and its CT diameters; the PET criteria see residual disease;
+        * **metabolically resolved**: ``metabolically_resolved=True`` (the PET criteria
+          count it as resolved) with the CT diameters of a residual mass, or
+          ``resolved=True`` (0 mm) when the CT shows none;
+        * **merged**: ``resolved=True`` (its measurement is carried by the other track);
+        * **not evaluable**, or a site mapped through a failed registration: no observation
+          (the criteria then say "not reported"/NE instead of using an unreliable number).
+
+        Without site readouts (:attr:`sites` empty), a track not found again is
+        ``resolved=True``. ``ld_mm``/``sa_mm`` are ``None`` without a CT (CT criteria NE).
         """
         out: list[TimepointObservation] = []
-        for tp in self.timepoints:
+        for k, tp in enumerate(self.timepoints):
             lesions: list[LesionObservation] = []
             if self.tracking is not None:
                 for track in self.tracking.tracks:
-                    point = track.point(tp.label)
-                    if point.state.detected:
-                        lesions.append(_observation_of(tp, track.id, point.labels))
-                    elif point.state in (TrackState.RESOLVED, TrackState.MERGED):
-                        lesions.append(LesionObservation(track_id=track.id, resolved=True))
+                    obs = self._track_observation(track.id, k)
+                    if obs is not None:
+                        lesions.append(obs)
             else:
-                lesions = [_observation_of(tp, _untracked_id(lab), [lab])
+                lesions = [_with_site_ct(_observation_of(tp, _untracked_id(lab), [lab]),
+                                         self.site(_untracked_id(lab), tp.label))
                            for lab in tp.measurements.labels]
             ct_thickness = None
             if tp.ct is not None:
@@ -556,6 +606,42 @@ class Study:
                 scanner=tp.scanner or None,
             ))
         return tuple(out)
+
+    def _track_observation(self, track_id: str, k: int) -> LesionObservation | None:
+        assert self.tracking is not None
+        tp = self.timepoints[k]
+        point = self.tracking.track(track_id).point(tp.label)
+        reading = self.site(track_id, tp.label)
+        if point.state.detected:
+            return _with_site_ct(_observation_of(tp, track_id, point.labels), reading)
+        if point.state not in (TrackState.RESOLVED, TrackState.MERGED):
+            return None  # not yet seen
+        if point.state is TrackState.MERGED or not self.sites:
+            return LesionObservation(track_id=track_id, resolved=True)
+        if reading is None or not reading.usable:
+            return None  # not evaluable / unreliable: not measured, never "resolved"
+        name, region = self._last_seen(track_id, k)
+        pet = reading.pet
+        ct = reading.ct if tp.has_ct else None
+        mass = ct is not None and ct.found
+        common: dict[str, Any] = {
+            "track_id": track_id, "label": name, "region": region,
+            "deauville": reading.deauville,
+            "ld_mm": (ct.ld_mm if mass else 0.0) if ct is not None else None,
+            "sa_mm": (ct.sa_mm if mass else 0.0) if ct is not None else None,
+            "ppd_mm2": (ct.ppd_mm2 if mass else 0.0) if ct is not None else None,
+        }
+        uptake: dict[str, Any] = {}
+        if pet is not None:
+            uptake = {"suv_max": pet.suv_max, "suv_peak": pet.suv_peak,
+                      "sul_max": pet.sul_max, "sul_peak": pet.sul_peak}
+        if reading.state is SiteState.RESIDUAL_UPTAKE:
+            return LesionObservation(**common, **uptake)
+        # metabolically resolved: a CT mass stays measured; no CT mass -> disappeared
+        if ct is not None and not mass:
+            return LesionObservation(track_id=track_id, label=name, region=region,
+                                     deauville=reading.deauville, resolved=True, **uptake)
+        return LesionObservation(**common, **uptake, metabolically_resolved=True)
 
     def assess(
         self,
@@ -583,18 +669,28 @@ class Study:
     # ------------------------------------------------------------------ outputs
     def tracks_list(self) -> list[dict[str, Any]]:
         """The ``tracks`` array of report.json: ``id``, one key per timepoint label holding the
-        (primary) lesion label or null, ``states`` and ``fragments`` per timepoint."""
+        (primary) lesion label or null, ``states`` and ``fragments`` per timepoint, and
+        ``sites``: per timepoint from the track's first appearance, the
+        :meth:`SiteReading.to_dict` object (``state``, ``pet``, ``ct``, ``reliable``,
+        ``reasons``, ``site``)."""
+        out: list[dict[str, Any]] = []
         if self.tracking is None:
             tp = self.baseline
-            return [{"id": _untracked_id(lab), tp.label: lab, "states": {tp.label: "present"},
-                     "fragments": {tp.label: [lab]}} for lab in tp.measurements.labels]
-        out = []
+            for lab in tp.measurements.labels:
+                tid = _untracked_id(lab)
+                entry: dict[str, Any] = {"id": tid, tp.label: lab,
+                                         "states": {tp.label: "present"},
+                                         "fragments": {tp.label: [lab]}}
+                entry["sites"] = {k: r.to_dict() for k, r in self.sites.get(tid, {}).items()}
+                out.append(entry)
+            return out
         for track in self.tracking.tracks:
-            entry: dict[str, Any] = {"id": track.id}
+            entry = {"id": track.id}
             for p in track.points:
                 entry[p.timepoint] = p.label
             entry["states"] = {p.timepoint: p.state.value for p in track.points}
             entry["fragments"] = {p.timepoint: list(p.labels) for p in track.points}
+            entry["sites"] = {k: r.to_dict() for k, r in self.sites.get(track.id, {}).items()}
             out.append(entry)
         return out
 
@@ -671,25 +767,66 @@ class Study:
         return out
 
     def lesions_rows(self) -> list[dict[str, Any]]:
-        """One row per lesion per timepoint for ``lesions.csv`` (columns :data:`CSV_COLUMNS`)."""
+        """One row per track and timepoint for ``lesions.csv`` (columns :data:`CSV_COLUMNS`).
+
+        Every track has a row at every timepoint from its first appearance, with its site
+        ``state`` and the site readouts (``site_*``, ``deauville``, ``ct_ld_mm`` ...), whether
+        or not a lesion was segmented there; the lesion columns (``label`` ... ``hu_mean``)
+        hold the segmented lesion (the primary fragment of a split track; ``fragments`` lists
+        them all) and are empty where nothing was segmented. Without site readouts, a row per
+        segmented lesion (``state`` from the track).
+        """
         rows: list[dict[str, Any]] = []
         for tp in self.timepoints:
-            for les in tp.lesion_dicts():
-                row: dict[str, Any] = {
+            by_label = {les["label"]: les for les in tp.lesion_dicts()}
+            entries: list[tuple[str | None, list[int], str]] = []
+            if self.tracking is None:
+                entries = [(_untracked_id(lab), [lab], "present") for lab in by_label]
+            else:
+                seen: set[int] = set()
+                for track in self.tracking.tracks:
+                    p = track.point(tp.label)
+                    reading = self.site(track.id, tp.label)
+                    if reading is None and not p.labels:
+                        continue
+                    state = reading.state.value if reading is not None else p.state.value
+                    entries.append((track.id, list(p.labels), state))
+                    seen.update(p.labels)
+                entries += [(None, [lab], "untracked") for lab in by_label if lab not in seen]
+            for tid, labels, state in entries:
+                les = by_label.get(labels[0]) if labels else None
+                row: dict[str, Any] = dict.fromkeys(CSV_COLUMNS)
+                row.update({
                     "timepoint": tp.label,
                     "date": tp.date.isoformat() if tp.date else "",
                     "days_since_baseline": tp.days_since_baseline,
-                    "track_id": self.track_id_of(tp.label, les["label"]),
-                }
-                for key in CSV_COLUMNS[4:]:
-                    if key.startswith(("centroid_", "extent_")):
-                        base, unit = ("centroid", "mm") if key.startswith("centroid_") else (
-                            "extent", "cm")
-                        axis = "xyz".index(key.split("_")[1])
-                        vec = les[f"{base}_{unit}"]
-                        row[key] = vec[axis] if vec is not None else None
-                    else:
-                        row[key] = les[key]
+                    "track_id": tid,
+                    "state": state,
+                    "fragments": ";".join(str(v) for v in labels),
+                })
+                if les is not None:
+                    for key in _LESION_CSV_COLUMNS:
+                        if key.startswith(("centroid_", "extent_")):
+                            base, unit = ("centroid", "mm") if key.startswith("centroid_") \
+                                else ("extent", "cm")
+                            axis = "xyz".index(key.split("_")[1])
+                            vec = les[f"{base}_{unit}"]
+                            row[key] = vec[axis] if vec is not None else None
+                        else:
+                            row[key] = les[key]
+                reading = self.site(tid, tp.label) if tid is not None else None
+                if reading is not None:
+                    row["site_reliable"] = reading.reliable
+                    if reading.pet is not None:
+                        row.update({"deauville": reading.deauville,
+                                    "site_suv_max": reading.pet.suv_max,
+                                    "site_suv_peak": reading.pet.suv_peak,
+                                    "site_sul_peak": reading.pet.sul_peak,
+                                    "site_voi_ml": reading.pet.voi_ml})
+                    if reading.ct is not None:
+                        row.update({"ct_ld_mm": reading.ct.ld_mm, "ct_sa_mm": reading.ct.sa_mm,
+                                    "ct_volume_ml": reading.ct.volume_ml,
+                                    "ct_hu_mean": reading.ct.hu_mean})
                 rows.append(row)
         return rows
 
@@ -701,9 +838,8 @@ class Study:
         return f"Study({len(self.timepoints)} timepoints: {parts}; {n} track(s))"
 
 
-#: Columns of ``lesions.csv``, in order.
-CSV_COLUMNS: tuple[str, ...] = (
-    "timepoint", "date", "days_since_baseline", "track_id",
+#: Lesion columns of ``lesions.csv`` (the segmented lesion; empty where none was segmented).
+_LESION_CSV_COLUMNS: tuple[str, ...] = (
     "label", "name", "region", "side",
     "suv_max", "suv_mean", "suv_peak", "sul_max", "sul_peak", "sul_mean",
     "mtv_ml", "tlg", "n_voxels", "threshold_rule", "volume_reliable",
@@ -711,4 +847,14 @@ CSV_COLUMNS: tuple[str, ...] = (
     "extent_x_cm", "extent_y_cm", "extent_z_cm",
     "longest_axial_diameter_mm", "short_axis_mm",
     "ct_longest_axial_diameter_mm", "ct_short_axis_mm", "hu_mean",
+)
+#: Site columns of ``lesions.csv`` (every track at every timepoint from its first appearance).
+_SITE_CSV_COLUMNS: tuple[str, ...] = (
+    "site_suv_max", "site_suv_peak", "site_sul_peak", "deauville", "site_voi_ml",
+    "ct_ld_mm", "ct_sa_mm", "ct_volume_ml", "ct_hu_mean", "site_reliable",
+)
+#: Columns of ``lesions.csv``, in order: one row per track and timepoint.
+CSV_COLUMNS: tuple[str, ...] = (
+    "timepoint", "date", "days_since_baseline", "track_id", "state", "fragments",
+    *_LESION_CSV_COLUMNS, *_SITE_CSV_COLUMNS,
 )

@@ -8,6 +8,9 @@
 * :func:`match_lesions` matches two label maps on one grid (overlap + centroid
   distance, optimal assignment; splits and merges reported).
 * :func:`track_lesions` builds :class:`LesionTrack` objects over a whole study.
+* :func:`build_track_sites` gives every track a :class:`TrackSite` at every timepoint from
+  its first appearance: the union of its earlier masks mapped through the registrations
+  (:func:`map_mask`), with a margin, where the lesion is read whether or not it is found.
 """
 
 from __future__ import annotations
@@ -32,6 +35,14 @@ from emlesion.track.registration import (
     resample_labels,
     resample_volume,
 )
+from emlesion.track.sites import (
+    MIN_FIELD_OF_VIEW_FRACTION,
+    SITE_MARGIN_MM,
+    SiteContext,
+    TrackSite,
+    build_track_sites,
+    map_mask,
+)
 from emlesion.track.tracking import (
     LesionTrack,
     TimepointLesions,
@@ -44,6 +55,8 @@ from emlesion.track.tracking import (
 __all__ = [
     "DEFAULT_MAX_DISTANCE_MM",
     "DEFAULT_MIN_FRACTION",
+    "MIN_FIELD_OF_VIEW_FRACTION",
+    "SITE_MARGIN_MM",
     "EventKind",
     "Initializer",
     "LesionEvent",
@@ -53,11 +66,15 @@ __all__ = [
     "Matching",
     "Registration",
     "RegistrationQuality",
+    "SiteContext",
     "TimepointLesions",
     "TrackPoint",
+    "TrackSite",
     "TrackState",
     "TrackingResult",
     "TransformType",
+    "build_track_sites",
+    "map_mask",
     "map_points",
     "match_lesions",
     "register_ct",
