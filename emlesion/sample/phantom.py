@@ -42,6 +42,7 @@ __all__ = [
     "PhantomImages",
     "Tissue",
     "lesion_states",
+    "render_lesion_masks",
     "simulate_images",
 ]
 
@@ -644,6 +645,71 @@ def _organs(cv: _Canvas, rng: np.random.Generator, bowel_field: np.ndarray) -> N
     cv.paint(Tissue.BLADDER, cv.ellipsoid((0, -32, -344), (40, 34, 30)))
 
 
+def _shape_in_box(
+    cv: _Canvas, shape: _LesionShape
+) -> tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray, np.ndarray]:
+    """Bounding box (1.4 semi-axes) of a lesion shape on the canvas, with ``dz, r, rmax``.
+
+    The voxels inside the shape are ``r <= rmax``; ``dz`` is the semi-axis-normalised
+    cranio-caudal offset (for the uptake gradient). Shared by the painting of the lesions
+    and by :func:`render_lesion_masks`, so that both draw exactly the same voxels.
+    """
+    box = cv._box(
+        [c - 1.4 * s for c, s in zip(shape.center_mm, shape.semi_mm)],
+        [c + 1.4 * s for c, s in zip(shape.center_mm, shape.semi_mm)],
+    )
+    assert box is not None
+    sl, bx, by, bz = box
+    _dx, _dy, dz, r, rmax = shape.normalised(bx, by, bz)
+    return sl, dz, r, rmax
+
+
+def _lesion_shapes(patient_rng: np.random.Generator) -> list[_LesionShape]:
+    """The calibrated baseline shapes of :data:`LESIONS`, drawn first from the patient RNG."""
+    return [_calibrated_shape(spec, patient_rng) for spec in LESIONS]
+
+
+def render_lesion_masks(
+    states: Sequence[LesionState], seed: int, shift_mm: Sequence[float]
+) -> list[np.ndarray]:
+    """Fine-grid masks of lesion states drawn at a patient position, without the images.
+
+    The shapes are the seed's calibrated lesion shapes (body coordinates) scaled by each
+    state, rendered on the fine 2 mm canvas of a timepoint whose patient shift is
+    ``shift_mm``, with the same voxel test as :func:`simulate_images`. Rendering the
+    states of an earlier timepoint with a later timepoint's shift gives where the lesion
+    *was* in the body, as the later scan sees that place (the former footprint).
+
+    Parameters
+    ----------
+    states : sequence of LesionState
+        States of lesions of :data:`LESIONS` (any timepoint); absent states give an
+        empty mask.
+    seed : int
+        Study seed (the shapes depend on it).
+    shift_mm : sequence of float
+        Patient position (LPS, mm) of the canvas, as passed to :func:`simulate_images`.
+
+    Returns
+    -------
+    list of ndarray
+        One boolean fine-grid ``(z, y, x)`` mask per state.
+    """
+    shapes = {
+        spec.name: shape
+        for spec, shape in zip(LESIONS, _lesion_shapes(np.random.default_rng([seed, 0])))
+    }
+    cv = _Canvas(shift_mm)
+    out = []
+    for state in states:
+        mask = np.zeros(_FINE_SHAPE, dtype=bool)
+        if state.present:
+            sl, _dz, r, rmax = _shape_in_box(cv, shapes[state.spec.name].scaled(state.scale))
+            mask[sl] = r <= rmax
+        out.append(mask)
+    return out
+
+
 def _lesions(
     cv: _Canvas, states: Sequence[LesionState], shapes: Sequence[_LesionShape], texture: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
@@ -658,14 +724,7 @@ def _lesions(
         if not state.present:
             masks.append(np.zeros(_FINE_SHAPE, dtype=bool))
             continue
-        shape = base.scaled(state.scale)
-        box = cv._box(
-            [c - 1.4 * s for c, s in zip(shape.center_mm, shape.semi_mm)],
-            [c + 1.4 * s for c, s in zip(shape.center_mm, shape.semi_mm)],
-        )
-        assert box is not None
-        sl, bx, by, bz = box
-        _dx, _dy, dz, r, rmax = shape.normalised(bx, by, bz)
+        sl, dz, r, rmax = _shape_in_box(cv, base.scaled(state.scale))
         inside = r <= rmax
         rel = r / rmax
         core = 1.0 - state.core_fraction * np.exp(-((rel / 0.5) ** 2))
@@ -747,7 +806,7 @@ def simulate_images(
     tp_index = {"baseline": 0, "month1": 1, "month3": 2}[timepoint]
     patient_rng = np.random.default_rng([seed, 0])
     tp_rng = np.random.default_rng([seed, 1 + tp_index])
-    shapes = [_calibrated_shape(spec, patient_rng) for spec in LESIONS]
+    shapes = _lesion_shapes(patient_rng)
     # patient-level textures, moved with the patient
     shift_vox = [-s / FINE_SPACING_MM for s in (shift_mm[2], shift_mm[1], shift_mm[0])]
     tex_suv = ndimage.shift(

@@ -42,8 +42,10 @@ from emlesion.sample.phantom import (
     PET_SHAPE,
     PET_SPACING_MM,
     PSF_FWHM_MM,
+    LesionState,
     Tissue,
     lesion_states,
+    render_lesion_masks,
     simulate_images,
 )
 from emlesion.sample.schedule import (
@@ -56,9 +58,13 @@ from emlesion.sample.schedule import (
     schedule_for,
 )
 from emlesion.sample.truth import (
+    DEAUVILLE_LIVER_FACTOR,
     PEAK_RADIUS_MM,
+    ct_lesion_metrics,
+    deauville_score,
     lesion_metrics,
     percist_category,
+    site_uptake,
     sphere_statistics,
 )
 
@@ -90,6 +96,8 @@ _PET_GEOMETRY = SeriesGeometry(
     spacing_mm=PET_SPACING_MM,
     shape=PET_SHAPE,
 )
+#: Shape (z, y, x) of the fine 2 mm simulation grid.
+_FINE_SHAPE = (PET_SHAPE[0] * 2, PET_SHAPE[1] * 2, PET_SHAPE[2] * 2)
 _CT_GEOMETRY = SeriesGeometry(
     origin_mm=(
         -200.0 + FINE_SPACING_MM / 2,
@@ -130,6 +138,8 @@ class SimulatedTimepoint:
         Localizer pixels (uint16).
     lesion_masks : ndarray
         Truth labels on the PET grid (0 background, ``LesionSpec.label`` per lesion).
+    lesion_masks_ct : ndarray
+        Truth labels on the CT grid (CT voxels at least half covered by the lesion).
     truth : dict
         The timepoint's section of ``truth.json``.
     """
@@ -145,6 +155,7 @@ class SimulatedTimepoint:
     ct_stored: np.ndarray
     localizer: np.ndarray
     lesion_masks: np.ndarray
+    lesion_masks_ct: np.ndarray
     truth: dict[str, Any] = field(default_factory=dict)
 
 
@@ -234,6 +245,55 @@ def _gap_to_hot_mm(labels_fine: np.ndarray, lesion_fine: np.ndarray) -> float | 
     return round(float(dist[lesion_fine[sl]].min()), 1)
 
 
+def _ct_fraction(fine: np.ndarray) -> np.ndarray:
+    """Fraction of each CT voxel (2 fine slices in z) covered by a fine-grid mask."""
+    nz, ny, nx = fine.shape
+    return np.asarray(fine.reshape(nz // 2, 2, ny, nx).mean(axis=1))
+
+
+def _pet_fraction(fine: np.ndarray) -> np.ndarray:
+    """Fraction of each PET voxel (2 x 2 x 2 fine voxels) covered by a fine-grid mask."""
+    nz, ny, nx = fine.shape
+    return np.asarray(fine.reshape(nz // 2, 2, ny // 2, 2, nx // 2, 2).mean(axis=(1, 3, 5)))
+
+
+def _former_footprint(name: str, index: int, seed: int, shift_mm: Sequence[float]) -> np.ndarray:
+    """PET-grid footprint of where lesion ``index`` was before timepoint ``name``.
+
+    The union of the lesion's fine masks at the earlier timepoints, each rendered with the
+    patient shift of ``name`` (same body-coordinate shapes, this scan's position), then the
+    PET voxels at least half covered (the PET truth-mask rule).
+    """
+    earlier: list[LesionState] = [
+        lesion_states(t)[index] for t in TIMEPOINTS[: TIMEPOINTS.index(name)]
+    ]
+    union = np.zeros(_FINE_SHAPE, dtype=bool)
+    for fine in render_lesion_masks(earlier, seed, shift_mm):
+        union |= fine
+    return np.asarray(_pet_fraction(union.astype(float)) >= 0.5)
+
+
+def _site_truth(
+    suv: np.ndarray,
+    region: np.ndarray,
+    region_name: str,
+    present: bool,
+    sul: float,
+    liver: dict[str, Any],
+    blood: dict[str, Any],
+) -> dict[str, Any]:
+    """PET uptake truth at a lesion site, with its Deauville score and activity call."""
+    site: dict[str, Any] = {"region": region_name}
+    site.update(site_uptake(suv, region, _PET_GEOMETRY.origin_mm, _PET_GEOMETRY.spacing_mm, sul))
+    x = site["suv_max"]
+    site["deauville"] = (
+        None if x is None else deauville_score(x, blood["suv_max"], liver["suv_max"])
+    )
+    site["state"] = "present" if present else "resolved"
+    site["metabolically_active"] = None if x is None else bool(x > blood["suv_mean"])
+    return site
+
+
 def simulate_timepoint(name: str, seed: int = DEFAULT_SEED) -> SimulatedTimepoint:
     """Simulate one timepoint of the sample study and compute its truth (no files written).
 
@@ -271,12 +331,17 @@ def simulate_timepoint(name: str, seed: int = DEFAULT_SEED) -> SimulatedTimepoin
     sul = sched.sul_per_suvbw
     origin, spacing = _PET_GEOMETRY.origin_mm, _PET_GEOMETRY.spacing_mm
     labels = np.zeros(PET_SHAPE, dtype=np.uint8)
+    labels_ct = np.zeros(_CT_GEOMETRY.shape, dtype=np.uint8)
+    hu_stored = ct_stored.astype(np.float64) - 1024.0
     lesions = []
-    for state, frac, fine in zip(
-        lesion_states(name), images.lesion_fraction_pet, images.lesion_fine_masks
+    sites: list[tuple[np.ndarray, str, bool]] = []
+    for index, (state, frac, fine) in enumerate(
+        zip(lesion_states(name), images.lesion_fraction_pet, images.lesion_fine_masks)
     ):
         mask = frac >= 0.5
         labels[mask] = state.spec.label
+        mask_ct = _ct_fraction(fine.astype(float)) >= 0.5
+        labels_ct[mask_ct] = state.spec.label
         entry: dict[str, Any] = {
             "name": state.spec.name,
             "label": state.spec.label,
@@ -290,6 +355,14 @@ def simulate_timepoint(name: str, seed: int = DEFAULT_SEED) -> SimulatedTimepoin
         }
         entry.update(lesion_metrics(suv, mask, origin, spacing, sul))
         entry["gap_to_kidney_or_bladder_mm"] = _gap_to_hot_mm(images.fine_labels, fine)
+        entry["ct"] = ct_lesion_metrics(
+            hu_stored, mask_ct, _CT_GEOMETRY.origin_mm, _CT_GEOMETRY.spacing_mm
+        )
+        if mask.any():
+            sites.append((mask, "lesion", True))
+        else:
+            footprint = _former_footprint(name, index, seed, sched.patient_shift_mm)
+            sites.append((footprint, "former footprint", False))
         lesions.append(entry)
     liver = sphere_statistics(suv, _body_to_lps(_LIVER_REF_BODY_MM, sched), 15.0, origin, spacing)
     liver["sul_mean"] = round(liver["suv_mean"] * sul, 4)
@@ -298,6 +371,8 @@ def simulate_timepoint(name: str, seed: int = DEFAULT_SEED) -> SimulatedTimepoin
     blood = _blood_pool(suv, _body_to_lps(_AORTA_REF_BODY_MM, sched))
     blood["sul_mean"] = round(blood["suv_mean"] * sul, 4)
     blood["sul_sd"] = round(blood["suv_sd"] * sul, 4)
+    for entry, (region, region_name, present) in zip(lesions, sites):
+        entry["site"] = _site_truth(suv, region, region_name, present, sul, liver, blood)
 
     truth: dict[str, Any] = {
         "folder": name,
@@ -356,6 +431,7 @@ def simulate_timepoint(name: str, seed: int = DEFAULT_SEED) -> SimulatedTimepoin
             "shape_zyx": list(_CT_GEOMETRY.shape),
         },
         "truth_mask": f"{name}/truth_lesions.nii.gz",
+        "ct_truth_mask": f"{name}/truth_lesions_ct.nii.gz",
         "lesions": lesions,
         "liver_reference": liver,
         "blood_pool_reference": blood,
@@ -376,12 +452,13 @@ def simulate_timepoint(name: str, seed: int = DEFAULT_SEED) -> SimulatedTimepoin
         ct_stored,
         localizer,
         labels,
+        labels_ct,
         truth,
     )
 
 
 def _blood_pool(suv: np.ndarray, center: Sequence[float]) -> dict[str, Any]:
-    """Mean SUV in a 1 cm diameter x 2 cm cylinder along z in the abdominal aorta."""
+    """Mean, SD and maximum SUV in a 1 cm diameter x 2 cm cylinder along z in the aorta."""
     nz, ny, nx = suv.shape
     ox, oy, oz = _PET_GEOMETRY.origin_mm
     sx, sy, sz = _PET_GEOMETRY.spacing_mm
@@ -397,6 +474,7 @@ def _blood_pool(suv: np.ndarray, center: Sequence[float]) -> dict[str, Any]:
         "n_voxels": int(sel.sum()),
         "suv_mean": round(float(vals.mean()), 4),
         "suv_sd": round(float(vals.std(ddof=1)), 4),
+        "suv_max": round(float(vals.max()), 4),
         "definition": "cylinder 1 cm diameter x 2 cm along z in the abdominal aorta",
     }
 
@@ -505,19 +583,31 @@ def write_timepoint(tp: SimulatedTimepoint, folder: Path, *, compress: bool = Tr
         tp.uids,
         compress=compress,
     )
-    _write_label_nifti(tp.lesion_masks, folder / "truth_lesions.nii.gz")
+    _write_label_nifti(tp.lesion_masks, folder / "truth_lesions.nii.gz", _PET_GEOMETRY)
+    _write_label_nifti(
+        tp.lesion_masks_ct,
+        folder / "truth_lesions_ct.nii.gz",
+        _CT_GEOMETRY,
+        descrip=b"emlesion sample truth lesions CT grid",
+    )
 
 
-def _write_label_nifti(labels: np.ndarray, path: Path) -> None:
-    """Labels (z, y, x) on the PET grid to NIfTI with the LPS->RAS affine."""
+def _write_label_nifti(
+    labels: np.ndarray,
+    path: Path,
+    geometry: SeriesGeometry,
+    *,
+    descrip: bytes = b"emlesion sample truth lesions",
+) -> None:
+    """Labels (z, y, x) on ``geometry``'s grid to NIfTI with the LPS->RAS affine."""
     affine = np.eye(4)
-    affine[:3, :3] = np.diag(_PET_GEOMETRY.spacing_mm)
-    affine[:3, 3] = _PET_GEOMETRY.origin_mm
+    affine[:3, :3] = np.diag(geometry.spacing_mm)
+    affine[:3, 3] = geometry.origin_mm
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
     img = nib.Nifti1Image(np.ascontiguousarray(labels.transpose(2, 1, 0)).astype(np.uint8), affine)
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
-    img.header["descrip"] = b"emlesion sample truth lesions"
+    img.header["descrip"] = descrip
     # write uncompressed bytes into a gzip stream with mtime 0 so the file is reproducible
     import gzip
 
@@ -571,6 +661,40 @@ def _study_truth(seed: int, tps: dict[str, SimulatedTimepoint]) -> dict[str, Any
                 f"Gaussian PSF {PSF_FWHM_MM} mm FWHM on a 2 mm grid, "
                 "then 2x2x2 block average to 4 mm"
             ),
+            "ct_truth_mask": (
+                "CT-grid (2 x 2 x 4 mm) voxels at least half covered by the simulated lesion "
+                "(the two 2 mm sub-slices of each CT slice); NIfTI truth_lesions_ct.nii.gz, "
+                "labels = lesion label, same LPS->RAS affine convention as truth_lesions.nii.gz"
+            ),
+            "ct": (
+                "per lesion and timepoint, on the CT truth mask: ld_mm = longest axial "
+                "diameter, sa_mm = short axis, volume_ml = n_voxels x 0.016 mL, hu_mean = "
+                "mean stored HU (stored value - 1024), ld_slice_z_mm = LPS z of the LD slice; "
+                "zeros and nulls when the lesion is not present"
+            ),
+            "ct_diameters": (
+                "edge convention: points = midpoints of the exposed pixel faces of a slice "
+                "(a row of n pixels of spacing s reads n x s); LD = largest distance between "
+                "two points of one axial slice, maximised over slices (ties: larger SA, then "
+                "lower slice); SA = longest chord of the convex hull of that slice's points "
+                "exactly perpendicular to the LD (largest over tied farthest pairs; a "
+                "perpendicular diameter, not the caliper width)"
+            ),
+            "site": (
+                "PET uptake at the lesion site, present or not: region 'lesion' = the PET "
+                "truth mask of the timepoint; 'former footprint' = PET voxels at least half "
+                "covered by the union of the lesion's shapes at the earlier timepoints, "
+                "rendered at this timepoint's patient position; suv_max, suv_peak (IBSI "
+                "0F91 as above), sul_peak, n_voxels, centroid_mm of the region; state = "
+                "'present' or 'resolved'; metabolically_active = site suv_max > blood-pool "
+                "suv_mean"
+            ),
+            "deauville": (
+                "Deauville score from SUVmax: x = site suv_max, M = blood_pool_reference "
+                "suv_max, L = liver_reference suv_max; 2 if x <= min(M, L), 3 if M < x <= L, "
+                f"4 if L < x <= {DEAUVILLE_LIVER_FACTOR:g} L, 5 if x > "
+                f"{DEAUVILLE_LIVER_FACTOR:g} L (1 is a visual call and is never given)"
+            ),
         },
         "timepoints": {name: tp.truth for name, tp in tps.items()},
         "lesion_specs": [
@@ -615,41 +739,65 @@ def _readme(truth: dict[str, Any]) -> str:
         lines.append(
             f"| `{name}/` | {tp['study_date']} (day {tp['day_after_infusion']:+d}) | "
             f"{tp['vendor_convention']} ({tp['manufacturer']}-like) | `PT/` PET (96 slices, 4 mm), "
-            "`CT/` low-dose CT (2 x 2 x 4 mm), `LOCALIZER/` topogram, `truth_lesions.nii.gz` |"
+            "`CT/` low-dose CT (2 x 2 x 4 mm), `LOCALIZER/` topogram, `truth_lesions.nii.gz` "
+            "(PET grid), `truth_lesions_ct.nii.gz` (CT grid) |"
         )
     lines += [
         "",
         "`truth.json` holds, per timepoint, the UIDs, the SUV header arithmetic, the lesions "
-        "(volume, extents, centroid, SUVmax/mean/peak, SULpeak), the liver and blood-pool "
-        "references, the physiological hot structures, and the expected PERCIST call per "
-        "follow-up. Its `conventions` section defines every number.",
+        "(volume, extents, centroid, SUVmax/mean/peak, SULpeak; CT longest axial diameter, "
+        "short axis, volume and HU; the uptake at the lesion site, also after it resolved, "
+        "with its Deauville score), the liver and blood-pool references, the physiological "
+        "hot structures, and the expected PERCIST call per follow-up. Its `conventions` "
+        "section defines every number.",
         "",
         "## Truth at a glance",
         "",
-        "| timepoint | lesion | volume mL | extents cm (x, y, z) | SUVmax | SUVpeak | SULpeak |",
-        "|---|---|---|---|---|---|---|",
+        "| timepoint | lesion | volume mL | extents cm (x, y, z) | SUVmax | SUVpeak | SULpeak "
+        "| CT LD x SA mm | Deauville |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, tp in truth["timepoints"].items():
         for les in tp["lesions"]:
+            site = les["site"]
+            score = "-" if site["deauville"] is None else str(site["deauville"])
             if not les["present"]:
-                lines.append(f"| {name} | {les['name']} | 0 ({les['status']}) | - | - | - | - |")
+                former = (
+                    ""
+                    if site["suv_max"] is None
+                    else f" ({site['region']} SUVmax {site['suv_max']:.2f})"
+                )
+                lines.append(
+                    f"| {name} | {les['name']} | 0 ({les['status']}) | - | - | - | - | - | "
+                    f"{score}{former} |"
+                )
                 continue
             ext = " x ".join(f"{v:.1f}" for v in les["extents_cm"])
+            ct = les["ct"]
             lines.append(
                 f"| {name} | {les['name']} | {les['volume_ml']:.1f} | {ext} | "
-                f"{les['suv_max']:.2f} | {les['suv_peak']:.2f} | {les['sul_peak']:.2f} |"
+                f"{les['suv_max']:.2f} | {les['suv_peak']:.2f} | {les['sul_peak']:.2f} | "
+                f"{ct['ld_mm']:.1f} x {ct['sa_mm']:.1f} | {score} |"
             )
     lines += [
         "",
-        "| timepoint | liver SUVmean (SD) | liver SULmean | blood-pool SUVmean |",
-        "|---|---|---|---|",
+        "| timepoint | liver SUVmean (SD) | liver SULmean | liver SUVmax | blood-pool SUVmean "
+        "| blood-pool SUVmax |",
+        "|---|---|---|---|---|---|",
     ]
     for name, tp in truth["timepoints"].items():
         liv, bp = tp["liver_reference"], tp["blood_pool_reference"]
         lines.append(
             f"| {name} | {liv['suv_mean']:.2f} ({liv['suv_sd']:.2f}) | {liv['sul_mean']:.2f} | "
-            f"{bp['suv_mean']:.2f} |"
+            f"{liv['suv_max']:.2f} | {bp['suv_mean']:.2f} | {bp['suv_max']:.2f} |"
         )
+    lines += [
+        "",
+        "CT LD x SA: longest axial diameter and perpendicular short axis of the CT truth mask "
+        "(edge convention). Deauville: site SUVmax against the blood-pool and liver SUVmax "
+        f"(5 above {DEAUVILLE_LIVER_FACTOR:g} x liver); for a resolved lesion, at its former "
+        "footprint.",
+    ]
     lines.append("")
     for name, resp in truth["expected_response"].items():
         p = resp["percist"]
