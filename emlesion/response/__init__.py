@@ -5,15 +5,16 @@ Inputs are the frozen value objects :class:`LesionObservation`,
 :class:`Assessment` that names the category, the rule that fired, the numbers compared,
 the thresholds and any comparability warnings.
 
-=====================  ===========================  ===================================
+=====================  ===========================  ========================================
 criterion              engine                       categories
-=====================  ===========================  ===================================
+=====================  ===========================  ========================================
 PERCIST 1.0            :func:`assess_percist`       CMR / PMR / SMD / PMD / NE
 EORTC 1999             :func:`assess_eortc`         CMR / PMR / SMD / PMD / NE
 RECIST 1.1             :func:`assess_recist`        CR / PR / SD / PD / NE
 Lugano 2014 PET        :func:`assess_lugano_pet`    CMR / PMR / NMR / PMD / NE
 Lugano 2014 CT         :func:`assess_lugano_ct`     CR / PR / SD / PD / NE
-=====================  ===========================  ===================================
+LYRIC (Cheson 2016)    :func:`assess_lyric`         CR / PR / SD / IR1 / IR2 / IR3 / PD / NE
+=====================  ===========================  ========================================
 
 :func:`assess_all` applies them to every follow-up of a study.
 """
@@ -27,6 +28,7 @@ from .assessment import (
     EortcCategory,
     LuganoCtCategory,
     LuganoPetCategory,
+    LyricCategory,
     PercistCategory,
     RecistCategory,
     ResponseWarning,
@@ -39,6 +41,7 @@ from .lugano import (
     assess_lugano_pet,
     deauville_score,
 )
+from .lyric import LyricBasis, assess_lyric
 from .observations import LesionObservation, ReferenceUptake, TimepointObservation, UptakeMetric
 from .percist import (
     MeasurabilityReference,
@@ -59,6 +62,8 @@ __all__ = [
     "LesionObservation",
     "LuganoCtCategory",
     "LuganoPetCategory",
+    "LyricBasis",
+    "LyricCategory",
     "MeasurabilityReference",
     "PercistCategory",
     "ProgressionReference",
@@ -72,6 +77,7 @@ __all__ = [
     "assess_lugano",
     "assess_lugano_ct",
     "assess_lugano_pet",
+    "assess_lyric",
     "assess_percist",
     "assess_recist",
     "deauville_score",

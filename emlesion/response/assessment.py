@@ -24,6 +24,7 @@ __all__ = [
     "EortcCategory",
     "LuganoCtCategory",
     "LuganoPetCategory",
+    "LyricCategory",
     "PercistCategory",
     "RecistCategory",
     "ResponseWarning",
@@ -38,6 +39,7 @@ class Criterion(str, enum.Enum):
     RECIST = "recist"
     LUGANO_PET = "lugano_pet"
     LUGANO_CT = "lugano_ct"
+    LYRIC = "lyric"
 
     @classmethod
     def coerce(cls, value: str | Criterion) -> Criterion:
@@ -65,6 +67,7 @@ _TITLES = {
     Criterion.RECIST: "RECIST 1.1",
     Criterion.LUGANO_PET: "Lugano 2014 (PET-based)",
     Criterion.LUGANO_CT: "Lugano 2014 (CT-based)",
+    Criterion.LYRIC: "LYRIC (Cheson 2016)",
 }
 
 
@@ -89,6 +92,9 @@ _DESCRIPTIONS = {
     "SD": "stable disease",
     "PD": "progressive disease",
     "NE": "not evaluable",
+    "IR1": "indeterminate response 1 (SPD up by >= 50 % in the first 12 weeks)",
+    "IR2": "indeterminate response 2 (new lesion or lesion growth, SPD up by < 50 %)",
+    "IR3": "indeterminate response 3 (FDG uptake up without size progression)",
 }
 
 
@@ -142,8 +148,27 @@ class LuganoCtCategory(_CategoryMixin, str, enum.Enum):
     NE = "NE"
 
 
+class LyricCategory(_CategoryMixin, str, enum.Enum):
+    """LYRIC (Cheson 2016) categories.
+
+    The Lugano 2014 calls, PET-based and CT-based merged into one anatomical vocabulary
+    (CMR -> CR, PMR -> PR, NMR -> SD, PMD -> PD), plus the three indeterminate responses
+    that LYRIC assigns instead of a first, unconfirmed progression (see
+    :func:`emlesion.response.assess_lyric`).
+    """
+
+    CR = "CR"
+    PR = "PR"
+    SD = "SD"
+    IR1 = "IR1"
+    IR2 = "IR2"
+    IR3 = "IR3"
+    PD = "PD"
+    NE = "NE"
+
+
 Category = (PercistCategory | EortcCategory | RecistCategory | LuganoPetCategory
-            | LuganoCtCategory)
+            | LuganoCtCategory | LyricCategory)
 
 _CATEGORY_ENUM: dict[Criterion, type[enum.Enum]] = {
     Criterion.PERCIST: PercistCategory,
@@ -151,6 +176,7 @@ _CATEGORY_ENUM: dict[Criterion, type[enum.Enum]] = {
     Criterion.RECIST: RecistCategory,
     Criterion.LUGANO_PET: LuganoPetCategory,
     Criterion.LUGANO_CT: LuganoCtCategory,
+    Criterion.LYRIC: LyricCategory,
 }
 
 

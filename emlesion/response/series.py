@@ -11,6 +11,7 @@ from emlesion.errors import InconsistentStudyError, format_message
 from .assessment import Assessment, Criterion
 from .eortc import assess_eortc
 from .lugano import assess_lugano_ct, assess_lugano_pet
+from .lyric import assess_lyric
 from .observations import TimepointObservation
 from .percist import assess_percist
 from .recist import assess_recist
@@ -42,7 +43,8 @@ def assess_all(
 
     For follow-up ``k`` the timepoints ``1 .. k-1`` are passed as ``previous`` to the
     criteria that use a nadir (RECIST, Lugano CT, PERCIST with
-    ``progression_reference="nadir"``). A timepoint without CT still gets the PET
+    ``progression_reference="nadir"``) and to LYRIC (which also needs the calls at those
+    timepoints: is an indeterminate response open?). A timepoint without CT still gets the PET
     criteria; the CT criteria return NE with the reason, and vice versa.
 
     Parameters
@@ -52,10 +54,11 @@ def assess_all(
         ~3 months after CAR-T).
     criteria : sequence of str or Criterion
         Any of ``"percist"``, ``"eortc"``, ``"recist"``, ``"lugano"`` (both Lugano
-        calls), ``"lugano_pet"``, ``"lugano_ct"``.
+        calls), ``"lugano_pet"``, ``"lugano_ct"``, ``"lyric"`` (not in the default).
     options : mapping, optional
         Keyword options per criterion, e.g. ``{"eortc": {"cycles": 1},
-        "percist": {"progression_reference": "nadir"}}``.
+        "percist": {"progression_reference": "nadir"},
+        "lyric": {"therapy_start": datetime.date(2024, 1, 15)}}``.
 
     Returns
     -------
@@ -102,6 +105,8 @@ def assess_all(
                 out.append(assess_recist(baseline, followup, previous=previous, **kw))
             elif crit is Criterion.LUGANO_PET:
                 out.append(assess_lugano_pet(baseline, followup, **kw))
-            else:
+            elif crit is Criterion.LUGANO_CT:
                 out.append(assess_lugano_ct(baseline, followup, previous=previous, **kw))
+            else:
+                out.append(assess_lyric(baseline, followup, previous=previous, **kw))
     return out
