@@ -50,7 +50,7 @@ def study(t2_has_ct: bool = True) -> list[TimepointObservation]:
 
 def test_three_timepoint_case() -> None:
     calls = {(a.timepoint, a.criterion.value): a for a in assess_all(study())}
-    assert len(calls) == 10  # 2 follow-ups x 5 calls (Lugano = PET + CT)
+    assert len(calls) == 12  # 2 follow-ups x 6 calls (Lugano = PET + CT, plus LYRIC)
     got = {k: v.category.value for k, v in calls.items()}
     # T1: SULpeak 9.0 -> 3.5 = -61 %, -5.5; SUVmax 14 -> 5 = -64 %; RECIST 90 -> 55 = -38.9 %;
     # Lugano SPD 47*35 + 43*25 = 2720 -> 30*20 + 25*15 = 975 = -64 %; Deauville 4 (5 > 3.2)

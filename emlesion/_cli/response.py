@@ -4,7 +4,7 @@
 
     emlesion response BASELINE_DIR MONTH1_DIR MONTH3_DIR --out OUTDIR
                       [--labels baseline,month1,month3]
-                      [--criteria percist,eortc,recist,lugano]
+                      [--criteria percist,eortc,recist,lugano,lyric]
                       [--masks MASK|auto ...] [--method NAME]
                       [--allow-different-patients] [--no-residual-search]
 
@@ -55,10 +55,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="output folder (report.json, lesions.csv); never inside an input")
     p.add_argument("--labels", type=_csv_list, metavar="A,B,C",
                    help="timepoint labels (default: the folder names when distinct)")
-    p.add_argument("--criteria", type=_csv_list, default=["percist", "eortc", "recist", "lugano"],
-                   metavar="LIST",
+    p.add_argument("--criteria", type=_csv_list,
+                   default=["percist", "eortc", "recist", "lugano", "lyric"], metavar="LIST",
                    help="criteria: percist, eortc, recist, lugano (= lugano_pet + lugano_ct), "
-                        "lugano_pet, lugano_ct (default percist,eortc,recist,lugano)")
+                        "lugano_pet, lugano_ct, lyric (default percist,eortc,recist,lugano,"
+                        "lyric)")
     p.add_argument("--masks", nargs="+", metavar="MASK",
                    help="one lesion mask per timepoint (DICOM SEG, RTSTRUCT, NIfTI) or 'auto'")
     p.add_argument("--method", default="41%max", metavar="NAME",

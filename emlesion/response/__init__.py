@@ -17,6 +17,9 @@ LYRIC (Cheson 2016)    :func:`assess_lyric`         CR / PR / SD / IR1 / IR2 / I
 =====================  ===========================  ========================================
 
 :func:`assess_all` applies them to every follow-up of a study.
+
+:func:`classify_site` turns the PET and CT readouts of a tracked lesion's site into a
+:class:`SiteReading` (state, Deauville score, reasons): :mod:`emlesion.response.sites`.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from .lugano import (
     assess_lugano,
     assess_lugano_ct,
     assess_lugano_pet,
+    deauville_from_values,
     deauville_score,
 )
 from .lyric import LyricBasis, assess_lyric
@@ -51,9 +55,11 @@ from .percist import (
 )
 from .recist import assess_recist, recist_lesion_size_mm, select_recist_targets
 from .series import DEFAULT_CRITERIA, assess_all
+from .sites import DEFAULT_RESIDUAL_UPTAKE_MIN_SCORE, SiteReading, SiteState, classify_site
 
 __all__ = [
     "DEFAULT_CRITERIA",
+    "DEFAULT_RESIDUAL_UPTAKE_MIN_SCORE",
     "Assessment",
     "Category",
     "Criterion",
@@ -70,6 +76,8 @@ __all__ = [
     "RecistCategory",
     "ReferenceUptake",
     "ResponseWarning",
+    "SiteReading",
+    "SiteState",
     "TimepointObservation",
     "UptakeMetric",
     "assess_all",
@@ -80,6 +88,8 @@ __all__ = [
     "assess_lyric",
     "assess_percist",
     "assess_recist",
+    "classify_site",
+    "deauville_from_values",
     "deauville_score",
     "eortc_pmr_threshold",
     "percist_measurability_threshold",

@@ -18,8 +18,9 @@ from .recist import assess_recist
 
 __all__ = ["DEFAULT_CRITERIA", "assess_all"]
 
-#: Criteria applied by :func:`assess_all` by default ("lugano" means PET- and CT-based).
-DEFAULT_CRITERIA: tuple[str, ...] = ("percist", "eortc", "recist", "lugano")
+#: Criteria applied by :func:`assess_all` by default ("lugano" means PET- and CT-based; "lyric"
+#: is Lugano for immunomodulatory therapy such as CAR-T, Cheson 2016).
+DEFAULT_CRITERIA: tuple[str, ...] = ("percist", "eortc", "recist", "lugano", "lyric")
 
 
 def _expand(criteria: Sequence[str | Criterion]) -> list[Criterion]:
