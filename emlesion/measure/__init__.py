@@ -1,6 +1,9 @@
 """Per-lesion measurement on any mask: SUV statistics, SUVpeak variants, MTV, TLG, diameters.
 
-Entry point: :func:`measure_lesions` (returns a lazy :class:`LesionTable`). Building blocks
+Entry point: :func:`measure_lesions` (returns a lazy :class:`LesionTable`: one
+:class:`LesionMeasurement` per lesion, or the results as tables with
+:meth:`LesionTable.table` / :meth:`LesionTable.to_pandas`, ``properties=`` as in
+scikit-image's ``regionprops_table``). Building blocks
 for other modules: :func:`intensity_peak`, :func:`sphere_kernel`, :func:`sphere_weights`,
 :func:`axial_diameters`, :func:`max_3d_diameter_mm`, :func:`extent_mm` (diameters in the
 :class:`DiameterConvention` chosen; default ``"edge"``, see :mod:`emlesion.measure.shape`).

@@ -2,15 +2,18 @@
 
 :func:`measure_lesions` is the entry point. It returns a :class:`LesionTable`, which, like
 scikit-image's ``regionprops``, computes a property only when it is first asked for (the
-diameters and the CT statistics cost the most), and offers the result both as a
-``regionprops_table``-style dict of 1-D arrays (:attr:`LesionTable.columns`, ready for
-``pandas.DataFrame(table.columns)`` without depending on pandas) and as frozen per-lesion
-:class:`LesionMeasurement` records. Every column names its definition in
-:attr:`LesionTable.definitions`.
+diameters and the CT statistics cost the most), and offers the result as a
+``regionprops_table``-style dict of 1-D arrays (:attr:`LesionTable.columns`, or
+:meth:`LesionTable.table` with ``properties=`` for a subset), as a
+:class:`pandas.DataFrame` indexed by label (:meth:`LesionTable.to_pandas`, same
+``properties=``; pandas is imported only there) and as frozen per-lesion
+:class:`LesionMeasurement` records. Selecting properties computes only the metric groups they
+need. Every column names its definition in :attr:`LesionTable.definitions`.
 
 Where each number is computed:
 
-* SUV (and SUL) statistics on the native PET grid of ``suv``; the labels must be on that grid.
+* SUV (and SUL: ``sul_max``, ``sul_mean``, ``sul_peak``) statistics on the native PET grid of
+  ``suv``; the labels must be on that grid.
 * CT statistics on the CT grid, with the labels resampled nearest-neighbour
   (:meth:`emlesion.io.labelmap.LabelMap.resample_to`); CT voxels whose stored value is the
   Pixel Padding Value (0028,0120) (or inside the padding range up to Pixel Padding Range Limit
@@ -36,7 +39,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage
@@ -62,6 +65,9 @@ from emlesion.measure.shape import (
     max_3d_diameter_mm,
 )
 from emlesion.provenance import ProvenanceStep, jsonable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["LesionMeasurement", "LesionTable", "is_lean_body_units", "measure_lesions"]
 
@@ -117,6 +123,7 @@ class LesionMeasurement:
     suv_peak_exact_centre_mm: Vec3 | None = None
     sul_peak: float | None = None
     sul_max: float | None = None
+    sul_mean: float | None = None
     centroid_mm: Vec3 | None = None
     extent_cm: Vec3 | None = None
     longest_axial_diameter_mm: float | None = None
@@ -155,7 +162,7 @@ _GROUP_FIELDS: dict[str, tuple[str, ...]] = {
         "suv_peak_exact", "suv_peak_exact_kernel_voxels", "suv_peak_exact_kernel_ml",
         "suv_peak_exact_centre_mm",
     ),
-    "sul": ("sul_peak", "sul_max"),
+    "sul": ("sul_peak", "sul_max", "sul_mean"),
     "position": ("centroid_mm", "extent_cm"),
     "axial": ("longest_axial_diameter_mm", "short_axis_mm", "longest_axial_diameter_slice_index"),
     "diameter_3d": ("max_3d_diameter_mm",),
@@ -245,6 +252,8 @@ def _definitions(
         "suv_peak_exact_centre_mm": "LPS position (mm) of the centre of the winning sphere",
         "sul_peak": f"SULpeak: the {sul_variant.value} peak ({r}) on the lean-body SUV image",
         "sul_max": "SULmax: maximum voxel value of the lean-body SUV image in the mask",
+        "sul_mean": "SULmean: mean voxel value of the lean-body-mass SUV image (SUL, PERCIST) "
+        "in the mask, native PET grid",
         "centroid_mm": "unweighted mean of the mask voxel centres, LPS mm",
         "extent_cm": "axis-aligned extents along the grid x, y, z axes: "
         "(max index - min index + 1) x spacing, cm (voxel-edge convention)",
@@ -473,19 +482,24 @@ class _Lesion:
 
     @cached_property
     def _g_sul(self) -> dict[str, Any]:
+        # SUL values of the lesion are read from its bounding box only (no full-volume mask
+        # per label); the mean accumulates in float64 like suv_mean.
         sul = self.ctx.sul
         if sul is None:
-            return {"sul_peak": None, "sul_max": None}
+            return {"sul_peak": None, "sul_max": None, "sul_mean": None}
         variant = self.ctx.sul_variant
         if sul is self.ctx.image:
             peak = self.peak(variant).value
-            smax = float(self.values.max())
+            svals = self.values
         else:
             means = self._means(sul, self.ctx.kernel(variant))
             svals = np.asarray(sul[self.box])[self.local_mask]
             peak, _ = _peak_from_means(variant, means, svals, self.coords)
-            smax = float(svals.max())
-        return {"sul_peak": float(peak), "sul_max": smax}
+        return {
+            "sul_peak": float(peak),
+            "sul_max": float(svals.max()),
+            "sul_mean": float(svals.astype(np.float64).mean()),
+        }
 
     @cached_property
     def _g_position(self) -> dict[str, Any]:
@@ -562,6 +576,10 @@ class LesionTable:
     ``table.columns``
         ``regionprops_table``-style dict of 1-D numpy arrays; 3-vectors are split into
         ``<name>_x_<unit>``, ``_y_``, ``_z_`` columns; missing values are NaN.
+    ``table.table(properties)`` / ``table.to_pandas(properties)``
+        The same columns for a subset of fields (``regionprops_table(properties=...)``),
+        as a dict of arrays or as a :class:`pandas.DataFrame` indexed by label; only the
+        metric groups of the selected fields are computed.
     ``table.rows`` / ``iter(table)`` / ``table.row(label)``
         Frozen :class:`LesionMeasurement` records.
     ``table.definitions``
@@ -668,6 +686,137 @@ class LesionTable:
         """All columns as a dict of 1-D arrays (``pandas.DataFrame(table.columns)``)."""
         return {c: self[c] for c in self._column_names()}
 
+    def _property_columns(self, properties: str | Iterable[str] | None) -> list[str]:
+        """Column names for ``properties`` (fields or column names), in the order given."""
+        if properties is None:
+            return self._column_names()
+        wanted = [properties] if isinstance(properties, str) else list(properties)
+        names = self._column_names()
+        out: list[str] = []
+        unknown: list[Any] = []
+        for prop in wanted:
+            if not isinstance(prop, str):
+                unknown.append(prop)
+            elif prop in _VEC_FIELDS and prop in self._fields:
+                out.extend(_split_name(prop, ax) for ax in _AXES)
+            elif prop in self._fields or prop in names:
+                out.append(prop)
+            else:
+                unknown.append(prop)
+        if unknown:
+            absent = [u for u in unknown if isinstance(u, str) and u in _FIELD_GROUP]
+            raise MaskError(
+                format_message(
+                    f"unknown lesion propert{'y' if len(unknown) == 1 else 'ies'} "
+                    f"{', '.join(map(repr, unknown))}; valid properties of this table: "
+                    f"{', '.join(self._fields)}",
+                    fix="pass field names from LesionTable.fields (3-vectors such as "
+                    "centroid_mm give _x/_y/_z columns; single columns from "
+                    "LesionTable.column_names are accepted too)"
+                    + (
+                        "; peak variants, SUL and CT fields exist only when requested / "
+                        "available (peak_variants=, sul=, ct= of measure_lesions)"
+                        if absent
+                        else ""
+                    ),
+                )
+            )
+        return list(dict.fromkeys(out))
+
+    def table(self, properties: str | Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """Selected properties as a dict of 1-D arrays (the ``regionprops_table`` analogue).
+
+        Only the metric groups the selected properties belong to are computed (and cached);
+        asking for ``["suv_max", "mtv_ml"]`` computes no peak, diameter or CT statistic.
+
+        Parameters
+        ----------
+        properties : str or iterable of str, optional
+            Field names (:attr:`fields`, e.g. ``"suv_max"``, ``"centroid_mm"``) or single
+            column names (:attr:`column_names`, e.g. ``"centroid_x_mm"``). A 3-vector field
+            gives three columns ``<name>_x_<unit>``, ``_y_``, ``_z_``. Columns come in the
+            order given (duplicates dropped). Default: every column, as :attr:`columns`.
+
+        Returns
+        -------
+        dict of str to ndarray
+            Column name -> one value per lesion, in label order (:attr:`labels`). Integer
+            fields are ``int64`` (``float64`` with NaN when a value is missing), names and
+            units are strings, everything else is ``float64`` with NaN for missing values.
+
+        Raises
+        ------
+        MaskError
+            A property that this table does not have; the message lists the valid ones.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from emlesion.io.geometry import Grid
+        >>> from emlesion.io.volume import Volume
+        >>> img = np.ones((12, 12, 12), np.float32); img[3:6, 3:6, 3:6] = 4.0
+        >>> lab = np.zeros(img.shape, np.uint16)
+        >>> lab[3:6, 3:6, 3:6] = 1; lab[8:10, 8:10, 8:10] = 2
+        >>> t = measure_lesions(Volume(img, Grid(img.shape, (0, 0, 0), (2, 2, 2))), lab)
+        >>> cols = t.table(["suv_max", "mtv_ml", "centroid_mm"])
+        >>> list(cols)
+        ['suv_max', 'mtv_ml', 'centroid_x_mm', 'centroid_y_mm', 'centroid_z_mm']
+        >>> cols["suv_max"].tolist(), cols["mtv_ml"].tolist()
+        ([4.0, 1.0], [0.216, 0.064])
+        """
+        return {c: self[c] for c in self._property_columns(properties)}
+
+    def to_pandas(self, properties: str | Iterable[str] | None = None) -> pd.DataFrame:
+        """The table as a :class:`pandas.DataFrame`, one row per lesion, indexed by label.
+
+        The index is the lesion label (``int64``, named ``"label"``); the other columns are
+        those of :meth:`table` (3-vectors split into ``_x``/``_y``/``_z`` columns, NaN for
+        missing values), so ``df.reset_index()`` has exactly the columns of
+        :attr:`columns`. The ``label`` field is the index, never a column as well. Only the
+        metric groups of the selected properties are computed.
+
+        Parameters
+        ----------
+        properties : str or iterable of str, optional
+            As in :meth:`table` (default: every column).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Values equal to ``table.table(properties)`` column by column.
+
+        Raises
+        ------
+        MaskError
+            A property that this table does not have; the message lists the valid ones.
+
+        Notes
+        -----
+        pandas is imported here, on first use, so ``import emlesion`` does not load it.
+        Column definitions are in :attr:`definitions`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from emlesion.io.geometry import Grid
+        >>> from emlesion.io.volume import Volume
+        >>> img = np.ones((12, 12, 12), np.float32); img[3:6, 3:6, 3:6] = 4.0
+        >>> lab = np.zeros(img.shape, np.uint16)
+        >>> lab[3:6, 3:6, 3:6] = 1; lab[8:10, 8:10, 8:10] = 2
+        >>> t = measure_lesions(Volume(img, Grid(img.shape, (0, 0, 0), (2, 2, 2))), lab)
+        >>> df = t.to_pandas(["suv_max", "mtv_ml"])
+        >>> df.index.name, df.index.tolist(), list(df.columns)
+        ('label', [1, 2], ['suv_max', 'mtv_ml'])
+        >>> float(df.loc[1, "suv_max"]), float(df.loc[2, "mtv_ml"])
+        (4.0, 0.064)
+        """
+        import pandas as pd
+
+        data = self.table(properties)
+        data.pop("label", None)
+        index = pd.Index(np.array(self.labels, dtype=np.int64), name="label")
+        return pd.DataFrame(data, index=index, columns=list(data))
+
     # ------------------------------------------------------------------ rows
     @cached_property
     def rows(self) -> tuple[LesionMeasurement, ...]:
@@ -765,8 +914,8 @@ def measure_lesions(
         CT of the same frame of reference; enables ``hu_mean``, ``hu_std`` and the CT
         diameters (labels resampled nearest-neighbour onto the CT grid).
     sul : Volume, optional
-        A lean-body-mass normalised SUV image (SUL) on the same grid, for ``sul_peak`` and
-        ``sul_max``. When omitted and ``suv.units`` is itself lean-body
+        A lean-body-mass normalised SUV image (SUL) on the same grid, for ``sul_peak``,
+        ``sul_max`` and ``sul_mean``. When omitted and ``suv.units`` is itself lean-body
         (:func:`is_lean_body_units`), the SUL columns are taken from ``suv``.
     peak_radius_mm : float
         Radius of the peak sphere. Default 6.2035 mm (1 mL sphere, PERCIST "1 cm3");
