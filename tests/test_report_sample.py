@@ -18,6 +18,7 @@ import pydicom
 import pytest
 
 from emlesion.report import write_dicom_outputs, write_html_report
+from emlesion.report.dicom import SITE_READOUT_METHOD
 
 pytestmark = pytest.mark.slow
 
@@ -65,9 +66,15 @@ def test_report_is_deidentified_and_complete(outputs: dict[str, Any]) -> None:
     patient = outputs["truth"]["patient"]
     assert patient["patient_name"] not in page and patient["patient_id"] not in page
     assert patient["birth_date"].replace("-", "") not in page
-    # 3 MIPs + 5 lesion fusions + 1 time course; 4 tables; far below 5 MB
-    assert page.count("<img ") == 3 + 5 + 1
-    assert page.count("<table") == 4
+    # 3 MIPs + 5 lesion fusions + 1 time course + one fusion per follow-up site (every
+    # track read at every timepoint from its first appearance); 5 tables (header,
+    # timepoints, lesions, sites, response); far below 5 MB
+    study = outputs["study"]
+    n_follow_up_sites = sum(1 for by_tp in study.sites.values() for label in by_tp
+                            if label != study.baseline.label)
+    assert n_follow_up_sites == 2 * (len(LABELS) - 1)  # both tracks at month1 and month3
+    assert page.count("<img ") == 3 + 5 + 1 + n_follow_up_sites
+    assert page.count("<table") == 5
     assert len(page.encode()) < 5_000_000
     assert "PERCIST 1.0" in page  # response table filled by Study.assess()
 
@@ -97,7 +104,15 @@ def test_seg_and_sr_of_every_timepoint_read_back(outputs: dict[str, Any]) -> Non
     # the retroperitoneal lesion (T1) is present at the three timepoints with one UID
     assert {k: len(v) for k, v in track_uids.items()} == {"T1": 1, "T2": 1}
     # the pelvic lesion resolved at month3: reported there as an absent track, same UID
+    # (the site-readout groups, one per track and timepoint, are told apart by their
+    # Measurement Method and tested in tests/test_report_sites.py)
     sr3 = hd.sr.srread(out / "month3_sr.dcm")
-    absent = list(sr3.content.get_image_measurement_groups())
+    absent, sites = [], {}
+    for g in sr3.content.get_image_measurement_groups():
+        if g.method is not None and g.method.value == SITE_READOUT_METHOD.value:
+            sites[g.tracking_identifier] = g.tracking_uid
+        else:
+            absent.append(g)
     assert [g.tracking_identifier for g in absent] == ["T2"]
     assert {absent[0].tracking_uid} == track_uids["T2"]
+    assert sites == {tid: next(iter(uids)) for tid, uids in track_uids.items()}

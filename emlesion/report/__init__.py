@@ -4,12 +4,15 @@ Entry points used by ``emlesion response ... --out OUTDIR``:
 
 :func:`write_html_report`
     ``write_html_report(study, assessments, path, *, deidentify=False, title=None) -> Path``
-    writes ``OUTDIR/report.html`` (no external asset, every DICOM string escaped).
+    writes ``OUTDIR/report.html`` (no external asset, every DICOM string escaped), with
+    every tracked lesion's site at every timepoint (table, and a PET/CT fusion per
+    follow-up site) from :attr:`emlesion.study.Study.sites`.
 :func:`write_dicom_outputs`
     ``write_dicom_outputs(study, out_dir, *, assessments=None) -> list[Path]`` writes, per
     timepoint, ``<label>_seg.dcm`` (DICOM SEG, one segment per lesion on the PET grid) and
     ``<label>_sr.dcm`` (Comprehensive 3D SR, TID 1500, one measurement group per lesion with
-    a TrackingIdentifier stable across timepoints).
+    a TrackingIdentifier stable across timepoints, plus one site-readout group per track:
+    SUVmax, SUVpeak, SULpeak, Deauville, CT LD/SA/volume/mean HU and the site state).
 
 Building blocks on explicit inputs (no :mod:`emlesion.study` needed): :func:`render_html`
 with :class:`TimepointView`; :func:`build_segmentation`, :func:`build_measurement_report`
@@ -33,6 +36,7 @@ from emlesion.report.html import (
     header_from_identity,
     normalise_assessments,
     render_html,
+    site_state_label,
     write_html_report,
 )
 
@@ -46,6 +50,7 @@ __all__ = [
     "normalise_assessments",
     "quantity_codes",
     "render_html",
+    "site_state_label",
     "tracking_uid",
     "write_dicom_outputs",
     "write_html_report",

@@ -2,7 +2,8 @@
 
 Kept apart so that :mod:`emlesion.report.html` and :mod:`emlesion.report.dicom` can be used
 (and tested) without a full study. Attributes read: ``Study.timepoints``, ``Study.baseline``,
-``Study.patient_id``, ``Study.tracks_list()``, ``Study.track_id_of()``, ``Study.assess()``;
+``Study.patient_id``, ``Study.tracks_list()``, ``Study.track_id_of()``, ``Study.assess()``,
+``Study.sites`` (``{track_id: {timepoint_label: SiteReading}}``);
 ``Timepoint.label``, ``date``, ``pet``, ``ct``, ``suv``, ``lesions``, ``liver``,
 ``lesion_dicts()``.
 """
@@ -18,7 +19,20 @@ from emlesion.io.volume import Volume
 from emlesion.report.dicom import TrackingInfo, tracking_uid
 from emlesion.report.html import TimepointView, header_from_identity
 
-__all__ = ["DicomInputs", "absent_tracks", "dicom_inputs", "study_views", "track_infos"]
+__all__ = [
+    "DicomInputs",
+    "absent_tracks",
+    "dicom_inputs",
+    "site_readings",
+    "study_views",
+    "track_infos",
+]
+
+
+def _sites_of(study: Any, label: str) -> dict[str, Any]:
+    """Track id -> :class:`~emlesion.response.SiteReading` of timepoint ``label``."""
+    sites = getattr(study, "sites", None) or {}
+    return {str(tid): by_tp[label] for tid, by_tp in sites.items() if label in by_tp}
 
 
 def study_views(
@@ -35,6 +49,7 @@ def study_views(
             ct=tp.ct,
             rows=tuple(tp.lesion_dicts()),
             liver=tp.liver.to_dict() if tp.liver is not None else None,
+            sites=_sites_of(study, tp.label),
         )
         for tp in study.timepoints
     ]
@@ -71,6 +86,18 @@ def absent_tracks(study: Any, label: str) -> tuple[TrackingInfo, ...]:
     )
 
 
+def site_readings(study: Any, label: str) -> tuple[tuple[TrackingInfo, Any], ...]:
+    """``(TrackingInfo, SiteReading)`` of every track read at timepoint ``label``.
+
+    In the order of ``Study.tracks_list()`` (then any other track with a reading), with the
+    same tracking UID as the track's lesion groups.
+    """
+    by_tp = _sites_of(study, label)
+    order = [str(t["id"]) for t in study.tracks_list() if str(t["id"]) in by_tp]
+    order += sorted(set(by_tp) - set(order))
+    return tuple((_tracking_info(study, tid), by_tp[tid]) for tid in order)
+
+
 @dataclass(frozen=True, eq=False)
 class DicomInputs:
     """What :func:`emlesion.report.dicom.write_dicom_outputs` needs of one timepoint."""
@@ -82,6 +109,9 @@ class DicomInputs:
     rows: tuple[Mapping[str, Any], ...]
     tracking: Mapping[int, TrackingInfo]
     absent: tuple[TrackingInfo, ...] = ()
+    sites: tuple[tuple[TrackingInfo, Any], ...] = ()
+    sul_units: str | None = None
+    ct_frame_of_reference_uid: str | None = None
 
 
 def dicom_inputs(study: Any) -> list[DicomInputs]:
@@ -95,6 +125,10 @@ def dicom_inputs(study: Any) -> list[DicomInputs]:
             rows=tuple(tp.lesion_dicts()),
             tracking=track_infos(study, tp),
             absent=absent_tracks(study, tp.label),
+            sites=site_readings(study, tp.label),
+            sul_units=tp.sul.units if getattr(tp, "sul", None) is not None else None,
+            ct_frame_of_reference_uid=(tp.ct.identity.frame_of_reference_uid or None
+                                       if tp.ct is not None else None),
         )
         for i, tp in enumerate(study.timepoints, start=1)
     ]

@@ -46,9 +46,48 @@ SR
       peak on a 1 mL sphere (``suv_peak_global``); MTV is voxel counting; TLG = SUVmean x MTV.
 
 A track seen before and not found at a timepoint (resolved or merged) gets a TID 1501
-group with the same tracking identifier, Metabolic Volume 0 ml and TLG 0. A timepoint
-without any lesion gets no SEG (a DICOM SEG must hold at least one segment), and no SR
-either when no earlier lesion is absent (highdicom requires one measurement group).
+group with the same tracking identifier, Metabolic Volume 0 ml and TLG 0.
+
+Site readouts
+    Every track read at its site at every timepoint from its first appearance
+    (:class:`emlesion.response.SiteReading`, :attr:`emlesion.study.Study.sites`), segmented
+    or not, gets one more TID 1501 *Measurement and Qualitative Evaluation Group* per track
+    and timepoint. A site without a segmented lesion has no SEG segment, which a TID 1411
+    group requires, and highdicom's TID 1410 group requires an image region (the site mask
+    is not kept in the reading, and a site without a CT mass has no outline to draw), so
+    the site group is the TID 1501 group that highdicom builds without any ROI reference
+    (:class:`highdicom.sr.MeasurementsAndQualitativeEvaluations`); the geometry that exists
+    is attached to the measurements themselves (SCOORD3D, below). It carries the same Tracking
+    Identifier and Tracking UID as the lesion's groups, the TimePointContext, Finding
+    (52988006, SCT, "Lesion") and Measurement Method :data:`SITE_READOUT_METHOD`, which
+    tells the site groups from the lesion and absent-track groups. Its content:
+
+    * SUVmax and SUVpeak of the site VOI (the codes of the lesion groups above); the
+      SUVpeak is INFERRED FROM a SCOORD3D POINT, the peak sphere centre (PET frame of
+      reference);
+    * SULpeak: the SUL image's concept (e.g. 126405, DCM, "SUVlbm(Janma)") and unit,
+      Derivation Peak Value Within ROI (left out when the SUL quantity is not given);
+    * Deauville score: NUM :data:`DEAUVILLE_SCORE`, unit ``{score}`` (UCUM annotation; no
+      concept for the Deauville five-point scale in pydicom's PS3.16 code dictionary);
+    * when the CT shows a mass: (103339001, SCT, "Long axis") INFERRED FROM a SCOORD3D
+      POLYLINE of its two LPS end points (CT frame of reference), (103340004, SCT, "Short
+      axis"), both ``mm``; (118565006, SCT, "Volume") ``ml``; (112031, DCM, "Attenuation
+      Coefficient") with Derivation Mean, ``[hnsf'U]``. When the CT shows no mass these are
+      left out (never 0 mm), and the qualitative evaluation below says "Absent";
+    * qualitative evaluations (CODE): :data:`SITE_STATE` = the state (code meaning exactly
+      the :class:`~emlesion.response.SiteState` text, e.g. "metabolically resolved");
+      :data:`CT_MASS` = (52101004, SCT, "Present") / (272519000, SCT, "Absent") when the site
+      was read on CT; :data:`SITE_RELIABLE` = (373066001, SCT, "Yes") / (373067005, SCT,
+      "No").
+
+    The concepts without a code in that dictionary are in the private coding scheme
+    :data:`SITE_SCHEME` (``99EMLESION``, a ``99``-prefixed private designator, PS3.3 section
+    8.2), declared in the SR's Coding Scheme Identification Sequence. The reasons
+    (sentences) are not in the SR; they are in report.json and the HTML report.
+
+A timepoint without any lesion gets no SEG (a DICOM SEG must hold at least one segment),
+and no SR either when it has neither an absent track nor a site readout (highdicom
+requires one measurement group).
 
 References
 ----------
@@ -83,9 +122,17 @@ from emlesion._atomic import atomic_path
 from emlesion.errors import MaskError, UnsupportedDataError, format_message
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import Volume
+from emlesion.response.sites import SiteReading, SiteState
 
 __all__ = [
+    "CT_MASS",
+    "DEAUVILLE_SCORE",
     "MANUFACTURER",
+    "SITE_READOUT_METHOD",
+    "SITE_RELIABLE",
+    "SITE_SCHEME",
+    "SITE_STATE",
+    "SITE_STATE_CODES",
     "TrackingInfo",
     "build_measurement_report",
     "build_segmentation",
@@ -117,6 +164,33 @@ _QUANTITIES: dict[str, tuple[Code, Code, Code]] = {
     "suvbsa": (codes.DCM.Suvbsa, codes.UCUM.StandardizedUptakeValueBodySurfaceArea, _CM2),
     "suvibw": (codes.DCM.Suvibw, codes.UCUM.StandardizedUptakeValueIdealBodyWeight, _G),
 }
+
+#: Private (local) coding scheme designator of the site-readout concepts PS3.16 lacks.
+SITE_SCHEME = "99EMLESION"
+#: Measurement Method of a site-readout group (tells it from the lesion and absent groups).
+SITE_READOUT_METHOD = Code("SITEREADOUT", SITE_SCHEME, "Lesion site readout")
+#: Concept of the site state (qualitative evaluation).
+SITE_STATE = Code("SITESTATE", SITE_SCHEME, "Lesion site state")
+#: Concept of the Deauville five-point score (NUM, unit ``{score}``).
+DEAUVILLE_SCORE = Code("DEAUVILLE", SITE_SCHEME, "Deauville five-point score")
+#: Concept of "the CT shows a soft-tissue mass at the site" (value SCT Present / Absent).
+CT_MASS = Code("CTMASS", SITE_SCHEME, "Soft-tissue mass on CT at the site")
+#: Concept of "the site readout is reliable" (value SCT Yes / No).
+SITE_RELIABLE = Code("SITERELIABLE", SITE_SCHEME, "Site readout reliable")
+#: Coded value of each site state; the code meaning is the state's text.
+SITE_STATE_CODES: dict[SiteState, Code] = {
+    SiteState.PRESENT: Code("PRESENT", SITE_SCHEME, SiteState.PRESENT.value),
+    SiteState.NEW: Code("NEW", SITE_SCHEME, SiteState.NEW.value),
+    SiteState.RESIDUAL_UPTAKE: Code("RESIDUALUPTAKE", SITE_SCHEME,
+                                    SiteState.RESIDUAL_UPTAKE.value),
+    SiteState.METABOLICALLY_RESOLVED: Code("METABRESOLVED", SITE_SCHEME,
+                                           SiteState.METABOLICALLY_RESOLVED.value),
+    SiteState.MERGED: Code("MERGED", SITE_SCHEME, SiteState.MERGED.value),
+    SiteState.NOT_EVALUABLE: Code("NOTEVALUABLE", SITE_SCHEME, SiteState.NOT_EVALUABLE.value),
+}
+_SCORE = Code("{score}", "UCUM", "score")
+_MM = Code("mm", "UCUM", "millimeter")
+_HU = Code("[hnsf'U]", "UCUM", "Hounsfield unit")
 
 
 def quantity_codes(units: str) -> tuple[Code, Code, Code]:
@@ -353,6 +427,110 @@ def _referenced_segment(
     )
 
 
+def _coordinates(points: Any, graphic_type: str,
+                 frame_of_reference_uid: str | None) -> list[hd.sr.CoordinatesForMeasurement3D]:
+    """SCOORD3D of a measurement, or nothing without a frame of reference or points."""
+    if not frame_of_reference_uid or points is None:
+        return []
+    data = np.asarray(points, dtype=float).reshape(-1, 3)
+    if not np.all(np.isfinite(data)):
+        return []
+    return [hd.sr.CoordinatesForMeasurement3D(graphic_type=graphic_type, graphic_data=data,
+                                              frame_of_reference_uid=frame_of_reference_uid)]
+
+
+def _site_measurements(
+    reading: SiteReading,
+    units: str,
+    *,
+    sul_units: str | None,
+    pet_grid: Any,
+    pet_frame_uid: str | None,
+    ct_frame_uid: str | None,
+) -> list[hd.sr.Measurement]:
+    """TID 300 measurements of one site readout (see the module docstring)."""
+    concept, unit, _ = quantity_codes(units)
+    out: list[hd.sr.Measurement] = []
+    pet, ct = reading.pet, reading.ct
+    if pet is not None:
+        peak_mm = (pet_grid.index_to_lps(np.asarray(pet.peak_centre_index, dtype=float))
+                   if pet_grid is not None else None)
+        suv_max, suv_peak = _finite(pet.suv_max), _finite(pet.suv_peak)
+        if suv_max is not None:
+            out.append(hd.sr.Measurement(name=concept, value=suv_max, unit=unit,
+                                         derivation=codes.SCT.Maximum))
+        if suv_peak is not None:
+            out.append(hd.sr.Measurement(
+                name=concept, value=suv_peak, unit=unit, derivation=codes.DCM.PeakValueWithinROI,
+                referenced_coordinates=_coordinates(peak_mm, "POINT", pet_frame_uid) or None))
+        sul_peak = _finite(pet.sul_peak)
+        if sul_peak is not None and sul_units:
+            sul_concept, sul_unit, _ = quantity_codes(sul_units)
+            out.append(hd.sr.Measurement(name=sul_concept, value=sul_peak, unit=sul_unit,
+                                         derivation=codes.DCM.PeakValueWithinROI))
+    if reading.deauville is not None:
+        out.append(hd.sr.Measurement(name=DEAUVILLE_SCORE, value=float(reading.deauville),
+                                     unit=_SCORE))
+    if ct is not None and ct.found:
+        ld, sa = _finite(ct.ld_mm), _finite(ct.sa_mm)
+        volume, hu = _finite(ct.volume_ml), _finite(ct.hu_mean)
+        if ld is not None:
+            out.append(hd.sr.Measurement(
+                name=codes.SCT.LongAxis, value=ld, unit=_MM,
+                referenced_coordinates=_coordinates(ct.ld_endpoints_mm, "POLYLINE",
+                                                    ct_frame_uid) or None))
+        if sa is not None:
+            out.append(hd.sr.Measurement(name=codes.SCT.ShortAxis, value=sa, unit=_MM))
+        if volume is not None:
+            out.append(hd.sr.Measurement(name=codes.SCT.Volume, value=volume, unit=_ML))
+        if hu is not None:
+            out.append(hd.sr.Measurement(name=codes.DCM.AttenuationCoefficient, value=hu,
+                                         unit=_HU, derivation=codes.SCT.Mean))
+    return out
+
+
+def _site_group(
+    info: TrackingInfo,
+    reading: SiteReading,
+    tp_context: hd.sr.TimePointContext,
+    units: str,
+    *,
+    sul_units: str | None,
+    pet_grid: Any,
+    pet_frame_uid: str | None,
+    ct_frame_uid: str | None,
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """The TID 1501 site-readout group of one track at one timepoint."""
+    evaluations = [hd.sr.QualitativeEvaluation(SITE_STATE, SITE_STATE_CODES[reading.state])]
+    if reading.ct is not None:
+        evaluations.append(hd.sr.QualitativeEvaluation(
+            CT_MASS, codes.SCT.Present if reading.ct.found else codes.SCT.Absent))
+    evaluations.append(hd.sr.QualitativeEvaluation(
+        SITE_RELIABLE, codes.SCT.Yes if reading.reliable else codes.SCT.No))
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=info.uid,
+                                                     identifier=_lo(info.identifier)),
+        time_point_context=tp_context,
+        finding_type=codes.SCT.Lesion,
+        method=SITE_READOUT_METHOD,
+        measurements=_site_measurements(reading, units, sul_units=sul_units, pet_grid=pet_grid,
+                                        pet_frame_uid=pet_frame_uid, ct_frame_uid=ct_frame_uid),
+        qualitative_evaluations=evaluations,
+    )
+
+
+def _coding_scheme() -> Dataset:
+    """The Coding Scheme Identification item of :data:`SITE_SCHEME`."""
+    from emlesion import __version__
+
+    item = Dataset()
+    item.CodingSchemeDesignator = SITE_SCHEME
+    item.CodingSchemeName = "emlesion lesion site readout concepts"
+    item.CodingSchemeVersion = _lo(__version__, 16)
+    item.CodingSchemeResponsibleOrganization = MANUFACTURER
+    return item
+
+
 def build_measurement_report(
     suv: Volume,
     rows: Sequence[Mapping[str, Any]],
@@ -363,6 +541,9 @@ def build_measurement_report(
     time_point: str,
     time_point_order: int | None = None,
     absent_tracks: Sequence[TrackingInfo] = (),
+    sites: Sequence[tuple[TrackingInfo, SiteReading]] = (),
+    sul_units: str | None = None,
+    ct_frame_of_reference_uid: str | None = None,
     series_number: int = 902,
     series_description: str = "emlesion measurements",
     procedure_reported: Code = codes.SCT.PETCTFDGImagingOfWholeBody,
@@ -396,6 +577,17 @@ def build_measurement_report(
         Tracks seen before and not found at this timepoint (resolved, or merged into
         another lesion): each gets a TID 1501 measurement group (no ROI) with the same
         tracking identifier, Metabolic Volume 0 ml and Total Lesion Glycolysis 0.
+    sites : sequence of (TrackingInfo, SiteReading)
+        Site readouts of this timepoint (one per track from its first appearance): each gets
+        a TID 1501 site-readout group (see the module docstring), whether or not a lesion
+        was segmented there.
+    sul_units : str, optional
+        ``Volume.units`` of the SUL image the site SULpeak was read on (e.g.
+        ``"SULjanma"``); without it the SULpeak is left out.
+    ct_frame_of_reference_uid : str, optional
+        Frame of reference of the CT the site diameters were measured on; the CT long axis
+        then carries its end points (SCOORD3D). The PET frame of reference is read from
+        ``suv``.
     series_number, series_description : int, str
         Series attributes of the SR.
     procedure_reported : Code
@@ -407,6 +599,8 @@ def build_measurement_report(
     Returns
     -------
     highdicom.sr.Comprehensive3DSR
+        With a Coding Scheme Identification Sequence declaring :data:`SITE_SCHEME` when
+        ``sites`` is not empty.
     """
     from emlesion import __version__
 
@@ -464,11 +658,18 @@ def build_measurement_report(
                 ],
             )
         )
+    pet_frame_uid = (suv.identity.frame_of_reference_uid
+                     or str(sources[0].get("FrameOfReferenceUID", "")) or None)
+    for info, reading in sites:
+        groups.append(_site_group(info, reading, tp_context, suv.units, sul_units=sul_units,
+                                  pet_grid=suv.grid, pet_frame_uid=pet_frame_uid,
+                                  ct_frame_uid=ct_frame_of_reference_uid or None))
     if not groups:
         raise MaskError(
             format_message(
                 f"timepoint {time_point!r} has no lesion and no earlier lesion to report as "
-                "absent; a TID 1500 report needs at least one measurement group"
+                "absent, and no site readout; a TID 1500 report needs at least one "
+                "measurement group"
             )
         )
     observer = hd.sr.ObserverContext(
@@ -484,7 +685,7 @@ def build_measurement_report(
         imaging_measurements=groups,
     )
     evidence = sources + ([segmentation] if segmentation is not None else [])
-    return hd.sr.Comprehensive3DSR(
+    sr = hd.sr.Comprehensive3DSR(
         evidence=evidence,
         content=report,
         series_instance_uid=series_instance_uid or generate_uid(),
@@ -495,6 +696,9 @@ def build_measurement_report(
         is_complete=True,
         series_description=_lo(series_description),
     )
+    if sites:
+        sr.CodingSchemeIdentificationSequence = [_coding_scheme()]
+    return sr
 
 
 def write_dataset_atomic(ds: Dataset, path: str | os.PathLike[str]) -> Path:
@@ -531,7 +735,7 @@ def write_dicom_outputs(
     -------
     list of Path
         The files written, per timepoint SEG (when it has lesions) then SR (when it has a
-        lesion or an absent track).
+        lesion, an absent track or a site readout).
     """
     from emlesion.report._study import dicom_inputs
 
@@ -544,12 +748,13 @@ def write_dicom_outputs(
         if item.lesions.labels:
             seg = build_segmentation(item.suv, item.lesions, tracking=item.tracking)
             written.append(write_dataset_atomic(seg, out / f"{name}_seg.dcm"))
-        if not item.lesions.labels and not item.absent:
+        if not item.lesions.labels and not item.absent and not item.sites:
             continue
         sr = build_measurement_report(
             item.suv, item.rows, seg, lesions=item.lesions, tracking=item.tracking,
             time_point=item.label,
-            time_point_order=item.order, absent_tracks=item.absent,
+            time_point_order=item.order, absent_tracks=item.absent, sites=item.sites,
+            sul_units=item.sul_units, ct_frame_of_reference_uid=item.ct_frame_of_reference_uid,
         )
         written.append(write_dataset_atomic(sr, out / f"{name}_sr.dcm"))
     return written

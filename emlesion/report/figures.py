@@ -19,6 +19,11 @@ that indices increase towards +x (patient left), +y (posterior) and +z (superior
   top and patient right on the image left; the CT is resampled onto the PET grid
   (linear interpolation, identity transform, same frame of reference) and shown in a
   soft-tissue window (W 400 / L 40 HU) under the SUV in a ``hot`` colour map, alpha-blended.
+* **site fusion** (:func:`site_fusion_png`): the same display, drawn in patient (LPS)
+  millimetres so that the CT keeps its native in-plane resolution: the CT slice nearest to
+  the requested height under the PET slice nearest to it, a colour bar in SUV, the CT
+  longest diameter drawn from its LPS end points and the SUVpeak sphere (1 mL, radius
+  6.2 mm) when its centre lies in the PET slice shown.
 
 The grid must be axis-aligned up to permutations and flips (the usual PET case); an
 oblique grid is displayed along its nearest LPS axes.
@@ -51,6 +56,7 @@ __all__ = [
     "coronal_mip_png",
     "fusion_png",
     "png_data_uri",
+    "site_fusion_png",
     "timecourse_png",
 ]
 
@@ -59,6 +65,8 @@ DEFAULT_SUV_WINDOW: tuple[float, float] = (0.0, 10.0)
 #: CT soft-tissue window (lower, upper) HU = level 40, width 400.
 CT_WINDOW_HU: tuple[float, float] = (-160.0, 240.0)
 _DPI = 90
+#: Radius (mm) of the 1 mL sphere of the SUVpeak (IBSI global intensity peak).
+PEAK_SPHERE_RADIUS_MM = float((3.0 * 1000.0 / (4.0 * np.pi)) ** (1.0 / 3.0))
 _CONTOUR_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
                     "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
 
@@ -313,6 +321,171 @@ def fusion_png(
             color="white")
     if title:
         ax.set_title(title, fontsize=8)
+    return _png(fig)
+
+
+@dataclass(frozen=True)
+class _AxialSlice:
+    """One axial slice in canonical display order with its extent in LPS millimetres."""
+
+    image: np.ndarray  # (rows = +y posterior, columns = +x patient left)
+    extent: tuple[float, float, float, float]  # (x left edge, x right edge, y bottom, y top)
+    index: int  # canonical slice index
+    z_mm: float  # LPS z of the slice centre
+    thickness_mm: float
+
+
+def _lps_low(grid: Grid) -> np.ndarray:
+    """Lowest LPS (x, y, z) voxel-centre coordinate of an axis-aligned grid."""
+    nz, ny, nx = grid.shape
+    corners = np.array([[z, y, x] for z in (0, nz - 1) for y in (0, ny - 1)
+                        for x in (0, nx - 1)], dtype=float)
+    return np.asarray(grid.index_to_lps(corners)).min(axis=0)
+
+
+def _axial_slice(array: np.ndarray, grid: Grid, z_mm: float) -> _AxialSlice:
+    """The axial slice of ``array`` nearest to LPS height ``z_mm`` (clipped to the grid)."""
+    canon = Canonical.of(grid)
+    img = canon.apply(np.asarray(array))
+    sz, sy, sx = canon.spacing_zyx
+    low = _lps_low(grid)
+    nz, ny, nx = img.shape
+    k = int(np.clip(round((z_mm - float(low[2])) / sz), 0, nz - 1))
+    x0, y0 = float(low[0]), float(low[1])
+    extent = (x0 - 0.5 * sx, x0 + (nx - 0.5) * sx, y0 + (ny - 0.5) * sy, y0 - 0.5 * sy)
+    return _AxialSlice(np.asarray(img[k], dtype=np.float32), extent, k,
+                       float(low[2]) + k * sz, sz)
+
+
+def _plain(text: str) -> str:
+    """``text`` safe for a matplotlib title (no mathtext)."""
+    return text.replace("$", r"\$")
+
+
+def site_fusion_png(
+    suv: np.ndarray,
+    grid: Grid,
+    *,
+    z_mm: float,
+    centre_xy_mm: Sequence[float] | np.ndarray,
+    ct: np.ndarray | None = None,
+    ct_grid: Grid | None = None,
+    mask: np.ndarray | None = None,
+    ld_endpoints_mm: Sequence[Sequence[float]] | np.ndarray | None = None,
+    ld_mm: float | None = None,
+    peak_centre_mm: Sequence[float] | np.ndarray | None = None,
+    title: str = "",
+    suv_label: str = "SUV (g/mL)",
+    suv_window: tuple[float, float] = DEFAULT_SUV_WINDOW,
+    ct_window_hu: tuple[float, float] = CT_WINDOW_HU,
+    alpha: float = 0.5,
+    field_of_view_mm: float = 140.0,
+    width_in: float = 5.0,
+) -> bytes:
+    """Axial PET/CT fusion of a lesion site, in patient millimetres, with an SUV colour bar.
+
+    Parameters
+    ----------
+    suv : ndarray
+        SUV image ``(z, y, x)`` on ``grid``.
+    grid : Grid
+        PET grid.
+    z_mm : float
+        LPS height (mm) of the axial slice shown (e.g. the CT longest-diameter slice, or the
+        SUVpeak centre); the PET and CT slices nearest to it are shown.
+    centre_xy_mm : (float, float)
+        LPS ``(x, y)`` (mm) of the centre of the field shown.
+    ct : ndarray, optional
+        CT (HU) on ``ct_grid`` (its native grid, same frame of reference); without it the
+        slice is PET only.
+    ct_grid : Grid, optional
+        Grid of ``ct`` (required with ``ct``).
+    mask : ndarray of bool, optional
+        Lesion mask on ``grid``, contoured in cyan on the PET slice.
+    ld_endpoints_mm : pair of (x, y, z), optional
+        LPS end points (mm) of the CT longest diameter, drawn as a green line.
+    ld_mm : float, optional
+        Length written next to the line (default: the end points' distance).
+    peak_centre_mm : (x, y, z), optional
+        LPS centre (mm) of the SUVpeak sphere, circled (dashed) when in the PET slice shown.
+    title : str
+        Figure title (plain text).
+    suv_label : str
+        Colour-bar label (the SUV quantity and its unit).
+    suv_window, ct_window_hu : (float, float)
+        Display ranges (SUV g/mL; HU).
+    alpha : float
+        Opacity of the SUV overlay on the CT.
+    field_of_view_mm : float
+        Width of the square field shown (mm).
+    width_in : float
+        Figure width in inches (at 90 dpi, 5 in gives an image about 370 pixels wide).
+
+    Returns
+    -------
+    bytes
+        PNG image.
+    """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Circle
+
+    pet = _axial_slice(suv, grid, z_mm)
+    fig = Figure(figsize=(width_in, width_in * 0.86))
+    ax = fig.subplots()
+    ax.set_facecolor("black")
+    if ct is not None:
+        if ct_grid is None:
+            raise ValueError("ct_grid is required with ct")
+        cts = _axial_slice(ct, ct_grid, z_mm)
+        ax.imshow(cts.image, cmap="gray", vmin=ct_window_hu[0], vmax=ct_window_hu[1],
+                  extent=cts.extent, interpolation="bilinear")
+        floor = suv_window[0] + 0.15 * (suv_window[1] - suv_window[0])
+        ax.imshow(np.ma.masked_less(pet.image, floor), cmap="hot", vmin=suv_window[0],
+                  vmax=suv_window[1], alpha=alpha, extent=pet.extent, interpolation="bilinear")
+    else:
+        ax.imshow(pet.image, cmap="hot", vmin=suv_window[0], vmax=suv_window[1],
+                  extent=pet.extent, interpolation="bilinear")
+    if mask is not None:
+        x_lo, x_hi, y_hi, y_lo = pet.extent  # outer edges; rows run towards +y (posterior)
+        m = _axial_slice(np.asarray(mask, dtype=np.float32), grid, z_mm).image
+        sx = (x_hi - x_lo) / m.shape[1]
+        sy = (y_hi - y_lo) / m.shape[0]
+        for c in skmeasure.find_contours(np.pad(m, 1), 0.5):  # padded index p: pixel p - 1
+            ax.plot(x_lo + (c[:, 1] - 0.5) * sx, y_lo + (c[:, 0] - 0.5) * sy,
+                    color="#00e5ff", linewidth=1.0)
+    if peak_centre_mm is not None and abs(float(peak_centre_mm[2]) - pet.z_mm) \
+            <= 0.5 * pet.thickness_mm + 1e-6:
+        ax.add_patch(Circle((float(peak_centre_mm[0]), float(peak_centre_mm[1])),
+                            PEAK_SPHERE_RADIUS_MM, fill=False, edgecolor="#7fff00",
+                            linestyle="--", linewidth=1.0))
+    if ld_endpoints_mm is not None:
+        a, b = (np.asarray(p, dtype=float) for p in ld_endpoints_mm)
+        length = float(ld_mm) if ld_mm is not None else float(np.linalg.norm(b[:2] - a[:2]))
+        ax.plot([a[0], b[0]], [a[1], b[1]], color="#00ff66", linewidth=1.8,
+                marker="o", markersize=2.5)
+        ax.annotate(f"LD {length:.1f} mm", xy=(float(b[0]), float(b[1])), xytext=(4, -4),
+                    textcoords="offset points", color="#00ff66", fontsize=8,
+                    fontweight="bold")
+    cx, cy = float(centre_xy_mm[0]), float(centre_xy_mm[1])
+    half = 0.5 * field_of_view_mm
+    ax.set_xlim(cx - half, cx + half)
+    ax.set_ylim(cy + half, cy - half)  # anterior (small y) at the top
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.text(0.02, 0.98, "R", transform=ax.transAxes, va="top", ha="left", fontsize=8,
+            color="white")
+    ax.text(0.98, 0.98, "L", transform=ax.transAxes, va="top", ha="right", fontsize=8,
+            color="white")
+    ax.text(0.02, 0.02, f"z {pet.z_mm:.0f} mm", transform=ax.transAxes, va="bottom",
+            ha="left", fontsize=7, color="white")
+    bar = fig.colorbar(ScalarMappable(norm=Normalize(*suv_window), cmap="hot"), ax=ax,
+                       fraction=0.046, pad=0.03)
+    bar.set_label(_plain(suv_label), fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    if title:
+        ax.set_title(_plain(title), fontsize=9)
     return _png(fig)
 
 

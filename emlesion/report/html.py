@@ -18,8 +18,17 @@ a ``PatientName`` such as ``<script>...`` is shown as text, never interpreted as
 Sections: study header (optionally de-identified: PatientName, PatientID and
 PatientBirthDate are replaced by ``"de-identified"``), coronal PET MIPs per timepoint with
 lesion contours and labels, axial PET/CT fusion slices through each lesion's SUVmax voxel,
-the per-lesion table, the SULpeak/MTV time course per track and the response table with
-the reasons behind every category. Display conventions: :mod:`emlesion.report.figures`.
+the per-lesion table, the lesion sites (every track at every timepoint from its first
+appearance, segmented or not: state, PET uptake, Deauville score, CT mass, with an axial
+PET/CT fusion of each site at every follow-up), the SULpeak/MTV time course per track and
+the response table with the reasons behind every category. Display conventions:
+:mod:`emlesion.report.figures`.
+
+The site table shows the :class:`emlesion.response.SiteReading` values themselves (the
+numbers of ``report.json``'s ``tracks[].sites``), rounded for display: SUV and SUL to 2
+decimals, CT diameters and volume to 1, HU to 0. Its *state* column reads a metabolically
+resolved site as ``residual mass`` when the CT still shows a soft-tissue mass there and as
+``resolved`` when it does not (:func:`site_state_label`).
 
 References
 ----------
@@ -37,7 +46,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,8 +59,12 @@ from emlesion.report.figures import (
     coronal_mip_png,
     fusion_png,
     png_data_uri,
+    site_fusion_png,
     timecourse_png,
 )
+
+if TYPE_CHECKING:
+    from emlesion.response.sites import SiteReading
 
 __all__ = [
     "DEIDENTIFIED",
@@ -59,6 +72,7 @@ __all__ = [
     "header_from_identity",
     "normalise_assessments",
     "render_html",
+    "site_state_label",
     "write_html_report",
 ]
 
@@ -101,6 +115,10 @@ class TimepointView:
         dagger and a footnote on the blood-pool floor).
     liver : Mapping, optional
         Liver reference (e.g. ``{"sul_mean": 1.9, "sul_sd": 0.2}``).
+    sites : Mapping, optional
+        Track id -> :class:`emlesion.response.SiteReading` of this timepoint (the
+        :attr:`emlesion.study.Study.sites` entries of the timepoint); empty when the study
+        has no site readouts (the site section then says so).
     """
 
     label: str
@@ -110,6 +128,7 @@ class TimepointView:
     ct: Volume | None = None
     rows: tuple[Mapping[str, Any], ...] = ()
     liver: Mapping[str, Any] | None = field(default=None)
+    sites: Mapping[str, SiteReading] = field(default_factory=dict)
 
 
 def header_from_identity(identity: SeriesIdentity) -> dict[str, str]:
@@ -151,6 +170,29 @@ def _get(row: Mapping[str, Any], *keys: str) -> Any:
         if v is not None:
             return v
     return None
+
+
+def site_state_label(reading: SiteReading) -> str:
+    """The state of a site as the report shows it.
+
+    ``present``, ``new``, ``residual uptake``, ``merged`` and ``not evaluable`` as in
+    :class:`emlesion.response.SiteState`; a *metabolically resolved* site is shown as
+    ``residual mass`` when the CT found a soft-tissue mass there, ``resolved`` when the CT
+    shows none, and ``metabolically resolved`` without a CT readout.
+
+    Parameters
+    ----------
+    reading : SiteReading
+        One track at one timepoint.
+
+    Returns
+    -------
+    str
+    """
+    state = str(getattr(reading.state, "value", reading.state))
+    if state != "metabolically resolved" or reading.ct is None:
+        return state
+    return "residual mass" if reading.ct.found else "resolved"
 
 
 def normalise_assessments(assessments: Sequence[Any]) -> list[dict[str, Any]]:
@@ -241,7 +283,7 @@ th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .figs{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
 figure{margin:0}figcaption{font-size:.8em;color:#444;text-align:center}
 .cat{font-weight:bold}.note{font-size:.8em;color:#555}ul{margin:0;padding-left:1.2em}
-.warn{color:#8a4b00}
+.warn{color:#8a4b00}table.sites td.n{white-space:nowrap}
 """
 
 
@@ -358,7 +400,10 @@ def render_html(
     for tp in timepoints:
         ct_arr = _ct_on_pet(tp)
         parts.append(f"<h3>{_e(tp.label)}</h3><div class=\"figs\">")
-        if not tp.lesions.labels:
+        if not tp.lesions.labels and tp.sites:
+            parts.append('<p class="note">No lesion segmented; the sites of the tracked lesions '
+                         "are read and shown under &ldquo;Lesion sites&rdquo; below.</p>")
+        elif not tp.lesions.labels:
             parts.append('<p class="note">No lesion.</p>')
         for lab in tp.lesions.labels:
             mask = tp.lesions.mask(lab)
@@ -415,6 +460,9 @@ def render_html(
                      "reliable volume.</p>")
     parts.append("</section>")
 
+    # ---- lesion sites
+    parts.extend(_site_section(timepoints, track_ids, tmap, suv_window))
+
     # ---- time course
     series: dict[str, list[tuple[float, float | None, float | None]]] = {}
     for t in tracks:
@@ -466,12 +514,145 @@ def render_html(
     return "\n".join(parts)
 
 
-def _ct_on_pet(tp: TimepointView) -> np.ndarray | None:
+def _site_order(timepoints: Sequence[TimepointView], track_ids: Sequence[str]) -> list[str]:
+    """Track ids with site readouts: the tracks' order first, then any other, sorted."""
+    seen = {tid for tp in timepoints for tid in tp.sites}
+    return [t for t in track_ids if t in seen] + sorted(seen - set(track_ids))
+
+
+def _site_row(tp: TimepointView, tid: str, r: SiteReading) -> str:
+    label = site_state_label(r)
+    state = _e(label)
+    if label != r.state.value:
+        state += f' <span class="note">({_e(r.state.value)})</span>'
+    if not r.reliable:
+        state += (' <span class="warn" title="mapped through a registration whose quality '
+                  'check failed">(unreliable)</span>')
+    pet, ct = r.pet, r.ct
+    if ct is None:
+        ld_sa = vol = hu = "&ndash;"
+    elif ct.found:
+        ld_sa = f"{_num(ct.ld_mm, 1)} &times; {_num(ct.sa_mm, 1)}"
+        vol, hu = _num(ct.volume_ml, 1), _num(ct.hu_mean, 0)
+    else:
+        ld_sa, vol, hu = f'<span title="{_e(ct.reason)}">no mass</span>', "&ndash;", "&ndash;"
+    reason = _e(r.reasons[0]) if r.reasons else ""
+    return (
+        f"<tr><td>{_e(tid)}</td><td>{_e(tp.label)}</td><td>{state}</td>"
+        f'<td class="n">{_num(pet.suv_max if pet else None, 2)}</td>'
+        f'<td class="n">{_num(pet.suv_peak if pet else None, 2)}</td>'
+        f'<td class="n">{_num(pet.sul_peak if pet else None, 2)}</td>'
+        f'<td class="n">{_e(r.deauville) if r.deauville is not None else "&ndash;"}</td>'
+        f'<td class="n">{ld_sa}</td><td class="n">{vol}</td><td class="n">{hu}</td>'
+        f"<td>{reason}</td></tr>"
+    )
+
+
+def _site_figure(
+    tp: TimepointView, tid: str, r: SiteReading, labels: Sequence[int],
+    suv_window: tuple[float, float],
+) -> str:
+    """``<figure>`` of a site's axial PET/CT fusion, or a note when it cannot be located."""
+    label = site_state_label(r)
+    grid = tp.suv.grid
+    peak = (np.asarray(grid.index_to_lps(np.asarray(r.pet.peak_centre_index, dtype=float)))
+            if r.pet is not None else None)
+    ct = r.ct
+    ends = ct.ld_endpoints_mm if ct is not None and ct.found else None
+    if ct is not None and ct.found and ct.ld_slice_z_mm is not None:
+        z_mm = float(ct.ld_slice_z_mm)
+        centre = (np.mean(np.asarray(ends, dtype=float), axis=0) if ends is not None
+                  else (peak if peak is not None else None))
+    elif peak is not None:
+        z_mm, centre = float(peak[2]), peak
+    else:
+        return (f'<p class="note">{_e(tid)} / {_e(tp.label)}: {_e(label)} &ndash; no PET or CT '
+                "readout to locate the site.</p>")
+    if centre is None:
+        centre = np.asarray(grid.index_to_lps(np.asarray(grid.shape, float) / 2.0))
+    ct_vol = tp.ct if _same_frame(tp) else None
+    mask = np.isin(np.asarray(tp.lesions.array), list(labels)) if labels else None
+    title = f"{tid} \u00b7 {tp.label} \u00b7 {label}"
+    png = site_fusion_png(
+        tp.suv.array, grid, z_mm=z_mm, centre_xy_mm=(float(centre[0]), float(centre[1])),
+        ct=ct_vol.array if ct_vol is not None else None,
+        ct_grid=ct_vol.grid if ct_vol is not None else None, mask=mask,
+        ld_endpoints_mm=ends, ld_mm=ct.ld_mm if ends is not None and ct is not None else None,
+        peak_centre_mm=peak, title=title, suv_label=f"{tp.suv.units} (g/mL)",
+        suv_window=suv_window)
+    bits = []
+    if r.pet is not None:
+        bits.append(f"SUVmax {_num(r.pet.suv_max, 2)}")
+    if ct is not None:
+        bits.append(f"CT LD {_num(ct.ld_mm, 1)} mm" if ct.found else "no CT mass")
+    cap = f"{tid} / {tp.label}: {label}" + (f" ({', '.join(bits)})" if bits else "")
+    return (f'<figure class="site"><img src="{png_data_uri(png)}" '
+            f'alt="{_e("site fusion " + cap)}"><figcaption>{_e(cap)}</figcaption></figure>')
+
+
+def _site_section(
+    timepoints: Sequence[TimepointView], track_ids: Sequence[str],
+    tmap: Mapping[str, Mapping[int, str]], suv_window: tuple[float, float],
+) -> list[str]:
+    """The ``<section id="sites">``: the site table and the follow-up site fusions."""
+    parts = ['<section id="sites"><h2>Lesion sites at every timepoint</h2>']
+    order = _site_order(timepoints, track_ids)
+    if not order:
+        parts.append('<p class="note">No site readouts (the study was built without '
+                     "them).</p></section>")
+        return parts
+    units = timepoints[0].suv.units if timepoints else "SUV"
+    parts.append(
+        '<p class="note">Every tracked lesion read at its site at every timepoint from its '
+        "first appearance, segmented or not: the segmented lesion&#x27;s own mask, or the "
+        "former lesion&#x27;s footprint mapped through the CT registration. SUVmax/SUVpeak: "
+        f"{_e(units)} of the site (SUVpeak: IBSI global peak, 1 mL sphere); SULpeak: lean body "
+        "mass SUV; Deauville against the mediastinal blood pool and the liver; CT: the "
+        "soft-tissue mass delineated at the site (longest axial diameter &times; "
+        "perpendicular short axis, volume, mean attenuation). State <em>residual mass</em>: "
+        "metabolically resolved with a mass on the CT; <em>resolved</em>: metabolically "
+        "resolved without one.</p>")
+    parts.append(
+        '<table class="sites"><thead><tr><th>Track</th><th>Timepoint</th><th>State</th>'
+        "<th>SUVmax (g/mL)</th><th>SUVpeak (g/mL)</th><th>SULpeak (g/mL)</th>"
+        "<th>Deauville (score 1&ndash;5)</th><th>CT LD &times; SA (mm)</th>"
+        "<th>CT volume (mL)</th><th>CT mean (HU)</th><th>Reason</th></tr></thead><tbody>")
+    for tid in order:
+        for tp in timepoints:
+            r = tp.sites.get(tid)
+            if r is not None:
+                parts.append(_site_row(tp, tid, r))
+    parts.append("</tbody></table>")
+    parts.append(
+        '<p class="note">Follow-up sites: axial slice through the CT longest diameter when the '
+        "CT shows a mass (green line), otherwise through the SUVpeak centre (dashed circle: "
+        "the 1 mL peak sphere, when in the slice); native CT in a soft-tissue window "
+        "(W400/L40 HU) under the SUV in a hot colour map at 50 % opacity; segmented lesion "
+        "contour in cyan.</p>")
+    for tp in timepoints[1:]:
+        here = [tid for tid in order if tid in tp.sites]
+        if not here:
+            continue
+        parts.append(f'<h3>{_e(tp.label)}</h3><div class="figs">')
+        for tid in here:
+            labels = sorted(k for k, v in tmap.get(tp.label, {}).items() if v == tid)
+            parts.append(_site_figure(tp, tid, tp.sites[tid], labels, suv_window))
+        parts.append("</div>")
+    parts.append("</section>")
+    return parts
+
+
+def _same_frame(tp: TimepointView) -> bool:
+    """True when the CT of ``tp`` may be shown under its PET (same frame of reference)."""
     if tp.ct is None:
-        return None
+        return False
     a = tp.ct.identity.frame_of_reference_uid
     b = tp.suv.identity.frame_of_reference_uid
-    if a and b and a != b:
+    return not (a and b and a != b)
+
+
+def _ct_on_pet(tp: TimepointView) -> np.ndarray | None:
+    if tp.ct is None or not _same_frame(tp):
         return None
     return tp.ct.resample_to(tp.suv.grid, interpolation="linear").array
 
