@@ -101,14 +101,19 @@ for ax, tp in zip(axes, study.timepoints):
 fig.suptitle("Coronal SUVbw MIPs (patient right on image left)")
 plt.show()
 
+# one row per track and timepoint: the site readouts exist at every timepoint, also where
+# the threshold no longer segments the lesion (month 3)
 rows = study.lesions_rows()
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
 for tid in sorted({r["track_id"] for r in rows if r["track_id"]}):
     pts = [r for r in rows if r["track_id"] == tid]
     days = [r["days_since_baseline"] for r in pts]
-    a1.plot(days, [r["sul_peak"] for r in pts], "o-", label=tid)
-    a2.plot(days, [r["mtv_ml"] for r in pts], "o-", label=tid)
-a1.set(xlabel="days since baseline", ylabel="SULpeak"); a2.set(xlabel="days since baseline", ylabel="MTV (mL)")
+    a1.plot(days, [r["site_sul_peak"] for r in pts], "o-", label=tid)
+    a2.plot(days, [r["ct_ld_mm"] for r in pts], "o-", label=tid)
+    for d, r in zip(days, pts):
+        a1.annotate(r["state"], (d, r["site_sul_peak"]), fontsize=7)
+a1.set(xlabel="days since baseline", ylabel="site SULpeak")
+a2.set(xlabel="days since baseline", ylabel="CT longest diameter (mm)")
 a1.legend(); plt.tight_layout(); plt.show()"""),
 md("""## 7. Reports
 

@@ -89,24 +89,15 @@ def measure_dict(tp: Any) -> dict[str, Any]:
 
 
 def _lesion_csv_columns() -> list[str]:
-    from emlesion.study import CSV_COLUMNS
+    from emlesion.study import LESION_CSV_COLUMNS
 
-    return [c for c in CSV_COLUMNS if c not in ("timepoint", "days_since_baseline", "track_id")]
+    return ["date", *LESION_CSV_COLUMNS]
 
 
 def _csv_rows(tp: Any) -> list[dict[str, Any]]:
-    rows = []
-    for les in tp.lesion_dicts():
-        row = {"date": tp.date.isoformat() if tp.date else ""}
-        for key in _lesion_csv_columns()[1:]:
-            if key.startswith(("centroid_", "extent_")):
-                base = "centroid_mm" if key.startswith("centroid_") else "extent_cm"
-                vec = les[base]
-                row[key] = vec["xyz".index(key.split("_")[1])] if vec is not None else None
-            else:
-                row[key] = les[key]
-        rows.append(row)
-    return rows
+    """One row per lesion: the ``date`` and lesion columns of :meth:`LesionRecord.row`."""
+    cols = _lesion_csv_columns()
+    return [{k: row[k] for k in cols} for row in (r.row() for r in tp.records())]
 
 
 def _fmt(v: Any, digits: int = 2) -> str:

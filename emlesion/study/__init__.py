@@ -15,7 +15,8 @@ Public API
 :class:`Study`
     :meth:`~Study.assess` (response criteria), :meth:`~Study.to_report_dict` (the public
     ``report.json``, schema ``emlesion/schemas/report.schema.json``),
-    :meth:`~Study.lesions_rows` (``lesions.csv``).
+    :meth:`~Study.lesions_rows` (``lesions.csv``: one row per track and timepoint),
+    :attr:`~Study.sites` (every track read at its site at every timepoint, on PET and CT).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from __future__ import annotations
 from emlesion.study.build import DEFAULT_METHOD, RESIDUAL_MARGIN_MM, load_study, load_timepoint
 from emlesion.study.model import (
     CSV_COLUMNS,
+    LESION_CSV_COLUMNS,
     MEASURE_FORMAT,
     REPORT_FORMAT,
     REPORT_FORMAT_VERSION,
+    SITE_CSV_COLUMNS,
     SUV_PEAK_DEFINITION,
     LesionSource,
     ReferenceStats,
@@ -44,10 +47,12 @@ from emlesion.study.output import (
 __all__ = [
     "CSV_COLUMNS",
     "DEFAULT_METHOD",
+    "LESION_CSV_COLUMNS",
     "MEASURE_FORMAT",
     "REPORT_FORMAT",
     "REPORT_FORMAT_VERSION",
     "RESIDUAL_MARGIN_MM",
+    "SITE_CSV_COLUMNS",
     "SUV_PEAK_DEFINITION",
     "LesionSource",
     "ReferenceStats",

@@ -16,7 +16,8 @@ import datetime as _dt
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,14 +38,20 @@ from emlesion.response import (
 )
 from emlesion.response.sites import SiteReading, SiteState
 from emlesion.segment import Method, ThresholdRule, classify_threshold_rule
+from emlesion.study.record import LESION_COLUMNS, RECORD_COLUMNS, SITE_COLUMNS, LesionRecord
 from emlesion.track import TrackingResult, TrackState
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "CSV_COLUMNS",
+    "LESION_CSV_COLUMNS",
     "MEASURE_FORMAT",
     "REPORT_FORMAT",
     "REPORT_FORMAT_VERSION",
     "RESERVED_LABELS",
+    "SITE_CSV_COLUMNS",
     "SUV_PEAK_DEFINITION",
     "LesionSource",
     "ReferenceStats",
@@ -284,11 +291,11 @@ class Timepoint:
         return self.measurements.row(label)
 
     def sul_mean(self, label: int) -> float | None:
-        """Mean SUL inside lesion ``label`` (``None`` without a SUL image)."""
-        if self.sul is None:
-            return None
-        values = np.asarray(self.sul.array)[np.asarray(self.lesions.array) == int(label)]
-        return float(values.mean()) if values.size else None
+        """Mean SUL inside lesion ``label`` (``None`` without a SUL image).
+
+        The ``sul_mean`` column of :attr:`measurements`, computed once with the other SUL
+        metrics (kept as a method for compatibility)."""
+        return self.measurement(label).sul_mean
 
     def threshold_rule(self, label: int) -> ThresholdRule:
         """The rule that placed the boundary of lesion ``label``.
@@ -311,39 +318,26 @@ class Timepoint:
         floor = self.blood_pool.suv_mean if self.blood_pool is not None else None
         return classify_threshold_rule(self.method, self.measurement(label).suv_max, floor)
 
+    def record(self, label: int, *, track_id: str | None = None, state: str = "present",
+               site: SiteReading | None = None) -> LesionRecord:
+        """The :class:`~emlesion.study.record.LesionRecord` of lesion ``label`` here."""
+        return LesionRecord(
+            timepoint=self.label, date=self.date, days_since_baseline=self.days_since_baseline,
+            track_id=track_id, state=state, labels=(int(label),),
+            measurement=self.measurement(label), assignment=self.regions.get(int(label)),
+            threshold_rule=self.threshold_rule(label), site=site)
+
+    def records(self) -> tuple[LesionRecord, ...]:
+        """One record per segmented lesion, in label order (no track: a single timepoint)."""
+        return tuple(self.record(lab) for lab in self.measurements.labels)
+
     def lesion_dict(self, m: LesionMeasurement) -> dict[str, Any]:
         """The public JSON object of one lesion (see ``emlesion/schemas/measure.schema.json``)."""
-        assign = self.regions.get(m.label)
-        rule = self.threshold_rule(m.label)
-        return {
-            "label": int(m.label),
-            "name": m.name,
-            "region": assign.region.value if assign is not None else None,
-            "side": assign.side.value if assign is not None else None,
-            "region_rule": assign.rule if assign is not None else None,
-            "n_voxels": int(m.n_voxels),
-            "suv_max": jsonable(m.suv_max),
-            "suv_mean": jsonable(m.suv_mean),
-            "suv_peak": jsonable(m.suv_peak_global),
-            "sul_max": jsonable(m.sul_max),
-            "sul_peak": jsonable(m.sul_peak),
-            "sul_mean": jsonable(self.sul_mean(m.label)),
-            "mtv_ml": jsonable(m.mtv_ml),
-            "tlg": jsonable(m.tlg),
-            "threshold_rule": rule.value,
-            "volume_reliable": rule.volume_reliable,
-            "centroid_mm": _vec(m.centroid_mm),
-            "extent_cm": _vec(m.extent_cm),
-            "longest_axial_diameter_mm": jsonable(m.longest_axial_diameter_mm),
-            "short_axis_mm": jsonable(m.short_axis_mm),
-            "ct_longest_axial_diameter_mm": jsonable(m.ct_longest_axial_diameter_mm),
-            "ct_short_axis_mm": jsonable(m.ct_short_axis_mm),
-            "hu_mean": jsonable(m.hu_mean),
-        }
+        return self.record(m.label).lesion_object()
 
     def lesion_dicts(self) -> list[dict[str, Any]]:
         """One public JSON object per lesion, in label order."""
-        return [self.lesion_dict(m) for m in self.measurements.rows]
+        return [r.lesion_object() for r in self.records()]
 
     def to_dict(self, *, provenance: bool = True) -> dict[str, Any]:
         """JSON-serialisable summary: everything of the public per-timepoint object.
@@ -413,7 +407,7 @@ def _observation_of(tp: Timepoint, track_id: str, labels: Sequence[int]) -> Lesi
     mtv = total([r.mtv_ml for r in rows])
     tlg = total([r.tlg for r in rows])
     suv_mean = tlg / mtv if tlg is not None and mtv else None
-    sul_means = [tp.sul_mean(r.label) for r in rows]
+    sul_means = [r.sul_mean for r in rows]
     sul_mean: float | None = None
     if mtv:
         weighted = [v * r.mtv_ml for v, r in zip(sul_means, rows) if v is not None]
@@ -766,69 +760,82 @@ class Study:
                                         for k, r in self.tracking.registrations.items()}
         return out
 
-    def lesions_rows(self) -> list[dict[str, Any]]:
-        """One row per track and timepoint for ``lesions.csv`` (columns :data:`CSV_COLUMNS`).
+    @cached_property
+    def records(self) -> tuple[LesionRecord, ...]:
+        """Every lesion record of the study, built once: one per track and timepoint.
 
-        Every track has a row at every timepoint from its first appearance, with its site
-        ``state`` and the site readouts (``site_*``, ``deauville``, ``ct_ld_mm`` ...), whether
-        or not a lesion was segmented there; the lesion columns (``label`` ... ``hu_mean``)
-        hold the segmented lesion (the primary fragment of a split track; ``fragments`` lists
-        them all) and are empty where nothing was segmented. Without site readouts, a row per
-        segmented lesion (``state`` from the track).
+        Timepoints in study order; within a timepoint, the tracks in their order (baseline
+        tracks first), from each track's first appearance, whether or not a lesion was
+        segmented there (``state`` from the site readout, else the track state); then any
+        lesion no track owns (``state`` ``"untracked"``). A single-timepoint study has one
+        record per lesion (track ``T<label>``).
         """
-        rows: list[dict[str, Any]] = []
+        out: list[LesionRecord] = []
         for tp in self.timepoints:
-            by_label = {les["label"]: les for les in tp.lesion_dicts()}
-            entries: list[tuple[str | None, list[int], str]] = []
             if self.tracking is None:
-                entries = [(_untracked_id(lab), [lab], "present") for lab in by_label]
-            else:
-                seen: set[int] = set()
-                for track in self.tracking.tracks:
-                    p = track.point(tp.label)
-                    reading = self.site(track.id, tp.label)
-                    if reading is None and not p.labels:
-                        continue
-                    state = reading.state.value if reading is not None else p.state.value
-                    entries.append((track.id, list(p.labels), state))
-                    seen.update(p.labels)
-                entries += [(None, [lab], "untracked") for lab in by_label if lab not in seen]
-            for tid, labels, state in entries:
-                les = by_label.get(labels[0]) if labels else None
-                row: dict[str, Any] = dict.fromkeys(CSV_COLUMNS)
-                row.update({
-                    "timepoint": tp.label,
-                    "date": tp.date.isoformat() if tp.date else "",
-                    "days_since_baseline": tp.days_since_baseline,
-                    "track_id": tid,
-                    "state": state,
-                    "fragments": ";".join(str(v) for v in labels),
-                })
-                if les is not None:
-                    for key in _LESION_CSV_COLUMNS:
-                        if key.startswith(("centroid_", "extent_")):
-                            base, unit = ("centroid", "mm") if key.startswith("centroid_") \
-                                else ("extent", "cm")
-                            axis = "xyz".index(key.split("_")[1])
-                            vec = les[f"{base}_{unit}"]
-                            row[key] = vec[axis] if vec is not None else None
-                        else:
-                            row[key] = les[key]
-                reading = self.site(tid, tp.label) if tid is not None else None
-                if reading is not None:
-                    row["site_reliable"] = reading.reliable
-                    if reading.pet is not None:
-                        row.update({"deauville": reading.deauville,
-                                    "site_suv_max": reading.pet.suv_max,
-                                    "site_suv_peak": reading.pet.suv_peak,
-                                    "site_sul_peak": reading.pet.sul_peak,
-                                    "site_voi_ml": reading.pet.voi_ml})
-                    if reading.ct is not None:
-                        row.update({"ct_ld_mm": reading.ct.ld_mm, "ct_sa_mm": reading.ct.sa_mm,
-                                    "ct_volume_ml": reading.ct.volume_ml,
-                                    "ct_hu_mean": reading.ct.hu_mean})
-                rows.append(row)
-        return rows
+                out += [tp.record(lab, track_id=_untracked_id(lab),
+                                  site=self.site(_untracked_id(lab), tp.label))
+                        for lab in tp.measurements.labels]
+                continue
+            seen: set[int] = set()
+            for track in self.tracking.tracks:
+                p = track.point(tp.label)
+                reading = self.site(track.id, tp.label)
+                if reading is None and not p.labels:
+                    continue
+                state = reading.state.value if reading is not None else p.state.value
+                if p.labels:
+                    rec = tp.record(p.labels[0], track_id=track.id, state=state, site=reading)
+                    out.append(LesionRecord(**{**rec.__dict__, "labels": tuple(p.labels)}))
+                else:
+                    out.append(LesionRecord(tp.label, tp.date, tp.days_since_baseline,
+                                            track.id, state, (), site=reading))
+                seen.update(p.labels)
+            out += [tp.record(lab, state="untracked") for lab in tp.measurements.labels
+                    if lab not in seen]
+        return tuple(out)
+
+    def lesions_rows(self) -> list[dict[str, Any]]:
+        """One row per track and timepoint for ``lesions.csv`` (columns :data:`CSV_COLUMNS`):
+        :meth:`LesionRecord.row` of every record of :attr:`records`."""
+        return [r.row() for r in self.records]
+
+    def lesions(self) -> pd.DataFrame:
+        """:meth:`lesions_rows` as a :class:`pandas.DataFrame` (columns :data:`CSV_COLUMNS`).
+
+        One row per lesion (track) per timepoint, with the same columns and values as
+        ``lesions.csv``; missing values are ``None``/NaN.
+
+        Examples
+        --------
+        >>> df = study.lesions()  # doctest: +SKIP
+        >>> df.loc[df.timepoint == "month3", ["track_id", "state", "ct_ld_mm"]]  # doctest: +SKIP
+        """
+        import pandas as pd
+
+        return pd.DataFrame(self.lesions_rows(), columns=list(CSV_COLUMNS))
+
+    def assessments(
+        self,
+        criteria: Sequence[str | Criterion] = DEFAULT_CRITERIA,
+        *,
+        options: Mapping[str | Criterion, Mapping[str, Any]] | None = None,
+    ) -> pd.DataFrame:
+        """The response calls as a :class:`pandas.DataFrame`: one row per follow-up and criterion.
+
+        Columns: ``timepoint``, ``reference``, ``criterion``, ``category``,
+        ``category_description``, ``rule``, ``reasons`` (joined with " | "), ``warnings``.
+        """
+        import pandas as pd
+
+        rows = [{"timepoint": a.timepoint, "reference": a.baseline,
+                 "criterion": a.criterion.value, "category": a.category.value,
+                 "category_description": a.category.description, "rule": a.rule,
+                 "reasons": " | ".join(a.reasons), "warnings": " | ".join(a.warnings)}
+                for a in self.assess(criteria, options=options)]
+        return pd.DataFrame(rows, columns=["timepoint", "reference", "criterion", "category",
+                                           "category_description", "rule", "reasons",
+                                           "warnings"])
 
     def __repr__(self) -> str:
         parts = ", ".join(
@@ -839,22 +846,9 @@ class Study:
 
 
 #: Lesion columns of ``lesions.csv`` (the segmented lesion; empty where none was segmented).
-_LESION_CSV_COLUMNS: tuple[str, ...] = (
-    "label", "name", "region", "side",
-    "suv_max", "suv_mean", "suv_peak", "sul_max", "sul_peak", "sul_mean",
-    "mtv_ml", "tlg", "n_voxels", "threshold_rule", "volume_reliable",
-    "centroid_x_mm", "centroid_y_mm", "centroid_z_mm",
-    "extent_x_cm", "extent_y_cm", "extent_z_cm",
-    "longest_axial_diameter_mm", "short_axis_mm",
-    "ct_longest_axial_diameter_mm", "ct_short_axis_mm", "hu_mean",
-)
+LESION_CSV_COLUMNS: tuple[str, ...] = tuple(LESION_COLUMNS)
 #: Site columns of ``lesions.csv`` (every track at every timepoint from its first appearance).
-_SITE_CSV_COLUMNS: tuple[str, ...] = (
-    "site_suv_max", "site_suv_peak", "site_sul_peak", "deauville", "site_voi_ml",
-    "ct_ld_mm", "ct_sa_mm", "ct_volume_ml", "ct_hu_mean", "site_reliable",
-)
-#: Columns of ``lesions.csv``, in order: one row per track and timepoint.
-CSV_COLUMNS: tuple[str, ...] = (
-    "timepoint", "date", "days_since_baseline", "track_id", "state", "fragments",
-    *_LESION_CSV_COLUMNS, *_SITE_CSV_COLUMNS,
-)
+SITE_CSV_COLUMNS: tuple[str, ...] = tuple(SITE_COLUMNS)
+#: Columns of ``lesions.csv``, in order: one row per track and timepoint
+#: (:data:`emlesion.study.record.RECORD_COLUMNS`).
+CSV_COLUMNS: tuple[str, ...] = tuple(RECORD_COLUMNS)
