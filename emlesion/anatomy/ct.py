@@ -44,6 +44,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from emlesion.anatomy.fov import (
+    PET_BODY_FRACTION,
+    TRUNK_MIN_AREA_CM2,
+    TRUNK_MIN_WIDTH_MM,
     FieldOfView,
     _fill_slices,
     _largest,
@@ -68,42 +71,233 @@ from emlesion.provenance import ProvenanceStep, record_warnings
 
 __all__ = ["TOTALSEGMENTATOR_NAMES", "AnatomyWarning", "segment_anatomy"]
 
-#: HU thresholds used by the rules (non-contrast CT).
+# ---------------------------------------------------------------------------- constants
+# Every threshold of the rules below, with its unit in the name and its source. Values
+# marked "chosen on the generator seeds" were tuned on the synthetic sample studies of
+# :mod:`emlesion.sample` (``benchmarks/eval_segmentation.py``) and are not published values;
+# the anatomy or physics quoted next to them is why they are plausible, not where they come
+# from. Provenance rule strings are built from these names, so a changed constant changes
+# the recorded rule.
+#
+# References used below:
+#   [H73] Hounsfield GN. Computerized transverse axial scanning (tomography). Br J Radiol
+#         1973;46:1016-1022 (air -1000 HU, water 0 HU by definition of the scale).
+#   [K88] Kvist H et al. Total and visceral adipose-tissue volumes derived from measurements
+#         with computed tomography in adult men and women. Am J Clin Nutr 1988;48:1351-1361
+#         (adipose tissue -190..-30 HU).
+#   [HU01] Hu S, Hoffman EA, Reinhardt JM. Automatic lung segmentation for accurate
+#         quantitation of volumetric X-ray CT images. IEEE Trans Med Imaging 2001;20:490-498
+#         (-500 HU initial air/tissue threshold).
+#   [S11] Schreiber JJ et al. Hounsfield units for assessing bone mineral density and
+#         strength. J Bone Joint Surg Am 2011;93:1057-1063 (trabecular vertebral bone mostly
+#         below 200 HU; cortical bone far above).
+#   [B05] Israel GM, Bosniak MA. An update of the Bosniak renal cyst classification system.
+#         Urology 2005;66:484-488 (simple fluid 0-20 HU).
+#   [P06] Park SH et al. Macrovesicular hepatic steatosis in living liver donors: use of CT
+#         for quantitative and qualitative assessment. Radiology 2006;239:105-112 (unenhanced
+#         liver below 40 HU = steatosis).
+#   [NA76] New PF, Aronow S. Attenuation measurements of whole blood and blood fractions in
+#         computed tomography. Radiology 1976;121:635-640 (unenhanced blood about 40-60 HU).
+#   [H02] Hager A et al. Diameters of the thoracic aorta throughout life as measured with
+#         helical computed tomography. J Thorac Cardiovasc Surg 2002;123:1060-1066.
+#   [W09] Wahl RL et al. From RECIST to PERCIST. J Nucl Med 2009;50 Suppl 1:122S-150S.
+#   [B15] Boellaard R et al. FDG PET/CT: EANM procedure guidelines for tumour imaging:
+#         version 2.0. Eur J Nucl Med Mol Imaging 2015;42:328-354 (physiological urinary,
+#         renal and hepatic FDG uptake; 2-4 mm PET voxels).
+#   [G41] Standring S (ed). Gray's Anatomy, 41st ed. Elsevier 2016 (kidneys, ureters,
+#         bladder, pelvic girdle, vertebral column).
+
+#: HU thresholds used by the rules (non-contrast CT). Body: above -500 HU, halfway between
+#: air (-1000 HU) and water (0 HU) [H73], the initial air/tissue threshold of [HU01].
 BODY_HU = -500.0
+#: Bone: at least 200 HU. Cortical bone lies far above, trabecular vertebral bone mostly
+#: below [S11]: the mask is the cortical shell and dense bone, all the rules need.
 BONE_HU = 200.0
+#: Fluid (urine): the upper bound of fat (-30 HU [K88]) to 35 HU (simple fluid 0-20 HU
+#: [B05], widened for low-dose CT noise; the upper bound was chosen on the generator seeds).
 FLUID_HU = (-30.0, 35.0)
+#: Soft tissue: above fat (-30 HU [K88]) and up to 100 HU (unenhanced parenchyma, muscle and
+#: blood lie at about 30-70 HU [NA76], [P06]); the upper bound is a choice, below bone.
 SOFT_HU = (-30.0, 100.0)
+#: CT value given to working-grid voxels outside the CT field of view: air [H73], at the
+#: bottom of the usual 12-bit CT range.
+OUTSIDE_CT_HU = -1024.0
+
+#: Without a PET the CT is resampled to voxels of at least this size (mm): a clinical
+#: whole-body PET voxel is 2-4 mm [B15]; the value is a speed choice, not a published one.
+WORKING_MIN_VOXEL_MM = 3.0
+#: Bone components smaller than this (mL) are dropped as noise or calcification; chosen on
+#: the generator seeds (the smallest bone the rules use, a vertebral body slice, is larger).
+BONE_MIN_COMPONENT_ML = 1.0
+#: Sigma (mm) of the 3-D Gaussian applied to the PET before the liver rule: about one PET
+#: voxel [B15]; chosen on the generator seeds.
+PET_SMOOTHING_SIGMA_MM = 4.0
 
 #: Pelvic inlet (arcuate line on the lateral pelvic wall) placed this fraction of the way
 #: from the iliac crests down to the top of the pubic symphysis, or this depth below the
-#: crests when the symphysis is outside the field of view.
+#: crests when the symphysis is outside the field of view. Geometric estimate from the
+#: pelvic girdle [G41], tuned on the generator seeds; not a published value.
 INLET_FRACTION = 0.35
 INLET_DEFAULT_DEPTH_MM = 45.0
 
-#: A spine spanning fewer millimetres than this (two vertebrae) is dropped as implausible.
+#: A spine spanning fewer millimetres than this (two vertebrae; an adult vertebral body is
+#: roughly 20-35 mm tall [G41]) is dropped as implausible.
 MIN_SPINE_LENGTH_MM = 40.0
-#: A liver candidate smaller than this is dropped as implausible.
+#: Spine search strip: bone within this distance (mm, left-right) of the body's x-centre
+#: (an adult vertebral body is about 40-50 mm wide [G41]) ...
+SPINE_MAX_MIDLINE_OFFSET_MM = 30.0
+#: ... and posterior of the body's y-centre less this margin (mm); chosen on the seeds.
+SPINE_ANTERIOR_MARGIN_MM = 10.0
+#: Smallest in-plane area (mm^2, 0.8 cm^2) of a slice's spine component: rejects bone
+#: specks; chosen on the generator seeds, far below a vertebral cross-section [G41].
+SPINE_MIN_AREA_MM2 = 80.0
+#: The anterior vertebral border is the most anterior spine voxel within this distance
+#: (mm) of the axis, i.e. on the vertebral body rather than a transverse process [G41].
+SPINE_BODY_HALF_WIDTH_MM = 15.0
+#: Running-median window (slices) and the distance (mm) from it beyond which a slice's axis
+#: point is an outlier; chosen on the generator seeds.
+SPINE_MEDIAN_WINDOW_SLICES = 7
+SPINE_OUTLIER_MM = 20.0
+
+#: Iliac crests: bone of at least this area (mm^2, 1 cm^2) on each side ...
+ILIAC_MIN_AREA_MM2 = 100.0
+#: ... farther than this (mm) from the spinal axis: lateral of the sacrum and the lumbar
+#: vertebrae (iliac wings, acetabula, femora [G41]); chosen on the generator seeds.
+ILIAC_MIN_LATERAL_MM = 60.0
+#: Largest gap (mm) tolerated in the bottom-up run of slices with bone on both sides
+#: (the sacro-iliac notch, partial volume); chosen on the generator seeds.
+ILIAC_RUN_MAX_GAP_MM = 12.0
+#: Pubic symphysis: bone within this distance (mm) of the midline ...
+SYMPHYSIS_MAX_MIDLINE_MM = 25.0
+#: ... and more than this (mm) anterior of the spinal axis [G41]; chosen on the seeds.
+SYMPHYSIS_MIN_ANTERIOR_MM = 60.0
+
+#: Bladder search box: within this distance (mm) of the spinal axis (left-right) and
+#: anterior of it; a full adult bladder is centred on the midline [G41]; chosen on the seeds.
+BLADDER_MAX_MIDLINE_MM = 70.0
+#: Hot bladder candidates: PET >= max(this SUV, this fraction of the local maximum); urine
+#: is the hottest physiological FDG activity of the pelvis [B15]; chosen on the seeds.
+BLADDER_MIN_SUV = 4.0
+BLADDER_HOT_FRACTION = 0.3
+#: The candidate's core is the part above this fraction of its maximum ...
+BLADDER_CORE_FRACTION = 0.7
+#: ... of at least this volume (mL) ...
+BLADDER_MIN_CORE_ML = 2.0
+#: ... whose median CT is below this (HU): fluid (0-20 HU [B05]), not a soft-tissue lesion ...
+BLADDER_CORE_MAX_HU = 30.0
+#: ... and whose centre is within this distance (mm) of the midline; chosen on the seeds.
+BLADDER_CORE_MAX_MIDLINE_MM = 40.0
+#: Bladder mask: the region above this fraction of the maximum (iso-contour) ...
+BLADDER_ISO_FRACTION = 0.5
+#: ... united with the CT fluid within this distance (mm) of it ...
+BLADDER_FLUID_REACH_MM = 8.0
+#: ... connected to the core dilated by this distance (mm); chosen on the generator seeds.
+BLADDER_CORE_REACH_MM = 4.0
+#: CT-only bladder: midline fluid opened by a ball of this radius (mm), kept when at least
+#: this volume (mL; an adult bladder holds up to 400-600 mL [G41]); chosen on the seeds.
+BLADDER_CT_OPENING_MM = 4.0
+BLADDER_CT_MIN_ML = 20.0
+
+#: Liver: CT range (HU) of the 3-voxel mean; unenhanced normal liver is above 40 HU [P06]
+#: (the lower bound 38 HU tolerates noise), the upper bound is that of :data:`SOFT_HU`.
+LIVER_HU = (38.0, 100.0)
+#: Size (voxels) of the cubic mean filter applied to the CT before the liver rule.
+LIVER_HU_FILTER_VOXELS = 3
+#: Smoothed PET range (SUV) of liver; normal liver FDG uptake lies at about SUV 2-3 [W09],
+#: [B15]; the range was chosen on the generator seeds.
+LIVER_SUV = (1.2, 4.0)
+#: Uniform uptake: liver voxels within this fraction of the organ's median uptake (drops
+#: kidney and lesions); chosen on the generator seeds.
+LIVER_UNIFORM_FRACTION = 0.35
+#: A liver candidate smaller than this is dropped as implausible (an adult liver holds
+#: about 1-2 L [G41]).
 MIN_LIVER_ML = 300.0
 
 #: Radius of the PERCIST liver sphere (3 cm diameter) and of the blood-pool cylinder (1 cm
-#: diameter, 2 cm long).
+#: diameter, 2 cm long) [W09].
 LIVER_SPHERE_RADIUS_MM = 15.0
 BLOOD_POOL_RADIUS_MM = 5.0
 BLOOD_POOL_LENGTH_MM = 20.0
-#: Aortic lumen rule: CT range of blood without contrast (HU), lumen area range (mm^2, radius
-#: about 7-19 mm), in-plane PET smoothing (mm), PET ceiling as a fraction of the liver
-#: median (blood pool is cooler than liver on FDG; excludes the adjacent liver and its
-#: spill-in), the distance kept between the cylinder and the ends of the aortic track, and
-#: the lumen radius (relative to its running median) above which a slice is taken as merged
-#: with a neighbour.
-#: Shortest cranio-caudal extent (mm) of a hot thin tube taken for a ureter segment.
+#: Liver sphere placement: in the right lobe (more than this (mm) right of the spinal
+#: axis [W09] "right lobe"), ...
+LIVER_RIGHT_LOBE_MM = 30.0
+#: ... with a penalty of this many mm of depth per mm away from the dome-tip mid-level, ...
+LIVER_MID_LEVEL_PENALTY_MM_PER_MM = 0.25
+#: ... avoiding places whose local mean (cube of this side, mm: the sphere's diameter)
+#: differs from the liver median by more than this fraction (penalty in mm of depth);
+#: chosen on the generator seeds.
+LIVER_LOCAL_MEAN_MM = 30.0
+LIVER_HOTSPOT_FRACTION = 0.2
+LIVER_HOTSPOT_PENALTY_MM = 20.0
+
+#: Kidneys: paraspinal, |dx| in this range (mm; the renal hilum lies about 5 cm from the
+#: median plane [G41]) ...
+KIDNEY_DX_MM = (25.0, 150.0)
+#: ... dy (mm, posterior positive) in this range around the spinal axis ...
+KIDNEY_DY_MM = (-90.0, 70.0)
+#: ... and PET at least this SUV (renal FDG excretion [B15]); chosen on the seeds.
+KIDNEY_MIN_SUV = 1.5
+#: The mirrored right side is shifted up to this much (mm) cranio-caudally (the right
+#: kidney usually lies lower than the left [G41]) and antero-posteriorly to overlap the left.
+KIDNEY_MAX_SHIFT_Z_MM = 40.0
+KIDNEY_MAX_SHIFT_Y_MM = 12.0
+#: A voxel has a mirror partner when the mirrored other side lies within this distance (mm).
+KIDNEY_PARTNER_REACH_MM = 4.0
+#: A kidney smaller than this (mL) is dropped (an adult kidney holds about 120-170 mL [G41]).
+KIDNEY_MIN_ML = 20.0
+#: Smallest |cosine| of the x axis with the LPS x direction for the spinal-axis column to be
+#: used as the mirror plane (axis-aligned grid).
+AXIS_ALIGNED_MIN_COSINE = 0.99
+
+#: Shortest cranio-caudal extent (mm) of a hot thin tube taken for a ureter segment (the
+#: ureter is 25-30 cm long [G41]; 50 mm was chosen on generator seeds 12 and 15).
 URETER_MIN_LENGTH_MM = 50.0
+#: Ureter candidates: PET at least this SUV (urine [B15]) ...
+URETER_MIN_SUV = 3.0
+#: ... within this distance (mm) of the spinal axis ...
+URETER_MAX_MIDLINE_MM = 100.0
+#: ... in components of at most this in-plane area (mm^2, 2 cm^2; the ureter is a few mm
+#: wide [G41], the rest is PET blur); chosen on the generator seeds.
+URETER_MAX_AREA_MM2 = 200.0
+
+#: Aortic lumen rule: CT range of blood without contrast (HU, [NA76]; the lower bound
+#: tolerates noise), lumen area range (mm^2, radius about 7-19 mm; the normal descending
+#: aorta is about 2-3 cm wide [H02]), in-plane PET smoothing (mm), PET ceiling as a fraction
+#: of the liver median (blood pool is cooler than liver on FDG [W09]; excludes the adjacent
+#: liver and its spill-in), the distance kept between the cylinder and the ends of the
+#: aortic track, and the lumen radius (relative to its running median) above which a slice
+#: is taken as merged with a neighbour. Except the anatomy quoted, chosen on the seeds.
 AORTA_HU = (-20.0, 100.0)
 AORTA_AREA_MM2 = (150.0, 1200.0)
 AORTA_PET_SIGMA_MM = 2.0
 AORTA_LIVER_FRACTION = 0.9
 AORTA_END_MARGIN_MM = 20.0
 AORTA_MERGED_RATIO = 1.25
+#: PET range (SUV) of the lumen: at least this, at most :data:`AORTA_LIVER_FRACTION` x the
+#: liver median, or this ceiling without a liver; chosen on the generator seeds.
+AORTA_MIN_SUV = 0.8
+AORTA_MAX_SUV_WITHOUT_LIVER = 4.0
+#: Search box: 0 to this (mm) anterior of the vertebral body, dx in this range (mm; the
+#: descending aorta runs left of the vertebral bodies [G41]).
+AORTA_MAX_ANTERIOR_MM = 45.0
+AORTA_DX_MM = (-20.0, 45.0)
+#: A component is round when its area is at most this multiple of the disc inscribed in it.
+AORTA_MAX_AREA_TO_INSCRIBED_RATIO = 3.0
+#: The lumen core: the part at least this fraction of the deepest in-plane depth.
+AORTA_CORE_DEPTH_FRACTION = 0.5
+#: Tracking: first pick within this distance (mm) of the median widest candidate, then
+#: within this distance (mm) of the running median of the picks of +- this many slices.
+AORTA_FIRST_PICK_MM = 15.0
+AORTA_TRACK_PICK_MM = 8.0
+AORTA_TRACK_WINDOW_SLICES = 5
+#: Runs: the centre moves less than this (mm) per slice; steps of up to this many slices
+#: (two missed slices) are bridged.
+AORTA_MAX_STEP_MM_PER_SLICE = 6.0
+AORTA_MAX_BRIDGE_SLICES = 3
+#: Half-window (slices) of the running median of lumen radii for the merged-slice test.
+AORTA_RADIUS_WINDOW_SLICES = 3
+#: Ties of the cylinder margin within this fraction of the in-plane voxel size.
+AORTA_TIE_VOXEL_FRACTION = 0.25
 
 #: Organ names of a user label map (lower case, TotalSegmentator v2 names and a few common
 #: synonyms) and the structure each one feeds.
@@ -200,7 +394,7 @@ def _working_grid(ct: Volume, pet: Volume | None) -> Grid:
     if pet is not None:
         return pet.grid
     sx, sy, sz = ct.grid.spacing_mm
-    factors = [max(1, round(3.0 / s)) for s in (sx, sy, sz)]
+    factors = [max(1, round(WORKING_MIN_VOXEL_MM / s)) for s in (sx, sy, sz)]
     if factors == [1, 1, 1]:
         return ct.grid
     nz, ny, nx = ct.grid.shape
@@ -253,7 +447,10 @@ def segment_anatomy(
 
     Notes
     -----
-    Rules, in order (``dx`` is the distance from the spinal axis along x, LPS):
+    Rules, in order (``dx`` is the distance from the spinal axis along x, LPS). The numbers
+    quoted are the values of the module constants (``BODY_HU``, ``BONE_HU``, ...; their
+    sources are cited where they are defined); the provenance rule strings are built from
+    the constants themselves.
 
     1. *Body*: CT > -500 HU, holes filled slice by slice, largest 3-D component.
     2. *Bone*: CT >= 200 HU inside the body, components < 1 mL dropped.
@@ -339,7 +536,7 @@ def segment_anatomy(
     with record_warnings() as rec:
         grid = _working_grid(ct, pet)
         hu = resample_array(np.asarray(ct.array), ct.grid, grid, interpolation="linear",
-                            default_value=-1024.0).astype(np.float32)
+                            default_value=OUTSIDE_CT_HU).astype(np.float32)
         sx, sy, sz = grid.spacing_mm
         vox_ml = grid.voxel_volume_ml
         xs, ys, zs = voxel_centres_mm(grid)
@@ -352,16 +549,16 @@ def segment_anatomy(
         # 1. body -------------------------------------------------------------
         body = _largest(_fill_slices(hu > BODY_HU), np.ones((3, 3, 3), bool))
         masks[AnatomyLabel.BODY] = body
-        steps.append(ProvenanceStep("emlesion.anatomy.body", rule="CT > -500 HU, slice holes "
-                                    "filled, largest 3-D component",
+        steps.append(ProvenanceStep("emlesion.anatomy.body", rule=f"CT > {BODY_HU:g} HU, slice "
+                                    "holes filled, largest 3-D component",
                                     inputs={"volume_ml": float(body.sum() * vox_ml),
                                             "working_grid_shape": grid.shape,
                                             "working_spacing_mm": grid.spacing_mm}))
         # 2. bone --------------------------------------------------------------
-        bone = _remove_small((hu >= BONE_HU) & body, max(1, round(1.0 / vox_ml)))
+        bone = _remove_small((hu >= BONE_HU) & body, max(1, round(BONE_MIN_COMPONENT_ML / vox_ml)))
         masks[AnatomyLabel.BONE] = bone
-        steps.append(ProvenanceStep("emlesion.anatomy.bone", rule="CT >= 200 HU in body, "
-                                    "components < 1 mL removed",
+        steps.append(ProvenanceStep("emlesion.anatomy.bone", rule=f"CT >= {BONE_HU:g} HU in "
+                                    f"body, components < {BONE_MIN_COMPONENT_ML:g} mL removed",
                                     inputs={"volume_ml": float(bone.sum() * vox_ml)}))
         # field of view: trunk slices, lungs ---------------------------------------
         trunk = trunk_slices(body, grid)
@@ -381,8 +578,9 @@ def segment_anatomy(
         masks[AnatomyLabel.SPINE] = spine
         n_axis = int(np.isfinite(axis[:, 0]).sum())
         steps.append(ProvenanceStep("emlesion.anatomy.spine", rule="largest bone component "
-                                    "within 30 mm of body x-centre, posterior half; slice "
-                                    "centroids, gaps interpolated",
+                                    f"within {SPINE_MAX_MIDLINE_OFFSET_MM:g} mm of body "
+                                    "x-centre, posterior half; slice centroids, gaps "
+                                    "interpolated",
                                     inputs={"slices_with_axis": n_axis}))
         if n_axis == 0:
             warnings.warn(format_message(
@@ -421,9 +619,11 @@ def segment_anatomy(
         pelvis = bone & below & (crest_z is not None)
         masks[AnatomyLabel.PELVIS] = pelvis
         steps.append(ProvenanceStep("emlesion.anatomy.pelvis", rule="iliac crest = top of the "
-                                    "bottom-up run of slices with bone at |dx|>60 mm both sides;"
-                                    " symphysis = top of anterior midline bone; pelvic inlet = "
-                                    "crest - 0.35 x (crest - symphysis) (arcuate line level)",
+                                    "bottom-up run of slices with bone at "
+                                    f"|dx|>{ILIAC_MIN_LATERAL_MM:g} mm both sides; symphysis = "
+                                    "top of anterior midline bone; pelvic inlet = crest - "
+                                    f"{INLET_FRACTION:g} x (crest - symphysis) (arcuate line "
+                                    "level)",
                                     inputs={"iliac_crest_z_mm": crest_z,
                                             "pubic_symphysis_z_mm": symph_z,
                                             "pelvic_inlet_z_mm": inlet_z}))
@@ -446,7 +646,9 @@ def segment_anatomy(
             steps.append(ProvenanceStep("emlesion.anatomy.trunk_organs",
                                         rule=f"not searched: {why}"))
         elif suv is not None:
-            suv_s = ndi.gaussian_filter(suv, sigma=(4.0 / sz, 4.0 / sy, 4.0 / sx))
+            suv_s = ndi.gaussian_filter(suv, sigma=(PET_SMOOTHING_SIGMA_MM / sz,
+                                                     PET_SMOOTHING_SIGMA_MM / sy,
+                                                     PET_SMOOTHING_SIGMA_MM / sx))
             # 6. bladder
             bladder, brule = _bladder(suv, hu, soft & below, dx, dy, grid)
             # 7. liver
@@ -490,7 +692,8 @@ def segment_anatomy(
             bladder = _bladder_ct(hu, soft & below, dx, dy, grid)
             masks[AnatomyLabel.BLADDER] = bladder
             steps.append(ProvenanceStep("emlesion.anatomy.bladder", rule="CT only: largest "
-                                        "midline fluid (-30..35 HU) component below the crests",
+                                        f"midline fluid ({FLUID_HU[0]:g}..{FLUID_HU[1]:g} HU) "
+                                        "component below the crests",
                                         inputs={"volume_ml": float(bladder.sum() * vox_ml)}))
         # 11. brain, heart (fov) ------------------------------------------------
         brain, brain_rule = find_brain_ct(hu, body, bone, trunk, suv, grid, z_slice,
@@ -526,8 +729,9 @@ def segment_anatomy(
             lungs_volume_ml=float(lungs.sum() * vox_ml),
             head_z_mm=head_z,
             pelvis=crest_z is not None,
-            rule=f"trunk = body cross-section >= 200 mm wide, >= 250 cm^2, not cut by the "
-            f"image edge; lungs: {lung_rule}; head: {brain_rule}",
+            rule=f"trunk = body cross-section >= {TRUNK_MIN_WIDTH_MM:g} mm wide, >= "
+            f"{TRUNK_MIN_AREA_CM2:g} cm^2, not cut by the image edge; lungs: {lung_rule}; "
+            f"head: {brain_rule}",
         )
         steps.insert(2, ProvenanceStep("emlesion.anatomy.field_of_view", rule=fov.rule,
                                        inputs=fov.to_dict()))
@@ -589,8 +793,8 @@ def _segment_pet_only(pet: Volume) -> Anatomy:
             warnings.warn(format_message(f"no brain found on the PET alone ({rule})"),
                           AnatomyWarning, stacklevel=3)
         steps.append(ProvenanceStep("emlesion.anatomy.body", rule="PET only: smoothed uptake "
-                                    "> 30 % of the median positive uptake, slice holes "
-                                    "filled, largest 3-D component",
+                                    f"> {PET_BODY_FRACTION * 100:g} % of the median positive "
+                                    "uptake, slice holes filled, largest 3-D component",
                                     inputs={"volume_ml": float(body.sum() * vox_ml),
                                             "pet_scale": scale_rule}))
         steps.append(ProvenanceStep("emlesion.anatomy.brain", rule=rule,
@@ -629,23 +833,25 @@ def _spine(
         if not bone[k].any() or not np.isfinite(centres[k, 0]):
             continue
         cx, cy = centres[k]
-        strip = bone[k] & (np.abs(x3[k] - cx) < 30.0) & (y3[k] > cy - 10.0)
+        strip = (bone[k] & (np.abs(x3[k] - cx) < SPINE_MAX_MIDLINE_OFFSET_MM)
+                 & (y3[k] > cy - SPINE_ANTERIOR_MARGIN_MM))
         lab, n = ndi.label(strip, structure=eight)
         if n == 0:
             continue
         sizes = ndi.sum(strip, lab, index=np.arange(1, n + 1))
         comp = lab == int(np.argmax(sizes)) + 1
-        if comp.sum() * grid.spacing_mm[0] * grid.spacing_mm[1] < 80.0:  # < 0.8 cm^2
+        if comp.sum() * grid.spacing_mm[0] * grid.spacing_mm[1] < SPINE_MIN_AREA_MM2:
             continue
         axis[k] = (float(x3[k][comp].mean()), float(y3[k][comp].mean()))
-        near = comp & (np.abs(x3[k] - axis[k, 0]) < 15.0)
+        near = comp & (np.abs(x3[k] - axis[k, 0]) < SPINE_BODY_HALF_WIDTH_MM)
         ant[k] = float(y3[k][near].min()) if near.any() else float(y3[k][comp].min())
         spine[k] = comp
     ok = np.isfinite(axis[:, 0])
     if ok.sum() >= 3:
-        # reject outliers (> 20 mm from the running median) then interpolate gaps
-        med = ndi.median_filter(np.where(ok, axis[:, 0], np.nanmedian(axis[:, 0])), size=7)
-        bad = ok & (np.abs(axis[:, 0] - med) > 20.0)
+        # reject outliers (far from the running median) then interpolate gaps
+        med = ndi.median_filter(np.where(ok, axis[:, 0], np.nanmedian(axis[:, 0])),
+                                size=SPINE_MEDIAN_WINDOW_SLICES)
+        bad = ok & (np.abs(axis[:, 0] - med) > SPINE_OUTLIER_MM)
         axis[bad] = np.nan
         ant[bad] = np.nan
         spine[bad] = False
@@ -658,13 +864,13 @@ def _pelvic_levels(
     bone: np.ndarray, dx: np.ndarray, dy: np.ndarray, grid: Grid, z_up: bool
 ) -> tuple[int | None, int | None]:
     sx, sy, sz = grid.spacing_mm
-    min_vox = max(1, round(100.0 / (sx * sy)))  # 1 cm^2 per side
-    left = (bone & (dx > 60.0)).sum(axis=(1, 2)) >= min_vox
-    right = (bone & (dx < -60.0)).sum(axis=(1, 2)) >= min_vox
+    min_vox = max(1, round(ILIAC_MIN_AREA_MM2 / (sx * sy)))  # per side
+    left = (bone & (dx > ILIAC_MIN_LATERAL_MM)).sum(axis=(1, 2)) >= min_vox
+    right = (bone & (dx < -ILIAC_MIN_LATERAL_MM)).sum(axis=(1, 2)) >= min_vox
     both = left & right
     order = np.arange(bone.shape[0]) if z_up else np.arange(bone.shape[0])[::-1]
     run: list[int] = []
-    gap_max = max(1, round(12.0 / sz))
+    gap_max = max(1, round(ILIAC_RUN_MAX_GAP_MM / sz))
     gap = 0
     for k in order:  # from the most caudal slice upwards
         if both[k]:
@@ -681,7 +887,8 @@ def _pelvic_levels(
     if pos > len(order) // 2:
         return None, None
     crest = run[-1]
-    ant_mid = bone & (np.abs(dx) < 25.0) & (dy < -60.0)
+    ant_mid = (bone & (np.abs(dx) < SYMPHYSIS_MAX_MIDLINE_MM)
+               & (dy < -SYMPHYSIS_MIN_ANTERIOR_MM))
     run_set = set(order[: int(np.where(order == crest)[0][0]) + 1].tolist())
     symph = None
     for k in order:
@@ -694,12 +901,12 @@ def _bladder(
     suv: np.ndarray, hu: np.ndarray, region: np.ndarray, dx: np.ndarray, dy: np.ndarray,
     grid: Grid,
 ) -> tuple[np.ndarray, str]:
-    box = region & (np.abs(dx) < 70.0) & (dy < 0.0)
+    box = region & (np.abs(dx) < BLADDER_MAX_MIDLINE_MM) & (dy < 0.0)
     empty = np.zeros(suv.shape, bool)
     if not box.any():
         return empty, "no low-pelvis search box"
     local_max = float(suv[box].max())
-    hot = box & (suv >= max(4.0, 0.3 * local_max))
+    hot = box & (suv >= max(BLADDER_MIN_SUV, BLADDER_HOT_FRACTION * local_max))
     lab, n = ndi.label(hot, structure=np.ones((3, 3, 3), bool))
     if n == 0:
         return empty, "no hot structure in the low midline pelvis"
@@ -708,49 +915,56 @@ def _bladder(
     for i in np.argsort(maxima)[::-1]:
         comp = lab == idx[i]
         m = float(maxima[i])
-        core = comp & (suv >= 0.7 * m)
-        if core.sum() * grid.voxel_volume_ml < 2.0:
+        core = comp & (suv >= BLADDER_CORE_FRACTION * m)
+        if core.sum() * grid.voxel_volume_ml < BLADDER_MIN_CORE_ML:
             continue
-        if float(np.median(hu[core])) >= 30.0:  # soft tissue: a lesion, not urine
+        if float(np.median(hu[core])) >= BLADDER_CORE_MAX_HU:  # soft tissue: a lesion, not urine
             continue
-        if abs(float(dx[core].mean())) > 40.0:
+        if abs(float(dx[core].mean())) > BLADDER_CORE_MAX_MIDLINE_MM:
             continue
-        iso = _largest(comp & (suv >= 0.5 * m))
+        iso = _largest(comp & (suv >= BLADDER_ISO_FRACTION * m))
         fluid = (hu >= FLUID_HU[0]) & (hu <= FLUID_HU[1]) & ndi.binary_dilation(
-            iso, _ball(8.0, grid.spacing_mm)) & region
-        fluid = _largest(fluid & ndi.binary_dilation(core, _ball(4.0, grid.spacing_mm))
+            iso, _ball(BLADDER_FLUID_REACH_MM, grid.spacing_mm)) & region
+        fluid = _largest(fluid & ndi.binary_dilation(core, _ball(BLADDER_CORE_REACH_MM,
+                                                                 grid.spacing_mm))
                                    | (fluid & iso)) if fluid.any() else fluid
         bladder = _fill_slices(iso | fluid)
         return bladder, (f"hottest fluid-core midline pelvic PET component (SUVmax {m:.3g}); "
-                         "50 %-of-max region + CT fluid within 8 mm")
+                         f"{BLADDER_ISO_FRACTION * 100:g} %-of-max region + CT fluid within "
+                         f"{BLADDER_FLUID_REACH_MM:g} mm")
     return empty, "no hot fluid-density midline structure below the crests"
 
 
 def _bladder_ct(
     hu: np.ndarray, region: np.ndarray, dx: np.ndarray, dy: np.ndarray, grid: Grid
 ) -> np.ndarray:
-    fluid = region & (np.abs(dx) < 70.0) & (dy < 0.0) & (hu >= FLUID_HU[0]) & (hu <= FLUID_HU[1])
-    fluid = ndi.binary_opening(fluid, _ball(4.0, grid.spacing_mm))
+    fluid = (region & (np.abs(dx) < BLADDER_MAX_MIDLINE_MM) & (dy < 0.0)
+             & (hu >= FLUID_HU[0]) & (hu <= FLUID_HU[1]))
+    fluid = ndi.binary_opening(fluid, _ball(BLADDER_CT_OPENING_MM, grid.spacing_mm))
     comp = _largest(fluid)
-    return comp if comp.sum() * grid.voxel_volume_ml >= 20.0 else np.zeros_like(comp)
+    return comp if comp.sum() * grid.voxel_volume_ml >= BLADDER_CT_MIN_ML else np.zeros_like(comp)
 
 
 def _liver(
     suv_s: np.ndarray, hu: np.ndarray, region: np.ndarray, dx: np.ndarray
 ) -> tuple[np.ndarray, str]:
-    hu_s = ndi.uniform_filter(hu, size=3)
-    cand = region & (dx < 0.0) & (hu_s >= 38.0) & (hu_s <= 100.0) & (suv_s >= 1.2) & (suv_s <= 4.0)
+    hu_s = ndi.uniform_filter(hu, size=LIVER_HU_FILTER_VOXELS)
+    cand = (region & (dx < 0.0) & (hu_s >= LIVER_HU[0]) & (hu_s <= LIVER_HU[1])
+            & (suv_s >= LIVER_SUV[0]) & (suv_s <= LIVER_SUV[1]))
     cand = ndi.binary_opening(cand, np.ones((3, 3, 3), bool))
     comp = _largest(cand)
     if comp.any():
         # uniform uptake: keep voxels within 35 % of the organ's median (drops kidney, lesions)
         med = float(np.median(suv_s[comp]))
         comp = _largest(
-            ndi.binary_opening(comp & (np.abs(suv_s - med) <= 0.35 * med), np.ones((3, 3, 3), bool))
+            ndi.binary_opening(comp & (np.abs(suv_s - med) <= LIVER_UNIFORM_FRACTION * med),
+                               np.ones((3, 3, 3), bool))
         )
         comp = _fill_slices(comp)
-    return comp, ("largest right-upper-quadrant component, CT 38-100 HU (3-voxel mean) and "
-                  "smoothed PET 1.2-4.0, then within 35 % of its median uptake")
+    return comp, ("largest right-upper-quadrant component, CT "
+                  f"{LIVER_HU[0]:g}-{LIVER_HU[1]:g} HU ({LIVER_HU_FILTER_VOXELS}-voxel mean) "
+                  f"and smoothed PET {LIVER_SUV[0]:.1f}-{LIVER_SUV[1]:.1f}, then within "
+                  f"{LIVER_UNIFORM_FRACTION * 100:g} % of its median uptake")
 
 
 def _mirror_x(mask: np.ndarray, centre_index_x: float) -> np.ndarray:
@@ -779,8 +993,9 @@ def _kidneys(
     ant_y: np.ndarray, ax_x: np.ndarray, grid: Grid,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     _sx, sy, sz = grid.spacing_mm
-    cand = (region & (np.abs(dx) >= 25.0) & (np.abs(dx) <= 150.0) & (dy > -90.0) & (dy < 70.0)
-            & (hu >= SOFT_HU[0]) & (hu <= SOFT_HU[1]) & (suv >= 1.5))
+    cand = (region & (np.abs(dx) >= KIDNEY_DX_MM[0]) & (np.abs(dx) <= KIDNEY_DX_MM[1])
+            & (dy > KIDNEY_DY_MM[0]) & (dy < KIDNEY_DY_MM[1])
+            & (hu >= SOFT_HU[0]) & (hu <= SOFT_HU[1]) & (suv >= KIDNEY_MIN_SUV))
     cand = ndi.binary_opening(cand, ndi.generate_binary_structure(3, 1))
     if not cand.any():
         e = np.zeros(suv.shape, bool)
@@ -789,20 +1004,21 @@ def _kidneys(
     right = cand & (dx < 0)
     # mirror about the median spinal axis column
     centre_ix = float(grid.lps_to_index((float(np.nanmedian(ax_x)), 0.0, 0.0))[2]) if \
-        abs(grid.direction_matrix[0, 0]) > 0.99 else (suv.shape[2] - 1) / 2.0
+        abs(grid.direction_matrix[0, 0]) > AXIS_ALIGNED_MIN_COSINE else (suv.shape[2] - 1) / 2.0
     mir_r = _mirror_x(right, centre_ix)
     best = (-1, 0, 0)
-    for dz in range(-int(40 // sz), int(40 // sz) + 1):
-        for dyv in range(-int(12 // sy), int(12 // sy) + 1):
+    for dz in range(-int(KIDNEY_MAX_SHIFT_Z_MM // sz), int(KIDNEY_MAX_SHIFT_Z_MM // sz) + 1):
+        for dyv in range(-int(KIDNEY_MAX_SHIFT_Y_MM // sy),
+                         int(KIDNEY_MAX_SHIFT_Y_MM // sy) + 1):
             ov = int((left & _shift(mir_r, dz, dyv)).sum())
             if ov > best[0]:
                 best = (ov, dz, dyv)
     _, dz, dyv = best
-    grow = _ball(4.0, grid.spacing_mm)
+    grow = _ball(KIDNEY_PARTNER_REACH_MM, grid.spacing_mm)
     partner_l = ndi.binary_dilation(_shift(mir_r, dz, dyv), grow)
     mir_l = _mirror_x(_shift(left, -dz, -dyv), centre_ix)
     partner_r = ndi.binary_dilation(mir_l, grow)
-    min_vox = round(20.0 / grid.voxel_volume_ml)
+    min_vox = round(KIDNEY_MIN_ML / grid.voxel_volume_ml)
     out = []
     for side, partner in ((left, partner_l), (right, partner_r)):
         sym = side & partner
@@ -828,9 +1044,10 @@ def _ureters(
     zb = z3[bladder]
     lo, hi = float(zb.min()), float(zk.max())
     lo, hi = min(lo, hi), max(lo, hi)
-    cand = region & (suv >= 3.0) & (np.abs(dx) <= 100.0) & (z3 >= lo) & (z3 <= hi)
+    cand = (region & (suv >= URETER_MIN_SUV) & (np.abs(dx) <= URETER_MAX_MIDLINE_MM)
+            & (z3 >= lo) & (z3 <= hi))
     sx, sy, sz = grid.spacing_mm
-    max_area_vox = 200.0 / (sx * sy)
+    max_area_vox = URETER_MAX_AREA_MM2 / (sx * sy)
     thin = np.zeros_like(cand)
     for k in range(cand.shape[0]):
         lab, n = ndi.label(cand[k], structure=np.ones((3, 3), bool))
@@ -878,16 +1095,16 @@ def _aorta(
     px = sx * sy
     suv_l = ndi.gaussian_filter(suv, sigma=(0.0, AORTA_PET_SIGMA_MM / sy,
                                             AORTA_PET_SIGMA_MM / sx))
-    pet_max = AORTA_LIVER_FRACTION * liver_suv if liver_suv else 4.0
+    pet_max = AORTA_LIVER_FRACTION * liver_suv if liver_suv else AORTA_MAX_SUV_WITHOUT_LIVER
     cross = ndi.generate_binary_structure(2, 1)
     # candidates per slice: (x, y, radius_mm, component)
     cands: dict[int, list[tuple[float, float, float, np.ndarray]]] = {}
     for k in range(nz):
         if not np.isfinite(ant_y[k]) or not region[k].any():
             continue
-        box = (region[k] & (y3[k] <= ant_y[k]) & (y3[k] > ant_y[k] - 45.0)
-               & (dx[k] > -20.0) & (dx[k] < 45.0))
-        cand = (box & (hu[k] >= AORTA_HU[0]) & (hu[k] <= AORTA_HU[1]) & (suv_l[k] >= 0.8)
+        box = (region[k] & (y3[k] <= ant_y[k]) & (y3[k] > ant_y[k] - AORTA_MAX_ANTERIOR_MM)
+               & (dx[k] > AORTA_DX_MM[0]) & (dx[k] < AORTA_DX_MM[1]))
+        cand = (box & (hu[k] >= AORTA_HU[0]) & (hu[k] <= AORTA_HU[1]) & (suv_l[k] >= AORTA_MIN_SUV)
                 & (suv_l[k] <= pet_max))
         cand = ndi.binary_opening(ndi.binary_fill_holes(cand) & box, cross)
         lab, n = ndi.label(cand, structure=cross)
@@ -897,9 +1114,10 @@ def _aorta(
             if not AORTA_AREA_MM2[0] <= area <= AORTA_AREA_MM2[1]:
                 continue
             edt = ndi.distance_transform_edt(np.pad(comp, 1), sampling=(sy, sx))[1:-1, 1:-1]
-            if area > 3.0 * math.pi * float(edt.max()) ** 2:  # not round (elongated, merged)
+            # not round (elongated, merged)
+            if area > AORTA_MAX_AREA_TO_INSCRIBED_RATIO * math.pi * float(edt.max()) ** 2:
                 continue
-            jj, ii = np.nonzero(edt >= 0.5 * float(edt.max()))
+            jj, ii = np.nonzero(edt >= AORTA_CORE_DEPTH_FRACTION * float(edt.max()))
             p = grid.index_to_lps((float(k), float(jj.mean()), float(ii.mean())))
             cands.setdefault(k, []).append((float(p[0]), float(p[1]),
                                             math.sqrt(area / math.pi), comp))
@@ -912,32 +1130,35 @@ def _aorta(
         return i if d[i] <= within else None
 
     # the aorta is the most persistent structure: start from the median of each slice's
-    # widest candidate, then follow the running median (+-5 slices) of the picks
+    # widest candidate, then follow the running median (+-AORTA_TRACK_WINDOW_SLICES) of the
+    # picks
     widest = np.array([max(v, key=lambda c: c[2])[:2] for v in cands.values()])
     ref0 = (float(np.median(widest[:, 0])), float(np.median(widest[:, 1])))
     xy: dict[int, tuple[float, float]] = {}
     for k in cands:
-        first_pick = nearest(k, ref0, 15.0)
+        first_pick = nearest(k, ref0, AORTA_FIRST_PICK_MM)
         if first_pick is not None:
             xy[k] = (cands[k][first_pick][0], cands[k][first_pick][1])
     chosen: dict[int, tuple[float, float, float, np.ndarray]] = {}
     for k in cands:
-        track = [v for j, v in xy.items() if abs(j - k) <= 5]
+        track = [v for j, v in xy.items() if abs(j - k) <= AORTA_TRACK_WINDOW_SLICES]
         local = (float(np.median([p[0] for p in track])),
                  float(np.median([p[1] for p in track]))) if track else ref0
-        pick = nearest(k, local, 8.0)
+        pick = nearest(k, local, AORTA_TRACK_PICK_MM)
         if pick is not None:
             chosen[k] = cands[k][pick]
     if not chosen:
         return out, None, "no continuous round soft-tissue structure anterior to the spine"
-    # longest run of slices with centres moving < 6 mm per slice; up to two missed slices
+    # longest run of slices with centres moving < AORTA_MAX_STEP_MM_PER_SLICE; up to two missed
+    # slices
     # are bridged (radius 0: no cylinder may cover them)
     centres = [(k, c[0], c[1], c[2]) for k, c in sorted(chosen.items())]
     runs: list[list[tuple[int, float, float, float]]] = [[centres[0]]]
     for c in centres[1:]:
         prev = runs[-1][-1]
         step = c[0] - prev[0]
-        if 1 <= step <= 3 and math.hypot(c[1] - prev[1], c[2] - prev[2]) < 6.0 * step:
+        if (1 <= step <= AORTA_MAX_BRIDGE_SLICES and math.hypot(c[1] - prev[1], c[2] - prev[2])
+                < AORTA_MAX_STEP_MM_PER_SLICE * step):
             for j in range(1, step):
                 f = j / step
                 runs[-1].append((prev[0] + j, prev[1] + f * (c[1] - prev[1]),
@@ -946,11 +1167,11 @@ def _aorta(
         else:
             runs.append([c])
     run = max(runs, key=len)
-    # a slice whose lumen is > 25 % wider than the track's running median (+-3 slices) has
+    # a slice whose lumen is wider than AORTA_MERGED_RATIO x the track's running median has
     # merged with a neighbour (liver, crus, bowel): its centre is biased, no cylinder on it
     radii = np.array([c[3] for c in run])
     for j, c in enumerate(run):
-        around = radii[max(0, j - 3): j + 4]
+        around = radii[max(0, j - AORTA_RADIUS_WINDOW_SLICES): j + AORTA_RADIUS_WINDOW_SLICES + 1]
         around = around[around > 0.0]
         if c[3] > 0.0 and around.size and c[3] > AORTA_MERGED_RATIO * float(np.median(around)):
             run[j] = (c[0], c[1], c[2], -c[3])
@@ -979,7 +1200,8 @@ def _aorta(
         pos.append((margin, m, (cx, cy), float(np.mean([c[3] for c in sl])),
                     bool(all(lung_slices[c[0]] for c in sl))))
     if not pos:
-        return out, None, "no 2 cm stretch of the aorta track without a missed slice"
+        return out, None, (f"no {BLOOD_POOL_LENGTH_MM / 10.0:g} cm stretch of the aorta track "
+                           "without a missed slice")
     thoracic = any(p[4] for p in pos)
     pool = [p for p in pos if p[4]] if thoracic else pos
     # largest margin (ties within a quarter voxel: the radius is quantised by the voxel
@@ -987,7 +1209,7 @@ def _aorta(
     best = max(p[0] for p in pool)
     up = 1.0 if z_slice[-1] >= z_slice[0] else -1.0
     margin, m, (cx, cy), radius, _ = max(
-        (p for p in pool if p[0] >= best - 0.25 * min(sx, sy)),
+        (p for p in pool if p[0] >= best - AORTA_TIE_VOXEL_FRACTION * min(sx, sy)),
         key=lambda p: up * float(z_slice[run[p[1]][0]]))
     where = "descending thoracic aorta (PERCIST)" if thoracic else (
         "abdominal aorta (fallback: PERCIST specifies the descending thoracic aorta, "
@@ -997,7 +1219,8 @@ def _aorta(
         (cx, cy, float(z_slice[run[m][0]])),
         BLOOD_POOL_RADIUS_MM,
         BLOOD_POOL_LENGTH_MM,
-        rule=(f"1 cm x 2 cm cylinder on the lumen axis of the {where}, where it stays "
+        rule=(f"{2.0 * BLOOD_POOL_RADIUS_MM / 10.0:g} cm x {BLOOD_POOL_LENGTH_MM / 10.0:g} cm "
+              f"cylinder on the lumen axis of the {where}, where it stays "
               f"deepest inside the lumen on a straight {n_run}-slice track "
               f"(>= {AORTA_END_MARGIN_MM:.0f} mm from its ends when possible): lumen "
               f"radius {radius:.1f} mm (area-equivalent), cylinder surface >= "
@@ -1025,34 +1248,40 @@ def _liver_reference(
 ) -> ReferenceRegion | None:
     sx, sy, sz = grid.spacing_mm
     edt = ndi.distance_transform_edt(liver, sampling=(sz, sy, sx))
-    right_lobe = liver & (dx < -30.0)
+    right_lobe = liver & (dx < -LIVER_RIGHT_LOBE_MM)
     if not right_lobe.any():
         right_lobe = liver
     ks = np.nonzero(liver.any(axis=(1, 2)))[0]
     z_mid = float((z_slice[ks].min() + z_slice[ks].max()) / 2.0)
     z3 = z_slice[:, None, None]
-    score = np.where(right_lobe, edt - 0.25 * np.abs(z3 - z_mid), -np.inf)
+    score = np.where(right_lobe, edt - LIVER_MID_LEVEL_PENALTY_MM_PER_MM * np.abs(z3 - z_mid),
+                     -np.inf)
     if suv is not None:
         # avoid focal hot spots (liver lesions, vessels are cooler): local 3 cm mean vs liver
         liver_med = float(np.median(suv[liver]))
-        local = ndi.uniform_filter(suv, size=(max(1, int(30 / sz)), max(1, int(30 / sy)),
-                                              max(1, int(30 / sx))))
-        score = np.where(np.abs(local - liver_med) > 0.2 * liver_med, score - 20.0, score)
+        local = ndi.uniform_filter(suv, size=(max(1, int(LIVER_LOCAL_MEAN_MM / sz)),
+                                              max(1, int(LIVER_LOCAL_MEAN_MM / sy)),
+                                              max(1, int(LIVER_LOCAL_MEAN_MM / sx))))
+        score = np.where(np.abs(local - liver_med) > LIVER_HOTSPOT_FRACTION * liver_med,
+                         score - LIVER_HOTSPOT_PENALTY_MM, score)
     best = np.unravel_index(int(np.argmax(score)), liver.shape)
     if not np.isfinite(score[best]):
         return None
     depth = float(edt[best])
     p = grid.index_to_lps(tuple(float(v) for v in best))  # type: ignore[arg-type]
     if depth < LIVER_SPHERE_RADIUS_MM:
-        warnings.warn(format_message(f"the liver is too thin for a 3 cm sphere (deepest point "
-                                     f"{depth:.0f} mm from its edge)"), AnatomyWarning,
+        warnings.warn(format_message(f"the liver is too thin for a "
+                                     f"{2.0 * LIVER_SPHERE_RADIUS_MM / 10.0:g} cm sphere "
+                                     f"(deepest point {depth:.0f} mm from its edge)"),
+                      AnatomyWarning,
                       stacklevel=3)
     return ReferenceRegion(
         "liver",
         (float(p[0]), float(p[1]), float(p[2])),
         LIVER_SPHERE_RADIUS_MM,
         None,
-        rule=(f"3 cm sphere in the right lobe at the deepest point ({depth:.0f} mm from the "
+        rule=(f"{2.0 * LIVER_SPHERE_RADIUS_MM / 10.0:g} cm sphere in the right lobe at the "
+              f"deepest point ({depth:.0f} mm from the "
               "liver surface), preferring the dome-tip mid-level and uniform uptake"),
     )
 

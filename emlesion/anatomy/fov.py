@@ -24,13 +24,16 @@ bilateral at that size).
 
 *Head / brain (CT)*: on slices that are not trunk slices, the skull is the bone
 (>= 200 HU) ring, closed by one voxel; the intracranial space is its filled interior, and
-the brain is the largest 3-D component of intracranial voxels at 0-80 HU. Accepted when
-its volume is at least :data:`BRAIN_MIN_ML`, its mean CT is 10-60 HU, its top lies within
+the brain is the largest 3-D component of intracranial voxels in :data:`BRAIN_HU` (0-80 HU).
+Accepted when its volume is at least :data:`BRAIN_MIN_ML`, its mean CT is in
+:data:`BRAIN_MEAN_HU` (10-60 HU), its top lies within
 :data:`BRAIN_TOP_MARGIN_MM` of the top of the body (or of the field of view), and, with a
 PET, its median uptake is at least :data:`BRAIN_MIN_UPTAKE_RATIO` times the body median.
 
 *Brain (PET only)*: without CT, the largest connected region of smoothed uptake above
-``max(2.5, 0.35 x the 99.5th percentile of the cranial 150 mm)`` whose top lies within
+``max(2.5, 0.35 x the 99.5th percentile of the cranial 150 mm)`` (:data:`BRAIN_PET_MIN_SUV`,
+:data:`BRAIN_PET_FRACTION`, :data:`BRAIN_PET_REFERENCE_PERCENTILE`,
+:data:`BRAIN_PET_REFERENCE_DEPTH_MM`) whose top lies within
 :data:`BRAIN_TOP_MARGIN_MM` of the top of the PET body, of
 :data:`BRAIN_MIN_ML`-:data:`BRAIN_MAX_ML`, that straddles the body midline (the brain is a
 midline organ: its centroid within :data:`BRAIN_MAX_MIDLINE_OFFSET_MM` of the centre of the
@@ -38,13 +41,15 @@ body on its slices, at least :data:`BRAIN_MIN_SIDE_FRACTION` of it on each side;
 abdomen-pelvis PET a hot kidney at the cranial edge otherwise passes for a brain), slices'
 holes filled (ventricles).
 
-*Heart*: when lungs are present, on the lung slices, the soft tissue (-20..100 HU) inside
+*Heart*: when lungs are present, on the lung slices, the soft tissue (:data:`HEART_HU`) inside
 the convex hull of the lungs, outside lungs and bone, anterior to the vertebral bodies,
 minus the liver; opened by a :data:`HEART_OPENING_MM` ball (cuts the great vessels and
 the oesophagus); the largest component. Accepted when its volume is
 :data:`HEART_MIN_ML`-:data:`HEART_MAX_ML` and its centroid lies left of ``-30 mm`` from
-the spinal axis (the heart is left-anterior) and anterior of the vertebral bodies.
-*Myocardium*: the voxels with SUV >= ``max(2.5, 1.6 x the heart's median)`` (the
+the spinal axis (:data:`HEART_MAX_RIGHT_MM`; the heart is left-anterior) and anterior of
+the vertebral bodies.
+*Myocardium*: the voxels with SUV >= ``max(2.5, 1.6 x the heart's median)``
+(:data:`MYOCARDIUM_MIN_SUV`, :data:`MYOCARDIUM_MEDIAN_RATIO`) (the
 ventricular blood pool is the heart's cooler bulk) within :data:`MYOCARDIUM_REACH_MM` of
 the heart, in connected regions that touch the heart, dilated by one voxel for partial
 volume. The reach recovers the anterior wall where the heart touches the chest wall in
@@ -97,6 +102,8 @@ __all__ = [
     "BRAIN_MIN_SIDE_FRACTION",
     "HEART_MAX_ML",
     "HEART_MIN_ML",
+    "PET_BODY_FRACTION",
+    "TRUNK_MIN_AREA_CM2",
     "TRUNK_MIN_WIDTH_MM",
     "FieldOfView",
     "find_brain_ct",
@@ -106,26 +113,88 @@ __all__ = [
     "trunk_slices",
 ]
 
+# Sources of the constants below (the module references [1], [2] and):
+#   [H73] Hounsfield GN. Computerized transverse axial scanning (tomography). Br J Radiol
+#         1973;46:1016-1022 (air -1000 HU, water 0 HU).
+#   [K88] Kvist H et al. Am J Clin Nutr 1988;48:1351-1361 (adipose tissue -190..-30 HU).
+#   [NA76] New PF, Aronow S. Attenuation measurements of whole blood and blood fractions in
+#         computed tomography. Radiology 1976;121:635-640 (unenhanced blood about 40-60 HU).
+#   [G41] Standring S (ed). Gray's Anatomy, 41st ed. Elsevier 2016 (body, brain, heart and
+#         lung sizes).
+# Values marked "chosen on the generator seeds" were tuned on the synthetic studies of
+# :mod:`emlesion.sample` and the head-thorax phantom of ``tests/test_anatomy_fov.py``; they
+# are not published values. Rule strings are built from these names.
+
+#: Trunk slice: the largest body cross-section is at least this wide (mm) and this large
+#: (cm^2): an adult abdomen, thorax or pelvis is wider than 200 mm, adult thighs, neck and
+#: head are narrower [G41]; chosen on the generator seeds.
 TRUNK_MIN_WIDTH_MM = 200.0
 TRUNK_MIN_AREA_CM2 = 250.0
+#: ... and touches the transverse image edge over at most this length (mm); chosen.
 TRUNCATION_MAX_MM = 20.0
+#: Square millimetres per square centimetre (unit conversion).
+MM2_PER_CM2 = 100.0
+#: Lungs: air below this CT value (HU), between air (-1000 HU [H73]) and fat (-190..-30 HU
+#: [K88]); aerated lung lies around -700..-900 HU [2].
 LUNG_HU_MAX = -400.0
+#: Lung air components of at least this volume (mL), at least this much on each side, over
+#: at least this cranio-caudal extent (mm); an adult lung holds litres of air [G41], bowel
+#: gas is smaller and seldom bilateral; chosen on the generator seeds.
 LUNG_MIN_COMPONENT_ML = 100.0
 LUNG_MIN_SIDE_ML = 300.0
 LUNG_MIN_EXTENT_MM = 60.0
+#: Brain volume range (mL); an adult brain holds about 1.1-1.5 L [G41]; the bounds are wide
+#: to keep a brain cut by the field of view or partly lost to the threshold.
 BRAIN_MIN_ML = 150.0
 BRAIN_MAX_ML = 2500.0
+#: The brain's top lies within this distance (mm) of the top of the body or field of view.
 BRAIN_TOP_MARGIN_MM = 60.0
+#: With a PET, the brain's median uptake is at least this multiple of the body median
+#: (intense physiological brain FDG uptake [1]); chosen on the generator seeds.
 BRAIN_MIN_UPTAKE_RATIO = 2.0
+#: A skull slice encloses at least this area (mm^2, 20 cm^2) inside its bone ring; chosen.
+SKULL_MIN_INNER_AREA_MM2 = 2000.0
+#: Brain CT range (HU): white matter about 20-30 HU, grey matter about 35-45 HU, with
+#: margin for noise and partial volume; the candidate's mean must lie in the second range.
+BRAIN_HU = (0.0, 80.0)
+BRAIN_MEAN_HU = (10.0, 60.0)
 #: PET-only brain: largest distance (mm) of its centroid from the body's left-right centre.
+#: (The brain is a midline organ [G41]; 30 mm chosen on the generator seeds.)
 BRAIN_MAX_MIDLINE_OFFSET_MM = 30.0
 #: PET-only brain: smallest fraction of its voxels on each side of the body centre.
 BRAIN_MIN_SIDE_FRACTION = 0.3
+#: PET-only: sigma (mm) of the 3-D Gaussian smoothing, about one PET voxel [1]; the body is
+#: smoothed uptake above this fraction of the median positive uptake, and at least this SUV.
+PET_SMOOTHING_SIGMA_MM = 4.0
+PET_BODY_FRACTION = 0.3
+PET_BODY_MIN_SUV = 0.1
+#: PET-only brain threshold: max(this SUV, this fraction x this percentile of the smoothed
+#: uptake of the cranial this-many mm of the body); candidates within this depth (mm) of the
+#: top of the body. Chosen on the generator seeds and the QIN data.
+BRAIN_PET_MIN_SUV = 2.5
+BRAIN_PET_FRACTION = 0.35
+BRAIN_PET_REFERENCE_PERCENTILE = 99.5
+BRAIN_PET_REFERENCE_DEPTH_MM = 150.0
+BRAIN_PET_SEARCH_DEPTH_MM = 300.0
+#: Heart: soft tissue (HU; unenhanced blood and myocardium about 40-60 HU [NA76], the range
+#: is that of the aorta rule) between the lungs, at least this far (mm) anterior of the
+#: vertebral bodies, and farther than this (mm) from the liver.
+HEART_HU = (-20.0, 100.0)
+HEART_VERTEBRA_MARGIN_MM = 5.0
+HEART_LIVER_MARGIN_MM = 4.0
+#: Opening ball (mm): cuts the great vessels and the oesophagus; chosen on the phantom.
 HEART_OPENING_MM = 8.0
+#: Heart volume range (mL; the adult heart with its blood is roughly 0.5-0.8 L [G41]).
 HEART_MIN_ML = 150.0
 HEART_MAX_ML = 1500.0
+#: The heart's centroid is at most this far (mm) right of the spinal axis (the heart lies
+#: left-anterior [G41]).
+HEART_MAX_RIGHT_MM = 30.0
+#: Myocardium: SUV >= max(this SUV, this multiple of the heart median) within this reach
+#: (mm) of the heart; myocardial FDG uptake is variable [1]; chosen on the phantom.
+MYOCARDIUM_MIN_SUV = 2.5
+MYOCARDIUM_MEDIAN_RATIO = 1.6
 MYOCARDIUM_REACH_MM = 15.0
-
 
 @dataclass(frozen=True)
 class FieldOfView:
@@ -254,10 +323,10 @@ def trunk_slices(body: np.ndarray, grid: Grid) -> np.ndarray:
     out = np.zeros(nz, bool)
     eight = np.ones((3, 3), bool)
     for k in range(nz):
-        if body[k].sum() * sx * sy < TRUNK_MIN_AREA_CM2 * 100.0:
+        if body[k].sum() * sx * sy < TRUNK_MIN_AREA_CM2 * MM2_PER_CM2:
             continue
         comp = _largest(body[k], eight)
-        area_cm2 = comp.sum() * sx * sy / 100.0
+        area_cm2 = comp.sum() * sx * sy / MM2_PER_CM2
         cols = np.nonzero(comp.any(axis=0))[0]
         width = (cols[-1] - cols[0] + 1) * sx
         edge_mm = (comp[0].sum() + comp[-1].sum()) * sx + (comp[:, 0].sum()
@@ -323,14 +392,15 @@ def find_brain_ct(
     for k in np.nonzero(cand_slices)[0]:
         ring = ndi.binary_closing(bone[k], cross, border_value=0)
         inner = ndi.binary_fill_holes(ring) & ~ring
-        if inner.sum() * sx * sy >= 2000.0:  # >= 20 cm^2 enclosed by bone
+        if inner.sum() * sx * sy >= SKULL_MIN_INNER_AREA_MM2:  # enclosed by bone
             intra[k] = inner
     if not intra.any():
-        return empty, "no closed bone ring enclosing >= 20 cm^2 (no skull)"
-    cand = _largest(intra & (hu >= 0.0) & (hu <= 80.0), np.ones((3, 3, 3), bool))
+        return empty, (f"no closed bone ring enclosing >= "
+                       f"{SKULL_MIN_INNER_AREA_MM2 / MM2_PER_CM2:g} cm^2 (no skull)")
+    cand = _largest(intra & (hu >= BRAIN_HU[0]) & (hu <= BRAIN_HU[1]), np.ones((3, 3, 3), bool))
     vol = float(cand.sum() * vox_ml)
     if vol == 0.0:
-        return empty, "no 0-80 HU tissue inside the bone ring"
+        return empty, f"no {BRAIN_HU[0]:g}-{BRAIN_HU[1]:g} HU tissue inside the bone ring"
     mean_hu = float(hu[cand].mean())
     body_top = _z_range(body, z_slice)
     fov_top = float(z_slice.max())
@@ -340,8 +410,9 @@ def find_brain_ct(
     problems = []
     if not BRAIN_MIN_ML <= vol <= BRAIN_MAX_ML:
         problems.append(f"volume {vol:.0f} mL outside {BRAIN_MIN_ML:g}-{BRAIN_MAX_ML:g} mL")
-    if not 10.0 <= mean_hu <= 60.0:
-        problems.append(f"mean CT {mean_hu:.0f} HU outside 10-60 HU")
+    if not BRAIN_MEAN_HU[0] <= mean_hu <= BRAIN_MEAN_HU[1]:
+        problems.append(f"mean CT {mean_hu:.0f} HU outside "
+                        f"{BRAIN_MEAN_HU[0]:g}-{BRAIN_MEAN_HU[1]:g} HU")
     if top_gap > BRAIN_TOP_MARGIN_MM:
         problems.append(f"its top lies {top_gap:.0f} mm below the top of the body "
                         f"(> {BRAIN_TOP_MARGIN_MM:g} mm: not the cranial end)")
@@ -360,7 +431,8 @@ def find_brain_ct(
             fix="supply organ_labels with a brain label"), warning, stacklevel=3)
         return empty, "brain candidate dropped: " + "; ".join(problems)
     brain = _fill_slices(cand)
-    return brain, (f"intracranial 0-80 HU tissue inside the closed skull ring, {vol:.0f} mL, "
+    return brain, (f"intracranial {BRAIN_HU[0]:g}-{BRAIN_HU[1]:g} HU tissue inside the closed "
+                   f"skull ring, {vol:.0f} mL, "
                    f"mean {mean_hu:.0f} HU{uptake}")
 
 
@@ -373,9 +445,12 @@ def find_brain_pet(
     """
     sx, sy, sz = grid.spacing_mm
     vox_ml = grid.voxel_volume_ml
-    smooth = ndi.gaussian_filter(suv.astype(np.float32), sigma=(4.0 / sz, 4.0 / sy, 4.0 / sx))
+    smooth = ndi.gaussian_filter(suv.astype(np.float32),
+                                 sigma=(PET_SMOOTHING_SIGMA_MM / sz, PET_SMOOTHING_SIGMA_MM / sy,
+                                        PET_SMOOTHING_SIGMA_MM / sx))
     pos = smooth[smooth > 0]
-    body_level = max(0.1, 0.3 * float(np.median(pos))) if pos.size else 0.1
+    body_level = (max(PET_BODY_MIN_SUV, PET_BODY_FRACTION * float(np.median(pos))) if pos.size
+                  else PET_BODY_MIN_SUV)
     body = _largest(_fill_slices(smooth > body_level), np.ones((3, 3, 3), bool))
     empty = np.zeros(suv.shape, bool)
     zr = _z_range(body, z_slice)
@@ -383,10 +458,11 @@ def find_brain_pet(
         return body, empty, "no body on the PET"
     top = zr[1]
     z3 = z_slice[:, None, None]
-    cranial = body & (z3 >= top - 150.0)
-    ref = float(np.percentile(smooth[cranial], 99.5)) if cranial.any() else 0.0
-    level = max(2.5, 0.35 * ref)
-    hot = body & (smooth >= level) & (z3 >= top - 300.0)
+    cranial = body & (z3 >= top - BRAIN_PET_REFERENCE_DEPTH_MM)
+    ref = (float(np.percentile(smooth[cranial], BRAIN_PET_REFERENCE_PERCENTILE)) if cranial.any()
+           else 0.0)
+    level = max(BRAIN_PET_MIN_SUV, BRAIN_PET_FRACTION * ref)
+    hot = body & (smooth >= level) & (z3 >= top - BRAIN_PET_SEARCH_DEPTH_MM)
     lab, n = ndi.label(hot, structure=np.ones((3, 3, 3), bool))
     if n == 0:
         return body, empty, f"no uptake >= {level:.3g} at the cranial end"
@@ -424,7 +500,9 @@ def find_brain_pet(
     brain = _fill_slices(lab == best[1])
     brain = ndi.binary_fill_holes(brain)
     return body, brain, (f"PET only: largest smoothed-uptake region >= {level:.3g} "
-                         f"(max(2.5, 0.35 x P99.5 of the cranial 150 mm)) reaching within "
+                         f"(max({BRAIN_PET_MIN_SUV:g}, {BRAIN_PET_FRACTION:g} x "
+                         f"P{BRAIN_PET_REFERENCE_PERCENTILE:g} of the cranial "
+                         f"{BRAIN_PET_REFERENCE_DEPTH_MM:g} mm)) reaching within "
                          f"{BRAIN_TOP_MARGIN_MM:g} mm of the top of the body and straddling "
                          f"the body midline, {best[0]:.0f} mL")
 
@@ -470,9 +548,11 @@ def find_heart(
         if lungs[k].sum() < 3:
             continue
         hull = convex_hull_image(lungs[k])
-        between[k] = hull & ~lungs[k] & body[k] & ~bone[k] & (y3[k] < ant[k] - 5.0)
-    liver_d = ndi.binary_dilation(liver, _ball(4.0, grid.spacing_mm)) if liver.any() else liver
-    soft = between & (hu >= -20.0) & (hu <= 100.0) & ~liver_d
+        between[k] = (hull & ~lungs[k] & body[k] & ~bone[k]
+                      & (y3[k] < ant[k] - HEART_VERTEBRA_MARGIN_MM))
+    liver_d = (ndi.binary_dilation(liver, _ball(HEART_LIVER_MARGIN_MM, grid.spacing_mm))
+               if liver.any() else liver)
+    soft = between & (hu >= HEART_HU[0]) & (hu <= HEART_HU[1]) & ~liver_d
     soft = ndi.binary_opening(soft, _ball(HEART_OPENING_MM, grid.spacing_mm))
     cand = _largest(soft)
     vol = float(cand.sum() * vox_ml)
@@ -482,7 +562,7 @@ def find_heart(
     problems = []
     if not HEART_MIN_ML <= vol <= HEART_MAX_ML:
         problems.append(f"volume {vol:.0f} mL outside {HEART_MIN_ML:g}-{HEART_MAX_ML:g} mL")
-    if cdx < -30.0:
+    if cdx < -HEART_MAX_RIGHT_MM:
         problems.append(f"centroid {cdx:.0f} mm right of the spinal axis (heart is left)")
     if problems:
         warnings.warn(format_message(
@@ -490,19 +570,21 @@ def find_heart(
             fix="supply organ_labels with a heart label"), warning, stacklevel=3)
         return empty, None, "heart candidate dropped: " + "; ".join(problems)
     heart = _fill_slices(cand)
-    rule = (f"soft tissue (-20..100 HU) inside the lungs' convex hull, anterior of the "
+    rule = (f"soft tissue ({HEART_HU[0]:g}..{HEART_HU[1]:g} HU) inside the lungs' convex "
+            f"hull, anterior of the "
             f"vertebrae, opened by {HEART_OPENING_MM:g} mm; {vol:.0f} mL, centroid "
             f"{cdx:+.0f} mm from the axis")
     if suv is None:
         return heart, None, rule
     med = float(np.median(suv[heart]))
-    level = max(2.5, 1.6 * med)
+    level = max(MYOCARDIUM_MIN_SUV, MYOCARDIUM_MEDIAN_RATIO * med)
     zone = ndi.binary_dilation(heart, _ball(MYOCARDIUM_REACH_MM, grid.spacing_mm))
     lab, _n = ndi.label(zone & (suv >= level), structure=np.ones((3, 3, 3), bool))
     touching = np.unique(lab[heart & (lab > 0)])
     hot = np.isin(lab, touching) & (lab > 0)
     hot = ndi.binary_dilation(hot, np.ones((3, 3, 3), bool)) & zone if hot.any() else hot
     myo_ml = float(hot.sum() * vox_ml)
-    rule += (f"; myocardium = SUV >= {level:.3g} (max(2.5, 1.6 x heart median {med:.3g})), "
+    rule += (f"; myocardium = SUV >= {level:.3g} (max({MYOCARDIUM_MIN_SUV:g}, "
+             f"{MYOCARDIUM_MEDIAN_RATIO:g} x heart median {med:.3g})), "
              f"{myo_ml:.0f} mL (myocardial FDG uptake is variable)")
     return heart, hot, rule
