@@ -34,6 +34,7 @@ __all__ = [
     "GeometryWarning",
     "InconsistentStudyError",
     "InvalidAttributeError",
+    "InvalidParameterError",
     "MaskError",
     "MaskWarning",
     "MissingAttributeError",
@@ -43,6 +44,7 @@ __all__ = [
     "SUVWarning",
     "SegmentationError",
     "SeriesNotFoundError",
+    "UnknownKeyError",
     "UnsupportedDataError",
     "external_stacklevel",
     "format_message",
@@ -114,6 +116,22 @@ class MissingAttributeError(EmlesionError, KeyError):
 
 class InvalidAttributeError(EmlesionError, ValueError):
     """A DICOM attribute is present but its value is malformed or out of range."""
+
+
+class InvalidParameterError(EmlesionError, ValueError):
+    """An argument given to an emlesion function is outside its allowed values: an unknown
+    option name, a negative radius, a count below 1, a missing companion argument.
+
+    The data is not at fault (see :class:`InvalidAttributeError` for a malformed header,
+    :class:`GeometryError` for a grid); the call is."""
+
+
+class UnknownKeyError(EmlesionError, KeyError):
+    """A name or id looked up in an emlesion object is not there: a track id, a timepoint
+    label, a lesion label, a table column, a DICOM keyword."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 class UnsupportedDataError(EmlesionError, ValueError):

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from emlesion.errors import GeometryError, InvalidParameterError
 from emlesion.measure import (
     PEAK_RADIUS_1ML_MM,
     PEAK_RADIUS_1P2CM_MM,
@@ -152,3 +153,7 @@ def test_bad_inputs() -> None:
         intensity_peak(img, img > 0, (1, 1, 1))
     with pytest.raises(ValueError, match="spacing_mm"):
         sphere_kernel((0.0, 1.0, 1.0))
+    with pytest.raises(GeometryError, match=r"spacing_mm.*Fix: pass the voxel spacing"):
+        sphere_kernel((0.0, 1.0, 1.0))
+    with pytest.raises(InvalidParameterError, match="peak radius"):
+        sphere_kernel((1.0, 1.0, 1.0), -1.0)

@@ -13,7 +13,13 @@ import warnings
 import numpy as np
 import pytest
 
-from emlesion.errors import GeometryWarning, InconsistentStudyError, MaskError
+from emlesion.errors import (
+    GeometryWarning,
+    InconsistentStudyError,
+    InvalidParameterError,
+    MaskError,
+    UnknownKeyError,
+)
 from emlesion.io.geometry import Grid
 from emlesion.io.labelmap import LabelMap
 from emlesion.track import (
@@ -269,3 +275,14 @@ def test_tracking_result_dict_and_repr() -> None:
     }
     assert "present[1]" in repr(res)
     assert res.table()[1]["state"] == "present"
+
+
+def test_unknown_track_timepoint_and_bad_parameters_are_emlesion_errors() -> None:
+    t0 = spheres((1, (30, 40, 40), 6))
+    res = _track(TimepointLesions("b", t0), TimepointLesions("f", t0))
+    with pytest.raises(UnknownKeyError, match=r"no track 'T9'.*Fix: use one of \['T1'\]"):
+        res.track("T9")
+    with pytest.raises(KeyError, match="has no timepoint 'x'"):  # still a KeyError
+        res.track("T1").point("x")
+    with pytest.raises(InvalidParameterError, match="max_distance_mm must be > 0"):
+        match_lesions(t0, t0, max_distance_mm=0.0)

@@ -44,7 +44,14 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
 
-from emlesion.errors import DicomQuirkWarning, DicomReadError, format_message, warn_external
+from emlesion.errors import (
+    DicomQuirkWarning,
+    DicomReadError,
+    InvalidParameterError,
+    UnknownKeyError,
+    format_message,
+    warn_external,
+)
 
 __all__ = [
     "DicomFile",
@@ -101,7 +108,10 @@ def _tag_of(keyword: str) -> int:
     if tag is None:
         found = keyword_dict.get(keyword)
         if found is None:
-            raise KeyError(f"unknown DICOM keyword {keyword!r}")
+            raise UnknownKeyError(format_message(
+                f"unknown DICOM keyword {keyword!r}", attribute=keyword,
+                fix="use a keyword of the DICOM data dictionary (pydicom.datadict.keyword_dict), "
+                "spelled as in PS3.6, e.g. 'PatientWeight'"))
         tag = _TAG_CACHE[keyword] = int(found)
     return tag
 
@@ -131,8 +141,8 @@ def header_text(ds: Dataset, keyword: str) -> str:
 
     Raises
     ------
-    KeyError
-        ``keyword`` is not a DICOM keyword.
+    UnknownKeyError
+        ``keyword`` is not a DICOM keyword (a ``KeyError``).
 
     References
     ----------
@@ -710,8 +720,8 @@ def find_private(
 
     Raises
     ------
-    ValueError
-        ``group`` is even (not a private group).
+    InvalidParameterError
+        ``group`` is even (not a private group; a ``ValueError``).
 
     References
     ----------
@@ -729,7 +739,9 @@ def find_private(
     '20240101120000'
     """
     if group % 2 != 1:
-        raise ValueError(f"private groups are odd, got 0x{group:04X}")
+        raise InvalidParameterError(format_message(
+            f"private groups are odd, got 0x{group:04X}", attribute=f"({group:04X},xxxx)",
+            fix="pass the odd group of the private block (DICOM PS3.5 7.8.1), e.g. 0x0009"))
     offset = element_offset & 0xFF
     creators = _private_creators(ds, group)
     wanted = creator.strip(_PADDING)

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import ndimage
 
-from emlesion.errors import GeometryError, MaskError, format_message
+from emlesion.errors import GeometryError, MaskError, UnknownKeyError, format_message
 from emlesion.io.geometry import Grid
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import Volume
@@ -665,7 +665,7 @@ class LesionTable:
                 arr = self._to_array(f, self._field_values(f))
                 self._cache[column] = arr
                 return arr
-        raise KeyError(
+        raise UnknownKeyError(
             format_message(
                 f"no column {column!r} in this lesion table",
                 fix="see LesionTable.column_names (peak variants, SUL and CT columns only "
@@ -837,7 +837,9 @@ class LesionTable:
         for r in self.rows:
             if r.label == int(label):
                 return r
-        raise KeyError(format_message(f"label {label} was not measured"))
+        raise UnknownKeyError(format_message(
+            f"label {label} was not measured",
+            fix=f"use one of the measured labels {[r.label for r in self.rows]}"))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict: columns (lists), definitions, provenance."""

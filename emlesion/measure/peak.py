@@ -42,7 +42,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from emlesion.errors import MaskError, format_message
+from emlesion.errors import GeometryError, InvalidParameterError, MaskError, format_message
 
 __all__ = [
     "PEAK_RADIUS_1ML_MM",
@@ -78,7 +78,7 @@ class PeakVariant(str, enum.Enum):
             return cls(str(value).lower())
         except ValueError:
             allowed = ", ".join(v.value for v in cls)
-            raise ValueError(
+            raise InvalidParameterError(
                 format_message(f"unknown SUVpeak variant {value!r}", fix=f"use one of {allowed}")
             ) from None
 
@@ -126,11 +126,14 @@ class PeakResult:
 def _check_spacing_radius(spacing_mm: Spacing, radius_mm: float) -> tuple[Spacing, float]:
     sp = tuple(float(s) for s in spacing_mm)
     if len(sp) != 3 or not all(math.isfinite(s) and s > 0 for s in sp):
-        raise ValueError(format_message(f"spacing_mm must be 3 positive numbers, got {spacing_mm}"))
+        raise GeometryError(format_message(
+            f"spacing_mm must be 3 positive numbers, got {spacing_mm}",
+            fix="pass the voxel spacing of the image grid (Grid.spacing_mm, x y z in mm)"))
     r = float(radius_mm)
     if not (math.isfinite(r) and r >= 0):
-        raise ValueError(
-            format_message(f"peak radius must be a finite number >= 0, got {radius_mm}")
+        raise InvalidParameterError(
+            format_message(f"peak radius must be a finite number >= 0, got {radius_mm}",
+                           fix="pass radius_mm in mm, e.g. PEAK_RADIUS_1ML_MM (1 mL sphere)")
         )
     return (sp[0], sp[1], sp[2]), r
 
@@ -236,7 +239,9 @@ def sphere_weights(
     """
     sp, r = _check_spacing_radius(spacing_mm, radius_mm)
     if int(subsamples) < 1:
-        raise ValueError(format_message(f"subsamples must be >= 1, got {subsamples}"))
+        raise InvalidParameterError(format_message(
+            f"subsamples must be >= 1, got {subsamples}",
+            fix="pass a positive number of sub-samples per voxel axis"))
     return _sphere_weights_cached(sp, r, int(subsamples))
 
 

@@ -96,7 +96,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 from scipy.spatial.distance import pdist, squareform
 
-from emlesion.errors import format_message
+from emlesion.errors import InvalidParameterError, format_message
 
 __all__ = [
     "AxialDiameters",
@@ -133,7 +133,7 @@ class DiameterConvention(str, enum.Enum):
             return cls(text)
         except ValueError:
             allowed = ", ".join(v.value for v in cls)
-            raise ValueError(
+            raise InvalidParameterError(
                 format_message(
                     f"unknown diameter convention {value!r}", fix=f"use one of {allowed}"
                 )

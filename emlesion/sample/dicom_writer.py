@@ -34,6 +34,7 @@ from pydicom.uid import (
 )
 
 from emlesion import __version__
+from emlesion.errors import InvalidParameterError, format_message
 from emlesion.sample.schedule import (
     F18_HALF_LIFE_S,
     Patient,
@@ -63,7 +64,9 @@ def format_ds(value: float, digits: int = 10) -> str:
         text = f"{value:.{d}g}"
         if len(text) <= 16:
             return text
-    raise ValueError(f"cannot format {value!r} as DS")  # pragma: no cover
+    raise InvalidParameterError(format_message(  # pragma: no cover
+        f"cannot format {value!r} as a DICOM Decimal String of 16 characters",
+        fix="pass a finite number"))
 
 
 def _da(d: _dt.date) -> str:
@@ -373,7 +376,10 @@ def write_pet_series(
             blk.add_new(0x22, "DT", _dt_str(sched.scan_start))
         elif vendor is VendorConvention.PHILIPS_CNTS:
             if philips_suv_factor is None:
-                raise ValueError("the Philips CNTS convention needs philips_suv_factor")
+                raise InvalidParameterError(format_message(
+                    "the Philips CNTS convention needs philips_suv_factor",
+                    attribute="Philips SUV factor (7053,1000)",
+                    fix="pass philips_suv_factor (the SUV per count the private tag carries)"))
             blk = ds.private_block(0x7053, "Philips PET Private Group", create=True)
             blk.add_new(0x00, "DS", philips_suv_factor)
             blk.add_new(0x09, "DS", format_ds(sched.philips_activity_scale_bqml_per_count))

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from emlesion.errors import InvalidParameterError, format_message
+
 __all__ = [
     "CT_ZOOM",
     "FINE_SPACING_MM",
@@ -216,7 +218,8 @@ def lesion_states(timepoint: str) -> tuple[LesionState, ...]:
             ),
             LesionState(pelvic, False, status="resolved"),
         )
-    raise ValueError(f"unknown timepoint {timepoint!r}")
+    raise InvalidParameterError(format_message(f"unknown timepoint {timepoint!r}",
+                                               fix="use baseline, month1 or month3"))
 
 
 def _deformation(ux: np.ndarray, uy: np.ndarray, uz: np.ndarray, coeffs: np.ndarray) -> np.ndarray:

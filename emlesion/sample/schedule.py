@@ -23,6 +23,8 @@ import enum
 import math
 from dataclasses import dataclass
 
+from emlesion.errors import InvalidParameterError, format_message
+
 __all__ = [
     "F18_HALF_LIFE_S",
     "INFUSION_DATE",
@@ -276,4 +278,5 @@ def schedule_for(name: str) -> TimepointSchedule:
             manufacturer="GE MEDICAL SYSTEMS",
             model_name="Discovery-like (synthetic)",
         )
-    raise ValueError(f"unknown timepoint {name!r}; expected one of {TIMEPOINTS}")
+    raise InvalidParameterError(format_message(f"unknown timepoint {name!r}",
+                                               fix=f"use one of {', '.join(TIMEPOINTS)}"))

@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from emlesion import __version__
 from emlesion._atomic import publish_dir
-from emlesion.errors import format_message
+from emlesion.errors import InvalidParameterError, format_message
 from emlesion.sample.dicom_writer import (
     SeriesGeometry,
     StudyUIDs,
@@ -309,7 +309,7 @@ def simulate_timepoint(name: str, seed: int = DEFAULT_SEED) -> SimulatedTimepoin
     SimulatedTimepoint
     """
     if name not in TIMEPOINTS:
-        raise ValueError(
+        raise InvalidParameterError(
             format_message(f"unknown timepoint {name!r}", fix=f"use one of {', '.join(TIMEPOINTS)}")
         )
     sched = schedule_for(name)
@@ -879,7 +879,7 @@ def generate_sample_study(
         )
     unknown = [t for t in timepoints if t not in TIMEPOINTS]
     if unknown:
-        raise ValueError(
+        raise InvalidParameterError(
             format_message(f"unknown timepoint(s) {unknown}", fix=f"use {', '.join(TIMEPOINTS)}")
         )
     out.parent.mkdir(parents=True, exist_ok=True)

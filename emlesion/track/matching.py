@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from emlesion.errors import MaskError, format_message
+from emlesion.errors import InvalidParameterError, MaskError, format_message
 from emlesion.io.labelmap import LabelMap
 from emlesion.provenance import ProvenanceStep, jsonable
 
@@ -368,7 +368,11 @@ def match_lesions(
             )
         )
     if max_distance_mm <= 0 or not 0 < min_fraction <= 1:
-        raise ValueError("max_distance_mm must be > 0 and min_fraction in (0, 1]")
+        raise InvalidParameterError(format_message(
+            f"max_distance_mm must be > 0 and min_fraction in (0, 1], got {max_distance_mm} "
+            f"and {min_fraction}",
+            fix=f"use the defaults ({DEFAULT_MAX_DISTANCE_MM:g} mm, {DEFAULT_MIN_FRACTION:g}) "
+            "or values in those ranges"))
     refs = _items_from_labelmap(reference)
     cands = _items_from_labelmap(candidate)
     out = _match_items(refs, cands, max_distance_mm=max_distance_mm, min_fraction=min_fraction)

@@ -38,7 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from emlesion.errors import GeometryWarning, InconsistentStudyError, format_message
+from emlesion.errors import (
+    GeometryWarning,
+    InconsistentStudyError,
+    UnknownKeyError,
+    format_message,
+)
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import Volume
 from emlesion.provenance import ProvenanceStep, record_warnings
@@ -182,7 +187,9 @@ class LesionTrack:
         for p in self.points:
             if p.timepoint == timepoint:
                 return p
-        raise KeyError(f"track {self.id} has no timepoint {timepoint!r}")
+        raise UnknownKeyError(format_message(
+            f"track {self.id} has no timepoint {timepoint!r}",
+            fix=f"use one of {[p.timepoint for p in self.points]}"))
 
     def state_at(self, timepoint: str) -> TrackState:
         """State at ``timepoint``."""
@@ -256,7 +263,8 @@ class TrackingResult:
         for t in self.tracks:
             if t.id == track_id:
                 return t
-        raise KeyError(f"no track {track_id!r}")
+        raise UnknownKeyError(format_message(
+            f"no track {track_id!r}", fix=f"use one of {[t.id for t in self.tracks]}"))
 
     def track_of(self, timepoint: str, label: int) -> LesionTrack | None:
         """The track that owns lesion ``label`` of ``timepoint`` (``None`` if none)."""
