@@ -37,7 +37,6 @@ supply ``organ_labels`` then.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -62,7 +61,7 @@ from emlesion.anatomy.model import (
     ReferenceRegion,
     voxel_centres_mm,
 )
-from emlesion.errors import EmlesionWarning, MaskError, format_message
+from emlesion.errors import EmlesionWarning, MaskError, format_message, warn_external
 from emlesion.io.geometry import Grid, resample_array
 from emlesion.io.geometry import ball_structure as _ball
 from emlesion.io.labelmap import LabelMap
@@ -377,7 +376,7 @@ def _suv_scale(pet: Volume, body: np.ndarray) -> tuple[np.ndarray, str]:
         return arr, f"PET used as is ({pet.units})"
     vals = arr[body & (arr > 0)]
     med = float(np.median(vals)) if vals.size else 1.0
-    warnings.warn(
+    warn_external(
         format_message(
             f"PET units {pet.units or 'unknown'} are not an SUV; PET values were divided by "
             f"the body median ({med:.4g}) so that organ rules can use SUV-like levels",
@@ -385,7 +384,6 @@ def _suv_scale(pet: Volume, body: np.ndarray) -> tuple[np.ndarray, str]:
             fix="pass the output of emlesion.suv.compute_suv",
         ),
         AnatomyWarning,
-        stacklevel=3,
     )
     return (arr / (med if med > 0 else 1.0)).astype(np.float32), "PET / body median (not SUV)"
 
@@ -569,9 +567,8 @@ def segment_anatomy(
         spine_ks = np.nonzero(spine.any(axis=(1, 2)))[0]
         spine_len = float((spine_ks.max() - spine_ks.min() + 1) * sz) if spine_ks.size else 0.0
         if 0.0 < spine_len < MIN_SPINE_LENGTH_MM:
-            warnings.warn(format_message(f"spine candidate dropped: it spans {spine_len:.0f} mm "
-                                         f"(< {MIN_SPINE_LENGTH_MM:g} mm)"), AnatomyWarning,
-                          stacklevel=2)
+            warn_external(format_message(f"spine candidate dropped: it spans {spine_len:.0f} mm "
+                                         f"(< {MIN_SPINE_LENGTH_MM:g} mm)"), AnatomyWarning)
             axis = np.full_like(axis, np.nan)
             ant_y = np.full_like(ant_y, np.nan)
             spine = np.zeros_like(spine)
@@ -583,10 +580,10 @@ def segment_anatomy(
                                     "interpolated",
                                     inputs={"slices_with_axis": n_axis}))
         if n_axis == 0:
-            warnings.warn(format_message(
+            warn_external(format_message(
                 "no spine found on the CT; the body centre is used as the midline"
                 + ("" if trunk.any() else " (no trunk slice in the field of view: trunk "
-                   "organs are not searched)")), AnatomyWarning, stacklevel=2)
+                   "organs are not searched)")), AnatomyWarning)
             axis = _body_centres(body, x3, y3)
         ax_x = np.where(np.isfinite(axis[:, 0]), axis[:, 0], np.nanmedian(axis[:, 0]))
         ax_y = np.where(np.isfinite(axis[:, 1]), axis[:, 1], np.nanmedian(axis[:, 1]))
@@ -604,9 +601,9 @@ def segment_anatomy(
         else:
             inlet_z = crest_z - INLET_DEFAULT_DEPTH_MM
         if crest_z is None:
-            warnings.warn(format_message("iliac crests not found (pelvis outside the field of "
+            warn_external(format_message("iliac crests not found (pelvis outside the field of "
                                          "view?); pelvic/retroperitoneal regions use the scan "
-                                         "middle"), AnatomyWarning, stacklevel=2)
+                                         "middle"), AnatomyWarning)
         z3 = np.broadcast_to(z_slice[:, None, None], grid.shape)
         if crest_z is not None:
             split_z = crest_z
@@ -640,9 +637,8 @@ def segment_anatomy(
         if not search_trunk:
             why = ("no trunk slice in the field of view" if not trunk.any()
                    else "no spine (midline reference) on the trunk slices")
-            warnings.warn(format_message(f"trunk organs (bladder, liver, kidneys, ureters, "
-                                         f"aorta) not searched: {why}"), AnatomyWarning,
-                          stacklevel=2)
+            warn_external(format_message(f"trunk organs (bladder, liver, kidneys, ureters, "
+                                         f"aorta) not searched: {why}"), AnatomyWarning)
             steps.append(ProvenanceStep("emlesion.anatomy.trunk_organs",
                                         rule=f"not searched: {why}"))
         elif suv is not None:
@@ -655,9 +651,8 @@ def segment_anatomy(
             liver, lrule = _liver(suv_s, hu, soft & above, dx)
             liver_ml = float(liver.sum() * vox_ml)
             if 0.0 < liver_ml < MIN_LIVER_ML:
-                warnings.warn(format_message(f"liver candidate dropped: {liver_ml:.0f} mL "
-                                             f"(< {MIN_LIVER_ML:g} mL)"), AnatomyWarning,
-                              stacklevel=2)
+                warn_external(format_message(f"liver candidate dropped: {liver_ml:.0f} mL "
+                                             f"(< {MIN_LIVER_ML:g} mL)"), AnatomyWarning)
                 liver = np.zeros_like(liver)
                 lrule += f"; candidate of {liver_ml:.0f} mL dropped (< {MIN_LIVER_ML:g} mL)"
             # 8. kidneys
@@ -685,9 +680,9 @@ def segment_anatomy(
                                             inputs={"volume_ml": float(m.sum() * vox_ml),
                                                     "pet_scale": scale_rule}))
                 if not m.any() and lab is not AnatomyLabel.URETERS:
-                    warnings.warn(format_message(f"{lab.value} not found by the classical "
+                    warn_external(format_message(f"{lab.value} not found by the classical "
                                                  "rules", fix="supply organ_labels"),
-                                  AnatomyWarning, stacklevel=2)
+                                  AnatomyWarning)
         else:
             bladder = _bladder_ct(hu, soft & below, dx, dy, grid)
             masks[AnatomyLabel.BLADDER] = bladder
@@ -790,8 +785,8 @@ def _segment_pet_only(pet: Volume) -> Anatomy:
             ks = np.nonzero(brain.any(axis=(1, 2)))[0]
             head_z = (float(z_slice[ks].min()), float(z_slice[ks].max()))
         else:
-            warnings.warn(format_message(f"no brain found on the PET alone ({rule})"),
-                          AnatomyWarning, stacklevel=3)
+            warn_external(format_message(f"no brain found on the PET alone ({rule})"),
+                          AnatomyWarning)
         steps.append(ProvenanceStep("emlesion.anatomy.body", rule="PET only: smoothed uptake "
                                     f"> {PET_BODY_FRACTION * 100:g} % of the median positive "
                                     "uptake, slice holes filled, largest 3-D component",
@@ -1270,11 +1265,10 @@ def _liver_reference(
     depth = float(edt[best])
     p = grid.index_to_lps(tuple(float(v) for v in best))  # type: ignore[arg-type]
     if depth < LIVER_SPHERE_RADIUS_MM:
-        warnings.warn(format_message(f"the liver is too thin for a "
+        warn_external(format_message(f"the liver is too thin for a "
                                      f"{2.0 * LIVER_SPHERE_RADIUS_MM / 10.0:g} cm sphere "
                                      f"(deepest point {depth:.0f} mm from its edge)"),
-                      AnatomyWarning,
-                      stacklevel=3)
+                      AnatomyWarning)
     return ReferenceRegion(
         "liver",
         (float(p[0]), float(p[1]), float(p[2])),
@@ -1313,9 +1307,9 @@ def _apply_organ_labels(
                                        fix="name the labels (e.g. TotalSegmentator names) or "
                                        "pass organ_names"))
     if unknown:
-        warnings.warn(format_message(f"organ labels ignored (unknown names): "
+        warn_external(format_message(f"organ labels ignored (unknown names): "
                                      f"{', '.join(sorted(set(unknown))[:10])}"),
-                      AnatomyWarning, stacklevel=3)
+                      AnatomyWarning)
     masks.update(new)
     return {k.value for k in new}
 

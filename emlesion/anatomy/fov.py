@@ -82,7 +82,6 @@ References
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,7 +89,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import convex_hull_image
 
-from emlesion.errors import format_message
+from emlesion.errors import format_message, warn_external
 from emlesion.io.geometry import Grid
 from emlesion.io.geometry import ball_structure as _ball
 from emlesion.provenance import jsonable
@@ -426,9 +425,9 @@ def find_brain_ct(
             problems.append(f"median uptake {brain_med:.3g} is only {ratio:.1f} x the body "
                             f"median (< {BRAIN_MIN_UPTAKE_RATIO:g})")
     if problems:
-        warnings.warn(format_message(
+        warn_external(format_message(
             f"brain candidate inside a bone ring dropped: {'; '.join(problems)}",
-            fix="supply organ_labels with a brain label"), warning, stacklevel=3)
+            fix="supply organ_labels with a brain label"), warning)
         return empty, "brain candidate dropped: " + "; ".join(problems)
     brain = _fill_slices(cand)
     return brain, (f"intracranial {BRAIN_HU[0]:g}-{BRAIN_HU[1]:g} HU tissue inside the closed "
@@ -494,8 +493,8 @@ def find_brain_pet(
         why = "; ".join(reasons) or (f"no region >= {level:.3g} reaching within "
                                      f"{BRAIN_TOP_MARGIN_MM:g} mm of the top of the body")
         if reasons:
-            warnings.warn(format_message(f"PET-only brain candidate dropped: {why}"),
-                          warning, stacklevel=3)
+            warn_external(format_message(f"PET-only brain candidate dropped: {why}"),
+                          warning)
         return body, empty, why
     brain = _fill_slices(lab == best[1])
     brain = ndi.binary_fill_holes(brain)
@@ -565,9 +564,9 @@ def find_heart(
     if cdx < -HEART_MAX_RIGHT_MM:
         problems.append(f"centroid {cdx:.0f} mm right of the spinal axis (heart is left)")
     if problems:
-        warnings.warn(format_message(
+        warn_external(format_message(
             f"heart candidate between the lungs dropped: {'; '.join(problems)}",
-            fix="supply organ_labels with a heart label"), warning, stacklevel=3)
+            fix="supply organ_labels with a heart label"), warning)
         return empty, None, "heart candidate dropped: " + "; ".join(problems)
     heart = _fill_slices(cand)
     rule = (f"soft tissue ({HEART_HU[0]:g}..{HEART_HU[1]:g} HU) inside the lungs' convex "

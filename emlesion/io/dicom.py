@@ -32,7 +32,6 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -588,7 +587,7 @@ def decode_pixels(file: DicomFile, *, series: str | None = None) -> np.ndarray:
                 )
             )
         if len(native) > need + 1:  # one padding byte makes an odd length even
-            warnings.warn(
+            warn_external(
                 format_message(
                     f"{file.path}: pixel data holds {len(native)} bytes, {rows}x{cols} pixels "
                     f"of {bits} bits need {need}; only the first {need} bytes are used",
@@ -598,7 +597,6 @@ def decode_pixels(file: DicomFile, *, series: str | None = None) -> np.ndarray:
                     "may not describe the pixel data",
                 ),
                 DicomQuirkWarning,
-                stacklevel=2,
             )
         arr = np.frombuffer(native, dtype=dtype, count=rows * cols).reshape(rows, cols)
         bits_stored = _int(ds, "BitsStored", bits)

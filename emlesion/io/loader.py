@@ -37,7 +37,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -55,6 +54,7 @@ from emlesion.errors import (
     SeriesNotFoundError,
     UnsupportedDataError,
     format_message,
+    warn_external,
 )
 from emlesion.io.dicom import DicomFile, decode_pixels, header_text, read_file
 from emlesion.io.discover import (
@@ -552,7 +552,7 @@ def _geometry(files: list[DicomFile], series: str, tol: GeometryTolerances) -> _
     max_dev = float(deviation.max()) if deviation.size else 0.0
     if max_dev > tol.spacing_warn_mm:
         n_dev = int(np.sum(deviation > tol.spacing_warn_mm))
-        warnings.warn(
+        warn_external(
             format_message(
                 f"slice steps range from {steps.min():.3f} to {steps.max():.3f} mm; "
                 f"{n_dev} step(s) deviate by more than {tol.spacing_warn_mm} mm (at most "
@@ -561,7 +561,6 @@ def _geometry(files: list[DicomFile], series: str, tol: GeometryTolerances) -> _
                 attribute=_attr("ImagePositionPatient"),
             ),
             GeometryWarning,
-            stacklevel=4,
         )
     sx, sy = float(spacings[0, 1]), float(spacings[0, 0])
     direction = np.column_stack([row, col, normal]).reshape(-1)
@@ -816,14 +815,13 @@ def _build(
             )
         units = next(iter(units_seen))
         if not units:
-            warnings.warn(
+            warn_external(
                 format_message("PET Units is empty; the voxel values have unknown units",
                                series=series, attribute=_attr("Units")),
                 DicomQuirkWarning,
-                stacklevel=3,
             )
         if nonzero_intercepts:
-            warnings.warn(
+            warn_external(
                 format_message(
                     f"{nonzero_intercepts} PET slice(s) have a non-zero RescaleIntercept "
                     "(the standard says it is always 0 for PET); it was applied",
@@ -831,7 +829,6 @@ def _build(
                     attribute=_attr("RescaleIntercept"),
                 ),
                 DicomQuirkWarning,
-                stacklevel=3,
             )
     elif modality == "CT":
         units = "HU"

@@ -41,7 +41,6 @@ References
 from __future__ import annotations
 
 import enum
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +56,7 @@ from emlesion.errors import (
     SeriesNotFoundError,
     UnsupportedDataError,
     format_message,
+    warn_external,
 )
 from emlesion.io.geometry import Grid
 from emlesion.io.labelmap import LabelMap
@@ -319,7 +319,7 @@ def _combine(
             f"{s.name!r} lost {lost[s.number]}" for s in segments if lost[s.number]
         )
         summary["voxels_lost"] = {k: v for k, v in lost.items() if v}
-        warnings.warn(
+        warn_external(
             format_message(
                 f"{n_shared} voxels belong to several segments; resolved by overlap="
                 f"'{overlap.value}' ({lost_text})",
@@ -327,7 +327,6 @@ def _combine(
                 fix="load overlapping segments separately with segments=[...] to keep each whole",
             ),
             MaskWarning,
-            stacklevel=3,
         )
     return labels, summary
 
@@ -345,14 +344,13 @@ def _warn_empty(segments: Sequence[_Segment], source: str, where: str) -> None:
             )
         )
     for seg in empty:
-        warnings.warn(
+        warn_external(
             format_message(
                 f"segment {seg.number} ({seg.name!r}) has no voxel on the reference grid ({where})",
                 series=source,
                 fix="check that the reference image covers this segment",
             ),
             MaskWarning,
-            stacklevel=3,
         )
 
 

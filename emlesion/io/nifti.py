@@ -14,7 +14,6 @@ References
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from emlesion.errors import (
     MaskError,
     UnsupportedDataError,
     format_message,
+    warn_external,
 )
 from emlesion.io.geometry import Grid, resample_array
 from emlesion.io.labelmap import LabelMap
@@ -80,7 +80,7 @@ def nifti_grid(header: Any, shape: tuple[int, int, int], source: str = "") -> tu
     if sform is not None and scode:
         affine, rule = np.asarray(sform, float), f"sform (code {int(scode)})"
         if qform is not None and qcode and not np.allclose(qform, sform, atol=1e-2):
-            warnings.warn(
+            warn_external(
                 format_message(
                     "the NIfTI sform and qform disagree; the sform is used",
                     series=source,
@@ -88,7 +88,6 @@ def nifti_grid(header: Any, shape: tuple[int, int, int], source: str = "") -> tu
                     fix="check the mask against the image; rewrite the NIfTI with one affine",
                 ),
                 GeometryWarning,
-                stacklevel=2,
             )
     elif qform is not None and qcode:
         affine, rule = np.asarray(qform, float), f"qform (code {int(qcode)})"

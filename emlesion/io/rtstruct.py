@@ -18,7 +18,6 @@ References
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from emlesion.errors import (
     MaskError,
     UnsupportedDataError,
     format_message,
+    warn_external,
 )
 from emlesion.io.geometry import Grid
 from emlesion.io.labelmap import LabelMap
@@ -347,14 +347,13 @@ def rasterize_rtstruct(
                     )
                 contours.append(_Contour(number, float(k.mean()), ijk[:, 1::-1].copy()))
         for kind, n in skipped.items():
-            warnings.warn(
+            warn_external(
                 format_message(
                     f"{n} contour(s) of type {kind} skipped: they enclose no area",
                     series=source,
                     attribute="ContourGeometricType (3006,0042)",
                 ),
                 MaskWarning,
-                stacklevel=2,
             )
 
         all_planes_mm = np.array([c.plane_index * sz for c in contours])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import math
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +28,7 @@ from emlesion.anatomy import (
     segment_anatomy,
 )
 from emlesion.anatomy.model import voxel_centres_mm
-from emlesion.errors import EmlesionWarning, SegmentationError, format_message
+from emlesion.errors import EmlesionWarning, SegmentationError, format_message, warn_external
 from emlesion.io.geometry import Grid, resample_array
 from emlesion.io.geometry import ball_structure as _ball
 from emlesion.io.labelmap import LabelMap
@@ -609,11 +608,10 @@ def segment_lesions(
     steps: list[ProvenanceStep] = []
     with record_warnings() as rec:
         if not suv.units.upper().startswith(("SUV", "SUL")):
-            warnings.warn(format_message(
+            warn_external(format_message(
                 f"image units {suv.units or 'unknown'} are not an SUV; fixed SUV thresholds "
                 "are meaningless on it", series=suv.identity.series_instance_uid or None,
-                fix="pass the output of emlesion.suv.compute_suv"), SegmentationWarning,
-                stacklevel=2)
+                fix="pass the output of emlesion.suv.compute_suv"), SegmentationWarning)
         if anatomy is None and ct is not None:
             anatomy = segment_anatomy(ct, suv)
             steps.append(ProvenanceStep("emlesion.anatomy.segment_anatomy",
@@ -647,9 +645,9 @@ def segment_lesions(
                     found = True
             (used if found else missing).append(ex_name)
         if wanted and anatomy is None:
-            warnings.warn(format_message(
+            warn_external(format_message(
                 "no anatomy: physiological uptake (bladder, kidneys...) is NOT excluded",
-                fix="pass anatomy= or ct="), SegmentationWarning, stacklevel=2)
+                fix="pass anatomy= or ct="), SegmentationWarning)
         reach = _ball(halo_mm, grid.spacing_mm)
         halo = (ndi.binary_dilation(hot_organ, reach) & ~organ) if hot_organ.any() \
             else np.zeros(grid.shape, bool)
@@ -767,13 +765,13 @@ def segment_lesions(
                     below_floor += 1
                     continue
                 if not info["converged"]:
-                    warnings.warn(format_message(
+                    warn_external(format_message(
                         f"the {frac:.0%} region of the lesion with SUVmax {info['suv_max']:.3g} "
                         f"still reaches its VOI after {voi_max_iterations} enlargements: "
                         "possible leak into adjacent physiological uptake",
                         series=suv.identity.series_instance_uid or None,
                         fix="check the contour; pass a lesion mask or a tighter search region"),
-                        SegmentationWarning, stacklevel=2)
+                        SegmentationWarning)
                 g = _add_rim(g, a, t, rim_zone & ~taken)
                 rule = classify_threshold_rule(method, float(info["suv_max"]), floor)
                 floored = rule is ThresholdRule.BLOOD_POOL_FLOOR
@@ -801,7 +799,7 @@ def segment_lesions(
                         bowel_uptake += 1
                         taken |= consumed
                         centre = grid.index_to_lps(np.asarray(peak, dtype=float))
-                        warnings.warn(format_message(
+                        warn_external(format_message(
                             f"low-contrast uptake (SUVmax {float(a[peak]):.2f} at LPS "
                             f"({centre[0]:.0f}, {centre[1]:.0f}, {centre[2]:.0f}) mm) dropped "
                             f"as bowel uptake: no soft-tissue core on the CT "
@@ -809,7 +807,7 @@ def segment_lesions(
                             "under it",
                             series=suv.identity.series_instance_uid or None,
                             fix="pass a lesion mask if this is a lesion, or "
-                            "ct_soft_tissue=False"), SegmentationWarning, stacklevel=2)
+                            "ct_soft_tissue=False"), SegmentationWarning)
                         continue
                 if g.sum() * vox_ml < min_volume_ml:
                     continue
@@ -844,9 +842,9 @@ def segment_lesions(
         if isinstance(region, Seed):
             lesions = _pick_seed(lesions, region, grid)
             if not lesions:
-                warnings.warn(format_message(
+                warn_external(format_message(
                     f"no lesion contains or lies within {region.radius_mm:g} mm of the seed "
-                    f"{region.point_mm}"), SegmentationWarning, stacklevel=2)
+                    f"{region.point_mm}"), SegmentationWarning)
         # --- labels, regions, names -----------------------------------------------
         lesions.sort(key=lambda x: -float(a[x[0]].max()))
         arr = np.zeros(grid.shape, np.uint16)
@@ -867,14 +865,14 @@ def segment_lesions(
                               float(m.sum() * vox_ml), float(a[m].max()), float(t), ra, rule))
             if rule is ThresholdRule.BLOOD_POOL_FLOOR:
                 frac = _FRACTION[method]
-                warnings.warn(format_message(
+                warn_external(format_message(
                     f"lesion {name}: SUVmax {float(a[m].max()):.2f} is below blood-pool mean / "
                     f"{frac:.0%} ({t:.2f} / {frac:g} = {t / frac:.2f}); its boundary is the "
                     f"blood-pool floor (SUV {t:.2f}) and its MTV may include adjacent "
                     "physiological uptake (bowel, vessels)",
                     series=suv.identity.series_instance_uid or None,
                     fix="check the contour; pass a lesion mask or a tighter search region"),
-                    SegmentationWarning, stacklevel=2)
+                    SegmentationWarning)
     step = ProvenanceStep(
         "emlesion.segment.segment_lesions",
         rule=f"method {method.value}, connectivity {connectivity}, min volume "

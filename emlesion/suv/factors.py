@@ -52,6 +52,7 @@ from emlesion.errors import (
     SUVWarning,
     UnsupportedDataError,
     format_message,
+    warn_external,
 )
 from emlesion.io.dicom import header_text
 from emlesion.provenance import jsonable, record_warnings
@@ -401,12 +402,12 @@ class _Engine:
             except InvalidAttributeError:
                 continue  # reported where the value is used (not needed for ADMIN)
             if zone is not None:
-                warnings.warn(format_message(
+                warn_external(format_message(
                     f"TimezoneOffsetFromUTC is absent; the DA/TM values are taken in the zone "
                     f"{zone} of {keyword} {text!r} rather than UTC", series=self.series,
                     attribute=attr("TimezoneOffsetFromUTC"),
                     fix="add TimezoneOffsetFromUTC (0008,0201) to the header"),
-                    SUVWarning, stacklevel=4)
+                    SUVWarning)
                 return zone
         return _dt.timezone.utc
 
@@ -515,24 +516,24 @@ class _Engine:
                     attribute=attr("CorrectedImage"),
                     fix="check the DecayCorrection and CorrectedImage attributes"))
             if dc is DecayCorrection.NONE and has_decay and i == 0:
-                warnings.warn(format_message(
+                warn_external(format_message(
                     "CorrectedImage contains DECY although DecayCorrection is NONE; treating "
                     "the image as not decay corrected", series=self.series,
-                    attribute=attr("CorrectedImage")), DicomQuirkWarning, stacklevel=4)
+                    attribute=attr("CorrectedImage")), DicomQuirkWarning)
             if "DECAY" in terms and i == 0:
-                warnings.warn(format_message(
+                warn_external(format_message(
                     "CorrectedImage uses the non-standard term DECAY (accepted as DECY)",
                     series=self.series, attribute=attr("CorrectedImage")),
-                    DicomQuirkWarning, stacklevel=4)
+                    DicomQuirkWarning)
 
     def check_intercepts(self) -> tuple[float, ...]:
         slopes = tuple(f.slope for f in self.facts)
         bad = sum(1 for f in self.facts if f.intercept != 0.0)
         if bad:
-            warnings.warn(format_message(
+            warn_external(format_message(
                 f"RescaleIntercept is not 0 on {bad} slice(s) (the PET standard says it is "
                 "always 0); the factors apply to slope*SV + intercept", series=self.series,
-                attribute=attr("RescaleIntercept")), DicomQuirkWarning, stacklevel=4)
+                attribute=attr("RescaleIntercept")), DicomQuirkWarning)
         return tuple(slopes)
 
     # -------------------------------------------------------------- patient
@@ -547,10 +548,10 @@ class _Engine:
             raise self.invalid("PatientWeight", f"PatientWeight {w} is negative",
                                "enter the weight in kg")
         if w > WEIGHT_G_THRESHOLD:
-            warnings.warn(format_message(
+            warn_external(format_message(
                 f"PatientWeight {w:g} looks like grams; using {w / 1000:g} kg",
                 series=self.series, attribute=attr("PatientWeight"),
-                fix="store the weight in kg"), SUVWarning, stacklevel=4)
+                fix="store the weight in kg"), SUVWarning)
             w /= 1000.0
         return w
 
@@ -568,10 +569,10 @@ class _Engine:
         if h < 0:
             raise self.invalid("PatientSize", f"PatientSize {h} is negative", "enter metres")
         if h > HEIGHT_CM_THRESHOLD:
-            warnings.warn(format_message(
+            warn_external(format_message(
                 f"PatientSize {h:g} looks like centimetres; using {h / 100:g} m",
                 series=self.series, attribute=attr("PatientSize"),
-                fix="store the height in metres"), SUVWarning, stacklevel=4)
+                fix="store the height in metres"), SUVWarning)
             h /= 100.0
         if not 0.3 <= h <= HEIGHT_CM_THRESHOLD:
             raise self.invalid("PatientSize", f"PatientSize {h:g} m is implausible",
@@ -635,10 +636,10 @@ class _Engine:
             raise self.invalid("RadionuclideTotalDose", f"RadionuclideTotalDose {d} is negative",
                                "enter the injected activity in Bq")
         if d < DOSE_MBQ_THRESHOLD:
-            warnings.warn(format_message(
+            warn_external(format_message(
                 f"RadionuclideTotalDose {d:g} looks like MBq; using {d * 1e6:g} Bq",
                 series=self.series, attribute=attr("RadionuclideTotalDose"),
-                fix="store the dose in Bq"), SUVWarning, stacklevel=4)
+                fix="store the dose in Bq"), SUVWarning)
             d *= 1e6
         return d
 
@@ -660,10 +661,10 @@ class _Engine:
                 "enter the half-life in s or the radionuclide code")
         value, nuclide = found
         self.inputs["half_life_from_code"] = nuclide
-        warnings.warn(format_message(
+        warn_external(format_message(
             f"RadionuclideHalfLife is {'missing' if t is None else 0}; using {value:g} s for "
             f"{nuclide} from RadionuclideCodeSequence", series=self.series,
-            attribute=attr("RadionuclideHalfLife")), SUVWarning, stacklevel=4)
+            attribute=attr("RadionuclideHalfLife")), SUVWarning)
         return value
 
     # -------------------------------------------------------------- times
@@ -748,9 +749,9 @@ class _Engine:
             t, rule = series_dt, ReferenceTimeRule.SERIES
         else:
             if series_dt is None:
-                warnings.warn(format_message(
+                warn_external(format_message(
                     "SeriesDate/SeriesTime missing; skipping QIBA step 1", series=self.series,
-                    attribute=attr("SeriesTime")), SUVWarning, stacklevel=4)
+                    attribute=attr("SeriesTime")), SUVWarning)
             ge = self.ge_scan_datetime()
             if ge is not None:
                 t, rule = ge, ReferenceTimeRule.GE_PRIVATE
@@ -758,18 +759,18 @@ class _Engine:
                 t, rule = frame, ReferenceTimeRule.FRAME
             else:
                 t, rule = t_first, ReferenceTimeRule.EARLIEST_ACQUISITION
-                warnings.warn(format_message(
+                warn_external(format_message(
                     "scan reference time taken from the earliest acquisition time (QIBA last "
                     "resort: SeriesDateTime is after it, no GE private time, no frame timing)",
                     series=self.series, attribute=attr("AcquisitionTime")),
-                    SUVWarning, stacklevel=4)
+                    SUVWarning)
         if frame is not None and abs((t - frame).total_seconds()) > self.tolerance_s:
-            warnings.warn(format_message(
+            warn_external(format_message(
                 f"scan reference time {t.isoformat()} ({rule.value}) differs from the "
                 f"frame-based time {frame.isoformat()} (IBSI option B) by "
                 f"{(t - frame).total_seconds():.1f} s", series=self.series,
                 fix="check SeriesTime; reference_time='frame' uses the frame timing"),
-                SUVWarning, stacklevel=4)
+                SUVWarning)
         return t, rule, frame
 
     def injection_time(self, t_ref: _dt.datetime) -> tuple[_dt.datetime, str]:
@@ -808,11 +809,11 @@ class _Engine:
         if t_inj > t_ref:
             t_inj -= _dt.timedelta(days=1)
             source += ", previous day (midnight rule)"
-            warnings.warn(format_message(
+            warn_external(format_message(
                 f"RadiopharmaceuticalStartTime {tm_text} is after the scan time on its date; "
                 f"injection taken on the previous day ({t_inj.isoformat()})",
                 series=self.series, attribute=attr("RadiopharmaceuticalStartTime")),
-                SUVWarning, stacklevel=4)
+                SUVWarning)
         elapsed = (t_ref - t_inj).total_seconds()
         if elapsed < 0 or elapsed > 86400:
             raise SUVError(format_message(
@@ -841,11 +842,11 @@ class _Engine:
             act.append(private_float(e_act, "Philips activity concentration scale factor",
                                      self.series))
         if literal:
-            warnings.warn(format_message(
+            warn_external(format_message(
                 "Philips factors read from the literal elements (7053,1000)/(7053,1009): group "
                 f"7053 has no private creator ({PHILIPS_CREATOR!r} expected)",
                 series=self.series, fix="tolerated (as in IBSI DROs 2_4 and 2_5)"),
-                DicomQuirkWarning, stacklevel=4)
+                DicomQuirkWarning)
         if all(v for v in suv):
             self.inputs["Philips_SUV_scale_factor"] = suv[0] if len(set(suv)) == 1 else suv
             return "suv", tuple(float(v) for v in suv if v is not None)
@@ -932,9 +933,9 @@ class _Engine:
             self.inputs["SUVType"] = suv_type
             default = "BW" if units is PETUnits.GML else "BSA"
             if not suv_type:
-                warnings.warn(format_message(
+                warn_external(format_message(
                     f"SUVType is empty for Units {units.value}; assuming {default}",
-                    series=self.series, attribute=attr("SUVType")), SUVWarning, stacklevel=3)
+                    series=self.series, attribute=attr("SUVType")), SUVWarning)
                 suv_type = default
             try:
                 stype = SUVType(suv_type)

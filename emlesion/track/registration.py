@@ -35,7 +35,6 @@ from __future__ import annotations
 import enum
 import math
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -43,7 +42,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from emlesion.errors import GeometryError, GeometryWarning, format_message
+from emlesion.errors import GeometryError, GeometryWarning, format_message, warn_external
 from emlesion.io.geometry import Grid
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import Volume
@@ -760,14 +759,13 @@ def register_ct(
             stop,
         )
         if not passed:
-            warnings.warn(
+            warn_external(
                 format_message(
                     f"CT registration quality check failed ({quality!r})",
                     series=moving.identity.series_instance_uid or None,
                     fix="inspect the registration overlay; lesion matching may be unreliable",
                 ),
                 GeometryWarning,
-                stacklevel=2,
             )
     a, o = _linear_part(result)
     duration = time.perf_counter() - t0

@@ -31,7 +31,6 @@ References
 from __future__ import annotations
 
 import enum
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +42,7 @@ from emlesion.errors import (
     InconsistentStudyError,
     UnknownKeyError,
     format_message,
+    warn_external,
 )
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import Volume
@@ -519,7 +519,7 @@ def _registration_for(
     else:
         missing = [t.label for t in (base, tp) if t.ct is None]
         reason = f"no CT at {', '.join(missing)}"
-    warnings.warn(
+    warn_external(
         format_message(
             f"{reason}: follow-up {tp.label!r} is matched in scanner coordinates (identity "
             "transform); patient repositioning is not corrected",
@@ -527,7 +527,6 @@ def _registration_for(
             fix="provide both CTs, or a precomputed Registration",
         ),
         GeometryWarning,
-        stacklevel=3,
     )
     return Registration.identity(fixed_label=base.label, moving_label=tp.label, reason=reason)
 
@@ -541,14 +540,13 @@ def _followup_items(tp: TimepointLesions, moved: LabelMap, reg: Registration) ->
         centroid = map_points(reg, it.centroid_mm, to="fixed")
         vox = on_ref.get(int(it.key), np.zeros(0, dtype=np.intp))
         if vox.size == 0:
-            warnings.warn(
+            warn_external(
                 format_message(
                     f"lesion label {it.key} of {tp.label!r} vanished when resampled onto the "
                     "baseline grid; it is matched by its centroid only",
                     series=tp.lesions.source or None,
                 ),
                 GeometryWarning,
-                stacklevel=4,
             )
         items.append(_Item(int(it.key), vox, centroid))
     return items
