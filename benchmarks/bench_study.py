@@ -31,6 +31,7 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 
 import psutil  # noqa: E402
 
+from emlesion.report import report_dict  # noqa: E402
 from emlesion.study import StageEvent, load_study  # noqa: E402
 
 TARGET_S = 60.0
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                            progress=progress)
         t1 = time.perf_counter()
         assessments = study.assess()
-        report = study.to_report_dict(assessments)
+        report = report_dict(study, assessments)
         json.dumps(report)
         rows = study.lesions_rows()
     t2 = time.perf_counter()

@@ -2,7 +2,7 @@
 on the committed sample study and on other generator seeds.
 
 For every seed the three-timepoint study goes through :func:`emlesion.study.load_study` and
-:meth:`~emlesion.study.Study.to_report_dict` (the path of ``emlesion response``); each truth
+:func:`emlesion.report.report_dict` (the path of ``emlesion response``); each truth
 lesion is matched to the report lesions whose mask overlaps its truth mask
 (``truth_lesions.nii.gz``), and the table gives the reported MTV (sum over the matched labels,
 with their count), the truth volume and the relative error.
@@ -48,6 +48,7 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
 import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 
+from emlesion.report import report_dict  # noqa: E402
 from emlesion.sample import generate_sample_study  # noqa: E402
 from emlesion.study import Study, load_study  # noqa: E402
 
@@ -70,7 +71,7 @@ def truth_mask(root: Path, timepoint: str) -> np.ndarray:
 def volume_rows(study: Study, root: Path) -> list[dict[str, Any]]:
     """One row per truth lesion and timepoint: reported MTV (matched labels), truth, error."""
     truth = json.loads((root / "truth.json").read_text())
-    report = study.to_report_dict(criteria=["percist"], provenance=False)
+    report = report_dict(study, criteria=["percist"], provenance=False)
     rows: list[dict[str, Any]] = []
     for tp, tp_report in zip(study.timepoints, report["timepoints"]):
         t_tp = truth["timepoints"][tp.label]

@@ -17,7 +17,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from emlesion import __version__
+from emlesion._version import __version__
 from emlesion.errors import EmlesionError
 
 __all__ = ["main"]

@@ -1,6 +1,7 @@
 """Writes notebooks/walkthrough.ipynb (outputs cleared). Run from the repository root:
 ``python notebooks/build_walkthrough.py``. Edit the cells here, not in the .ipynb."""
 import nbformat as nbf
+
 nb = nbf.v4.new_notebook()
 md = nbf.v4.new_markdown_cell
 code = nbf.v4.new_code_cell
@@ -26,6 +27,7 @@ import numpy as np
 
 import emlesion
 import emlesion.io as eio
+from emlesion.report import tracks_array
 from emlesion.anatomy import segment_anatomy
 from emlesion.measure import measure_lesions
 from emlesion.segment import segment_lesions
@@ -81,7 +83,7 @@ code("""with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     study = emlesion.load_study({tp: SAMPLE / tp for tp in ("baseline", "month1", "month3")})
 print(study)
-for track in study.tracks_list():
+for track in tracks_array(study):
     print(track)"""),
 code("""assessments = study.assess()
 for a in assessments:

@@ -47,6 +47,7 @@ from emlesion.batch.cohort import ASSESSMENT_COLUMNS, LESION_COLUMNS, STATUS_COL
 from emlesion.batch.runner import LOCK_FILE
 from emlesion.cli import main
 from emlesion.errors import EmlesionError, InconsistentStudyError, MissingAttributeError
+from emlesion.study import CSV_COLUMNS
 
 distributed = pytest.importorskip("distributed")
 
@@ -57,7 +58,7 @@ BROKEN = "BROKEN01"
 #: Criteria of the default assess(): percist, eortc, recist, lugano (PET and CT calls) ->
 #: 5 assessment rows per follow-up (see emlesion.response.DEFAULT_CRITERIA; "lugano" gives
 #: lugano_pet and lugano_ct).
-N_CRITERIA_ROWS = 5
+N_CRITERIA_ROWS = 6  # PERCIST, EORTC, RECIST, Lugano PET, Lugano CT, LYRIC
 
 
 def _generate(args: tuple[int, str]) -> str:
@@ -245,9 +246,13 @@ def test_pool_run_tables_match_the_patient_reports(manifest: Manifest, pool_run:
                                                                           rel=1e-12), key
         report = json.loads((patient_dir(pool_run, pid) / "report.json").read_text())
         assert report["timepoints"][0]["label"] == "baseline"
-    # Deterministic order: patient id, then timepoint order, then lesion label.
-    keys = [(r["patient_id"], int(r["timepoint_index"]), int(r["label"])) for r in lesions]
+    # Deterministic order: patient id, then timepoint order, then track order (T1, T2, ...)
+    keys = [(r["patient_id"], int(r["timepoint_index"]), int(r["track_id"][1:]))
+            for r in lesions]
     assert keys == sorted(keys)
+    # the cohort table is the patients' lesions.csv with the patient columns around it
+    assert list(lesions[0])[2:-3] == list(CSV_COLUMNS)
+    assert "volume_reliable" in lesions[0] and "state" in lesions[0]
 
     assessments = _csv_rows(pool_run / "cohort_assessments.csv")
     assert list(assessments[0]) == list(ASSESSMENT_COLUMNS)
@@ -257,7 +262,7 @@ def test_pool_run_tables_match_the_patient_reports(manifest: Manifest, pool_run:
         assert len(rows) == N_CRITERIA_ROWS == int(status[f"P{seed}"]["n_assessments"])
         assert {r["timepoint"] for r in rows} == {"month1"}
         assert {r["criterion"] for r in rows} == {"percist", "eortc", "recist", "lugano_pet",
-                                                  "lugano_ct"}
+                                                  "lugano_ct", "lyric"}
         report = json.loads((patient_dir(pool_run, f"P{seed}") / "report.json").read_text())
         percist = next(r for r in rows if r["criterion"] == "percist")
         assert percist["category"] == report["assessments"][0]["percist"]["category"]

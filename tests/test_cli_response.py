@@ -59,7 +59,11 @@ def test_lesions_csv(run_dir: tuple[Path, str, str]) -> None:
     report = json.loads((out / "report.json").read_text())
     rows = list(csv.DictReader((out / "lesions.csv").open()))
     assert tuple(rows[0]) == CSV_COLUMNS
-    assert len(rows) == sum(len(t["lesions"]) for t in report["timepoints"])
+    # one row per track and timepoint from its first appearance (report.json tracks[].sites)
+    assert len(rows) == sum(len(t["sites"]) for t in report["tracks"])
+    assert [r["state"] for r in rows if r["timepoint"] == "month3"] == [
+        report["tracks"][0]["sites"]["month3"]["state"],
+        report["tracks"][1]["sites"]["month3"]["state"]]
     first = report["timepoints"][0]["lesions"][0]
     assert rows[0]["track_id"] == first["track_id"] == "T1"
     assert float(rows[0]["mtv_ml"]) == pytest.approx(first["mtv_ml"], rel=1e-12)

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from emlesion.report import write_study_outputs
 from emlesion.study import CSV_COLUMNS, Study
-from emlesion.study.output import write_study_outputs
 from emlesion.study.record import RECORD_COLUMNS, LesionRecord
 
 REPO = Path(__file__).resolve().parent.parent

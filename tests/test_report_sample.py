@@ -17,7 +17,7 @@ import highdicom as hd
 import pydicom
 import pytest
 
-from emlesion.report import write_dicom_outputs, write_html_report
+from emlesion.report import tracks_array, write_dicom_outputs, write_html_report
 from emlesion.report.dicom import SITE_READOUT_METHOD
 
 pytestmark = pytest.mark.slow
@@ -84,7 +84,7 @@ def test_seg_and_sr_of_every_timepoint_read_back(outputs: dict[str, Any]) -> Non
     names = sorted(p.name for p in outputs["files"])
     assert names == sorted(f"{k}_{kind}.dcm" for k in LABELS for kind in ("seg", "sr"))
     expected = _truth_volumes(outputs["truth"])
-    tracks = {t["id"]: t for t in outputs["study"].tracks_list()}
+    tracks = {t["id"]: t for t in tracks_array(outputs["study"])}
     track_uids: dict[str, set[str]] = {}
     for tp in LABELS:
         seg = hd.seg.segread(out / f"{tp}_seg.dcm")

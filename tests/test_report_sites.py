@@ -45,6 +45,7 @@ from emlesion.report import (
     header_from_identity,
     render_html,
     tracking_uid,
+    tracks_array,
 )
 from emlesion.report.dicom import SITE_READOUT_METHOD, SITE_SCHEME, write_dataset_atomic
 from emlesion.response.sites import SiteReading, SiteState
@@ -486,7 +487,7 @@ def _truth_track_names(sample: dict[str, Any]) -> dict[str, str]:
 def test_sample_html_rows_match_report_json(sample: dict[str, Any]) -> None:
     study = sample["study"]
     rows = _site_rows(sample["page"])
-    json_sites = {t["id"]: t["sites"] for t in study.tracks_list()}  # report.json tracks
+    json_sites = {t["id"]: t["sites"] for t in tracks_array(study)}  # report.json tracks
     expected = {(tid, lab) for tid, by_tp in study.sites.items() for lab in by_tp}
     n_truth = len(sample["truth"]["timepoints"]["baseline"]["lesions"])
     assert set(rows) == expected and len(expected) == n_truth * len(SAMPLE_LABELS)

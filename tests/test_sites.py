@@ -22,6 +22,7 @@ import pytest
 from emlesion.io import LabelMap, Volume
 from emlesion.io.geometry import Grid
 from emlesion.measure import measure_lesions
+from emlesion.report import tracks_array
 from emlesion.response import LesionObservation, TimepointObservation, assess_lugano_ct
 from emlesion.response.sites import SiteState, classify_site
 from emlesion.study import Study, Timepoint
@@ -159,7 +160,7 @@ def test_timepoint_without_ct_has_null_ct_and_ne_ct_criteria() -> None:
     study = _study(fu)
     reading = study.site("T1", "month1")
     assert reading is not None and reading.ct is None
-    assert study.tracks_list()[0]["sites"]["month1"]["ct"] is None
+    assert tracks_array(study)[0]["sites"]["month1"]["ct"] is None
     calls = {a.criterion.value: a for a in study.assess(["recist", "lugano_ct"])}
     for name in ("recist", "lugano_ct"):
         assert calls[name].category.value == "NE"
@@ -182,7 +183,7 @@ def test_failed_registration_marks_readouts_unreliable() -> None:
     # reported, but not used: the follow-up does not report T1 (not measured, not resolved)
     _, obs = study.observations()
     assert obs.lesion("T1") is None
-    assert study.tracks_list()[0]["sites"]["month1"]["reliable"] is False
+    assert tracks_array(study)[0]["sites"]["month1"]["reliable"] is False
 
 
 def test_site_outside_the_field_of_view_is_not_evaluable() -> None:
@@ -204,7 +205,7 @@ def test_report_dict_and_rows_carry_the_sites() -> None:
     fu = _timepoint("month3", pet_radius=0.0, uptake=0.0, ct_radius=8.5, segmented=False,
                     day=90)
     study = _study(fu)
-    entry: dict[str, Any] = study.tracks_list()[0]
+    entry: dict[str, Any] = tracks_array(study)[0]
     assert set(entry["sites"]) == {"baseline", "month3"}
     month3 = entry["sites"]["month3"]
     reading = study.site("T1", "month3")

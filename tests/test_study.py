@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from emlesion.report import report_dict
 from emlesion.study import Study, schema_path
 
 LABELS = ("baseline", "month1", "month3")
@@ -113,7 +114,7 @@ def test_percist_pmr_then_cmr(study: Study) -> None:
 def test_report_dict_validates_against_schema(study: Study) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads(Path(schema_path("report")).read_text())
-    report = study.to_report_dict(criteria=["percist", "eortc", "recist", "lugano"])
+    report = report_dict(study, criteria=["percist", "eortc", "recist", "lugano"])
     jsonschema.Draft202012Validator(schema).validate(json.loads(json.dumps(report)))
     assert [t["label"] for t in report["timepoints"]] == list(LABELS)
     assert report["assessments"][0]["percist"]["category"] == "PMR"

@@ -17,7 +17,8 @@ import pydicom
 import pytest
 
 from emlesion.errors import InconsistentStudyError
-from emlesion.study import check_output_location, load_study, write_json_atomic
+from emlesion.report import check_output_location, write_json_atomic
+from emlesion.study import load_study
 
 
 def _copy(src: Path, dst: Path, subfolders: tuple[str, ...] = ("PT", "CT"), **changes: str) -> Path:

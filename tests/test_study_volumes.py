@@ -2,7 +2,7 @@
 within 15 % of the truth, for every metabolically active lesion at every timepoint.
 
 The study goes through the path of ``emlesion response`` (:func:`emlesion.study.load_study`
-with the default 41 % method, then :meth:`~emlesion.study.Study.to_report_dict`).
+with the default 41 % method, then :func:`emlesion.report.report_dict`).
 
 Expected values come from ``sample_scans/truth.json`` (``volume_ml``: PET voxels at least half
 covered by the simulated lesion, written by the generator independently of the pipeline) and
@@ -26,6 +26,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from emlesion.report import report_dict
 from emlesion.study import Study
 
 LABELS = ("baseline", "month1", "month3")
@@ -43,7 +44,7 @@ def study(sample_study: Study) -> Study:
 
 @pytest.fixture(scope="module")
 def report(study: Study) -> dict[str, Any]:
-    return json.loads(json.dumps(study.to_report_dict(criteria=["percist"], provenance=False)))
+    return json.loads(json.dumps(report_dict(study, criteria=["percist"], provenance=False)))
 
 
 def _active(les: dict[str, Any], tp: dict[str, Any]) -> bool:

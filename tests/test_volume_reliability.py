@@ -184,11 +184,12 @@ def study() -> Any:
 
 def test_report_dict_flags_and_validates(study: Any) -> None:
     jsonschema = pytest.importorskip("jsonschema")
+    from emlesion.report import report_dict
     from emlesion.study import schema_path
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        report = json.loads(json.dumps(study.to_report_dict()))
+        report = json.loads(json.dumps(report_dict(study)))
     schema = json.loads(Path(schema_path("report")).read_text())
     jsonschema.Draft202012Validator(schema).validate(report)
     (tp,) = report["timepoints"]

@@ -32,7 +32,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "measure_dict", "run"]
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -68,38 +68,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def measure_dict(tp: Any) -> dict[str, Any]:
-    """The public ``emlesion measure`` JSON object of a :class:`~emlesion.study.Timepoint`."""
-    from emlesion import __version__
-    from emlesion.study import MEASURE_FORMAT, REPORT_FORMAT_VERSION
-
-    body = tp.to_dict(provenance=True)
-    for key in ("label", "days_since_baseline"):
-        body.pop(key, None)
-    prov = body.pop("provenance")
-    return {
-        "format": MEASURE_FORMAT,
-        "format_version": REPORT_FORMAT_VERSION,
-        "emlesion_version": __version__,
-        "source": tp.source,
-        **body,
-        "definitions": dict(tp.measurements.definitions),
-        "provenance": prov,
-    }
-
-
-def _lesion_csv_columns() -> list[str]:
-    from emlesion.study import LESION_CSV_COLUMNS
-
-    return ["date", *LESION_CSV_COLUMNS]
-
-
-def _csv_rows(tp: Any) -> list[dict[str, Any]]:
-    """One row per lesion: the ``date`` and lesion columns of :meth:`LesionRecord.row`."""
-    cols = _lesion_csv_columns()
-    return [{k: row[k] for k in cols} for row in (r.row() for r in tp.records())]
-
-
 def _fmt(v: Any, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
@@ -124,13 +92,16 @@ def print_table(tp: Any, stream: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``emlesion measure``; returns the exit code."""
-    from emlesion.study import (
+    from emlesion.report import (
+        MEASURE_CSV_COLUMNS,
         StderrProgress,
         check_output_location,
-        load_timepoint,
-        write_csv_atomic,
-        write_json_atomic,
+        csv_text,
+        measure_dict,
+        measure_rows,
+        write_measure_outputs,
     )
+    from emlesion.study import load_timepoint
 
     inputs = [args.pet_dir] + ([args.ct] if args.ct else []) + ([args.mask] if args.mask else [])
     for out in (args.json_out, args.csv_out):
@@ -150,19 +121,11 @@ def run(args: argparse.Namespace) -> int:
         import json
 
         print(json.dumps(data, indent=2, allow_nan=False))
-    elif args.json_out:
-        write_json_atomic(args.json_out, data)
-    if args.csv_out:
-        columns = _lesion_csv_columns()
-        if args.csv_out == "-":
-            import csv
-
-            w = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
-            w.writeheader()
-            for row in _csv_rows(tp):
-                w.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
-        else:
-            write_csv_atomic(args.csv_out, _csv_rows(tp), columns)
+    if args.csv_out == "-":
+        sys.stdout.write(csv_text(measure_rows(tp), MEASURE_CSV_COLUMNS))
+    write_measure_outputs(
+        tp, json_path=args.json_out if args.json_out not in (None, "-") else None,
+        csv_path=args.csv_out if args.csv_out not in (None, "-") else None)
     if args.json_out != "-" and args.csv_out != "-":
         print_table(tp, sys.stdout)
     return 0

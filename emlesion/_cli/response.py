@@ -107,8 +107,8 @@ def print_summary(study: Any, assessments: Any, stream: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``emlesion response``; returns the exit code."""
-    from emlesion.study import StderrProgress, check_output_location, load_study
-    from emlesion.study.output import write_all_outputs
+    from emlesion.report import StderrProgress, check_output_location, write_response_outputs
+    from emlesion.study import load_study
 
     inputs = list(args.dirs) + [m for m in (args.masks or []) if m != "auto"]
     out_dir = check_output_location(args.out, inputs)
@@ -136,12 +136,11 @@ def run(args: argparse.Namespace) -> int:
             allow_different_patients=args.allow_different_patients, transform=args.transform,
             residual_search=not args.no_residual_search, progress=progress)
         assessments = study.assess(args.criteria)
-        report = study.to_report_dict(assessments, deidentify=args.deidentify)
     with warnings.catch_warnings(record=True) as caught_report:
         warnings.simplefilter("always")
-        paths = write_all_outputs(study, out_dir, assessments, report, html=not args.no_html,
-                                  dicom=not args.no_dicom, deidentify=args.deidentify,
-                                  progress=progress)
+        paths, _ = write_response_outputs(
+            study, out_dir, assessments=assessments, html=not args.no_html,
+            dicom=not args.no_dicom, deidentify=args.deidentify, progress=progress)
     caught = [*caught, *caught_report]
     if not args.quiet:
         for msg in dict.fromkeys(str(w.message) for w in caught):

@@ -6,7 +6,8 @@ earlier run give the same rows. They are rewritten atomically (temporary file, t
 ``os.replace``) while the batch runs and once at its end:
 
 ``cohort_lesions.csv``
-    One row per patient x timepoint x lesion (:data:`LESION_COLUMNS`).
+    One row per patient x timepoint x track (:data:`LESION_COLUMNS`): the patient's
+    ``lesions.csv`` rows with the patient id and timepoint index in front.
 ``cohort_assessments.csv``
     One row per patient x follow-up x criterion (:data:`ASSESSMENT_COLUMNS`), reasons and
     warnings joined with `` | ``; a failed patient has one row with ``status`` ``failed``
@@ -17,7 +18,7 @@ earlier run give the same rows. They are rewritten atomically (temporary file, t
 
 A ``.parquet`` copy of each table is written when :mod:`pyarrow` is importable.
 
-Rows are sorted by patient id, then timepoint order (the manifest order), then lesion label
+Rows are sorted by patient id, then timepoint order (the manifest order), then track order
 (lesions) or report order of the criteria (assessments), so that two runs of the same cohort
 give byte-identical tables whatever the order in which the workers finished.
 """
@@ -25,7 +26,6 @@ give byte-identical tables whatever the order in which the workers finished.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
@@ -37,6 +37,11 @@ from typing import Any
 from emlesion._atomic import atomic_path, write_bytes_atomic
 from emlesion.batch.manifest import PatientJob
 from emlesion.batch.patient import REPORT_FILE, PatientResult, PatientStatus
+from emlesion.report import csv_text
+from emlesion.study.record import RECORD_COLUMNS
+
+#: The per-patient table the cohort lesion rows are read from.
+LESIONS_FILE = "lesions.csv"
 
 __all__ = [
     "ASSESSMENT_COLUMNS",
@@ -50,38 +55,14 @@ __all__ = [
     "write_cohort_tables",
 ]
 
-#: Columns of ``cohort_lesions.csv`` and their types (``str``, ``int`` or ``float``).
+#: Columns of ``cohort_lesions.csv`` and their types (``str``, ``int``, ``float`` or
+#: ``bool``): the patient, the timepoint index, then exactly the columns of every patient's
+#: ``lesions.csv`` (:data:`emlesion.study.record.RECORD_COLUMNS`, one row per track and
+#: timepoint), then the timepoint's liver reference and segmentation method.
 LESION_COLUMNS: Mapping[str, str] = {
     "patient_id": "str",
     "timepoint_index": "int",
-    "timepoint": "str",
-    "date": "str",
-    "days_since_baseline": "int",
-    "track_id": "str",
-    "label": "int",
-    "name": "str",
-    "region": "str",
-    "side": "str",
-    "suv_max": "float",
-    "suv_mean": "float",
-    "suv_peak": "float",
-    "sul_max": "float",
-    "sul_peak": "float",
-    "sul_mean": "float",
-    "mtv_ml": "float",
-    "tlg": "float",
-    "n_voxels": "int",
-    "centroid_x_mm": "float",
-    "centroid_y_mm": "float",
-    "centroid_z_mm": "float",
-    "extent_x_cm": "float",
-    "extent_y_cm": "float",
-    "extent_z_cm": "float",
-    "longest_axial_diameter_mm": "float",
-    "short_axis_mm": "float",
-    "ct_longest_axial_diameter_mm": "float",
-    "ct_short_axis_mm": "float",
-    "hu_mean": "float",
+    **RECORD_COLUMNS,
     "liver_suv_mean": "float",
     "liver_sul_mean": "float",
     "method": "str",
@@ -128,43 +109,32 @@ TABLE_NAMES: Mapping[str, Mapping[str, str]] = {
 _JOIN = " | "
 
 
-def _vec_item(vec: Any, axis: int) -> Any:
-    if isinstance(vec, (list, tuple)) and len(vec) == 3:
-        return vec[axis]
-    return None
+def lesion_rows(job: PatientJob, report: Mapping[str, Any],
+                lesions_csv: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Rows of ``cohort_lesions.csv`` for one patient: its ``lesions.csv`` rows, typed.
 
-
-def lesion_rows(job: PatientJob, report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Rows of ``cohort_lesions.csv`` for one patient, from its ``report.json`` dict.
-
-    Sorted by timepoint order (the job's), then lesion label.
+    The patient's ``lesions.csv`` (written by :func:`emlesion.report.write_study_outputs`,
+    one row per track and timepoint) is the one source, so that the cohort table and the
+    patient table never disagree; ``report.json`` adds the timepoint's liver reference and
+    method. Sorted by timepoint order (the job's), keeping the file's order within a
+    timepoint (tracks in their order).
     """
     order = {label: i for i, label in enumerate(job.labels)}
+    context = {tp.get("label"): tp for tp in report.get("timepoints", [])}
+    with open(lesions_csv, newline="", encoding="utf-8") as fh:
+        own = list(csv.DictReader(fh))
     rows: list[dict[str, Any]] = []
-    for tp in report.get("timepoints", []):
-        label = tp.get("label")
+    for raw in own:
+        label = raw.get("timepoint")
+        tp = context.get(label, {})
         liver = tp.get("liver") or {}
-        for les in tp.get("lesions", []):
-            row: dict[str, Any] = {
-                "patient_id": job.patient_id,
-                "timepoint_index": order.get(label, len(order)),
-                "timepoint": label,
-                "date": tp.get("date"),
-                "days_since_baseline": tp.get("days_since_baseline"),
-                "liver_suv_mean": liver.get("suv_mean"),
-                "liver_sul_mean": liver.get("sul_mean"),
-                "method": tp.get("method"),
-            }
-            for key in LESION_COLUMNS:
-                if key in row:
-                    continue
-                if key.startswith(("centroid_", "extent_")):
-                    base = "centroid_mm" if key.startswith("centroid_") else "extent_cm"
-                    row[key] = _vec_item(les.get(base), "xyz".index(key.split("_")[1]))
-                else:
-                    row[key] = les.get(key)
-            rows.append(row)
-    rows.sort(key=lambda r: (r["timepoint_index"], r["label"] if r["label"] is not None else -1))
+        row: dict[str, Any] = {"patient_id": job.patient_id,
+                               "timepoint_index": order.get(str(label), len(order))}
+        row.update({k: _typed(raw.get(k), kind) for k, kind in RECORD_COLUMNS.items()})
+        row.update({"liver_suv_mean": liver.get("suv_mean"),
+                    "liver_sul_mean": liver.get("sul_mean"), "method": tp.get("method")})
+        rows.append(row)
+    rows.sort(key=lambda r: r["timepoint_index"])  # stable: keeps the track order
     return rows
 
 
@@ -234,24 +204,8 @@ def read_report(result: PatientResult) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- writing
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ""
-    return str(value)
-
-
 def _csv_bytes(rows: Sequence[Mapping[str, Any]], columns: Iterable[str]) -> bytes:
-    cols = list(columns)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(cols)
-    for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in cols])
-    return buf.getvalue().encode("utf-8")
+    return csv_text(rows, list(columns)).encode("utf-8")
 
 
 def _typed(value: Any, kind: str) -> Any:
@@ -262,6 +216,8 @@ def _typed(value: Any, kind: str) -> Any:
         return f if math.isfinite(f) else None
     if kind == "int":
         return int(value)
+    if kind == "bool":
+        return value if isinstance(value, bool) else str(value).strip().lower() == "true"
     return str(value)
 
 
@@ -272,7 +228,8 @@ def _write_parquet(path: Path, rows: Sequence[Mapping[str, Any]],
         import pyarrow.parquet as pq
     except ImportError:
         return False
-    types = {"str": pa.string(), "int": pa.int64(), "float": pa.float64()}
+    types = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(),
+             "bool": pa.bool_()}
     arrays = [pa.array([_typed(r.get(c), k) for r in rows], type=types[k])
               for c, k in columns.items()]
     table = pa.Table.from_arrays(arrays, names=list(columns))
@@ -327,7 +284,9 @@ class CohortTables:
         pid = job.patient_id
         if result.ok:
             report = read_report(result)
-            self.lesions[pid] = lesion_rows(job, report)
+            assert result.output_dir is not None  # read_report checked it
+            self.lesions[pid] = lesion_rows(job, report,
+                                            Path(result.output_dir) / LESIONS_FILE)
             self.assessments[pid] = assessment_rows(job, report)
             self.status[pid] = status_row(result, job, len(self.lesions[pid]),
                                           len(self.assessments[pid]))

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emlesion import __version__
 from emlesion._atomic import publish_dir
+from emlesion._version import __version__
 from emlesion.batch.manifest import ManifestError, PatientJob
 from emlesion.errors import EmlesionError, EmlesionWarning, format_message
 
@@ -301,12 +301,12 @@ def _write_json(path: Path, data: Any) -> None:
 def _run_study(job: PatientJob, folder: Path) -> None:
     """Run the study pipeline of ``job`` and write its outputs into ``folder``.
 
-    The same outputs as ``emlesion response`` (:func:`emlesion.study.output.write_all_outputs`:
+    The same outputs as ``emlesion response`` (:func:`emlesion.report.write_response_outputs`:
     ``report.json``, ``lesions.csv``, ``report.html``, ``dicom/``) unless the options
     ``html``/``dicom`` are off.
     """
-    from emlesion.study import check_output_location, load_study
-    from emlesion.study.output import write_all_outputs
+    from emlesion.report import check_output_location, write_response_outputs
+    from emlesion.study import load_study
 
     opts = parse_options(job)
     criteria = opts.pop("criteria", None)
@@ -319,10 +319,8 @@ def _run_study(job: PatientJob, folder: Path) -> None:
         # printed from every worker they would only garble the driver's terminal.
         warnings.simplefilter("ignore", EmlesionWarning)
         study = load_study(job.folders, masks=job.masks or None, **opts)
-        assessments = study.assess(criteria) if criteria else study.assess()
-        report = study.to_report_dict(assessments, deidentify=deidentify)
-        write_all_outputs(study, folder, assessments, report, html=html, dicom=dicom,
-                          deidentify=deidentify)
+        write_response_outputs(study, folder, criteria=criteria, html=html, dicom=dicom,
+                               deidentify=deidentify)
 
 
 def process_patient(job: PatientJob, out_dir: str | os.PathLike[str]) -> PatientResult:

@@ -277,7 +277,7 @@ def run_batch(
     else:
         stream = progress
     out = Path(out_dir)
-    from emlesion.study import check_output_location
+    from emlesion.report import check_output_location
 
     check_output_location(out, [p for job in manifest.jobs
                                 for p in (*job.folders.values(), *job.masks.values())])

@@ -1,4 +1,12 @@
-"""Reports: the self-contained HTML report and the DICOM SEG + TID 1500 SR outputs.
+"""Reports, the end of the data flow: the JSON documents, the CSV tables, the self-contained
+HTML report and the DICOM SEG + TID 1500 SR outputs.
+
+One call per command: :func:`write_response_outputs` (``emlesion response``, a batch
+patient) and :func:`write_measure_outputs` (``emlesion measure``). The documents:
+:func:`report_dict` (``report.json``), :func:`measure_dict` (the measure JSON), with the
+format constants :data:`REPORT_FORMAT`, :data:`MEASURE_FORMAT`, :data:`REPORT_FORMAT_VERSION`
+and :data:`SUV_PEAK_DEFINITION`; the one CSV format: :func:`csv_text`,
+:func:`format_cell`, :func:`write_csv_atomic`.
 
 Entry points used by ``emlesion response ... --out OUTDIR``:
 
@@ -30,6 +38,16 @@ from emlesion.report.dicom import (
     tracking_uid,
     write_dicom_outputs,
 )
+from emlesion.report.documents import (
+    MEASURE_FORMAT,
+    REPORT_FORMAT,
+    REPORT_FORMAT_VERSION,
+    SUV_PEAK_DEFINITION,
+    measure_dict,
+    report_dict,
+    timepoint_object,
+    tracks_array,
+)
 from emlesion.report.html import (
     DEIDENTIFIED,
     TimepointView,
@@ -39,19 +57,53 @@ from emlesion.report.html import (
     site_state_label,
     write_html_report,
 )
+from emlesion.report.output import (
+    MEASURE_CSV_COLUMNS,
+    StderrProgress,
+    check_output_location,
+    csv_text,
+    format_cell,
+    measure_rows,
+    write_all_outputs,
+    write_csv_atomic,
+    write_json_atomic,
+    write_measure_outputs,
+    write_response_outputs,
+    write_study_outputs,
+)
 
 __all__ = [
     "DEIDENTIFIED",
+    "MEASURE_CSV_COLUMNS",
+    "MEASURE_FORMAT",
+    "REPORT_FORMAT",
+    "REPORT_FORMAT_VERSION",
+    "SUV_PEAK_DEFINITION",
+    "StderrProgress",
     "TimepointView",
     "TrackingInfo",
     "build_measurement_report",
     "build_segmentation",
+    "check_output_location",
+    "csv_text",
+    "format_cell",
     "header_from_identity",
+    "measure_dict",
+    "measure_rows",
     "normalise_assessments",
     "quantity_codes",
     "render_html",
+    "report_dict",
     "site_state_label",
+    "timepoint_object",
     "tracking_uid",
+    "tracks_array",
+    "write_all_outputs",
+    "write_csv_atomic",
     "write_dicom_outputs",
     "write_html_report",
+    "write_json_atomic",
+    "write_measure_outputs",
+    "write_response_outputs",
+    "write_study_outputs",
 ]

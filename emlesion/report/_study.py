@@ -2,7 +2,8 @@
 
 Kept apart so that :mod:`emlesion.report.html` and :mod:`emlesion.report.dicom` can be used
 (and tested) without a full study. Attributes read: ``Study.timepoints``, ``Study.baseline``,
-``Study.patient_id``, ``Study.tracks_list()``, ``Study.track_id_of()``, ``Study.assess()``,
+``Study.patient_id``, the ``tracks`` array (:func:`emlesion.report.documents.tracks_array`),
+``Study.track_id_of()``, ``Study.assess()``,
 ``Study.sites`` (``{track_id: {timepoint_label: SiteReading}}``);
 ``Timepoint.label``, ``date``, ``pet``, ``ct``, ``suv``, ``lesions``, ``liver``,
 ``lesion_dicts()``.
@@ -17,7 +18,9 @@ from typing import Any
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import Volume
 from emlesion.report.dicom import TrackingInfo, tracking_uid
+from emlesion.report.documents import tracks_array
 from emlesion.report.html import TimepointView, header_from_identity
+from emlesion.study import Study, Timepoint
 
 __all__ = [
     "DicomInputs",
@@ -29,14 +32,14 @@ __all__ = [
 ]
 
 
-def _sites_of(study: Any, label: str) -> dict[str, Any]:
+def _sites_of(study: Study, label: str) -> dict[str, Any]:
     """Track id -> :class:`~emlesion.response.SiteReading` of timepoint ``label``."""
     sites = getattr(study, "sites", None) or {}
     return {str(tid): by_tp[label] for tid, by_tp in sites.items() if label in by_tp}
 
 
 def study_views(
-    study: Any,
+    study: Study,
 ) -> tuple[dict[str, str], list[TimepointView], list[dict[str, Any]], Callable[[], Sequence[Any]]]:
     """Header, timepoint views, tracks and a lazy default-assessment callable of a study."""
     header = header_from_identity(study.baseline.pet.identity)
@@ -53,10 +56,10 @@ def study_views(
         )
         for tp in study.timepoints
     ]
-    return header, views, list(study.tracks_list()), study.assess
+    return header, views, list(tracks_array(study)), study.assess
 
 
-def _tracking_info(study: Any, track_id: str) -> TrackingInfo:
+def _tracking_info(study: Study, track_id: str) -> TrackingInfo:
     """``track_id`` with its UID from the PatientID and the baseline StudyInstanceUID."""
     base = study.baseline.pet.identity
     return TrackingInfo(track_id, tracking_uid(
@@ -64,7 +67,7 @@ def _tracking_info(study: Any, track_id: str) -> TrackingInfo:
         baseline_study_uid=base.study_instance_uid))
 
 
-def track_infos(study: Any, timepoint: Any) -> dict[int, TrackingInfo]:
+def track_infos(study: Study, timepoint: Timepoint) -> dict[int, TrackingInfo]:
     """Label -> :class:`TrackingInfo` of every lesion of one timepoint.
 
     The UID is derived from the PatientID, the baseline StudyInstanceUID and the track id
@@ -78,22 +81,22 @@ def track_infos(study: Any, timepoint: Any) -> dict[int, TrackingInfo]:
     }
 
 
-def absent_tracks(study: Any, label: str) -> tuple[TrackingInfo, ...]:
+def absent_tracks(study: Study, label: str) -> tuple[TrackingInfo, ...]:
     """Tracks whose state at timepoint ``label`` is ``resolved`` or ``merged``."""
     return tuple(
-        _tracking_info(study, str(t["id"])) for t in study.tracks_list()
+        _tracking_info(study, str(t["id"])) for t in tracks_array(study)
         if (t.get("states") or {}).get(label) in ("resolved", "merged")
     )
 
 
-def site_readings(study: Any, label: str) -> tuple[tuple[TrackingInfo, Any], ...]:
+def site_readings(study: Study, label: str) -> tuple[tuple[TrackingInfo, Any], ...]:
     """``(TrackingInfo, SiteReading)`` of every track read at timepoint ``label``.
 
-    In the order of ``Study.tracks_list()`` (then any other track with a reading), with the
+    In the order of ``the tracks array`` (then any other track with a reading), with the
     same tracking UID as the track's lesion groups.
     """
     by_tp = _sites_of(study, label)
-    order = [str(t["id"]) for t in study.tracks_list() if str(t["id"]) in by_tp]
+    order = [str(t["id"]) for t in tracks_array(study) if str(t["id"]) in by_tp]
     order += sorted(set(by_tp) - set(order))
     return tuple((_tracking_info(study, tid), by_tp[tid]) for tid in order)
 
@@ -114,7 +117,7 @@ class DicomInputs:
     ct_frame_of_reference_uid: str | None = None
 
 
-def dicom_inputs(study: Any) -> list[DicomInputs]:
+def dicom_inputs(study: Study) -> list[DicomInputs]:
     """One :class:`DicomInputs` per timepoint of ``study``, in study order."""
     return [
         DicomInputs(
@@ -126,7 +129,7 @@ def dicom_inputs(study: Any) -> list[DicomInputs]:
             tracking=track_infos(study, tp),
             absent=absent_tracks(study, tp.label),
             sites=site_readings(study, tp.label),
-            sul_units=tp.sul.units if getattr(tp, "sul", None) is not None else None,
+            sul_units=tp.sul.units if tp.sul is not None else None,
             ct_frame_of_reference_uid=(tp.ct.identity.frame_of_reference_uid or None
                                        if tp.ct is not None else None),
         )

@@ -109,7 +109,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import highdicom as hd
 import numpy as np
@@ -123,6 +123,9 @@ from emlesion.errors import MaskError, UnsupportedDataError, format_message
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import Volume
 from emlesion.response.sites import SiteReading, SiteState
+
+if TYPE_CHECKING:
+    from emlesion.study import Study
 
 __all__ = [
     "CT_MASS",
@@ -319,7 +322,7 @@ def build_segmentation(
     UnsupportedDataError
         The PET volume has no DICOM headers.
     """
-    from emlesion import __version__
+    from emlesion._version import __version__
 
     _check_grid(suv, lesions)
     sources = _source_images(suv)
@@ -521,7 +524,7 @@ def _site_group(
 
 def _coding_scheme() -> Dataset:
     """The Coding Scheme Identification item of :data:`SITE_SCHEME`."""
-    from emlesion import __version__
+    from emlesion._version import __version__
 
     item = Dataset()
     item.CodingSchemeDesignator = SITE_SCHEME
@@ -602,7 +605,7 @@ def build_measurement_report(
         With a Coding Scheme Identification Sequence declaring :data:`SITE_SCHEME` when
         ``sites`` is not empty.
     """
-    from emlesion import __version__
+    from emlesion._version import __version__
 
     sources = _source_images(suv)
     ordered = sorted(rows, key=lambda r: int(r["label"]))
@@ -713,7 +716,7 @@ def _safe_name(label: str) -> str:
 
 
 def write_dicom_outputs(
-    study: Any,
+    study: Study,
     out_dir: str | os.PathLike[str],
     *,
     assessments: Sequence[Any] | None = None,

@@ -65,6 +65,7 @@ from emlesion.report.figures import (
 
 if TYPE_CHECKING:
     from emlesion.response.sites import SiteReading
+    from emlesion.study import Study
 
 __all__ = [
     "DEIDENTIFIED",
@@ -329,7 +330,7 @@ def render_html(
     str
         The HTML document.
     """
-    from emlesion import __version__
+    from emlesion._version import __version__
 
     hdr = {k: ("" if v is None else str(v)) for k, v in header.items()}
     if deidentify:
@@ -658,7 +659,7 @@ def _ct_on_pet(tp: TimepointView) -> np.ndarray | None:
 
 
 def write_html_report(
-    study: Any,
+    study: Study,
     assessments: Sequence[Any] | None,
     path: str | os.PathLike[str],
     *,

@@ -13,10 +13,15 @@ Public API
     One PET/CT folder -> :class:`Timepoint` (PET, CT, SUVbw and SUL images, anatomy, liver
     and blood-pool references, lesion labels and measurements).
 :class:`Study`
-    :meth:`~Study.assess` (response criteria), :meth:`~Study.to_report_dict` (the public
-    ``report.json``, schema ``emlesion/schemas/report.schema.json``),
-    :meth:`~Study.lesions_rows` (``lesions.csv``: one row per track and timepoint),
-    :attr:`~Study.sites` (every track read at its site at every timepoint, on PET and CT).
+    :meth:`~Study.assess` (response criteria), :attr:`~Study.records` (one typed
+    :class:`~emlesion.study.record.LesionRecord` per track and timepoint),
+    :meth:`~Study.lesions` and :meth:`~Study.assessments` (pandas DataFrames),
+    :meth:`~Study.lesions_rows` (the rows of ``lesions.csv``), :attr:`~Study.sites` (every
+    track read at its site at every timepoint, on PET and CT).
+
+The files and public documents (``report.json``, ``lesions.csv``, the measure JSON,
+``report.html``, DICOM SEG/SR) are written by :mod:`emlesion.report`, the end of the flow;
+this package imports nothing from it.
 """
 
 from __future__ import annotations
@@ -25,48 +30,32 @@ from emlesion.study.build import DEFAULT_METHOD, RESIDUAL_MARGIN_MM, load_study,
 from emlesion.study.model import (
     CSV_COLUMNS,
     LESION_CSV_COLUMNS,
-    MEASURE_FORMAT,
-    REPORT_FORMAT,
-    REPORT_FORMAT_VERSION,
     SITE_CSV_COLUMNS,
-    SUV_PEAK_DEFINITION,
     LesionSource,
+    ProgressCallback,
     ReferenceStats,
     StageEvent,
     Study,
     Timepoint,
 )
-from emlesion.study.output import (
-    StderrProgress,
-    check_output_location,
-    write_csv_atomic,
-    write_json_atomic,
-    write_study_outputs,
-)
+from emlesion.study.record import LesionRecord
 
 __all__ = [
     "CSV_COLUMNS",
     "DEFAULT_METHOD",
     "LESION_CSV_COLUMNS",
-    "MEASURE_FORMAT",
-    "REPORT_FORMAT",
-    "REPORT_FORMAT_VERSION",
     "RESIDUAL_MARGIN_MM",
     "SITE_CSV_COLUMNS",
-    "SUV_PEAK_DEFINITION",
+    "LesionRecord",
     "LesionSource",
+    "ProgressCallback",
     "ReferenceStats",
     "StageEvent",
-    "StderrProgress",
     "Study",
     "Timepoint",
-    "check_output_location",
     "load_study",
     "load_timepoint",
     "schema_path",
-    "write_csv_atomic",
-    "write_json_atomic",
-    "write_study_outputs",
 ]
 
 

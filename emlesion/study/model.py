@@ -4,8 +4,9 @@ A :class:`Timepoint` is one PET/CT session taken through the whole pipeline (PET
 SUL images, anatomy, liver and blood-pool reference statistics, lesion labels and their
 measurements). A :class:`Study` is the ordered tuple of timepoints of one patient plus the
 lesion tracks that link them; it builds the observations of :mod:`emlesion.response`, runs
-the response criteria and produces the public ``report.json`` structure
-(:meth:`Study.to_report_dict`, schema ``emlesion/schemas/report.schema.json``).
+the response criteria and holds one typed record per lesion and timepoint
+(:attr:`Study.records`), of which the public documents are projections
+(:func:`emlesion.report.report_dict`, schema ``emlesion/schemas/report.schema.json``).
 
 Build them with :func:`emlesion.study.load_timepoint` and :func:`emlesion.study.load_study`.
 """
@@ -21,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emlesion import __version__
 from emlesion.anatomy import Anatomy, RegionAssignment
 from emlesion.errors import InconsistentStudyError, format_message
 from emlesion.io import LabelMap, Volume
@@ -47,29 +47,16 @@ if TYPE_CHECKING:
 __all__ = [
     "CSV_COLUMNS",
     "LESION_CSV_COLUMNS",
-    "MEASURE_FORMAT",
-    "REPORT_FORMAT",
-    "REPORT_FORMAT_VERSION",
     "RESERVED_LABELS",
     "SITE_CSV_COLUMNS",
-    "SUV_PEAK_DEFINITION",
     "LesionSource",
+    "ProgressCallback",
     "ReferenceStats",
     "StageEvent",
     "Study",
     "Timepoint",
 ]
 
-#: ``format`` value of ``report.json`` and of the ``emlesion measure`` JSON.
-REPORT_FORMAT = "emlesion-report"
-MEASURE_FORMAT = "emlesion-measure"
-#: Version of both JSON contracts; bumped on any incompatible change.
-REPORT_FORMAT_VERSION = 1
-#: Which SUVpeak variant the public ``suv_peak`` / ``sul_peak`` keys hold.
-SUV_PEAK_DEFINITION = (
-    "IBSI global intensity peak (0F91): maximum over lesion voxel centres of the mean of the "
-    "voxels whose centres lie within 6.2035 mm (1 mL sphere), sphere may leave the lesion"
-)
 #: Timepoint labels that would clash with the keys of a track object in report.json.
 RESERVED_LABELS = frozenset({"id", "states", "fragments", "sites"})
 
@@ -339,39 +326,6 @@ class Timepoint:
         """One public JSON object per lesion, in label order."""
         return [r.lesion_object() for r in self.records()]
 
-    def to_dict(self, *, provenance: bool = True) -> dict[str, Any]:
-        """JSON-serialisable summary: everything of the public per-timepoint object.
-
-        Keys: ``label``, ``date``, ``days_since_baseline``, ``method``, ``lesion_source``,
-        ``suv_quantity``, ``sul_quantity``, ``suv_peak_definition``, ``uptake_time_min``,
-        ``has_ct``, ``scanner``, ``pet_series_instance_uid``, ``ct_series_instance_uid``,
-        ``study_instance_uid``, ``liver``, ``blood_pool``, ``lesions`` and (with
-        ``provenance=True``) ``provenance``.
-        """
-        out: dict[str, Any] = {
-            "label": self.label,
-            "date": self.date.isoformat() if self.date is not None else None,
-            "days_since_baseline": self.days_since_baseline,
-            "method": self.method,
-            "lesion_source": self.lesion_source.value,
-            "suv_quantity": self.suv.units,
-            "sul_quantity": self.sul_quantity,
-            "suv_peak_definition": SUV_PEAK_DEFINITION,
-            "uptake_time_min": jsonable(self.uptake_time_min),
-            "has_ct": self.has_ct,
-            "scanner": self.scanner,
-            "study_instance_uid": self.pet.identity.study_instance_uid,
-            "pet_series_instance_uid": self.pet.identity.series_instance_uid,
-            "ct_series_instance_uid": (self.ct.identity.series_instance_uid
-                                       if self.ct is not None else None),
-            "liver": self.liver.to_dict() if self.liver is not None else None,
-            "blood_pool": self.blood_pool.to_dict() if self.blood_pool is not None else None,
-            "lesions": self.lesion_dicts(),
-        }
-        if provenance:
-            out["provenance"] = [p.to_dict() for p in self.provenance]
-        return out
-
     def __repr__(self) -> str:
         date = self.date.isoformat() if self.date else "no date"
         day = f", day {self.days_since_baseline}" if self.days_since_baseline is not None else ""
@@ -474,8 +428,9 @@ class Study:
 
     Notes
     -----
-    The public JSON structure is produced by :meth:`to_report_dict`; its keys and units are
-    a stable contract (``emlesion/schemas/report.schema.json``, ``format_version`` 1).
+    The public JSON structure is produced by :func:`emlesion.report.report_dict`; its keys
+    and units are a stable contract (``emlesion/schemas/report.schema.json``,
+    ``format_version`` 1).
     """
 
     timepoints: tuple[Timepoint, ...]
@@ -661,105 +616,7 @@ class Study:
         return assess_all(self.observations(), criteria, options=options)
 
     # ------------------------------------------------------------------ outputs
-    def tracks_list(self) -> list[dict[str, Any]]:
-        """The ``tracks`` array of report.json: ``id``, one key per timepoint label holding the
-        (primary) lesion label or null, ``states`` and ``fragments`` per timepoint, and
-        ``sites``: per timepoint from the track's first appearance, the
-        :meth:`SiteReading.to_dict` object (``state``, ``pet``, ``ct``, ``reliable``,
-        ``reasons``, ``site``)."""
-        out: list[dict[str, Any]] = []
-        if self.tracking is None:
-            tp = self.baseline
-            for lab in tp.measurements.labels:
-                tid = _untracked_id(lab)
-                entry: dict[str, Any] = {"id": tid, tp.label: lab,
-                                         "states": {tp.label: "present"},
-                                         "fragments": {tp.label: [lab]}}
-                entry["sites"] = {k: r.to_dict() for k, r in self.sites.get(tid, {}).items()}
-                out.append(entry)
-            return out
-        for track in self.tracking.tracks:
-            entry = {"id": track.id}
-            for p in track.points:
-                entry[p.timepoint] = p.label
-            entry["states"] = {p.timepoint: p.state.value for p in track.points}
-            entry["fragments"] = {p.timepoint: list(p.labels) for p in track.points}
-            entry["sites"] = {k: r.to_dict() for k, r in self.sites.get(track.id, {}).items()}
-            out.append(entry)
-        return out
-
-    def to_report_dict(
-        self,
-        assessments: Sequence[Assessment] | None = None,
-        *,
-        criteria: Sequence[str | Criterion] = DEFAULT_CRITERIA,
-        deidentify: bool = False,
-        provenance: bool = True,
-    ) -> dict[str, Any]:
-        """The public ``report.json`` structure (schema ``emlesion/schemas/report.schema.json``).
-
-        Parameters
-        ----------
-        assessments : sequence of Assessment, optional
-            Result of :meth:`assess`; computed with ``criteria`` when omitted.
-        criteria : sequence of str
-            Criteria used when ``assessments`` is omitted.
-        deidentify : bool
-            Leave out the PatientID.
-        provenance : bool
-            Include the per-timepoint and study provenance.
-
-        Returns
-        -------
-        dict
-            ``format``, ``format_version``, ``emlesion_version``, ``patient_id``,
-            ``timepoints`` (label, date, days_since_baseline, liver, lesions ... each lesion
-            with its ``track_id``), ``tracks``, ``assessments`` (``timepoint``,
-            ``reference``, one object per criterion with ``category``, ``reasons``, ``rule``,
-            ``numbers``, ``thresholds``, ``warnings``) and ``provenance``.
-        """
-        if assessments is None:
-            assessments = self.assess(criteria)
-        tps = []
-        for tp in self.timepoints:
-            d = tp.to_dict(provenance=provenance)
-            for les in d["lesions"]:
-                les["track_id"] = self.track_id_of(tp.label, les["label"])
-            tps.append(d)
-        by_tp: dict[str, dict[str, Any]] = {}
-        for a in assessments:
-            entry = by_tp.setdefault(a.timepoint, {"timepoint": a.timepoint,
-                                                   "reference": a.baseline})
-            entry[a.criterion.value] = {
-                "criterion_name": a.criterion.full_name,
-                "category": a.category.value,
-                "category_description": a.category.description,
-                "rule": a.rule,
-                "reasons": list(a.reasons),
-                "numbers": jsonable(dict(a.numbers)),
-                "thresholds": jsonable(dict(a.thresholds)),
-                "nadir": a.nadir,
-                "warnings": list(a.warnings),
-            }
-        out: dict[str, Any] = {
-            "format": REPORT_FORMAT,
-            "format_version": REPORT_FORMAT_VERSION,
-            "emlesion_version": __version__,
-            "patient_id": None if deidentify else self.patient_id,
-            "timepoints": tps,
-            "tracks": self.tracks_list(),
-            "assessments": list(by_tp.values()),
-        }
-        if provenance:
-            steps = list(self.provenance)
-            if self.tracking is not None:
-                steps.extend(self.tracking.provenance)
-            out["provenance"] = [s.to_dict() for s in steps]
-            if self.tracking is not None:
-                out["registrations"] = {k: r.to_dict()
-                                        for k, r in self.tracking.registrations.items()}
-        return out
-
+    # ------------------------------------------------------------------ outputs
     @cached_property
     def records(self) -> tuple[LesionRecord, ...]:
         """Every lesion record of the study, built once: one per track and timepoint.

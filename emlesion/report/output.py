@@ -1,8 +1,17 @@
-"""Atomic writers for the study outputs (``report.json``, ``lesions.csv``, ``measure.json``).
+"""Atomic writers of every output file: ``report.json``, ``lesions.csv``, the measure JSON
+and CSV, ``report.html`` and ``dicom/``, and the one CSV format that all of them (and the
+cohort tables of :mod:`emlesion.batch`) share.
 
 Every file is written to a temporary file in the destination folder and renamed into place
 with :func:`os.replace`, so a reader never sees a half-written file; outputs are refused
 inside an input folder.
+
+One library call per command: :func:`write_response_outputs` (``emlesion response`` and a
+batch patient) and :func:`write_measure_outputs` (``emlesion measure``).
+
+CSV cells (:func:`format_cell`): empty for ``None`` and non-finite numbers, ``true``/``false``
+for booleans, the shortest repr that round-trips for floats (no rounding: the CSV holds the
+same numbers as the JSON).
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,16 +28,27 @@ from typing import Any
 
 from emlesion import _atomic
 from emlesion.errors import InconsistentStudyError, format_message
-from emlesion.study.model import CSV_COLUMNS, ProgressCallback, StageEvent, Study
+from emlesion.response import Assessment, Criterion
+from emlesion.study import CSV_COLUMNS, LESION_CSV_COLUMNS, StageEvent, Study, Timepoint
+from emlesion.study.model import ProgressCallback
 
 __all__ = [
+    "MEASURE_CSV_COLUMNS",
     "StderrProgress",
     "check_output_location",
+    "csv_text",
+    "format_cell",
+    "measure_rows",
     "write_all_outputs",
     "write_csv_atomic",
     "write_json_atomic",
+    "write_measure_outputs",
+    "write_response_outputs",
     "write_study_outputs",
 ]
+
+#: Columns of the ``emlesion measure --csv`` file: the date and the lesion columns.
+MEASURE_CSV_COLUMNS: tuple[str, ...] = ("date", *LESION_CSV_COLUMNS)
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
@@ -35,16 +56,32 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     return _atomic.write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
+def format_cell(value: Any) -> str:
+    """One CSV cell: ``""`` for None/NaN/inf, ``true``/``false``, floats as their repr."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ""
+    return str(value)
+
+
+def csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """The CSV text of ``rows`` (header line first), cells by :func:`format_cell`."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    cols = list(columns)
+    writer.writerow(cols)
+    for row in rows:
+        writer.writerow([format_cell(row.get(c)) for c in cols])
+    return buf.getvalue()
+
+
 def write_csv_atomic(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]],
                      columns: Sequence[str]) -> Path:
-    """Write ``rows`` as CSV with a header line; ``None`` becomes an empty cell."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore",
-                            lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-    return _atomic.write_text_atomic(path, buf.getvalue())
+    """Write ``rows`` as CSV (:func:`csv_text`) atomically."""
+    return _atomic.write_text_atomic(path, csv_text(rows, columns))
 
 
 def check_output_location(out_dir: str | os.PathLike[str],
@@ -112,7 +149,7 @@ def write_all_outputs(
     out = Path(out_dir)
     paths = write_study_outputs(study, out, report)
     if html:
-        from emlesion.report import write_html_report
+        from emlesion.report.html import write_html_report
 
         t0 = time.perf_counter()
         paths["report.html"] = write_html_report(study, assessments, out / "report.html",
@@ -120,7 +157,7 @@ def write_all_outputs(
         if progress is not None:
             progress(StageEvent("report.html", None, time.perf_counter() - t0))
     if dicom:
-        from emlesion.report import write_dicom_outputs
+        from emlesion.report.dicom import write_dicom_outputs
 
         t0 = time.perf_counter()
         for k, path in enumerate(write_dicom_outputs(study, out / "dicom",
@@ -129,6 +166,79 @@ def write_all_outputs(
         if progress is not None:
             progress(StageEvent("dicom", None, time.perf_counter() - t0))
     return paths
+
+
+def write_response_outputs(
+    study: Study,
+    out_dir: str | os.PathLike[str],
+    *,
+    criteria: Sequence[str | Criterion] | None = None,
+    assessments: Sequence[Assessment] | None = None,
+    html: bool = True,
+    dicom: bool = True,
+    deidentify: bool = False,
+    progress: ProgressCallback | None = None,
+) -> tuple[dict[str, Path], list[Assessment]]:
+    """Everything ``emlesion response`` writes, in one call: assess, build, write.
+
+    Parameters
+    ----------
+    study : Study
+        The longitudinal study.
+    out_dir : path
+        Output folder.
+    criteria : sequence of str, optional
+        Response criteria (default :data:`emlesion.response.DEFAULT_CRITERIA`); ignored
+        when ``assessments`` is given.
+    assessments : sequence of Assessment, optional
+        Precomputed :meth:`Study.assess` result.
+    html, dicom, deidentify, progress
+        As in :func:`write_all_outputs`.
+
+    Returns
+    -------
+    paths : dict
+        As :func:`write_all_outputs`.
+    assessments : list of Assessment
+        The calls that were written.
+    """
+    from emlesion.report.documents import report_dict
+
+    if assessments is None:
+        assessments = study.assess(criteria) if criteria else study.assess()
+    calls = list(assessments)
+    report = report_dict(study, calls, deidentify=deidentify)
+    paths = write_all_outputs(study, out_dir, calls, report, html=html, dicom=dicom,
+                              deidentify=deidentify, progress=progress)
+    return paths, calls
+
+
+def write_measure_outputs(
+    tp: Timepoint,
+    *,
+    json_path: str | os.PathLike[str] | None = None,
+    csv_path: str | os.PathLike[str] | None = None,
+) -> dict[str, Path]:
+    """The ``emlesion measure`` outputs of one timepoint: the JSON and/or the CSV.
+
+    The JSON is :func:`emlesion.report.documents.measure_dict`; the CSV has one row per
+    lesion with :data:`MEASURE_CSV_COLUMNS` (the date and the columns of
+    :data:`emlesion.study.LESION_CSV_COLUMNS`).
+    """
+    from emlesion.report.documents import measure_dict
+
+    paths: dict[str, Path] = {}
+    if json_path is not None:
+        paths["json"] = write_json_atomic(json_path, measure_dict(tp))
+    if csv_path is not None:
+        paths["csv"] = write_csv_atomic(csv_path, measure_rows(tp), MEASURE_CSV_COLUMNS)
+    return paths
+
+
+def measure_rows(tp: Timepoint) -> list[dict[str, Any]]:
+    """One row per lesion of ``tp`` with :data:`MEASURE_CSV_COLUMNS`."""
+    return [{k: row[k] for k in MEASURE_CSV_COLUMNS}
+            for row in (r.row() for r in tp.records())]
 
 
 class StderrProgress:
