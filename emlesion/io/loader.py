@@ -37,8 +37,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,7 @@ from emlesion.errors import (
     GeometryError,
     GeometryWarning,
     InvalidAttributeError,
+    InvalidParameterError,
     MissingAttributeError,
     SeriesNotFoundError,
     UnsupportedDataError,
@@ -103,7 +104,10 @@ def _attr(keyword: str) -> str:
 
 @dataclass(frozen=True)
 class GeometryTolerances:
-    """Tolerances of the slice-geometry checks (the keyword arguments of the loaders).
+    """Tolerances of the slice-geometry checks (``tolerances=`` of the loaders).
+
+    Pass one instance to :func:`load_pet`, :func:`load_ct` or :func:`load_volume`; change
+    one field with :func:`dataclasses.replace`. The defaults follow dicom2nifti [1]_.
 
     Parameters
     ----------
@@ -122,6 +126,17 @@ class GeometryTolerances:
     tilt_deg : float
         Largest accepted angle between the normal and the direction in which the slice
         positions progress (default 0.1 degree); above it the series is gantry tilted.
+
+    References
+    ----------
+    .. [1] dicom2nifti, ``common.validate_slice_increment`` (atol 0.1 mm, rtol 5 %) and its
+       orientation check (cosines equal within 1e-3).
+
+    Examples
+    --------
+    >>> from dataclasses import replace
+    >>> replace(GeometryTolerances(), spacing_atol_mm=3.0).spacing_atol_mm
+    3.0
     """
 
     orientation: float = 1e-3
@@ -141,6 +156,38 @@ class GeometryTolerances:
             "duplicate_mm": self.duplicate_mm,
             "tilt_deg": self.tilt_deg,
         }
+
+
+#: Names of the :class:`GeometryTolerances` fields (the deprecated individual keywords).
+_TOLERANCE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(GeometryTolerances))
+
+
+def _tolerances(
+    tolerances: GeometryTolerances | None, deprecated: Mapping[str, float], function: str
+) -> GeometryTolerances:
+    """The tolerances of a loader call: ``tolerances=`` or, deprecated, individual keywords.
+
+    The individual keywords (``spacing_atol_mm=3.0`` ...) still work for one release, with a
+    :class:`DeprecationWarning` naming the replacement; unknown keywords raise the
+    ``TypeError`` Python raises for any unexpected keyword argument.
+    """
+    if not deprecated:
+        return tolerances if tolerances is not None else GeometryTolerances()
+    unknown = [k for k in deprecated if k not in _TOLERANCE_FIELDS]
+    if unknown:
+        raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
+    given = ", ".join(f"{k}={v!r}" for k, v in deprecated.items())
+    if tolerances is not None:
+        raise InvalidParameterError(format_message(
+            f"{function}() got both tolerances= and the individual tolerance keyword(s) {given}",
+            fix=f"pass only tolerances=GeometryTolerances({given}) (or dataclasses.replace "
+            "of your tolerances)"))
+    warn_external(format_message(
+        f"the individual geometry tolerance keyword(s) of {function}() ({given}) are "
+        "deprecated and will be removed in the next release",
+        fix=f"pass tolerances=GeometryTolerances({given}) "
+        "(from emlesion.io import GeometryTolerances)"), DeprecationWarning)
+    return GeometryTolerances(**{k: float(v) for k, v in deprecated.items()})
 
 
 # ---------------------------------------------------------------------------- selection
@@ -592,13 +639,9 @@ def load_volume(
     *,
     modality: str | None = None,
     series_uid: str | None = None,
-    orientation: float = 1e-3,
-    spacing_rtol: float = 0.05,
-    spacing_atol_mm: float = 0.1,
-    spacing_warn_mm: float = 0.01,
-    duplicate_mm: float = 0.01,
-    tilt_deg: float = 0.1,
+    tolerances: GeometryTolerances | None = None,
     _operation: str = "emlesion.io.load_volume",
+    **deprecated_tolerances: float,
 ) -> Volume:
     """Load one single-frame PET or CT series as a :class:`Volume`.
 
@@ -614,9 +657,13 @@ def load_volume(
         or CT image series present.
     series_uid : str, optional
         Choose the series with this SeriesInstanceUID explicitly.
-    orientation, spacing_rtol, spacing_atol_mm, spacing_warn_mm, duplicate_mm, tilt_deg : float
-        Geometry tolerances, see :class:`GeometryTolerances` (defaults 1e-3, 0.05, 0.1 mm,
-        0.01 mm, 0.01 mm, 0.1 degree).
+    tolerances : GeometryTolerances, optional
+        Geometry tolerances (default ``GeometryTolerances()``: 1e-3, 0.05, 0.1 mm, 0.01 mm,
+        0.01 mm, 0.1 degree).
+    **deprecated_tolerances : float
+        The fields of :class:`GeometryTolerances` as individual keywords
+        (``spacing_atol_mm=3.0``): deprecated, still accepted for one release with a
+        :class:`DeprecationWarning`; pass ``tolerances=`` instead.
 
     Returns
     -------
@@ -638,9 +685,10 @@ def load_volume(
         A file is truncated or its pixel data cannot be decoded.
     MissingAttributeError, InvalidAttributeError
         A geometry or rescale attribute is absent or malformed.
+    InvalidParameterError
+        Both ``tolerances=`` and individual tolerance keywords were given.
     """
-    tol = GeometryTolerances(orientation, spacing_rtol, spacing_atol_mm, spacing_warn_mm,
-                             duplicate_mm, tilt_deg)
+    tol = _tolerances(tolerances, deprecated_tolerances, _operation.rsplit(".", 1)[-1])
     mod = (modality or "").upper() or None
     if mod == "PT":
         roles: tuple[SeriesRole, ...] = (SeriesRole.PET_AC, SeriesRole.PET_NAC)
@@ -682,7 +730,8 @@ def load_pet(
     source: Source,
     *,
     series_uid: str | None = None,
-    **tolerances: float,
+    tolerances: GeometryTolerances | None = None,
+    **deprecated_tolerances: float,
 ) -> Volume:
     """Load a PET series (values in its stored ``Units``, e.g. Bq/mL for BQML).
 
@@ -695,8 +744,11 @@ def load_pet(
         See :func:`load_volume`.
     series_uid : str, optional
         SeriesInstanceUID of the PET series to load.
-    **tolerances : float
-        Geometry tolerances, see :func:`load_volume`.
+    tolerances : GeometryTolerances, optional
+        Geometry tolerances (default ``GeometryTolerances()``).
+    **deprecated_tolerances : float
+        The fields of :class:`GeometryTolerances` as individual keywords: deprecated (one
+        more release, with a :class:`DeprecationWarning`); pass ``tolerances=`` instead.
 
     Returns
     -------
@@ -709,15 +761,17 @@ def load_pet(
     >>> pet.units, pet.shape  # doctest: +SKIP
     ('BQML', (545, 168, 168))
     """
-    return load_volume(source, modality="PT", series_uid=series_uid,
-                       _operation="emlesion.io.load_pet", **tolerances)
+    tol = _tolerances(tolerances, deprecated_tolerances, "load_pet")
+    return load_volume(source, modality="PT", series_uid=series_uid, tolerances=tol,
+                       _operation="emlesion.io.load_pet")
 
 
 def load_ct(
     source: Source,
     *,
     series_uid: str | None = None,
-    **tolerances: float,
+    tolerances: GeometryTolerances | None = None,
+    **deprecated_tolerances: float,
 ) -> Volume:
     """Load a CT series in Hounsfield units (localizers in the folder are ignored).
 
@@ -727,16 +781,20 @@ def load_ct(
         See :func:`load_volume`.
     series_uid : str, optional
         SeriesInstanceUID of the CT series to load.
-    **tolerances : float
-        Geometry tolerances, see :func:`load_volume`.
+    tolerances : GeometryTolerances, optional
+        Geometry tolerances (default ``GeometryTolerances()``).
+    **deprecated_tolerances : float
+        The fields of :class:`GeometryTolerances` as individual keywords: deprecated (one
+        more release, with a :class:`DeprecationWarning`); pass ``tolerances=`` instead.
 
     Returns
     -------
     Volume
         ``units`` is ``"HU"``.
     """
-    return load_volume(source, modality="CT", series_uid=series_uid,
-                       _operation="emlesion.io.load_ct", **tolerances)
+    tol = _tolerances(tolerances, deprecated_tolerances, "load_ct")
+    return load_volume(source, modality="CT", series_uid=series_uid, tolerances=tol,
+                       _operation="emlesion.io.load_ct")
 
 
 def _build(
