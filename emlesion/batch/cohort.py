@@ -37,6 +37,7 @@ from typing import Any
 from emlesion._atomic import atomic_path, write_bytes_atomic
 from emlesion.batch.manifest import PatientJob
 from emlesion.batch.patient import REPORT_FILE, PatientResult, PatientStatus
+from emlesion.errors import InvalidParameterError, UnknownKeyError, format_message
 from emlesion.report import csv_text
 from emlesion.study.record import RECORD_COLUMNS
 
@@ -197,7 +198,9 @@ def status_row(result: PatientResult, job: PatientJob, n_lesions: int | None,
 def read_report(result: PatientResult) -> dict[str, Any]:
     """The ``report.json`` of a successful result."""
     if result.output_dir is None:
-        raise ValueError(f"patient {result.patient_id!r} has no output folder")
+        raise InvalidParameterError(format_message(
+            f"patient {result.patient_id!r} has no output folder",
+            fix="read the report of a completed patient only"))
     data: dict[str, Any] = json.loads(
         (Path(result.output_dir) / REPORT_FILE).read_text(encoding="utf-8"))
     return data
@@ -373,7 +376,9 @@ class CohortResult:
         for r in self.results:
             if r.patient_id == patient_id:
                 return r
-        raise KeyError(patient_id)
+        raise UnknownKeyError(format_message(
+            f"no patient {patient_id!r} in this batch result",
+            fix=f"use one of {[r.patient_id for r in self.results]}"))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict."""

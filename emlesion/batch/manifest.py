@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emlesion.errors import InvalidAttributeError, format_message
+from emlesion.errors import InvalidAttributeError, UnknownKeyError, format_message
 
 __all__ = [
     "OPTIONAL_COLUMNS",
@@ -203,7 +203,7 @@ class Manifest:
         for job in self.jobs:
             if job.patient_id == patient_id:
                 return job
-        raise KeyError(format_message(f"no patient {patient_id!r} in the manifest",
+        raise UnknownKeyError(format_message(f"no patient {patient_id!r} in the manifest",
                                       series=self.source))
 
     def to_dict(self) -> dict[str, Any]:

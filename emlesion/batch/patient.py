@@ -45,7 +45,12 @@ from typing import Any
 from emlesion._atomic import publish_dir
 from emlesion._version import __version__
 from emlesion.batch.manifest import ManifestError, PatientJob
-from emlesion.errors import EmlesionError, EmlesionWarning, format_message
+from emlesion.errors import (
+    EmlesionError,
+    EmlesionWarning,
+    InvalidParameterError,
+    format_message,
+)
 
 __all__ = [
     "DONE_FILE",
@@ -155,7 +160,8 @@ def _bool(value: str) -> bool:
         return True
     if v in ("0", "false", "no", "n", "off"):
         return False
-    raise ValueError(f"{value!r} is not a yes/no value")
+    raise InvalidParameterError(format_message(
+        f"{value!r} is not a yes/no value", fix="use one of true/false, yes/no, 1/0, on/off"))
 
 
 def _criteria(value: str) -> tuple[str, ...]:
@@ -165,7 +171,8 @@ def _criteria(value: str) -> tuple[str, ...]:
     allowed = {c.value for c in Criterion} | {"lugano"}
     bad = [n for n in names if n.lower() not in allowed]
     if bad or not names:
-        raise ValueError(f"unknown criteria {bad or [value]} (use {', '.join(sorted(allowed))})")
+        raise InvalidParameterError(format_message(
+            f"unknown criteria {bad or [value]}", fix=f"use {', '.join(sorted(allowed))}"))
     return tuple(n.lower() for n in names)
 
 

@@ -47,7 +47,12 @@ from emlesion.batch.patient import (
     parse_options,
     process_patient,
 )
-from emlesion.errors import EmlesionError, UnsupportedDataError, format_message
+from emlesion.errors import (
+    EmlesionError,
+    InvalidParameterError,
+    UnsupportedDataError,
+    format_message,
+)
 
 __all__ = ["LOCK_FILE", "default_workers", "run_batch"]
 
@@ -268,7 +273,8 @@ def run_batch(
     for job in manifest.jobs:
         parse_options(job)  # fail fast on a bad option, before any work
     if workers is not None and workers < 1:
-        raise ValueError(format_message(f"workers must be >= 1, got {workers}"))
+        raise InvalidParameterError(format_message(f"workers must be >= 1, got {workers}",
+                                                   fix="pass --workers 1 or more"))
     stream: IO[str] | None
     if progress is True:
         stream = sys.stderr

@@ -46,6 +46,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from skimage import measure as skmeasure
 
+from emlesion.errors import InvalidParameterError, format_message
 from emlesion.io.geometry import Grid
 
 __all__ = [
@@ -436,7 +437,8 @@ def site_fusion_png(
     ax.set_facecolor("black")
     if ct is not None:
         if ct_grid is None:
-            raise ValueError("ct_grid is required with ct")
+            raise InvalidParameterError(format_message(
+                "a CT image needs its grid", fix="pass ct_grid= with ct="))
         cts = _axial_slice(ct, ct_grid, z_mm)
         ax.imshow(cts.image, cmap="gray", vmin=ct_window_hu[0], vmax=ct_window_hu[1],
                   extent=cts.extent, interpolation="bilinear")

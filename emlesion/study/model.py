@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emlesion.anatomy import Anatomy, RegionAssignment
-from emlesion.errors import InconsistentStudyError, format_message
+from emlesion.errors import InconsistentStudyError, UnknownKeyError, format_message
 from emlesion.io import LabelMap, Volume
 from emlesion.measure import LesionMeasurement, LesionTable
 from emlesion.provenance import ProvenanceStep, jsonable
@@ -471,7 +471,8 @@ class Study:
         for tp in self.timepoints:
             if tp.label == label:
                 return tp
-        raise KeyError(format_message(f"no timepoint {label!r}", fix=f"use one of {self.labels}"))
+        raise UnknownKeyError(format_message(f"no timepoint {label!r}",
+                                             fix=f"use one of {self.labels}"))
 
     def __len__(self) -> int:
         return len(self.timepoints)
