@@ -47,12 +47,12 @@ from emlesion.anatomy.fov import (
     TRUNK_MIN_AREA_CM2,
     TRUNK_MIN_WIDTH_MM,
     FieldOfView,
-    _fill_slices,
-    _largest,
+    fill_slices,
     find_brain_ct,
     find_brain_pet,
     find_heart,
     find_lungs,
+    largest_component,
     trunk_slices,
 )
 from emlesion.anatomy.model import (
@@ -545,7 +545,7 @@ def segment_anatomy(
         masks: dict[AnatomyLabel, np.ndarray] = {}
 
         # 1. body -------------------------------------------------------------
-        body = _largest(_fill_slices(hu > BODY_HU), np.ones((3, 3, 3), bool))
+        body = largest_component(fill_slices(hu > BODY_HU), np.ones((3, 3, 3), bool))
         masks[AnatomyLabel.BODY] = body
         steps.append(ProvenanceStep("emlesion.anatomy.body", rule=f"CT > {BODY_HU:g} HU, slice "
                                     "holes filled, largest 3-D component",
@@ -917,13 +917,13 @@ def _bladder(
             continue
         if abs(float(dx[core].mean())) > BLADDER_CORE_MAX_MIDLINE_MM:
             continue
-        iso = _largest(comp & (suv >= BLADDER_ISO_FRACTION * m))
+        iso = largest_component(comp & (suv >= BLADDER_ISO_FRACTION * m))
         fluid = (hu >= FLUID_HU[0]) & (hu <= FLUID_HU[1]) & ndi.binary_dilation(
             iso, _ball(BLADDER_FLUID_REACH_MM, grid.spacing_mm)) & region
-        fluid = _largest(fluid & ndi.binary_dilation(core, _ball(BLADDER_CORE_REACH_MM,
+        fluid = largest_component(fluid & ndi.binary_dilation(core, _ball(BLADDER_CORE_REACH_MM,
                                                                  grid.spacing_mm))
                                    | (fluid & iso)) if fluid.any() else fluid
-        bladder = _fill_slices(iso | fluid)
+        bladder = fill_slices(iso | fluid)
         return bladder, (f"hottest fluid-core midline pelvic PET component (SUVmax {m:.3g}); "
                          f"{BLADDER_ISO_FRACTION * 100:g} %-of-max region + CT fluid within "
                          f"{BLADDER_FLUID_REACH_MM:g} mm")
@@ -936,7 +936,7 @@ def _bladder_ct(
     fluid = (region & (np.abs(dx) < BLADDER_MAX_MIDLINE_MM) & (dy < 0.0)
              & (hu >= FLUID_HU[0]) & (hu <= FLUID_HU[1]))
     fluid = ndi.binary_opening(fluid, _ball(BLADDER_CT_OPENING_MM, grid.spacing_mm))
-    comp = _largest(fluid)
+    comp = largest_component(fluid)
     return comp if comp.sum() * grid.voxel_volume_ml >= BLADDER_CT_MIN_ML else np.zeros_like(comp)
 
 
@@ -947,15 +947,15 @@ def _liver(
     cand = (region & (dx < 0.0) & (hu_s >= LIVER_HU[0]) & (hu_s <= LIVER_HU[1])
             & (suv_s >= LIVER_SUV[0]) & (suv_s <= LIVER_SUV[1]))
     cand = ndi.binary_opening(cand, np.ones((3, 3, 3), bool))
-    comp = _largest(cand)
+    comp = largest_component(cand)
     if comp.any():
         # uniform uptake: keep voxels within 35 % of the organ's median (drops kidney, lesions)
         med = float(np.median(suv_s[comp]))
-        comp = _largest(
+        comp = largest_component(
             ndi.binary_opening(comp & (np.abs(suv_s - med) <= LIVER_UNIFORM_FRACTION * med),
                                np.ones((3, 3, 3), bool))
         )
-        comp = _fill_slices(comp)
+        comp = fill_slices(comp)
     return comp, ("largest right-upper-quadrant component, CT "
                   f"{LIVER_HU[0]:g}-{LIVER_HU[1]:g} HU ({LIVER_HU_FILTER_VOXELS}-voxel mean) "
                   f"and smoothed PET {LIVER_SUV[0]:.1f}-{LIVER_SUV[1]:.1f}, then within "
@@ -1017,11 +1017,11 @@ def _kidneys(
     out = []
     for side, partner in ((left, partner_l), (right, partner_r)):
         sym = side & partner
-        comp = _largest(sym)
+        comp = largest_component(sym)
         if comp.sum() < min_vox:
             comp = np.zeros_like(comp)
         else:
-            comp = _fill_slices(ndi.binary_closing(comp, grow) & side | comp)
+            comp = fill_slices(ndi.binary_closing(comp, grow) & side | comp)
         out.append(comp)
     rule = (f"paraspinal avid soft tissue, mirror-symmetric part (right mirrored, shift "
             f"dz={dz * sz:.0f} mm, dy={dyv * sy:.0f} mm)")

@@ -105,10 +105,12 @@ __all__ = [
     "TRUNK_MIN_AREA_CM2",
     "TRUNK_MIN_WIDTH_MM",
     "FieldOfView",
+    "fill_slices",
     "find_brain_ct",
     "find_brain_pet",
     "find_heart",
     "find_lungs",
+    "largest_component",
     "trunk_slices",
 ]
 
@@ -278,7 +280,28 @@ class FieldOfView:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _largest(mask: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
+def largest_component(mask: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
+    """The largest connected component of a boolean mask (used by the anatomy rules).
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        Any dimension.
+    structure : ndarray, optional
+        Connectivity, as for :func:`scipy.ndimage.label` (default: face connectivity).
+
+    Returns
+    -------
+    ndarray of bool
+        The voxels of the largest component (the first one on ties); all False when
+        ``mask`` is empty.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> largest_component(np.array([1, 0, 1, 1], bool)).astype(int).tolist()
+    [0, 0, 1, 1]
+    """
     lab, n = ndi.label(mask, structure=structure)
     if n == 0:
         return np.zeros(mask.shape, bool)
@@ -295,7 +318,20 @@ def _z_range(mask: np.ndarray, z_slice: np.ndarray) -> tuple[float, float] | Non
     return float(zz.min()), float(zz.max())
 
 
-def _fill_slices(mask: np.ndarray) -> np.ndarray:
+def fill_slices(mask: np.ndarray) -> np.ndarray:
+    """Fill the holes of a 3-D mask slice by slice (axial slices: the first axis).
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        ``(z, y, x)`` mask.
+
+    Returns
+    -------
+    ndarray of bool
+        The mask with every in-plane hole filled (:func:`scipy.ndimage.binary_fill_holes`
+        per slice); holes open to another slice are filled too.
+    """
     out = np.empty(mask.shape, bool)
     for k in range(mask.shape[0]):
         out[k] = ndi.binary_fill_holes(mask[k])
@@ -324,7 +360,7 @@ def trunk_slices(body: np.ndarray, grid: Grid) -> np.ndarray:
     for k in range(nz):
         if body[k].sum() * sx * sy < TRUNK_MIN_AREA_CM2 * MM2_PER_CM2:
             continue
-        comp = _largest(body[k], eight)
+        comp = largest_component(body[k], eight)
         area_cm2 = comp.sum() * sx * sy / MM2_PER_CM2
         cols = np.nonzero(comp.any(axis=0))[0]
         width = (cols[-1] - cols[0] + 1) * sx
@@ -396,7 +432,8 @@ def find_brain_ct(
     if not intra.any():
         return empty, (f"no closed bone ring enclosing >= "
                        f"{SKULL_MIN_INNER_AREA_MM2 / MM2_PER_CM2:g} cm^2 (no skull)")
-    cand = _largest(intra & (hu >= BRAIN_HU[0]) & (hu <= BRAIN_HU[1]), np.ones((3, 3, 3), bool))
+    cand = largest_component(intra & (hu >= BRAIN_HU[0]) & (hu <= BRAIN_HU[1]),
+                             np.ones((3, 3, 3), bool))
     vol = float(cand.sum() * vox_ml)
     if vol == 0.0:
         return empty, f"no {BRAIN_HU[0]:g}-{BRAIN_HU[1]:g} HU tissue inside the bone ring"
@@ -429,7 +466,7 @@ def find_brain_ct(
             f"brain candidate inside a bone ring dropped: {'; '.join(problems)}",
             fix="supply organ_labels with a brain label"), warning)
         return empty, "brain candidate dropped: " + "; ".join(problems)
-    brain = _fill_slices(cand)
+    brain = fill_slices(cand)
     return brain, (f"intracranial {BRAIN_HU[0]:g}-{BRAIN_HU[1]:g} HU tissue inside the closed "
                    f"skull ring, {vol:.0f} mL, "
                    f"mean {mean_hu:.0f} HU{uptake}")
@@ -450,7 +487,7 @@ def find_brain_pet(
     pos = smooth[smooth > 0]
     body_level = (max(PET_BODY_MIN_SUV, PET_BODY_FRACTION * float(np.median(pos))) if pos.size
                   else PET_BODY_MIN_SUV)
-    body = _largest(_fill_slices(smooth > body_level), np.ones((3, 3, 3), bool))
+    body = largest_component(fill_slices(smooth > body_level), np.ones((3, 3, 3), bool))
     empty = np.zeros(suv.shape, bool)
     zr = _z_range(body, z_slice)
     if zr is None:
@@ -496,7 +533,7 @@ def find_brain_pet(
             warn_external(format_message(f"PET-only brain candidate dropped: {why}"),
                           warning)
         return body, empty, why
-    brain = _fill_slices(lab == best[1])
+    brain = fill_slices(lab == best[1])
     brain = ndi.binary_fill_holes(brain)
     return body, brain, (f"PET only: largest smoothed-uptake region >= {level:.3g} "
                          f"(max({BRAIN_PET_MIN_SUV:g}, {BRAIN_PET_FRACTION:g} x "
@@ -553,7 +590,7 @@ def find_heart(
                if liver.any() else liver)
     soft = between & (hu >= HEART_HU[0]) & (hu <= HEART_HU[1]) & ~liver_d
     soft = ndi.binary_opening(soft, _ball(HEART_OPENING_MM, grid.spacing_mm))
-    cand = _largest(soft)
+    cand = largest_component(soft)
     vol = float(cand.sum() * vox_ml)
     if vol == 0.0:
         return empty, None, "no soft tissue between the lungs"
@@ -568,7 +605,7 @@ def find_heart(
             f"heart candidate between the lungs dropped: {'; '.join(problems)}",
             fix="supply organ_labels with a heart label"), warning)
         return empty, None, "heart candidate dropped: " + "; ".join(problems)
-    heart = _fill_slices(cand)
+    heart = fill_slices(cand)
     rule = (f"soft tissue ({HEART_HU[0]:g}..{HEART_HU[1]:g} HU) inside the lungs' convex "
             f"hull, anterior of the "
             f"vertebrae, opened by {HEART_OPENING_MM:g} mm; {vol:.0f} mL, centroid "

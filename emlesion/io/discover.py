@@ -31,7 +31,16 @@ from emlesion.errors import DicomReadError, SeriesNotFoundError, format_message
 from emlesion.io.dicom import header_text, read_dataset, read_file
 from emlesion.io.volume import SeriesIdentity
 
-__all__ = ["SeriesInfo", "SeriesRole", "classify_role", "discover", "iter_files"]
+__all__ = [
+    "FileFacts",
+    "SeriesInfo",
+    "SeriesRole",
+    "classify_role",
+    "discover",
+    "group_series",
+    "iter_files",
+    "looks_like_dicom",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +258,22 @@ def iter_files(path: str | os.PathLike[str]) -> list[str]:
     return out
 
 
-def _looks_like_dicom(path: str) -> bool:
+def looks_like_dicom(path: str) -> bool:
+    """True when ``path`` carries the ``DICM`` marker of a DICOM Part 10 file.
+
+    Only the 132-byte preamble and marker are read (DICOM PS3.10 section 7.1); a file that
+    cannot be opened is not DICOM. Used to tell a truncated DICOM file (worth a warning)
+    from an unrelated file (ignored).
+
+    Parameters
+    ----------
+    path : str
+        File path.
+
+    Returns
+    -------
+    bool
+    """
     try:
         with open(path, "rb") as fh:
             head = fh.read(132)
@@ -269,7 +293,7 @@ def read_header(path: str) -> Dataset | None:
             return read_dataset(path, stop_before_pixels=True)
         return read_file(path, with_pixels=False).header
     except (DicomReadError, OSError) as exc:
-        if _looks_like_dicom(path):
+        if looks_like_dicom(path):
             logger.warning("skipping unreadable DICOM file %s: %s", path, exc)
         else:
             logger.debug("ignoring non-DICOM file %s: %s", path, exc)
@@ -277,8 +301,28 @@ def read_header(path: str) -> Dataset | None:
 
 
 @dataclass(frozen=True)
-class _FileFacts:
-    """The few header facts discovery needs, cheap to send between processes."""
+class FileFacts:
+    """The few header facts discovery needs, cheap to send between processes.
+
+    One per DICOM file; :func:`group_series` groups them into :class:`SeriesInfo` objects.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    series_uid : str
+        SeriesInstanceUID.
+    role : SeriesRole
+        What the series is (:func:`classify_role`).
+    sop_class_uid : str
+        SOPClassUID.
+    identity : SeriesIdentity
+        Patient, study and series identity of the header.
+    units : str
+        PET ``Units`` (empty for other modalities).
+    corrected_image : tuple of str
+        The values of ``CorrectedImage``.
+    """
 
     path: str
     series_uid: str
@@ -289,7 +333,7 @@ class _FileFacts:
     corrected_image: tuple[str, ...]
 
 
-def _facts(path: str) -> _FileFacts | None:
+def _facts(path: str) -> FileFacts | None:
     ds = read_header(path)
     if ds is None:
         return None
@@ -299,7 +343,7 @@ def _facts(path: str) -> _FileFacts | None:
             logger.debug("ignoring %s: no SeriesInstanceUID (not a series instance)", path)
             return None
         corrected = _text(ds, "CorrectedImage")
-        return _FileFacts(
+        return FileFacts(
             path=path,
             series_uid=uid,
             role=classify_role(ds),
@@ -313,7 +357,7 @@ def _facts(path: str) -> _FileFacts | None:
         return None
 
 
-def _facts_chunk(paths: Sequence[str]) -> list[_FileFacts | None]:
+def _facts_chunk(paths: Sequence[str]) -> list[FileFacts | None]:
     return [_facts(p) for p in paths]
 
 
@@ -324,9 +368,9 @@ def _sop_class_name(uid: str) -> str:
     return "" if name == uid else name
 
 
-def group_series(facts: Iterable[_FileFacts]) -> list[SeriesInfo]:
+def group_series(facts: Iterable[FileFacts]) -> list[SeriesInfo]:
     """Group per-file facts into :class:`SeriesInfo` objects (by series UID and role)."""
-    groups: dict[tuple[str, SeriesRole], list[_FileFacts]] = {}
+    groups: dict[tuple[str, SeriesRole], list[FileFacts]] = {}
     for f in facts:
         groups.setdefault((f.series_uid, f.role), []).append(f)
     out: list[SeriesInfo] = []
@@ -400,7 +444,7 @@ def discover(path: str | os.PathLike[str], *, workers: int | None = None) -> lis
     paths = iter_files(path)
     if workers is None:
         workers = 1 if len(paths) < _PARALLEL_MIN_FILES else min(4, os.cpu_count() or 1)
-    facts: list[_FileFacts | None]
+    facts: list[FileFacts | None]
     if workers <= 1 or len(paths) < 2 * workers:
         facts = _facts_chunk(paths)
     else:

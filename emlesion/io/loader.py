@@ -59,14 +59,13 @@ from emlesion.errors import (
 )
 from emlesion.io.dicom import DicomFile, decode_pixels, header_text, read_file
 from emlesion.io.discover import (
+    FileFacts,
     SeriesInfo,
     SeriesRole,
-    _FileFacts,
-    _looks_like_dicom,
-    _text,
     classify_role,
     group_series,
     iter_files,
+    looks_like_dicom,
 )
 from emlesion.io.geometry import Grid
 from emlesion.io.volume import SeriesIdentity, SliceInfo, Volume
@@ -198,7 +197,7 @@ def _read_all(paths: Sequence[str]) -> list[DicomFile]:
         try:
             out.append(read_file(p, lazy_pixels=True))
         except DicomReadError:
-            if _looks_like_dicom(p):
+            if looks_like_dicom(p):
                 raise
             logger.debug("ignoring non-DICOM file %s", p)
     return out
@@ -213,23 +212,23 @@ def _select(
     modalities: tuple[str, ...],
 ) -> tuple[list[DicomFile], SeriesInfo]:
     """Group ``files`` into series and choose the one to load."""
-    facts: list[_FileFacts] = []
+    facts: list[FileFacts] = []
     identities: dict[tuple[str, SeriesRole], SeriesIdentity] = {}
     for f in files:
-        uid = _text(f.header, "SeriesInstanceUID")
+        uid = header_text(f.header, "SeriesInstanceUID")
         role = classify_role(f.header)
         ident = identities.get((uid, role))
         if ident is None:  # one identity per series: pydicom attribute access is slow
             ident = identities[uid, role] = SeriesIdentity.from_dataset(f.header)
-        corrected = _text(f.header, "CorrectedImage")
+        corrected = header_text(f.header, "CorrectedImage")
         facts.append(
-            _FileFacts(
+            FileFacts(
                 path=f.path,
                 series_uid=uid,
                 role=role,
-                sop_class_uid=_text(f.header, "SOPClassUID"),
+                sop_class_uid=header_text(f.header, "SOPClassUID"),
                 identity=ident,
-                units=_text(f.header, "Units"),
+                units=header_text(f.header, "Units"),
                 corrected_image=tuple(v for v in corrected.split("\\") if v),
             )
         )
@@ -415,7 +414,7 @@ def _rescale(ds: Dataset, series: str, path: str) -> tuple[float, float]:
 
 def _check_multiframe(files: list[DicomFile], series: str) -> None:
     for f in files:
-        sop = _text(f.header, "SOPClassUID")
+        sop = header_text(f.header, "SOPClassUID")
         frames = _opt_int(f.header, "NumberOfFrames") or 1
         if sop in _ENHANCED_SOP_CLASSES or frames > 1:
             kind = _ENHANCED_SOP_CLASSES.get(sop, f"multi-frame ({frames} frames)")
@@ -529,8 +528,8 @@ def _geometry(files: list[DicomFile], series: str, tol: GeometryTolerances) -> _
             a, b = files[order[i]], files[order[i + 1]]
             pairs.append(
                 f"{os.path.basename(a.path)} / {os.path.basename(b.path)} at {d_sorted[i]:.3f} mm "
-                f"(SOPInstanceUID {_text(a.header, 'SOPInstanceUID')} / "
-                f"{_text(b.header, 'SOPInstanceUID')})"
+                f"(SOPInstanceUID {header_text(a.header, 'SOPInstanceUID')} / "
+                f"{header_text(b.header, 'SOPInstanceUID')})"
             )
         more = f" and {dup.size - 5} more" if dup.size > 5 else ""
         raise GeometryError(
@@ -810,7 +809,7 @@ def _build(
     _check_multiframe(files, series)
     stack = _geometry(files, series, tol)
     nz, ny, nx = stack.grid.shape
-    modality = _text(files[0].header, "Modality").upper()
+    modality = header_text(files[0].header, "Modality").upper()
     is_pet = modality == "PT"
     out = np.empty((nz, ny, nx), dtype=np.float32)
     slices: list[SliceInfo] = []
@@ -838,20 +837,20 @@ def _build(
         else:
             out[k] = stored * slope + intercept  # float64 arithmetic, one rounding to float32
         if is_pet:
-            units = _text(h, "Units")
+            units = header_text(h, "Units")
             units_seen[units] = units_seen.get(units, 0) + 1
             if intercept != 0.0:
                 nonzero_intercepts += 1
         slices.append(
             SliceInfo(
-                sop_instance_uid=_text(h, "SOPInstanceUID"),
+                sop_instance_uid=header_text(h, "SOPInstanceUID"),
                 position_mm=(float(pos[0]), float(pos[1]), float(pos[2])),
                 rescale_slope=slope,
                 rescale_intercept=intercept,
                 instance_number=_opt_int(h, "InstanceNumber"),
-                acquisition_date=_text(h, "AcquisitionDate"),
-                acquisition_time=_text(h, "AcquisitionTime"),
-                acquisition_datetime=_text(h, "AcquisitionDateTime"),
+                acquisition_date=header_text(h, "AcquisitionDate"),
+                acquisition_time=header_text(h, "AcquisitionTime"),
+                acquisition_datetime=header_text(h, "AcquisitionDateTime"),
                 frame_reference_time_ms=_opt_float(h, "FrameReferenceTime"),
                 actual_frame_duration_ms=_opt_float(h, "ActualFrameDuration"),
                 image_index=_opt_int(h, "ImageIndex"),
@@ -891,11 +890,11 @@ def _build(
     elif modality == "CT":
         units = "HU"
     else:
-        units = _text(files[0].header, "RescaleType")
+        units = header_text(files[0].header, "RescaleType")
     inputs = {
         "source": where,
         "n_files": len(files),
-        "series_instance_uid": _text(files[0].header, "SeriesInstanceUID"),
+        "series_instance_uid": header_text(files[0].header, "SeriesInstanceUID"),
         **stack.inputs,
     }
     step = ProvenanceStep(operation, stack.rule, inputs)

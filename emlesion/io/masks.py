@@ -67,10 +67,22 @@ __all__ = [
     "RTSTRUCT_SOP_CLASS_UID",
     "SEG_SOP_CLASS_UID",
     "MaskFormat",
+    "MaskReference",
+    "MaskSegment",
     "MaskWarning",
     "Overlap",
+    "assign_planes_to_slices",
+    "build_labelmap",
+    "coerce_enum",
     "detect_mask_format",
     "load_mask",
+    "plane_spacing_mm",
+    "reference_of",
+    "require_same_frame_of_reference",
+    "select_segments",
+    "slice_normal_positions_mm",
+    "unique_segment_names",
+    "warn_empty_segments",
 ]
 
 SEG_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -102,9 +114,22 @@ class Overlap(str, enum.Enum):
 
 
 # ---------------------------------------------------------------------- shared helpers
+# The building blocks the three readers (:mod:`emlesion.io.seg`, :mod:`emlesion.io.rtstruct`,
+# :mod:`emlesion.io.nifti`) share; public so that a reader of another format can use them.
 @dataclass(frozen=True)
-class _Segment:
-    """One segment on the reference grid before labels are assigned."""
+class MaskSegment:
+    """One segment on the reference grid before labels are assigned.
+
+    Parameters
+    ----------
+    number : int
+        Segment number (SEG SegmentNumber, RTSTRUCT ROINumber, NIfTI label value); it
+        becomes the label value.
+    name : str
+        Segment name (made unique with :func:`unique_segment_names`).
+    mask : ndarray of bool
+        The segment on the reference grid (shape of the reference grid).
+    """
 
     number: int
     name: str
@@ -112,13 +137,45 @@ class _Segment:
 
 
 @dataclass(frozen=True)
-class _Reference:
+class MaskReference:
+    """The image a mask is put on (:func:`reference_of`).
+
+    Parameters
+    ----------
+    grid : Grid
+        Its grid.
+    frame_of_reference_uid : str
+        Its FrameOfReferenceUID (empty for a bare grid: no check possible).
+    label : str
+        How messages name it.
+    """
+
     grid: Grid
     frame_of_reference_uid: str
     label: str
 
 
-def _coerce_enum(value: Any, enum_cls: type[enum.Enum], argument: str) -> Any:
+def coerce_enum(value: Any, enum_cls: type[enum.Enum], argument: str) -> Any:
+    """A member of ``enum_cls`` from a member or its (case-insensitive) value.
+
+    Parameters
+    ----------
+    value : enum member or str
+        What the caller passed.
+    enum_cls : type of Enum
+        The enumeration (:class:`Overlap`, ...).
+    argument : str
+        Name of the argument, for the message.
+
+    Returns
+    -------
+    enum member
+
+    Raises
+    ------
+    MaskError
+        ``value`` is not one of the members.
+    """
     if isinstance(value, enum_cls):
         return value
     try:
@@ -131,12 +188,28 @@ def _coerce_enum(value: Any, enum_cls: type[enum.Enum], argument: str) -> Any:
         ) from None
 
 
-def _reference_of(reference: Volume | Grid) -> _Reference:
+def reference_of(reference: Volume | Grid) -> MaskReference:
+    """The :class:`MaskReference` of the image (or bare grid) a mask is put on.
+
+    Parameters
+    ----------
+    reference : Volume or Grid
+        The reference image (its frame of reference is checked) or its grid (not checked).
+
+    Returns
+    -------
+    MaskReference
+
+    Raises
+    ------
+    MaskError
+        ``reference`` is neither a Volume nor a Grid.
+    """
     if isinstance(reference, Volume):
-        return _Reference(reference.grid, reference.identity.frame_of_reference_uid,
+        return MaskReference(reference.grid, reference.identity.frame_of_reference_uid,
                           reference.identity.label)
     if isinstance(reference, Grid):
-        return _Reference(reference, "", "reference grid")
+        return MaskReference(reference, "", "reference grid")
     raise MaskError(
         format_message(
             f"reference must be an emlesion Volume or Grid, got {type(reference).__name__}",
@@ -145,10 +218,27 @@ def _reference_of(reference: Volume | Grid) -> _Reference:
     )
 
 
-def _check_frame_of_reference(
-    mask_uids: Sequence[str], ref: _Reference, source: str, check: bool
+def require_same_frame_of_reference(
+    mask_uids: Sequence[str], ref: MaskReference, source: str, check: bool
 ) -> None:
-    """Refuse a mask whose FrameOfReferenceUID differs from the reference volume's."""
+    """Refuse a mask whose FrameOfReferenceUID differs from the reference volume's.
+
+    Parameters
+    ----------
+    mask_uids : sequence of str
+        FrameOfReferenceUIDs the mask names (empty strings are ignored).
+    ref : MaskReference
+        The reference.
+    source : str
+        The mask file, for the message.
+    check : bool
+        False skips the check (the user knows the two are registered).
+
+    Raises
+    ------
+    MaskError
+        The mask names frames of reference, the reference has one, and it is not among them.
+    """
     uids = {u for u in mask_uids if u}
     if not check or not ref.frame_of_reference_uid or not uids:
         return
@@ -166,15 +256,28 @@ def _check_frame_of_reference(
         )
 
 
-def _slice_normal_positions_mm(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
-    """Unit normal of the reference slices and the position (mm) of each slice along it."""
+def slice_normal_positions_mm(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Unit normal of the reference slices and the position (mm) of each slice along it.
+
+    Parameters
+    ----------
+    grid : Grid
+        The reference grid.
+
+    Returns
+    -------
+    normal : ndarray
+        Unit slice normal (third column of the direction matrix), LPS.
+    positions_mm : ndarray
+        ``(nz,)`` position of each slice centre along ``normal`` (mm).
+    """
     normal = grid.direction_matrix[:, 2]
     k = np.arange(grid.shape[0], dtype=float)
     z0 = float(np.dot(np.asarray(grid.origin_mm), normal))
     return normal, z0 + k * grid.spacing_mm[2]
 
 
-def _assign_planes_to_slices(
+def assign_planes_to_slices(
     plane_positions_mm: np.ndarray,
     slice_positions_mm: np.ndarray,
     half_width_mm: float,
@@ -182,7 +285,23 @@ def _assign_planes_to_slices(
     """For each reference slice, the index of the nearest plane within ``half_width_mm``, or -1.
 
     Ties (a slice exactly between two planes) go to the plane listed first after sorting
-    by position, i.e. the one at lower position.
+    by position, i.e. the one at lower position. This is the slice rule of the module
+    notes, shared by SEG frames and RTSTRUCT contours.
+
+    Parameters
+    ----------
+    plane_positions_mm : ndarray
+        Position (mm) of each mask plane along the slice normal.
+    slice_positions_mm : ndarray
+        Position (mm) of each reference slice along the normal
+        (:func:`slice_normal_positions_mm`).
+    half_width_mm : float
+        Half-width of the slab a plane stands for (1e-6 mm tolerance).
+
+    Returns
+    -------
+    ndarray of int64
+        ``(nz,)`` plane index per slice, -1 where no plane is close enough.
     """
     out = np.full(slice_positions_mm.shape, -1, dtype=np.int64)
     if plane_positions_mm.size == 0:
@@ -196,8 +315,21 @@ def _assign_planes_to_slices(
     return out
 
 
-def _plane_spacing_mm(positions_mm: np.ndarray, cluster_tol_mm: float) -> float | None:
-    """Smallest gap between distinct planes (planes closer than ``cluster_tol_mm`` are one)."""
+def plane_spacing_mm(positions_mm: np.ndarray, cluster_tol_mm: float) -> float | None:
+    """Smallest gap between distinct planes (planes closer than ``cluster_tol_mm`` are one).
+
+    Parameters
+    ----------
+    positions_mm : ndarray
+        Plane positions along the slice normal (mm), any order.
+    cluster_tol_mm : float
+        Gaps up to this are not gaps (the same plane).
+
+    Returns
+    -------
+    float or None
+        The spacing (mm), ``None`` for fewer than two distinct planes.
+    """
     if positions_mm.size < 2:
         return None
     unique = np.sort(positions_mm)
@@ -206,13 +338,34 @@ def _plane_spacing_mm(positions_mm: np.ndarray, cluster_tol_mm: float) -> float 
     return float(gaps.min()) if gaps.size else None
 
 
-def _select_segments(
+def select_segments(
     available: Sequence[tuple[int, str]],
     segments: Sequence[int | str] | None,
     source: str,
     attribute: str,
 ) -> list[int]:
-    """Segment numbers to keep, in file order, from numbers or (case-insensitive) names."""
+    """Segment numbers to keep, in file order, from numbers or (case-insensitive) names.
+
+    Parameters
+    ----------
+    available : sequence of (int, str)
+        ``(number, name)`` of every segment of the file, in file order.
+    segments : int, str, sequence of them, or None
+        What the user asked for; ``None`` keeps every segment.
+    source : str
+        The mask file, for the message.
+    attribute : str
+        The DICOM attribute that lists the segments, for the message.
+
+    Returns
+    -------
+    list of int
+
+    Raises
+    ------
+    MaskError
+        A requested number or name is not in the file.
+    """
     if segments is None:
         return [n for n, _ in available]
     if isinstance(segments, (str, int)):
@@ -244,8 +397,24 @@ def _missing_segment_message(
     )
 
 
-def _unique_names(pairs: Sequence[tuple[int, str]]) -> dict[int, str]:
-    """Names made unique: a name used by several segments gets ``" #<number>"`` appended."""
+def unique_segment_names(pairs: Sequence[tuple[int, str]]) -> dict[int, str]:
+    """Names made unique: a name used by several segments gets ``" #<number>"`` appended.
+
+    Parameters
+    ----------
+    pairs : sequence of (int, str)
+        ``(number, name)`` of the segments.
+
+    Returns
+    -------
+    dict of int to str
+        Number -> unique name.
+
+    Examples
+    --------
+    >>> unique_segment_names([(1, "node"), (2, "node"), (3, "liver")])
+    {1: 'node #1', 2: 'node #2', 3: 'liver'}
+    """
     counts: dict[str, int] = {}
     for _, name in pairs:
         counts[name] = counts.get(name, 0) + 1
@@ -253,7 +422,7 @@ def _unique_names(pairs: Sequence[tuple[int, str]]) -> dict[int, str]:
 
 
 def _combine(
-    segments: Sequence[_Segment],
+    segments: Sequence[MaskSegment],
     grid: Grid,
     overlap: Overlap,
     source: str,
@@ -331,8 +500,28 @@ def _combine(
     return labels, summary
 
 
-def _warn_empty(segments: Sequence[_Segment], source: str, where: str) -> None:
-    """Warn about each empty segment; raise when every segment is empty."""
+def warn_empty_segments(segments: Sequence[MaskSegment], source: str, where: str) -> None:
+    """Warn about each empty segment; raise when every segment is empty.
+
+    Parameters
+    ----------
+    segments : sequence of MaskSegment
+        The segments on the reference grid.
+    source : str
+        The mask file, for the message.
+    where : str
+        What the reference grid is, for the message.
+
+    Raises
+    ------
+    MaskError
+        Every segment is empty on the reference grid.
+
+    Warns
+    -----
+    MaskWarning
+        One per empty segment (through :func:`emlesion.errors.warn_external`).
+    """
     empty = [s for s in segments if not s.mask.any()]
     if segments and len(empty) == len(segments):
         raise MaskError(
@@ -354,9 +543,9 @@ def _warn_empty(segments: Sequence[_Segment], source: str, where: str) -> None:
         )
 
 
-def _build_labelmap(
-    segments: Sequence[_Segment],
-    ref: _Reference,
+def build_labelmap(
+    segments: Sequence[MaskSegment],
+    ref: MaskReference,
     *,
     overlap: Overlap,
     source: str,
@@ -365,6 +554,34 @@ def _build_labelmap(
     inputs: Mapping[str, Any],
     recorded: tuple[str, ...],
 ) -> LabelMap:
+    """Combine segments into a :class:`LabelMap` with one provenance step.
+
+    Parameters
+    ----------
+    segments : sequence of MaskSegment
+        The segments (label value = segment number, label name = segment name).
+    ref : MaskReference
+        The reference (its grid is the label map's grid).
+    overlap : Overlap
+        Which segment keeps a voxel claimed by several (see the module notes).
+    source : str
+        The mask file.
+    operation, rule : str
+        Provenance operation and rule.
+    inputs : Mapping
+        Provenance inputs of the reader (the overlap summary is added).
+    recorded : tuple of str
+        Warnings the reader recorded before (kept in the step, in order, once each).
+
+    Returns
+    -------
+    LabelMap
+
+    Raises
+    ------
+    MaskError
+        ``overlap`` is ERROR and segments overlap, or a segment number is not a uint16.
+    """
     from emlesion.provenance import record_warnings
 
     with record_warnings() as rec:
@@ -552,7 +769,7 @@ def load_mask(
         )
     if p.is_dir():
         p = _find_mask_file(p)
-    fmt = detect_mask_format(p) if format is None else _coerce_enum(format, MaskFormat, "format")
+    fmt = detect_mask_format(p) if format is None else coerce_enum(format, MaskFormat, "format")
     try:
         if fmt is MaskFormat.SEG:
             from emlesion.io.seg import read_seg

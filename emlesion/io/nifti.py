@@ -32,12 +32,12 @@ from emlesion.errors import (
 from emlesion.io.geometry import Grid, resample_array
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.masks import (
+    MaskSegment,
     Overlap,
-    _build_labelmap,
-    _reference_of,
-    _Segment,
-    _select_segments,
-    _warn_empty,
+    build_labelmap,
+    reference_of,
+    select_segments,
+    warn_empty_segments,
 )
 from emlesion.io.volume import Volume
 from emlesion.provenance import record_warnings
@@ -178,7 +178,7 @@ def read_nifti_labels(
     """
     p = Path(path)
     source = str(p)
-    ref = _reference_of(reference)
+    ref = reference_of(reference)
     with record_warnings() as rec:
         data, header = _load(p)
         if data.ndim == 4 and data.shape[3] == 1:
@@ -242,14 +242,14 @@ def read_nifti_labels(
         present = [int(v) for v in np.unique(labels) if v]
         label_names = {n: str((names or {}).get(n, f"label {n}")) for n in present}
         available = [(n, label_names[n]) for n in present]
-        wanted = _select_segments(available, segments, source, "label value")
-        segs = [_Segment(n, label_names[n], on_ref == n) for n in wanted]
+        wanted = select_segments(available, segments, source, "label value")
+        segs = [MaskSegment(n, label_names[n], on_ref == n) for n in wanted]
         if not segs:
             raise MaskError(
                 format_message("the NIfTI label map is empty (all zero)", series=source,
                                fix="check that the right file was passed")
             )
-        _warn_empty(segs, source, "labels outside the reference grid")
+        warn_empty_segments(segs, source, "labels outside the reference grid")
     inputs = {
         "affine": rule,
         "nifti_shape_zyx": grid.shape,
@@ -257,7 +257,7 @@ def read_nifti_labels(
         "nifti_origin_mm": grid.origin_mm,
         "values": kind,
     }
-    return _build_labelmap(
+    return build_labelmap(
         segs, ref, overlap=Overlap.ERROR, source=source,
         operation="emlesion.io.nifti.read_nifti_labels",
         rule=f"NIfTI {rule}; {placement}", inputs=inputs, recorded=rec.as_tuple(),

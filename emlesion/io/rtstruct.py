@@ -37,18 +37,18 @@ from emlesion.io.geometry import Grid
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.masks import (
     RTSTRUCT_SOP_CLASS_UID,
+    MaskSegment,
     MaskWarning,
     Overlap,
-    _assign_planes_to_slices,
-    _build_labelmap,
-    _check_frame_of_reference,
-    _coerce_enum,
-    _plane_spacing_mm,
-    _reference_of,
-    _Segment,
-    _select_segments,
-    _unique_names,
-    _warn_empty,
+    assign_planes_to_slices,
+    build_labelmap,
+    coerce_enum,
+    plane_spacing_mm,
+    reference_of,
+    require_same_frame_of_reference,
+    select_segments,
+    unique_segment_names,
+    warn_empty_segments,
 )
 from emlesion.io.volume import Volume
 from emlesion.provenance import record_warnings
@@ -274,8 +274,8 @@ def rasterize_rtstruct(
     """
     p = Path(path)
     source = str(p)
-    overlap_rule = _coerce_enum(overlap, Overlap, "overlap")
-    ref = _reference_of(reference)
+    overlap_rule = coerce_enum(overlap, Overlap, "overlap")
+    ref = reference_of(reference)
     grid = ref.grid
     with record_warnings() as rec:
         ds = _read(p)
@@ -309,9 +309,9 @@ def rasterize_rtstruct(
                     fix="pass a structure set that contains contours",
                 )
             )
-        _check_frame_of_reference(frame_uids, ref, source, check_frame_of_reference)
-        wanted = _select_segments(rois, segments, source, "ROIName (3006,0026)")
-        names = _unique_names([(n, name) for n, name in rois if n in wanted])
+        require_same_frame_of_reference(frame_uids, ref, source, check_frame_of_reference)
+        wanted = select_segments(rois, segments, source, "ROIName (3006,0026)")
+        names = unique_segment_names([(n, name) for n, name in rois if n in wanted])
 
         inv = np.linalg.inv(grid.affine)
         sz = grid.spacing_mm[2]
@@ -357,11 +357,11 @@ def rasterize_rtstruct(
             )
 
         all_planes_mm = np.array([c.plane_index * sz for c in contours])
-        spacing = _plane_spacing_mm(np.unique(np.round(all_planes_mm, 6)),
+        spacing = plane_spacing_mm(np.unique(np.round(all_planes_mm, 6)),
                                     PLANE_CLUSTER_TOLERANCE_MM)
         half_width_mm = 0.5 * (spacing if spacing is not None else sz)
         slice_mm = np.arange(grid.shape[0], dtype=float) * sz
-        segs: list[_Segment] = []
+        segs: list[MaskSegment] = []
         for number, name in names.items():
             mask = np.zeros(grid.shape, dtype=bool)
             mine = sorted((c for c in contours if c.roi_number == number),
@@ -374,15 +374,15 @@ def rasterize_rtstruct(
                 else:
                     planes.append([c])
             plane_mm = np.array([np.mean([c.plane_index for c in pl]) * sz for pl in planes])
-            assignment = _assign_planes_to_slices(plane_mm, slice_mm, half_width_mm)
+            assignment = assign_planes_to_slices(plane_mm, slice_mm, half_width_mm)
             cache: dict[int, np.ndarray] = {}
             for kslice in np.flatnonzero(assignment >= 0):
                 pi = int(assignment[kslice])
                 if pi not in cache:
                     cache[pi] = polygon_mask(grid.shape[1:], [c.rows_cols for c in planes[pi]])
                 mask[kslice] = cache[pi]
-            segs.append(_Segment(number, name, mask))
-        _warn_empty(segs, source, "contours outside the grid or on no slice")
+            segs.append(MaskSegment(number, name, mask))
+        warn_empty_segments(segs, source, "contours outside the grid or on no slice")
     rule = (
         "RTSTRUCT: contours placed by LPS position; voxel centre inside or on the contour "
         f"(even-odd across contours); slice = nearest contour plane within {half_width_mm:.3f} mm"
@@ -395,7 +395,7 @@ def rasterize_rtstruct(
         "contours": len(contours),
         "skipped_contours": skipped,
     }
-    return _build_labelmap(
+    return build_labelmap(
         segs, ref, overlap=overlap_rule, source=source,
         operation="emlesion.io.rtstruct.rasterize_rtstruct", rule=rule, inputs=inputs,
         recorded=rec.as_tuple(),

@@ -37,18 +37,18 @@ from emlesion.io.geometry import Grid
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.masks import (
     SEG_SOP_CLASS_UID,
+    MaskSegment,
     Overlap,
-    _assign_planes_to_slices,
-    _build_labelmap,
-    _check_frame_of_reference,
-    _coerce_enum,
-    _plane_spacing_mm,
-    _reference_of,
-    _Segment,
-    _select_segments,
-    _slice_normal_positions_mm,
-    _unique_names,
-    _warn_empty,
+    assign_planes_to_slices,
+    build_labelmap,
+    coerce_enum,
+    plane_spacing_mm,
+    reference_of,
+    require_same_frame_of_reference,
+    select_segments,
+    slice_normal_positions_mm,
+    unique_segment_names,
+    warn_empty_segments,
 )
 from emlesion.io.volume import Volume
 from emlesion.provenance import record_warnings
@@ -163,8 +163,8 @@ def read_seg(
     """
     p = Path(path)
     source = str(p)
-    overlap_rule = _coerce_enum(overlap, Overlap, "overlap")
-    ref = _reference_of(reference)
+    overlap_rule = coerce_enum(overlap, Overlap, "overlap")
+    ref = reference_of(reference)
     grid = ref.grid
     if not 0.0 < float(fractional_threshold) <= 1.0:
         raise InvalidAttributeError(
@@ -183,15 +183,15 @@ def read_seg(
                     fix="re-export the segmentation as a standard DICOM SEG",
                 )
             )
-        _check_frame_of_reference([str(seg.get("FrameOfReferenceUID", ""))], ref, source,
+        require_same_frame_of_reference([str(seg.get("FrameOfReferenceUID", ""))], ref, source,
                                   check_frame_of_reference)
         available = [
             (int(item.SegmentNumber),
              str(item.get("SegmentLabel", "")) or f"segment {int(item.SegmentNumber)}")
             for item in seg.get("SegmentSequence", [])
         ]
-        wanted = _select_segments(available, segments, source, "SegmentLabel (0062,0005)")
-        names = _unique_names([(n, name) for n, name in available if n in wanted])
+        wanted = select_segments(available, segments, source, "SegmentLabel (0062,0005)")
+        names = unique_segment_names([(n, name) for n, name in available if n in wanted])
 
         try:
             frames = seg.get_stored_frames()
@@ -216,7 +216,7 @@ def read_seg(
                     fix="repair or re-export the SEG",
                 )
             )
-        ref_normal, slice_mm = _slice_normal_positions_mm(grid)
+        ref_normal, slice_mm = slice_normal_positions_mm(grid)
         ref_dir = grid.direction_matrix
         origin = np.asarray(grid.origin_mm)
         positions = np.empty((len(per_frame), 3))
@@ -258,7 +258,7 @@ def read_seg(
         if measures and measures[0].get("SpacingBetweenSlices"):
             spacing_between = abs(float(measures[0].SpacingBetweenSlices))
         if not spacing_between:
-            spacing_between = _plane_spacing_mm(np.unique(np.round(frame_mm, 6)),
+            spacing_between = plane_spacing_mm(np.unique(np.round(frame_mm, 6)),
                                                 PLANE_CLUSTER_TOLERANCE_MM)
         half_width_mm = 0.5 * (spacing_between or grid.spacing_mm[2])
 
@@ -287,7 +287,7 @@ def read_seg(
                 cache[(f, kslice)] = out
             return out
 
-        segs: list[_Segment] = []
+        segs: list[MaskSegment] = []
         for number, name in names.items():
             if seg_type == "LABELMAP":
                 own = np.arange(len(per_frame))
@@ -296,7 +296,7 @@ def read_seg(
             mask = np.zeros(grid.shape, dtype=bool)
             if own.size:
                 # frames of one segment on the same plane are combined (logical or)
-                assignment = _assign_planes_to_slices(frame_mm[own], slice_mm, half_width_mm)
+                assignment = assign_planes_to_slices(frame_mm[own], slice_mm, half_width_mm)
                 for kslice in np.flatnonzero(assignment >= 0):
                     target = frame_mm[own[assignment[kslice]]]
                     same_plane = own[np.abs(frame_mm[own] - target) <= PLANE_CLUSTER_TOLERANCE_MM]
@@ -308,8 +308,8 @@ def read_seg(
                             mask[kslice] |= values / max_fraction >= fractional_threshold
                         else:
                             mask[kslice] |= values == number
-            segs.append(_Segment(number, name, mask))
-        _warn_empty(segs, source, "frames outside the grid or on no slice")
+            segs.append(MaskSegment(number, name, mask))
+        warn_empty_segments(segs, source, "frames outside the grid or on no slice")
     rule = (
         f"SEG {seg_type}: frames placed by ImagePositionPatient; slice = nearest frame plane "
         f"within {half_width_mm:.3f} mm; in-plane nearest pixel"
@@ -323,7 +323,7 @@ def read_seg(
         "frames": int(frames.shape[0]),
         "plane_half_width_mm": half_width_mm,
     }
-    return _build_labelmap(
+    return build_labelmap(
         segs, ref, overlap=overlap_rule, source=source,
         operation="emlesion.io.seg.read_seg", rule=rule, inputs=inputs, recorded=rec.as_tuple(),
     )

@@ -52,9 +52,9 @@ from emlesion.measure.peak import (
     PEAK_RADIUS_1ML_MM,
     PeakResult,
     PeakVariant,
-    _box_means,
-    _check_spacing_radius,
-    _peak_from_means,
+    box_means,
+    check_spacing_radius,
+    peak_from_means,
     sphere_kernel,
     sphere_weights,
 )
@@ -432,7 +432,7 @@ class _Lesion:
         }
 
     def _means(self, image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-        means, _ = _box_means(image, self.box, self.local_mask, kernel)
+        means, _ = box_means(image, self.box, self.local_mask, kernel)
         return means
 
     @cached_property
@@ -445,7 +445,7 @@ class _Lesion:
 
     def peak(self, variant: PeakVariant) -> PeakResult:
         means = self._exact_means if variant is PeakVariant.EXACT else self._centre_means
-        value, centre = _peak_from_means(variant, means, self.values, self.coords)
+        value, centre = peak_from_means(variant, means, self.values, self.coords)
         kernel = self.ctx.kernel(variant)
         return PeakResult(
             variant=variant,
@@ -494,7 +494,7 @@ class _Lesion:
         else:
             means = self._means(sul, self.ctx.kernel(variant))
             svals = np.asarray(sul[self.box])[self.local_mask]
-            peak, _ = _peak_from_means(variant, means, svals, self.coords)
+            peak, _ = peak_from_means(variant, means, svals, self.coords)
         return {
             "sul_peak": float(peak),
             "sul_max": float(svals.max()),
@@ -986,7 +986,7 @@ def measure_lesions(
     """
     if not isinstance(suv, Volume):
         raise TypeError(format_message(f"suv must be an emlesion Volume, got {type(suv).__name__}"))
-    radius = _check_spacing_radius(suv.spacing_mm, peak_radius_mm)[1]
+    radius = check_spacing_radius(suv.spacing_mm, peak_radius_mm)[1]
     variants = tuple(dict.fromkeys(PeakVariant.coerce(v) for v in peak_variants))
     sul_variant = PeakVariant.coerce(sul_peak_variant)
     label_arr, names = _label_array(labels, suv.grid)

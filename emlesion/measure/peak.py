@@ -49,7 +49,10 @@ __all__ = [
     "PEAK_RADIUS_1P2CM_MM",
     "PeakResult",
     "PeakVariant",
+    "box_means",
+    "check_spacing_radius",
     "intensity_peak",
+    "peak_from_means",
     "sphere_kernel",
     "sphere_weights",
 ]
@@ -123,7 +126,29 @@ class PeakResult:
         }
 
 
-def _check_spacing_radius(spacing_mm: Spacing, radius_mm: float) -> tuple[Spacing, float]:
+def check_spacing_radius(spacing_mm: Spacing, radius_mm: float) -> tuple[Spacing, float]:
+    """Validate a voxel spacing and a peak-sphere radius (shared by the peak functions).
+
+    Parameters
+    ----------
+    spacing_mm : sequence of 3 float
+        Voxel spacing ``(x, y, z)`` in mm.
+    radius_mm : float
+        Sphere radius in mm.
+
+    Returns
+    -------
+    spacing_mm : tuple of 3 float
+    radius_mm : float
+        The same values as floats.
+
+    Raises
+    ------
+    GeometryError
+        ``spacing_mm`` is not 3 finite positive numbers.
+    InvalidParameterError
+        ``radius_mm`` is negative or not finite.
+    """
     sp = tuple(float(s) for s in spacing_mm)
     if len(sp) != 3 or not all(math.isfinite(s) and s > 0 for s in sp):
         raise GeometryError(format_message(
@@ -172,7 +197,7 @@ def sphere_kernel(spacing_mm: Spacing, radius_mm: float = PEAK_RADIUS_1ML_MM) ->
     >>> int(sphere_kernel((2.0, 2.0, 2.0)).sum())
     123
     """
-    sp, r = _check_spacing_radius(spacing_mm, radius_mm)
+    sp, r = check_spacing_radius(spacing_mm, radius_mm)
     return _sphere_kernel_cached(sp, r)
 
 
@@ -237,7 +262,7 @@ def sphere_weights(
     ndarray of float64
         Read-only weights in ``[0, 1]``, indexed ``(z, y, x)``, odd-sized and centred.
     """
-    sp, r = _check_spacing_radius(spacing_mm, radius_mm)
+    sp, r = check_spacing_radius(spacing_mm, radius_mm)
     if int(subsamples) < 1:
         raise InvalidParameterError(format_message(
             f"subsamples must be >= 1, got {subsamples}",
@@ -245,7 +270,7 @@ def sphere_weights(
     return _sphere_weights_cached(sp, r, int(subsamples))
 
 
-def _box_means(
+def box_means(
     image: np.ndarray,
     box: tuple[slice, slice, slice],
     local_mask: np.ndarray,
@@ -258,6 +283,24 @@ def _box_means(
     correlation uses zero padding for both the values and the weights, so that voxels outside
     the image are left out of both the sum and the normaliser. Returns the means at the lesion
     voxels (in C order of ``local_mask``) and the padded box.
+
+    Parameters
+    ----------
+    image : ndarray
+        The whole image ``(z, y, x)``.
+    box : tuple of 3 slice
+        Bounding box of the lesion in ``image``.
+    local_mask : ndarray of bool
+        The lesion inside ``box`` (shape of ``image[box]``).
+    kernel : ndarray
+        Sphere weights (:func:`sphere_kernel` or :func:`sphere_weights`), odd-sized.
+
+    Returns
+    -------
+    means : ndarray of float64
+        Kernel-weighted mean around each lesion voxel.
+    padded : tuple of 3 slice
+        The padded, clipped box the correlation ran on.
     """
     half = [k // 2 for k in kernel.shape]
     pz, py, px = (
@@ -274,13 +317,33 @@ def _box_means(
     return means, padded
 
 
-def _peak_from_means(
+def peak_from_means(
     variant: PeakVariant,
     means: np.ndarray,
     values: np.ndarray,
     coords: np.ndarray,
 ) -> tuple[float, tuple[int, int, int]]:
-    """Pick the global (max of means) or local (mean at the hottest voxel, ties: highest)."""
+    """Pick the global (max of means) or local (mean at the hottest voxel, ties: highest).
+
+    Parameters
+    ----------
+    variant : PeakVariant
+        ``LOCAL`` takes the sphere centred on the hottest voxel; any other variant the
+        highest sphere mean.
+    means : ndarray
+        Sphere mean per lesion voxel (:func:`box_means`).
+    values : ndarray
+        Voxel value per lesion voxel, same order.
+    coords : ndarray
+        ``(n, 3)`` ``(z, y, x)`` index per lesion voxel, same order.
+
+    Returns
+    -------
+    value : float
+        The peak.
+    centre : tuple of 3 int
+        Index of the voxel the winning sphere is centred on.
+    """
     if variant is PeakVariant.LOCAL:
         hottest = np.flatnonzero(values == values.max())
         i = int(hottest[np.argmax(means[hottest])])
@@ -359,15 +422,15 @@ def _peak_in_box(
     radius_mm: float,
     subsamples: int,
 ) -> PeakResult:
-    sp, r = _check_spacing_radius(spacing_mm, radius_mm)
+    sp, r = check_spacing_radius(spacing_mm, radius_mm)
     if variant is PeakVariant.EXACT:
         kernel: np.ndarray = sphere_weights(sp, r, subsamples=subsamples)
     else:
         kernel = sphere_kernel(sp, r)
-    means, _ = _box_means(image, box, local_mask, kernel)
+    means, _ = box_means(image, box, local_mask, kernel)
     values = np.asarray(image[box])[local_mask]
     coords = np.argwhere(local_mask) + np.array([b.start for b in box])
-    value, centre = _peak_from_means(variant, means, values, coords)
+    value, centre = peak_from_means(variant, means, values, coords)
     voxel_ml = sp[0] * sp[1] * sp[2] / 1000.0
     return PeakResult(
         variant=variant,

@@ -63,7 +63,12 @@ __all__ = [
     "EventKind",
     "LesionEvent",
     "LesionMatch",
+    "MatchItem",
+    "MatchOutcome",
     "Matching",
+    "items_from_labelmap",
+    "match_events",
+    "match_items",
     "match_lesions",
 ]
 
@@ -213,8 +218,21 @@ class Matching:
 
 # ---------------------------------------------------------------------- core
 @dataclass(frozen=True)
-class _Item:
-    """One lesion on the common grid: key, flat voxel indices (sorted) and centroid."""
+class MatchItem:
+    """One lesion on the common grid: key, flat voxel indices (sorted) and centroid.
+
+    The unit :func:`match_items` works on; :mod:`emlesion.track.tracking` builds items of
+    tracks (key = track id) as well as of labels.
+
+    Parameters
+    ----------
+    key : int or str
+        Label value or track id.
+    voxels : ndarray of int
+        Sorted flat indices of its voxels on the common grid.
+    centroid_mm : ndarray
+        LPS centroid (mm).
+    """
 
     key: int | str
     voxels: np.ndarray
@@ -222,7 +240,24 @@ class _Item:
 
 
 @dataclass
-class _Outcome:
+class MatchOutcome:
+    """Raw result of :func:`match_items`, by position in the reference and candidate lists.
+
+    Parameters
+    ----------
+    pairs : list of (int, int, float, float, float)
+        ``(i, j, dice, distance_mm, cost)`` of each matched reference ``i`` and candidate
+        ``j``.
+    fragments : dict of int to int
+        Candidate ``j`` -> reference ``i`` it split from.
+    merged : dict of int to int
+        Reference ``i`` -> candidate ``j`` it merged into.
+    new : list of int
+        Unmatched candidates.
+    resolved : list of int
+        Unmatched references.
+    """
+
     pairs: list[tuple[int, int, float, float, float]]  # (i, j, dice, distance, cost)
     fragments: dict[int, int]  # candidate j -> reference i it split from
     merged: dict[int, int]  # reference i -> candidate j it merged into
@@ -230,8 +265,19 @@ class _Outcome:
     resolved: list[int]
 
 
-def _items_from_labelmap(labels: LabelMap) -> list[_Item]:
-    """Items of every label (flat voxel indices and LPS centroid)."""
+def items_from_labelmap(labels: LabelMap) -> list[MatchItem]:
+    """Items of every label (flat voxel indices and LPS centroid).
+
+    Parameters
+    ----------
+    labels : LabelMap
+        Lesion labels.
+
+    Returns
+    -------
+    list of MatchItem
+        One per label value, in increasing label order (key = the label value).
+    """
     flat = labels.array.ravel()
     nz = np.flatnonzero(flat)
     values = flat[nz]
@@ -245,18 +291,33 @@ def _items_from_labelmap(labels: LabelMap) -> list[_Item]:
         vox = np.sort(nz[start:stop])
         idx = np.column_stack(np.unravel_index(vox, shape)).astype(float)
         centroid = labels.grid.index_to_lps(idx.mean(axis=0))
-        items.append(_Item(int(key), vox, centroid))
+        items.append(MatchItem(int(key), vox, centroid))
     return items
 
 
-def _match_items(
-    refs: Sequence[_Item],
-    cands: Sequence[_Item],
+def match_items(
+    refs: Sequence[MatchItem],
+    cands: Sequence[MatchItem],
     *,
     max_distance_mm: float,
     min_fraction: float,
-) -> _Outcome:
-    """Optimal assignment plus split/merge detection (see the module docstring)."""
+) -> MatchOutcome:
+    """Optimal assignment plus split/merge detection (see the module docstring).
+
+    Parameters
+    ----------
+    refs, cands : sequence of MatchItem
+        Reference and candidate lesions on the same grid.
+    max_distance_mm : float
+        Centroid distance below which non-overlapping lesions may match.
+    min_fraction : float
+        Overlap fraction that makes a further candidate a fragment (split) or a further
+        reference merged.
+
+    Returns
+    -------
+    MatchOutcome
+    """
     nr, nc = len(refs), len(cands)
     inter = np.zeros((nr, nc))
     dice = np.zeros((nr, nc))
@@ -307,7 +368,7 @@ def _match_items(
             merged[i] = max(hits, key=lambda j: inter[i, j])
     new = [j for j in range(nc) if j not in matched_c and j not in fragments]
     resolved = [i for i in range(nr) if i not in matched_r and i not in merged]
-    return _Outcome(pairs, fragments, merged, new, resolved)
+    return MatchOutcome(pairs, fragments, merged, new, resolved)
 
 
 def match_lesions(
@@ -373,13 +434,13 @@ def match_lesions(
             f"and {min_fraction}",
             fix=f"use the defaults ({DEFAULT_MAX_DISTANCE_MM:g} mm, {DEFAULT_MIN_FRACTION:g}) "
             "or values in those ranges"))
-    refs = _items_from_labelmap(reference)
-    cands = _items_from_labelmap(candidate)
-    out = _match_items(refs, cands, max_distance_mm=max_distance_mm, min_fraction=min_fraction)
+    refs = items_from_labelmap(reference)
+    cands = items_from_labelmap(candidate)
+    out = match_items(refs, cands, max_distance_mm=max_distance_mm, min_fraction=min_fraction)
     matches = tuple(
         LesionMatch(refs[i].key, int(cands[j].key), d, dist, c) for i, j, d, dist, c in out.pairs
     )
-    events = _events(out, [r.key for r in refs], [int(c.key) for c in cands], "label")
+    events = match_events(out, [r.key for r in refs], [int(c.key) for c in cands], "label")
     step = ProvenanceStep(
         "emlesion.track.match_lesions",
         rule="cost (1 - Dice) + distance/max_distance; optimal assignment; "
@@ -402,14 +463,30 @@ def match_lesions(
     )
 
 
-def _events(
-    out: _Outcome,
+def match_events(
+    out: MatchOutcome,
     ref_keys: Sequence[int | str],
     cand_keys: Sequence[int],
     noun: str,
     timepoint: str = "",
 ) -> tuple[LesionEvent, ...]:
-    """Split and merge events of an outcome, in a stable order."""
+    """Split and merge events of an outcome, in a stable order.
+
+    Parameters
+    ----------
+    out : MatchOutcome
+        The outcome of :func:`match_items`.
+    ref_keys, cand_keys : sequence
+        Keys of the references and candidates, by position.
+    noun : str
+        What a reference is called in the messages (``"label"``, ``"track"``).
+    timepoint : str, optional
+        Timepoint the events happen at.
+
+    Returns
+    -------
+    tuple of LesionEvent
+    """
     primary_c = {i: j for i, j, *_ in out.pairs}
     primary_r = {j: i for i, j, *_ in out.pairs}
     events: list[LesionEvent] = []

@@ -52,10 +52,10 @@ from emlesion.track.matching import (
     DEFAULT_MIN_FRACTION,
     EventKind,
     LesionEvent,
-    _events,
-    _Item,
-    _items_from_labelmap,
-    _match_items,
+    MatchItem,
+    items_from_labelmap,
+    match_events,
+    match_items,
 )
 from emlesion.track.registration import (
     Registration,
@@ -402,7 +402,7 @@ def track_lesions(
     events: list[LesionEvent] = []
     with record_warnings() as rec:
         builders: list[_Builder] = []
-        for item in _items_from_labelmap(base.lesions):
+        for item in items_from_labelmap(base.lesions):
             tid = f"T{len(builders) + 1}"
             builders.append(
                 _Builder(
@@ -418,12 +418,12 @@ def track_lesions(
             moved = resample_labels(reg, tp.lesions, ref_grid)
             aligned[tp.label] = moved
             cands = _followup_items(tp, moved, reg)
-            refs = [_Item(b.id, b.voxels, b.centroid_mm) for b in builders]
-            out = _match_items(
+            refs = [MatchItem(b.id, b.voxels, b.centroid_mm) for b in builders]
+            out = match_items(
                 refs, cands, max_distance_mm=max_distance_mm, min_fraction=min_fraction
             )
             events.extend(
-                _events(
+                match_events(
                     out, [b.id for b in builders], [int(c.key) for c in cands], "track", tp.label
                 )
             )
@@ -531,10 +531,10 @@ def _registration_for(
     return Registration.identity(fixed_label=base.label, moving_label=tp.label, reason=reason)
 
 
-def _followup_items(tp: TimepointLesions, moved: LabelMap, reg: Registration) -> list[_Item]:
+def _followup_items(tp: TimepointLesions, moved: LabelMap, reg: Registration) -> list[MatchItem]:
     """Follow-up lesions: voxels on the baseline grid, centroids mapped from the native grid."""
-    native = _items_from_labelmap(tp.lesions)
-    on_ref = {int(it.key): it.voxels for it in _items_from_labelmap(moved)}
+    native = items_from_labelmap(tp.lesions)
+    on_ref = {int(it.key): it.voxels for it in items_from_labelmap(moved)}
     items = []
     for it in native:
         centroid = map_points(reg, it.centroid_mm, to="fixed")
@@ -548,11 +548,11 @@ def _followup_items(tp: TimepointLesions, moved: LabelMap, reg: Registration) ->
                 ),
                 GeometryWarning,
             )
-        items.append(_Item(int(it.key), vox, centroid))
+        items.append(MatchItem(int(it.key), vox, centroid))
     return items
 
 
-def _union(items: Sequence[_Item]) -> tuple[np.ndarray, np.ndarray]:
+def _union(items: Sequence[MatchItem]) -> tuple[np.ndarray, np.ndarray]:
     """Voxels and volume-weighted centroid of several lesions (a split track)."""
     vox = np.unique(np.concatenate([it.voxels for it in items]))
     w = np.array([max(it.voxels.size, 1) for it in items], dtype=float)
