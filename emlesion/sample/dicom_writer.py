@@ -33,7 +33,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from emlesion import __version__
+from emlesion._version import __version__
 from emlesion.errors import InvalidParameterError, format_message
 from emlesion.sample.schedule import (
     F18_HALF_LIFE_S,

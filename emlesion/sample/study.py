@@ -23,8 +23,8 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from emlesion import __version__
 from emlesion._atomic import publish_dir
+from emlesion._version import __version__
 from emlesion.errors import InvalidParameterError, format_message
 from emlesion.sample.dicom_writer import (
     SeriesGeometry,
