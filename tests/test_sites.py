@@ -125,6 +125,9 @@ def test_site_below_blood_pool_is_metabolically_resolved() -> None:
     calls = {a.criterion.value: a for a in study.assess(["percist", "recist", "lugano_ct"])}
     # PET: resolved; CT: the residual mass is measured, so RECIST is PR, never CR
     assert calls["percist"].category.value == "CMR"
+    # the CMR sentence quotes the former site's uptake (SUL image = 0.8 x SUV: 0.5 -> 0.40)
+    assert any("former sites" in r and "SULpeak 0.40" in r and "Deauville 2" in r
+               for r in calls["percist"].reasons), calls["percist"].reasons
     assert calls["recist"].category.value == "PR"
     assert any(f"{reading.ct.ld_mm:.1f} mm" in r for r in calls["recist"].reasons)
     # Lugano CT: an extranodal residual mass is not "absent" -> not CR

@@ -404,8 +404,21 @@ def assess_percist(
                            f"measured {m.value}: " + ", ".join(x.name for x in f_unmeasured))
             return done(PercistCategory.NE, "PERCIST.NE.followup_not_measured", nadir_out)
         numbers["change_pct"] = -100.0
-        reasons.append("every lesion resolved at follow-up and no new lesion: "
-                       "no residual FDG uptake")
+        # resolved lesions read at their former site carry that site's uptake: quote it, so
+        # that the sentence agrees with the numbers reported beside it
+        former = [(v, les) for les in followup.lesions
+                  if les.pet_resolved and (v := les.uptake(m)) is not None]
+        if former:
+            numbers[f"former_site_{m.value}"] = {les.track_id: v for v, les in former}
+            reasons.append(
+                "every lesion resolved at follow-up and no new lesion: no focal FDG uptake "
+                "left (former sites, not segmented: " + ", ".join(
+                    f"{les.name} {m.value} {fmt(v)}"
+                    + (f" (Deauville {les.deauville})" if les.deauville is not None else "")
+                    for v, les in former) + ")")
+        else:
+            reasons.append("every lesion resolved at follow-up and no new lesion: "
+                           "no residual FDG uptake")
         return done(PercistCategory.CMR, "PERCIST.CMR.no_residual_uptake", nadir_out)
     if f_unmeasured:
         warn.append(f"{len(f_unmeasured)} follow-up lesion(s) without a measured {m.value} "
