@@ -83,8 +83,11 @@ code("""with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     study = emlesion.load_study({tp: SAMPLE / tp for tp in ("baseline", "month1", "month3")})
 print(study)
-for track in tracks_array(study):
-    print(track)"""),
+for track in tracks_array(study):  # the report.json tracks: states and site readouts
+    sites = ", ".join(f"{tp}: {s['state']}" + (f", CT LD {s['ct']['ld_mm']:.1f} mm"
+                                               if s["ct"] and s["ct"]["found"] else "")
+                      for tp, s in track["sites"].items())
+    print(track["id"], track["states"], "|", sites)"""),
 code("""assessments = study.assess()
 for a in assessments:
     print(f"{a.timepoint:7s} {a.criterion.value:11s} {a.category.value:4s} rule {a.rule}")

@@ -302,7 +302,7 @@ def test_bad_options_raise() -> None:
 def test_registered_criterion_and_assess_all() -> None:
     assert Criterion.coerce("LYRIC") is Criterion.LYRIC
     assert Criterion.LYRIC.full_name == "LYRIC (Cheson 2016)"
-    assert "lyric" not in DEFAULT_CRITERIA
+    assert "lyric" in DEFAULT_CRITERIA
     study = [T0, W4_IR1, tp("W10", 70, node("A", 50.0, 44.16))]
     out = assess_all(study, criteria=["lyric"], options={"lyric": {"basis": "ct"}})
     assert [(a.timepoint, a.category) for a in out] == [("W4", LyricCategory.IR1),
