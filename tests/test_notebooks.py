@@ -42,4 +42,5 @@ def test_notebook_executes(path: Path, sample_scans_dir: Path) -> None:
     # The walkthrough reaches the response step and prints the PERCIST calls.
     if path.name == "walkthrough.ipynb":
         assert "month1  percist     PMR" in streams
-        assert "month3  percist     CMR" in streams, streams[streams.find("month1  percist"):][:1500]
+        calls = streams[streams.find("month1  percist"):][:1500]
+        assert "month3  percist     CMR" in streams, calls
