@@ -30,47 +30,89 @@ with :class:`TrackingInfo` and :func:`tracking_uid`; the figures of
 
 from __future__ import annotations
 
-from emlesion.report.dicom import (
-    TrackingInfo,
-    build_measurement_report,
-    build_segmentation,
-    quantity_codes,
-    tracking_uid,
-    write_dicom_outputs,
-)
-from emlesion.report.documents import (
-    MEASURE_FORMAT,
-    REPORT_FORMAT,
-    REPORT_FORMAT_VERSION,
-    SUV_PEAK_DEFINITION,
-    measure_dict,
-    report_dict,
-    timepoint_object,
-    tracks_array,
-)
-from emlesion.report.html import (
-    DEIDENTIFIED,
-    TimepointView,
-    header_from_identity,
-    normalise_assessments,
-    render_html,
-    site_state_label,
-    write_html_report,
-)
-from emlesion.report.output import (
-    MEASURE_CSV_COLUMNS,
-    StderrProgress,
-    check_output_location,
-    csv_text,
-    format_cell,
-    measure_rows,
-    write_all_outputs,
-    write_csv_atomic,
-    write_json_atomic,
-    write_measure_outputs,
-    write_response_outputs,
-    write_study_outputs,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: Public name -> defining module. Loaded on first access, so that reading the documents
+#: (``report_dict``) does not pull in matplotlib and highdicom (the HTML and DICOM writers).
+_LAZY: dict[str, str] = {
+    "DEIDENTIFIED": "emlesion.report.html",
+    "MEASURE_CSV_COLUMNS": "emlesion.report.output",
+    "MEASURE_FORMAT": "emlesion.report.documents",
+    "REPORT_FORMAT": "emlesion.report.documents",
+    "REPORT_FORMAT_VERSION": "emlesion.report.documents",
+    "SUV_PEAK_DEFINITION": "emlesion.report.documents",
+    "StderrProgress": "emlesion.report.output",
+    "TimepointView": "emlesion.report.html",
+    "TrackingInfo": "emlesion.report.dicom",
+    "build_measurement_report": "emlesion.report.dicom",
+    "build_segmentation": "emlesion.report.dicom",
+    "check_output_location": "emlesion.report.output",
+    "csv_text": "emlesion.report.output",
+    "format_cell": "emlesion.report.output",
+    "header_from_identity": "emlesion.report.html",
+    "measure_dict": "emlesion.report.documents",
+    "measure_rows": "emlesion.report.output",
+    "normalise_assessments": "emlesion.report.html",
+    "quantity_codes": "emlesion.report.dicom",
+    "render_html": "emlesion.report.html",
+    "report_dict": "emlesion.report.documents",
+    "site_state_label": "emlesion.report.html",
+    "timepoint_object": "emlesion.report.documents",
+    "tracking_uid": "emlesion.report.dicom",
+    "tracks_array": "emlesion.report.documents",
+    "write_all_outputs": "emlesion.report.output",
+    "write_csv_atomic": "emlesion.report.output",
+    "write_dicom_outputs": "emlesion.report.dicom",
+    "write_html_report": "emlesion.report.html",
+    "write_json_atomic": "emlesion.report.output",
+    "write_measure_outputs": "emlesion.report.output",
+    "write_response_outputs": "emlesion.report.output",
+    "write_study_outputs": "emlesion.report.output",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from emlesion.report.dicom import (
+        TrackingInfo,
+        build_measurement_report,
+        build_segmentation,
+        quantity_codes,
+        tracking_uid,
+        write_dicom_outputs,
+    )
+    from emlesion.report.documents import (
+        MEASURE_FORMAT,
+        REPORT_FORMAT,
+        REPORT_FORMAT_VERSION,
+        SUV_PEAK_DEFINITION,
+        measure_dict,
+        report_dict,
+        timepoint_object,
+        tracks_array,
+    )
+    from emlesion.report.html import (
+        DEIDENTIFIED,
+        TimepointView,
+        header_from_identity,
+        normalise_assessments,
+        render_html,
+        site_state_label,
+        write_html_report,
+    )
+    from emlesion.report.output import (
+        MEASURE_CSV_COLUMNS,
+        StderrProgress,
+        check_output_location,
+        csv_text,
+        format_cell,
+        measure_rows,
+        write_all_outputs,
+        write_csv_atomic,
+        write_json_atomic,
+        write_measure_outputs,
+        write_response_outputs,
+        write_study_outputs,
+    )
 
 __all__ = [
     "DEIDENTIFIED",
@@ -107,3 +149,16 @@ __all__ = [
     "write_response_outputs",
     "write_study_outputs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'emlesion.report' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
