@@ -103,7 +103,7 @@ def test_regressed_below_threshold_above_liver_is_residual_uptake_deauville_4() 
     assert les is not None and not les.pet_resolved and les.suv_max == pytest.approx(3.2)
     lugano_pet = {a.criterion.value: a for a in study.assess(["lugano_pet"])}["lugano_pet"]
     assert lugano_pet.category.value != "CMR"
-    assert not any("no uptake above background" in r for r in lugano_pet.reasons)
+    assert not any("no lesion left at its site" in r for r in lugano_pet.reasons)
 
 
 @pytest.mark.filterwarnings("ignore::emlesion.response.ResponseWarning")
@@ -229,3 +229,23 @@ def test_classify_site_validates_its_parameter() -> None:
     with pytest.raises(ResponseError, match="residual_uptake_min_score"):
         classify_site("T1", "m", segmented=False, pet=None, ct=None, blood_pool=None,
                       liver=None, residual_uptake_min_score=6)
+
+
+@pytest.mark.filterwarnings("ignore::emlesion.response.ResponseWarning")
+def test_positive_footprint_uptake_without_ct_mass_is_not_residual_disease() -> None:
+    # follow-up: SUV 3.2 (Deauville 4) in the footprint, but the CT is fat only: the uptake
+    # belongs to whatever now fills the site (on the generator seeds 9 and 15, the sigmoid
+    # colon over the resolved pelvic mass: SUVmax 3.03 / 3.24 above the liver SUVmax)
+    fu = _timepoint("month3", pet_radius=9.0, uptake=3.2, ct_radius=0.0, segmented=False,
+                    day=90)
+    study = _study(fu)
+    reading = study.site("T1", "month3")
+    assert reading is not None and reading.ct is not None and not reading.ct.found
+    assert reading.deauville == 4  # reported for the footprint, with its number
+    assert reading.state is SiteState.METABOLICALLY_RESOLVED
+    assert any("no soft-tissue mass" in r for r in reading.reasons)
+    calls = {a.criterion.value: a for a in study.assess(["percist", "lugano_pet", "recist"])}
+    assert calls["percist"].category.value == "CMR"
+    assert calls["lugano_pet"].category.value == "CMR"
+    assert calls["recist"].category.value == "CR"
+    assert any("no lesion left at its site" in r for r in calls["lugano_pet"].reasons)

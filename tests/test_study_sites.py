@@ -107,4 +107,4 @@ def test_resolved_pelvic_site_reads_its_footprint(sample_study: Study,
     calls = {(a.timepoint, a.criterion.value): a for a in sample_study.assess(["lugano_pet"])}
     text = " ".join(calls[("month3", "lugano_pet")].reasons)
     assert f"Deauville {reading.deauville}" in text
-    assert "no uptake above background" not in text
+    assert "no lesion left at its site" not in text

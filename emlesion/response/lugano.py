@@ -129,7 +129,8 @@ def deauville_score(
     if lesion.pet_resolved and x is None:
         # nothing left to measure: a resolved lesion that comes with the uptake of its
         # former site is scored from that uptake instead (site readouts)
-        return 1, f"{lesion.name}: resolved, no uptake above background"
+        return 1, (f"{lesion.name}: resolved, no lesion left at its site (no uptake of its "
+                   "own above background)")
     norm = m.normalisation
     med = (timepoint.blood_pool.statistic(norm, refs.mediastinum_statistic)
            if timepoint.blood_pool is not None else None)

@@ -66,7 +66,8 @@ class SiteState(str, enum.Enum):
     RESIDUAL_UPTAKE = "residual uptake"
     """Not segmented, but the site's uptake is a positive Deauville score (>= 4 by default)."""
     METABOLICALLY_RESOLVED = "metabolically resolved"
-    """Not segmented, and the site's uptake is at most the liver (Deauville 1-3)."""
+    """Not segmented, and the site's uptake is at most the liver (Deauville 1-3), or higher but
+    without a soft-tissue mass on the CT (the uptake of bowel or vessels now at the site)."""
     MERGED = "merged"
     """Coalesced with another track's lesion, which carries the measurement."""
     NOT_EVALUABLE = "not evaluable"
@@ -258,6 +259,15 @@ def classify_site(
         state = SiteState.NOT_EVALUABLE
         reasons.insert(0, "no PET readout of the site" if pet is None else
                        "the site's uptake cannot be scored")
+    elif score >= residual_uptake_min_score and ct is not None and not ct.found:
+        # a positive score with no CT correlate: what now fills the former lesion's place
+        # (bowel loop, vessel) carries the uptake, not the lesion (Lugano 2014: in sites of
+        # physiological uptake, CMR when the uptake is that of the normal tissue)
+        state = SiteState.METABOLICALLY_RESOLVED
+        reasons.insert(0, f"not segmented; the former lesion's footprint has uptake of Deauville "
+                       f"{score}, but the CT shows no soft-tissue mass there: the uptake is "
+                       "that of the tissue now occupying the site (bowel or vessels), not "
+                       "residual disease")
     elif score >= residual_uptake_min_score:
         state = SiteState.RESIDUAL_UPTAKE
         reasons.insert(0, f"not segmented, but the uptake of the former lesion's footprint is "

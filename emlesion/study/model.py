@@ -36,7 +36,7 @@ from emlesion.response import (
     TimepointObservation,
     assess_all,
 )
-from emlesion.response.sites import SiteReading, SiteState
+from emlesion.response.sites import DEFAULT_RESIDUAL_UPTAKE_MIN_SCORE, SiteReading, SiteState
 from emlesion.segment import Method, ThresholdRule, classify_threshold_rule
 from emlesion.study.record import LESION_COLUMNS, RECORD_COLUMNS, SITE_COLUMNS, LesionRecord
 from emlesion.track import TrackingResult, TrackState
@@ -589,8 +589,13 @@ class Study:
             return LesionObservation(**common, **uptake)
         # metabolically resolved: a CT mass stays measured; no CT mass -> disappeared
         if ct is not None and not mass:
+            positive = (reading.deauville is not None
+                        and reading.deauville >= DEFAULT_RESIDUAL_UPTAKE_MIN_SCORE)
+            # a positive footprint score without a CT mass is the uptake of the tissue now at
+            # the site (bowel, vessels): it is not handed to the criteria as the lesion's
             return LesionObservation(track_id=track_id, label=name, region=region,
-                                     deauville=reading.deauville, resolved=True, **uptake)
+                                     deauville=None if positive else reading.deauville,
+                                     resolved=True, **({} if positive else uptake))
         return LesionObservation(**common, **uptake, metabolically_resolved=True)
 
     def assess(
