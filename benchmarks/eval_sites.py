@@ -1,35 +1,96 @@
 """Evaluation: site readouts (CT diameters, states, Deauville) and the response categories of
 ``emlesion response`` against the generator truth, on the committed sample and other seeds.
 
+For every seed the three-timepoint study goes through :func:`emlesion.study.load_study`
+(sites read at every timepoint, :attr:`~emlesion.study.Study.sites`). Each truth lesion takes
+the track of the baseline lesion that overlaps its truth mask (``truth_lesions.nii.gz``) the
+most, as ``eval_segmentation.py`` matches lesions; tracks matched to no truth lesion are listed.
+
+* **CT diameters**: the site readout's ``ct.ld_mm``/``sa_mm`` minus the truth ``ct.ld_mm``/
+  ``sa_mm`` (CT truth mask, edge convention), where both the truth and the readout have a mass;
+  ``ct.found`` against the truth (truth LD 0 = no mass). ``obsLD`` is the LD the CT criteria
+  were given (:meth:`Study.observations`; ``res`` = resolved, 0 mm).
+* **RECIST 1.1 and Lugano CT**: the truth categories are the same engines
+  (:func:`emlesion.response.assess_all`) on observations built from the truth diameters: one
+  :class:`~emlesion.response.LesionObservation` per truth lesion (track id = its name, region
+  from the truth, not a lymph node as in the pipeline; ``resolved`` when the truth LD is 0),
+  ``has_ct``, 4 mm slices. PERCIST is compared with the generator's ``expected_response``.
+* **PET criteria**: PERCIST, EORTC and Lugano PET of this checkout against another checkout
+  (``--baseline-code``, run in a subprocess with ``PYTHONPATH``). Site states are checked
+  against the truth: a present lesion at Deauville 4-5 is ``present``/``new``/``residual
+  uptake``, at 1-3 also ``metabolically resolved``; an absent one is ``metabolically
+  resolved`` whatever its footprint's score. Deauville against the truth ``site.deauville``.
+
 Usage::
 
     python benchmarks/eval_sites.py [--seeds 2024 7 ...] [--work /tmp/emlesion-seeds]
-        [--baseline-code /path/to/older/checkout] [--json OUT] [--replay OUT]
+        [--baseline-code DIR] [--json OUT] | --replay OUT
 
-Per seed: ``load_study`` on the three timepoints, tracks matched to the truth lesions by
-overlap, and for every site and timepoint the CT LD/SA error against ``truth.json``
-(``ct``), the CT mass found or not against the truth, the state and Deauville score against
-``site``; RECIST 1.1 and Lugano CT against the same engines run on the truth diameters; the
-PET categories (PERCIST, EORTC, Lugano PET) against another checkout (``--baseline-code``).
+Seed 2024 uses ``sample_scans/``; other seeds are generated (30-150 s each) into ``--work``
+unless already there. Exit 1 when a RECIST, Lugano CT or PERCIST category differs from the
+truth or a PET category changed against ``--baseline-code``.
 
-Results (2026-12-02, 12 seeds 2024 7 11 2025 1 5 6 9 12 13 14 15, old code b2e8341). CT LD
-error in mm, mean / mean absolute / maximum absolute:
+Results (2026-12-02, main at 8c2bc82; seeds 2024 7 11 2025 1 5 6 9 12 13 14 15; 30-80 s per
+seed per pipeline)::
 
-===============  ======================  ======================  ==========================
-site             baseline                month 1                 month 3
-===============  ======================  ======================  ==========================
-retroperitoneal  +0.14 / 0.96 / 1.98     +0.88 / 1.72 / 3.95     -1.80 / 1.80 / 4.69 (scar)
-pelvic           -0.55 / 1.47 / 4.00     -0.49 / 2.17 / 5.65     resolved: no mass on 11/12
-===============  ======================  ======================  ==========================
+    git archive b2e8341 | tar -x -C /tmp/emlesion-base     # the code before the site readouts
+    python benchmarks/eval_sites.py --baseline-code /tmp/emlesion-base --json /tmp/sites.json
 
-RECIST agrees with the truth categories on 21/24 follow-ups (old code 9/24: it read the
-month-3 residual scar as 0 mm), Lugano CT on 19/24 (old 6/24); every disagreement is at month
-1, on the 30 % (RECIST) or 50 % (Lugano SPD) boundary. PET categories: identical to the old
-code on all 72 calls once a positive footprint uptake without a CT mass is not read as
-residual disease (commit f2c9de4; before it, seeds 9 and 15 turned month-3 CMR into PMR
-because the sigmoid colon fills the resolved pelvic site at SUVmax 3.03 / 3.24; re-run with
-``--seeds 9 15`` after the fix). Deauville agrees with the truth on every site except the
-month-3 pelvic footprint of seeds 11 and 13 (3 against 4).
+Every truth lesion is matched (T1 retroperitoneal, T2 pelvic); no other track. CT diameter
+error, reported - truth, mm (12 seeds; month 3 pelvic: the lesion is gone on every seed)::
+
+    site             timepoint  CT found   LD mean  |mean|  max|e|   SA mean  |mean|  max|e|
+    retroperitoneal  baseline    12/12      +0.14    0.96    1.98     -1.31    1.31    2.32
+    retroperitoneal  month1      12/12      +0.88    1.72    3.95     -1.12    1.31    3.31
+    retroperitoneal  month3      12/12      -1.80    1.80    4.69     -0.13    0.81    3.66
+    pelvic           baseline    12/12      -0.55    1.47    4.00     -0.54    1.28    2.15
+    pelvic           month1      12/12      -0.49    2.17    5.65     +0.63    2.32    4.82
+    pelvic           month3      11/12        -       -       -         -       -       -
+
+The largest LD error is the seed-12 month-1 pelvic nodule (29.7 vs 24.1 mm, the colon
+fragments of its MTV in ``eval_segmentation.py``); the month-3 retroperitoneal scar is never
+over-measured (0.0 to -4.7 mm, 13.4 vs 18.1 mm on seed 6). The one CT "found" disagreement:
+seed 13 month 3, a 22.8 x 16.5 mm mass read at the resolved pelvic site (truth: nothing; the
+colon there). It is handed to RECIST/Lugano as a metabolically resolved lesion with those
+diameters (month-3 sum 39 vs 17 mm, SPD 592 vs 246 mm²; the call stays PR).
+
+Categories at month 1 and month 3 (24 follow-ups per criterion)::
+
+    criterion   agree with truth   old code (b2e8341)   changed vs old code
+    RECIST      21/24              9/24                 12 (month 3 CR -> PR on all 12 seeds)
+    Lugano CT   19/24              6/24                 15 (month 3 CR -> PR x 12; month 1 x 3)
+    PERCIST     24/24              24/24                 0
+    EORTC       -                  -                     0
+    Lugano PET  -                  -                     0
+
+The old code had no reading of the month-3 scar (not segmented on PET: the track was resolved,
+0 mm: RECIST and Lugano CR); the CT readout measures it (truth 16.5-19.0 mm: PR). The
+disagreements are all at month 1, where the truth sits near the cut-offs (RECIST -31.6 to
+-34.5 % against PR at -30 %; Lugano SPD -47.4 to -50.2 % against PR at -50 %) and diameter
+errors of up to 5.7 mm move the change by -6.6 to +11.7 points (sum of LD mm / SPD mm²,
+reported vs truth)::
+
+    seed  criterion  reported                           truth
+    2025  RECIST     SD  88.7 -> 66.2 mm (-25.4 %)      PR  92.7 -> 62.6 mm (-32.5 %)
+    12    RECIST     SD  90.4 -> 68.6 mm (-24.2 %)      PR  92.4 -> 61.8 mm (-33.1 %)
+    15    RECIST     SD  86.8 -> 63.8 mm (-26.6 %)      PR  90.7 -> 60.6 mm (-33.2 %)
+    7     Lugano CT  PR  2640 -> 1180 mm² (-55.3 %)     SD  2756 -> 1412 mm² (-48.7 %)
+    6     Lugano CT  PR  2624 -> 1184 mm² (-54.9 %)     SD  2745 -> 1385 mm² (-49.5 %)
+    9     Lugano CT  PR  2788 -> 1296 mm² (-53.5 %)     SD  2790 -> 1421 mm² (-49.1 %)
+    14    Lugano CT  PR  2760 -> 1364 mm² (-50.6 %)     SD  2810 -> 1478 mm² (-47.4 %)
+    15    Lugano CT  SD  2572 -> 1584 mm² (-38.4 %)     PR  2758 -> 1374 mm² (-50.2 %)
+
+The old code gave the same three RECIST SDs. The baseline SPD is 3.4 % below the truth on
+average (-8.3 to +1.3 %; short axes -1.3 mm on the retroperitoneal mass).
+
+Deauville equals the truth on 70 of 72 sites; the site state is as expected on 72 of 72. The
+two Deauville differences are the month-3 resolved pelvic footprint at the liver level: seed 11
+SUVmax 3.056 (truth 3.055) against a liver SUVmax of 3.200 (truth VOI 3.043), Deauville 3 vs
+4; seed 13 SUVmax 2.926 against 2.944 (truth 2.916), 3 vs 4. With the code before f2c9de4 the
+footprints of seeds 9 and 15 (SUVmax 3.03 / 3.24, Deauville 4, no CT mass) were read as
+residual uptake and turned PERCIST, EORTC and Lugano PET from CMR into PMR at month 3 (6
+changes, PERCIST 22/24 against the truth); since f2c9de4 they are metabolically resolved and
+no PET category changes.
 """
 
 from __future__ import annotations
