@@ -102,6 +102,10 @@ class SiteReading:
         Sentences with the numbers that justify ``state`` and ``deauville``.
     site : dict
         The site description (:meth:`emlesion.track.TrackSite.to_dict`).
+    lesion_uptake : bool
+        False when the footprint's uptake was attributed to the tissue now occupying the site
+        (a positive Deauville score without a soft-tissue mass on the CT): the criteria then
+        do not receive it as the lesion's uptake.
     """
 
     track_id: str
@@ -113,6 +117,7 @@ class SiteReading:
     reliable: bool = True
     reasons: tuple[str, ...] = ()
     site: dict[str, Any] = field(default_factory=dict, compare=False)
+    lesion_uptake: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state", SiteState(self.state))
@@ -239,6 +244,7 @@ def classify_site(
             f"residual_uptake_min_score must be 2 to 5, got {residual_uptake_min_score}"))
     refs = references or DeauvilleReferences()
     reasons: list[str] = []
+    lesion_uptake = True
     if not evaluable:
         return SiteReading(track_id, timepoint, SiteState.NOT_EVALUABLE, pet, ct, None, reliable,
                            (site_reason or "site not evaluable",), dict(site or {}))
@@ -264,6 +270,7 @@ def classify_site(
         # (bowel loop, vessel) carries the uptake, not the lesion (Lugano 2014: in sites of
         # physiological uptake, CMR when the uptake is that of the normal tissue)
         state = SiteState.METABOLICALLY_RESOLVED
+        lesion_uptake = False
         reasons.insert(0, f"not segmented; the former lesion's footprint has uptake of Deauville "
                        f"{score}, but the CT shows no soft-tissue mass there: the uptake is "
                        "that of the tissue now occupying the site (bowel or vessels), not "
@@ -285,4 +292,4 @@ def classify_site(
         else:
             reasons.append(f"CT: no mass at the site ({ct.reason})")
     return SiteReading(track_id, timepoint, state, pet, ct, score, reliable, tuple(reasons),
-                       dict(site or {}))
+                       dict(site or {}), lesion_uptake)

@@ -34,6 +34,7 @@ from emlesion.segment.lesions import (
     ThresholdRule,
     WholeScan,
     classify_threshold_rule,
+    exclusion_labels,
     segment_lesions,
 )
 
@@ -55,5 +56,6 @@ __all__ = [
     "classify_threshold_rule",
     "delineate_ct_mass",
     "delineate_on_ct",
+    "exclusion_labels",
     "segment_lesions",
 ]

@@ -146,6 +146,26 @@ def _local_stats(hu: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return mean, sd, low
 
 
+def _homogeneous(hu: np.ndarray, spacing_mm: tuple[float, float, float],
+                 rule: CTSoftTissueRule) -> tuple[np.ndarray, float, int] | None:
+    """The homogeneous-soft-tissue map of a CT crop (the window test of the module docstring).
+
+    Returns ``(hs, ct_noise_hu, window_voxels)``, or ``None`` when the crop holds too little
+    soft tissue to measure the CT noise (the median local SD of its soft-tissue windows,
+    mostly muscle).
+    """
+    sx, sy, _sz = spacing_mm
+    w = max(3, 2 * int(rule.window_mm / min(sx, sy) // 2) + 1)  # odd, about window_mm
+    mean, sd, low = _local_stats(hu, w)
+    soft = (mean >= 20.0) & (mean <= 80.0) & (low > -50.0)
+    if soft.sum() < 50:
+        return None
+    noise = float(np.median(sd[soft]))
+    hs = ((mean >= rule.hu_range[0]) & (mean <= rule.hu_range[1])
+          & (sd < rule.noise_factor * noise) & (low > rule.min_hu))
+    return hs, noise, w
+
+
 def _coverage(mask: np.ndarray, mask_grid: Grid, grid: Grid, region: np.ndarray,
               margin_mm: float) -> np.ndarray:
     """Fraction of each voxel of ``grid`` covered by ``mask`` (on ``mask_grid``), near
@@ -235,15 +255,11 @@ def delineate_on_ct(
         return None, {**info, "reason": "the CT does not cover the lesion"}
     sl, sub = box
     hu = np.asarray(ct.array[sl], dtype=np.float64)
-    sx, sy, _sz = sub.spacing_mm
-    w = max(3, 2 * int(r.window_mm / min(sx, sy) // 2) + 1)  # odd, about window_mm
-    half = w // 2
-    mean, sd, low = _local_stats(hu, w)
-    # CT noise: median local SD of the soft-tissue windows of the context (mostly muscle)
-    soft = (mean >= 20.0) & (mean <= 80.0) & (low > -50.0)
-    if soft.sum() < 50:
+    homogeneous = _homogeneous(hu, sub.spacing_mm, r)
+    if homogeneous is None:
         return None, {**info, "reason": "too little soft tissue around the lesion on the CT"}
-    noise = float(np.median(sd[soft]))
+    hs_all, noise, w = homogeneous
+    half = w // 2
     sd_max = r.noise_factor * noise
     # PET values and the allowed region on the CT crop (nearest PET voxel)
     pet_ct = resample_array(np.asarray(suv, dtype=np.float32), grid, sub,
@@ -259,8 +275,7 @@ def delineate_on_ct(
     info["gas_ml"] = float(((hu < r.gas_hu) & cand_ct).sum() * sub.voxel_volume_ml)
     core_level = float(blood_pool_mean + r.core_contrast * (suv_max - blood_pool_mean))
     rim_level = float(fraction * suv_max)
-    hs = ((mean >= r.hu_range[0]) & (mean <= r.hu_range[1]) & (sd < sd_max) & (low > r.min_hu)
-          & ok_ct)
+    hs = hs_all & ok_ct
     faces = ndi.generate_binary_structure(3, 1)
     lab, n = ndi.label(hs & (pet_ct >= core_level) & in_cand, structure=faces)
     info.update({"ct_noise_hu": noise, "sd_max_hu": sd_max, "window_voxels": w,
@@ -493,16 +508,12 @@ def delineate_ct_mass(
                       info)
     method = "homogeneous soft tissue contained in the site"
     st = r.soft_tissue
-    w = _odd(st.window_mm, min(sx, sy))
-    half = w // 2
-    mean, sd, low = _local_stats(hu, w)
-    soft = (mean >= 20.0) & (mean <= 80.0) & (low > -50.0)
-    if soft.sum() < 50:
+    homogeneous = _homogeneous(hu, sub.spacing_mm, st)
+    if homogeneous is None:
         return CTMass(False, np.zeros(hu.shape, bool), sub, hu, method,
                       "too little soft tissue around the site to measure the CT noise", info)
-    noise = float(np.median(sd[soft]))
-    hs = ((mean >= st.hu_range[0]) & (mean <= st.hu_range[1]) & (sd < st.noise_factor * noise)
-          & (low > st.min_hu))
+    hs, noise, w = homogeneous
+    half = w // 2
     lab, _n = ndi.label(hs, structure=faces)
     sizes = np.bincount(lab.ravel())
     inside = np.bincount(lab.ravel(), weights=reg.ravel().astype(float), minlength=sizes.size)

@@ -51,6 +51,7 @@ __all__ = [
     "ThresholdRule",
     "WholeScan",
     "classify_threshold_rule",
+    "exclusion_labels",
     "segment_lesions",
 ]
 
@@ -355,7 +356,21 @@ def _structure(connectivity: int) -> np.ndarray:
     return ndi.generate_binary_structure(3, rank)
 
 
-def _exclusion_labels(exclude: Iterable[str | AnatomyLabel]) -> dict[str, tuple[AnatomyLabel, ...]]:
+def exclusion_labels(
+    exclude: Iterable[str | AnatomyLabel] = DEFAULT_EXCLUDE,
+) -> dict[str, tuple[AnatomyLabel, ...]]:
+    """The anatomy labels behind each excluded structure name (``"kidneys"`` -> both kidneys).
+
+    Raises
+    ------
+    SegmentationError
+        An unknown name.
+
+    Examples
+    --------
+    >>> exclusion_labels(["kidneys"])["kidneys"][0].value
+    'kidney_left'
+    """
     out: dict[str, tuple[AnatomyLabel, ...]] = {}
     for item in exclude:
         key = item.value if isinstance(item, AnatomyLabel) else str(item).lower()
@@ -619,7 +634,7 @@ def segment_lesions(
         a = np.asarray(suv.array, dtype=np.float64)
         vox_ml = grid.voxel_volume_ml
         # --- exclusions ------------------------------------------------------
-        wanted = _exclusion_labels(exclude)
+        wanted = exclusion_labels(exclude)
         organ = np.zeros(grid.shape, bool)
         hot_organ = np.zeros(grid.shape, bool)
         low_organ = np.zeros(grid.shape, bool)

@@ -36,7 +36,7 @@ from emlesion.response import (
     TimepointObservation,
     assess_all,
 )
-from emlesion.response.sites import DEFAULT_RESIDUAL_UPTAKE_MIN_SCORE, SiteReading, SiteState
+from emlesion.response.sites import SiteReading, SiteState
 from emlesion.segment import Method, ThresholdRule, classify_threshold_rule
 from emlesion.study.record import LESION_COLUMNS, RECORD_COLUMNS, SITE_COLUMNS, LesionRecord
 from emlesion.track import TrackingResult, TrackState
@@ -306,11 +306,14 @@ class Timepoint:
         return classify_threshold_rule(self.method, self.measurement(label).suv_max, floor)
 
     def record(self, label: int, *, track_id: str | None = None, state: str = "present",
-               site: SiteReading | None = None) -> LesionRecord:
-        """The :class:`~emlesion.study.record.LesionRecord` of lesion ``label`` here."""
+               site: SiteReading | None = None,
+               labels: Sequence[int] | None = None) -> LesionRecord:
+        """The :class:`~emlesion.study.record.LesionRecord` of lesion ``label`` here
+        (``labels``: all fragments of its track, ``label`` first; default ``(label,)``)."""
         return LesionRecord(
             timepoint=self.label, date=self.date, days_since_baseline=self.days_since_baseline,
-            track_id=track_id, state=state, labels=(int(label),),
+            track_id=track_id, state=state,
+            labels=tuple(int(v) for v in (labels if labels is not None else (label,))),
             measurement=self.measurement(label), assignment=self.regions.get(int(label)),
             threshold_rule=self.threshold_rule(label), site=site)
 
@@ -589,13 +592,12 @@ class Study:
             return LesionObservation(**common, **uptake)
         # metabolically resolved: a CT mass stays measured; no CT mass -> disappeared
         if ct is not None and not mass:
-            positive = (reading.deauville is not None
-                        and reading.deauville >= DEFAULT_RESIDUAL_UPTAKE_MIN_SCORE)
-            # a positive footprint score without a CT mass is the uptake of the tissue now at
-            # the site (bowel, vessels): it is not handed to the criteria as the lesion's
+            # uptake that classify_site attributed to the tissue now at the site (bowel,
+            # vessels) is not handed to the criteria as the lesion's
+            own = reading.lesion_uptake
             return LesionObservation(track_id=track_id, label=name, region=region,
-                                     deauville=None if positive else reading.deauville,
-                                     resolved=True, **({} if positive else uptake))
+                                     deauville=reading.deauville if own else None,
+                                     resolved=True, **(uptake if own else {}))
         return LesionObservation(**common, **uptake, metabolically_resolved=True)
 
     def assess(
@@ -648,8 +650,8 @@ class Study:
                     continue
                 state = reading.state.value if reading is not None else p.state.value
                 if p.labels:
-                    rec = tp.record(p.labels[0], track_id=track.id, state=state, site=reading)
-                    out.append(LesionRecord(**{**rec.__dict__, "labels": tuple(p.labels)}))
+                    out.append(tp.record(p.labels[0], track_id=track.id, state=state,
+                                         site=reading, labels=p.labels))
                 else:
                     out.append(LesionRecord(tp.label, tp.date, tp.days_since_baseline,
                                             track.id, state, (), site=reading))

@@ -23,19 +23,12 @@ from emlesion.response.sites import (
     SiteReading,
     classify_site,
 )
-from emlesion.segment import DEFAULT_EXCLUDE, CTMassRule, delineate_ct_mass
+from emlesion.segment import DEFAULT_EXCLUDE, CTMassRule, delineate_ct_mass, exclusion_labels
 from emlesion.study.model import Timepoint
 from emlesion.track import TrackingResult, TrackState
 from emlesion.track.sites import SITE_MARGIN_MM, SiteContext, TrackSite, build_track_sites
 
 __all__ = ["read_sites"]
-
-#: Organs removed from a site (the physiological uptake that segmentation excludes).
-_SITE_EXCLUDE: tuple[AnatomyLabel, ...] = (
-    AnatomyLabel.BLADDER, AnatomyLabel.KIDNEY_LEFT, AnatomyLabel.KIDNEY_RIGHT,
-    AnatomyLabel.URETERS, AnatomyLabel.HEART, AnatomyLabel.BRAIN, AnatomyLabel.BOWEL)
-assert {"bladder", "kidneys", "ureters", "heart", "brain", "bowel"} == set(DEFAULT_EXCLUDE)
-
 
 def _context(tp: Timepoint) -> SiteContext:
     anatomy: Anatomy | None = tp.anatomy
@@ -49,10 +42,39 @@ def _context(tp: Timepoint) -> SiteContext:
 
     body = mask(AnatomyLabel.BODY) if anatomy.has(AnatomyLabel.BODY) else None
     exclude = np.zeros(grid.shape, bool)
-    for label in _SITE_EXCLUDE:
-        if anatomy.has(label):
-            exclude |= mask(label)
+    # the organs that lesion segmentation excludes (its default list), nothing else
+    for labels in exclusion_labels(DEFAULT_EXCLUDE).values():
+        for label in labels:
+            if anatomy.has(label):
+                exclude |= mask(label)
     return SiteContext(tp.label, tp.lesions, body, exclude)
+
+
+def _lesion_readout(tp: Timepoint, labels: tuple[int, ...]) -> PetSiteReadout | None:
+    """The PET readout of a segmented lesion, from the measurements it already has.
+
+    Over the union of a track's fragments, SUVmax and the global peaks are the largest of the
+    fragments' (the IBSI global peak is a maximum over the mask's voxels), and the VOI is
+    the sum of their volumes; nothing is measured again. When the table has no global peak
+    (measured without it), the union is measured.
+    """
+    rows = [tp.measurement(lab) for lab in labels]
+    if any(m.suv_peak_global is None for m in rows):
+        own = np.isin(np.asarray(tp.lesions.array), labels)
+        return measure_pet_site(tp.suv, own, sul=tp.sul, voi_name="lesion")
+    best = max(rows, key=lambda m: float(m.suv_peak_global or 0.0))
+    centre = (0, 0, 0)
+    if best.suv_peak_global_centre_mm is not None:
+        idx = np.rint(tp.suv.grid.lps_to_index(np.asarray(best.suv_peak_global_centre_mm)))
+        centre = (int(idx[0]), int(idx[1]), int(idx[2]))
+    sul_peaks = [m.sul_peak for m in rows if m.sul_peak is not None]
+    sul_maxes = [m.sul_max for m in rows if m.sul_max is not None]
+    return PetSiteReadout(
+        suv_max=max(m.suv_max for m in rows), suv_peak=float(best.suv_peak_global or 0.0),
+        sul_peak=max(sul_peaks) if sul_peaks else None,
+        sul_max=max(sul_maxes) if sul_maxes else None,
+        voi_ml=sum(m.mtv_ml for m in rows), n_voxels=sum(m.n_voxels for m in rows),
+        voi="lesion", peak_centre_index=centre)
 
 
 def _read_one(tp: Timepoint, site: TrackSite, labels: tuple[int, ...], state: TrackState,
@@ -64,11 +86,12 @@ def _read_one(tp: Timepoint, site: TrackSite, labels: tuple[int, ...], state: Tr
     pet: PetSiteReadout | None = None
     ct: CtSiteReadout | None = None
     if site.evaluable:
-        voi = own if segmented else (site.footprint & site.mask)
-        if not voi.any():
-            voi = site.mask
-        pet = measure_pet_site(tp.suv, voi, sul=tp.sul,
-                               voi_name="lesion" if segmented else "footprint")
+        if segmented:
+            pet = _lesion_readout(tp, labels)
+        else:
+            voi = site.footprint & site.mask
+            pet = measure_pet_site(tp.suv, voi if voi.any() else site.mask, sul=tp.sul,
+                                   voi_name="footprint")
         if tp.ct is not None:
             mass = delineate_ct_mass(tp.ct, tp.lesions.grid, own if segmented else site.mask,
                                      own if segmented else site.footprint,
