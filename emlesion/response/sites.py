@@ -20,6 +20,14 @@ sample the resolved pelvic site at month 3 holds the sigmoid colon's physiologic
 exactly that level (SUVmax 2.59 between the mediastinum 1.99 and the liver 2.93).
 ``residual_uptake_min_score`` makes the cut a parameter.
 
+A second rule: a positive score (Deauville >= 4) in the footprint with no soft-tissue mass on
+the CT is the uptake of the tissue now filling the site, not residual disease. Physiological
+bowel uptake is frequent, can be focal and intense (above the liver), and is told apart from
+disease by its CT correlate (Prabhakar 2007); on generator seeds 9 and 15 the colon over the
+resolved pelvic mass reads SUVmax 3.03 and 3.24, above the liver maximum, with no mass on
+the CT. The CT side of this rule was checked on a real abdominal CT: footprints placed over
+normal anatomy show no mass at 8 of 9 organ borders (``benchmarks/eval_sites_real.py``).
+
 References
 ----------
 .. [1] Barrington SF et al. Role of imaging in the staging and response assessment of lymphoma:
@@ -29,6 +37,9 @@ References
    assessment of Hodgkin and non-Hodgkin lymphoma: the Lugano classification. J Clin Oncol
    2014;32:3059-3068.
 .. [3] Wahl RL et al. From RECIST to PERCIST. J Nucl Med 2009;50 Suppl 1:122S-150S.
+.. [4] Prabhakar HB, Sahani DV, Fischman AJ, Mueller PR, Blake MA. Bowel hot spots at PET-CT.
+   RadioGraphics 2007;27:145-159 (physiological FDG uptake of the bowel and its CT
+   correlation).
 """
 
 from __future__ import annotations
