@@ -33,6 +33,7 @@ __all__ = [
     "GeometryError",
     "GeometryWarning",
     "InconsistentStudyError",
+    "InputFileWarning",
     "InvalidAttributeError",
     "InvalidParameterError",
     "MaskError",
@@ -184,6 +185,13 @@ class SUVWarning(EmlesionWarning):
 class MaskWarning(EmlesionWarning):
     """A tolerated mask problem: overlapping segments resolved, an empty segment, a
     contour type that has no area, a segment outside the reference grid."""
+
+
+class InputFileWarning(EmlesionWarning):
+    """A file under an input folder was left out of discovery: not a regular file (a named
+    pipe, a device, a socket, a link to one), unreadable, larger than the size cap, or a
+    DICOM file that cannot be parsed. Loading a series never leaves out a file silently:
+    a file that belongs to the series and cannot be read is an error."""
 
 
 class ResponseWarning(EmlesionWarning):

@@ -31,9 +31,14 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import struct
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pydicom
@@ -53,10 +58,14 @@ from emlesion.errors import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_DICOM_FILE_BYTES",
+    "MAX_FILE_BYTES_ENV",
     "DicomFile",
     "decode_pixels",
     "find_private",
     "header_text",
+    "max_dicom_file_bytes",
+    "open_regular_file",
     "read_dataset",
     "read_file",
     "tag_label",
@@ -81,6 +90,21 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<L")
 _TAG = struct.Struct("<HH")
 _UNDEFINED = 0xFFFFFFFF
+_EXPLICIT_BE = "1.2.840.10008.1.2.2"
+_DEFLATED_LE = "1.2.840.10008.1.2.1.99"
+#: Media Storage SOP Class of a DICOMDIR (its data set has no SOPClassUID, PS3.10 8.6).
+_DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+
+#: Largest DICOM file emlesion reads, in bytes (512 MiB). Every file is read whole into
+#: memory (or parsed by pydicom), so a cap keeps a hostile or mistaken input (a huge
+#: unrelated file, a sparse file) from exhausting memory. The largest objects emlesion
+#: reads are single-frame slices (a 1024 x 1024 CT slice of 16 bits is 2 MiB) and
+#: multi-frame SEG objects (the 545-frame QIN SEG is a few MiB; a binary SEG of a 1000-slice
+#: 512 x 512 CT is 32 MiB), so 512 MiB leaves a wide margin. Override it with the
+#: environment variable ``EMLESION_MAX_DICOM_FILE_BYTES`` (an integer number of bytes).
+DEFAULT_MAX_DICOM_FILE_BYTES: int = 512 * 1024 * 1024
+#: Environment variable overriding :data:`DEFAULT_MAX_DICOM_FILE_BYTES`.
+MAX_FILE_BYTES_ENV = "EMLESION_MAX_DICOM_FILE_BYTES"
 
 
 class _ScanError(Exception):
@@ -89,6 +113,139 @@ class _ScanError(Exception):
 
 class _Truncated(_ScanError):
     """Internal: the file ends inside an element (objectively truncated)."""
+
+
+class _PixelsTruncated(_ScanError):
+    """Internal: the encapsulated (compressed) pixel data ends before its delimiter."""
+
+
+# ---------------------------------------------------------------------------- safe opening
+def max_dicom_file_bytes() -> int:
+    """The size cap of one DICOM file: :data:`DEFAULT_MAX_DICOM_FILE_BYTES` or the value of
+    the environment variable ``EMLESION_MAX_DICOM_FILE_BYTES``.
+
+    Returns
+    -------
+    int
+        Bytes.
+
+    Raises
+    ------
+    InvalidParameterError
+        The environment variable is not a positive integer.
+    """
+    text = os.environ.get(MAX_FILE_BYTES_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_DICOM_FILE_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise InvalidParameterError(format_message(
+            f"{MAX_FILE_BYTES_ENV}={text!r} is not a positive integer number of bytes",
+            fix=f"unset it (default {DEFAULT_MAX_DICOM_FILE_BYTES}) or give e.g. "
+            f"{MAX_FILE_BYTES_ENV}=1073741824"))
+    return value
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file"
+
+
+def open_regular_file(path: PathLike) -> IO[bytes]:
+    """Open ``path`` for binary reading only if it is a regular file within the size cap.
+
+    The file is opened without blocking (a named pipe would otherwise wait forever for a
+    writer) and checked on the open descriptor, so a symbolic link is followed only to a
+    regular file (a link to ``/dev/zero`` or a FIFO is refused) and the check cannot be
+    raced by swapping the path.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    binary file object
+        Open for reading; the caller closes it.
+
+    Raises
+    ------
+    DicomReadError
+        The path does not exist, cannot be opened, is not a regular file (FIFO, device,
+        socket, folder) or is larger than :func:`max_dicom_file_bytes`.
+    """
+    spath = os.fspath(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(spath, flags)
+    except FileNotFoundError as exc:
+        raise DicomReadError(format_message(f"cannot open {spath} (it does not exist)",
+                                            fix="check the path")) from exc
+    except OSError as exc:
+        raise DicomReadError(format_message(
+            f"cannot open {spath} ({exc.strerror or exc})",
+            fix="check the file's permissions (it must be readable by this user)")) from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise DicomReadError(format_message(
+                f"{spath} is {_kind(info.st_mode)}, not a regular file; emlesion reads only "
+                "regular files", fix="remove it from the input folder, or point emlesion at "
+                "a copy of the DICOM files"))
+        cap = max_dicom_file_bytes()
+        if info.st_size > cap:
+            raise DicomReadError(format_message(
+                f"{spath} holds {info.st_size} bytes, more than the {cap} bytes emlesion "
+                "reads from one DICOM file", fix="remove the file from the input if it is not "
+                f"part of the study, or raise the cap with {MAX_FILE_BYTES_ENV}=<bytes>"))
+        if hasattr(os, "O_NONBLOCK"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+# ---------------------------------------------------------------------------- pydicom's warnings
+_READING = threading.local()
+
+
+class _ReadingFilter(logging.Filter):
+    """Drop pydicom's log records while emlesion reads a file: they arrive as warnings too,
+    are recorded there and reported once per series."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_READING, "active", False)
+
+
+logging.getLogger("pydicom").addFilter(_ReadingFilter())
+
+
+@contextmanager
+def _pydicom_warnings(out: list[str]) -> Iterator[None]:
+    """Collect the warnings pydicom emits while reading (and silence its log records)."""
+    previous = getattr(_READING, "active", False)
+    _READING.active = True
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        _READING.active = previous
+    out.extend(str(w.message) for w in caught)
 
 
 def tag_label(keyword: str, tag: int) -> str:
@@ -215,8 +372,17 @@ def read_dataset(
     stop_before_pixels: bool = False,
     specific_tags: list[Any] | None = None,
     force: bool = False,
+    reader_warnings: list[str] | None = None,
 ) -> FileDataset:
     """Read a DICOM file with pydicom, raising :class:`DicomReadError` on any failure.
+
+    Only regular files within the size cap are opened (:func:`open_regular_file`). The
+    warnings pydicom emits are collected (into ``reader_warnings`` when given, so that a
+    caller can report them once per series) instead of being printed once per file; a
+    warning that the file ends before a delimiter is an error (the file is truncated, and
+    pydicom would return an empty or partial data set). A data set that does not parse
+    under its transfer syntax (no SOPClassUID although the File Meta Information names an
+    image SOP class, e.g. a false Big Endian claim) is an error too.
 
     Parameters
     ----------
@@ -228,6 +394,9 @@ def read_dataset(
         Only read these tags (see :func:`pydicom.dcmread`).
     force : bool
         Read files lacking the ``DICM`` prefix / File Meta Information.
+    reader_warnings : list of str, optional
+        Receives pydicom's warnings about the file (each prefixed with nothing; the caller
+        names the file).
 
     Returns
     -------
@@ -236,31 +405,73 @@ def read_dataset(
     Raises
     ------
     DicomReadError
-        The file does not exist, is not DICOM, or is truncated or corrupt.
+        The file does not exist, is not a regular file, exceeds the size cap, is not DICOM,
+        or is truncated or corrupt.
     """
-    try:
-        return pydicom.dcmread(
-            os.fspath(path),
-            stop_before_pixels=stop_before_pixels,
-            specific_tags=specific_tags,
-            force=force,
-        )
-    except InvalidDicomError as exc:
-        raise DicomReadError(
-            format_message(
-                f"{path} is not a DICOM file ({exc})",
-                fix="point emlesion at a folder of DICOM Part 10 files",
-            )
-        ) from exc
-    except FileNotFoundError as exc:
-        raise DicomReadError(format_message(f"{path} does not exist")) from exc
-    except Exception as exc:
-        raise DicomReadError(
-            format_message(
-                f"cannot parse {path} as DICOM ({type(exc).__name__}: {exc})",
-                fix="the file is probably truncated or corrupt; copy it again from the source",
-            )
-        ) from exc
+    spath = os.fspath(path)
+    caught: list[str] = []
+    with open_regular_file(spath) as fh:
+        try:
+            with _pydicom_warnings(caught):
+                ds = pydicom.dcmread(
+                    fh,
+                    stop_before_pixels=stop_before_pixels,
+                    specific_tags=specific_tags,
+                    force=force,
+                )
+        except InvalidDicomError as exc:
+            raise DicomReadError(
+                format_message(
+                    f"{spath} is not a DICOM file ({exc})",
+                    fix="point emlesion at a folder of DICOM Part 10 files",
+                )
+            ) from exc
+        except Exception as exc:
+            raise DicomReadError(
+                format_message(
+                    f"cannot parse {spath} as DICOM ({type(exc).__name__}: {exc})",
+                    fix="the file is probably truncated or corrupt; copy it again from the "
+                    "source",
+                )
+            ) from exc
+    ds.filename = spath
+    truncated = [m for m in caught if "End of file reached" in m or "truncated" in m.lower()]
+    if truncated:
+        raise DicomReadError(format_message(
+            f"{spath} is truncated: {truncated[0]} ({os.path.getsize(spath)} bytes)",
+            fix="copy the file again from the source; the transfer was incomplete"))
+    if specific_tags is None:
+        _check_parsed(ds, spath, caught)
+    if reader_warnings is not None:
+        reader_warnings.extend(caught)
+    return ds
+
+
+def _check_parsed(ds: Dataset, path: str, caught: list[str]) -> None:
+    """Raise when a data set read by pydicom lacks the SOPClassUID its File Meta names.
+
+    pydicom parses a data set under the transfer syntax of the File Meta Information; when
+    that syntax is false (Big Endian claimed for little-endian data) it returns a few
+    nonsense elements instead of failing. Every image, SEG and RTSTRUCT data set carries
+    SOPClassUID (PS3.3 C.12.1, Type 1); only a DICOMDIR does not.
+    """
+    meta = getattr(ds, "file_meta", None)
+    media_sop = header_text(meta, "MediaStorageSOPClassUID") if meta is not None else ""
+    if not media_sop or media_sop == _DICOMDIR_SOP_CLASS or header_text(ds, "SOPClassUID"):
+        return
+    syntax = header_text(meta, "TransferSyntaxUID") if meta is not None else ""
+    hint = ""
+    if syntax == _EXPLICIT_BE:
+        hint = ("; the TransferSyntaxUID claims Explicit VR Big Endian, but the data set "
+                "does not parse as big endian (it is probably little endian)")
+    detail = f"; pydicom said: {caught[0]}" if caught else ""
+    raise DicomReadError(format_message(
+        f"{path}: the data set does not parse under its transfer syntax {syntax or '?'} "
+        f"(SOPClassUID is missing although MediaStorageSOPClassUID is {media_sop}; "
+        f"{len(ds)} element(s) read){hint}{detail}",
+        attribute="TransferSyntaxUID (0002,0010)",
+        fix="re-export the file, or correct TransferSyntaxUID in its File Meta Information "
+        "(e.g. dcmodify -m '(0002,0010)=1.2.840.10008.1.2.1' for Explicit VR Little Endian)"))
 
 
 # ---------------------------------------------------------------------------- fast scanner
@@ -316,13 +527,20 @@ def _skip_sequence(buf: bytes, pos: int, implicit: bool, n: int) -> int:
 
 
 def _scan(
-    buf: bytes, pos: int, implicit: bool, *, stop_at_group_end: int | None = None
+    buf: bytes,
+    pos: int,
+    implicit: bool,
+    *,
+    stop_at_group_end: int | None = None,
+    encapsulated: bool = False,
 ) -> tuple[dict[BaseTag, RawDataElement | DataElement], int, int, int]:
     """Scan top-level elements from ``pos``.
 
     Returns ``(elements, pixel_tag, pixel_offset, pixel_length)``; ``pixel_tag`` is 0 when
     there is no pixel data. Stops at the pixel data (elements after it are not kept), or
     after the last element of group 2 when ``stop_at_group_end`` is given (file meta).
+    With ``encapsulated`` (a compressed transfer syntax) the pixel data must have undefined
+    length; its ``pixel_length`` is then ``0xFFFFFFFF``.
     """
     n = len(buf)
     out: dict[BaseTag, RawDataElement | DataElement] = {}
@@ -335,7 +553,11 @@ def _scan(
         vr_str = vr.decode("ascii") if vr is not None else None
         if tag in (_PIXEL_DATA, _FLOAT_PIXEL_DATA, _DOUBLE_PIXEL_DATA):
             if length == _UNDEFINED:
-                raise _ScanError("encapsulated (compressed) pixel data")
+                if tag != _PIXEL_DATA or not encapsulated:
+                    raise _ScanError("encapsulated (compressed) pixel data")
+                return out, tag, value_pos, _UNDEFINED
+            if encapsulated:
+                raise _ScanError("defined-length pixel data in a compressed transfer syntax")
             if value_pos + length > n:
                 raise _ScanError("pixel data truncated")
             return out, tag, value_pos, length
@@ -362,8 +584,15 @@ def _scan(
     return out, 0, pos, 0
 
 
-def _fast_read(path: str, buf: bytes) -> tuple[FileDataset, int, int] | None:
-    """Parse ``buf`` with the fast scanner; None when the file needs pydicom."""
+def _fast_read(
+    path: str, buf: bytes, *, check_pixels: bool = True
+) -> tuple[FileDataset, int, int] | None:
+    """Parse ``buf`` with the fast scanner; None when the file needs pydicom.
+
+    Returns ``(header, pixel_offset, pixel_length)``; ``pixel_length`` is ``0xFFFFFFFF``
+    for encapsulated pixel data, whose items are checked for completeness only with
+    ``check_pixels`` (a header-only read does not look at the pixel data).
+    """
     if len(buf) < 144 or buf[128:132] != b"DICM":
         return None
     try:
@@ -374,13 +603,27 @@ def _fast_read(path: str, buf: bytes) -> tuple[FileDataset, int, int] | None:
         if ts_raw is None or ts_raw.value is None:
             return None
         syntax = ts_raw.value.decode("ascii", "replace").strip("\x00 ")
-        if syntax not in _NATIVE_SYNTAXES:
+        if syntax in (_EXPLICIT_BE, _DEFLATED_LE) or not syntax.startswith("1.2.840.10008.1.2"):
             return None
-        implicit = _NATIVE_SYNTAXES[syntax]
+        # every other standard syntax is Explicit VR Little Endian; the compressed ones
+        # encapsulate the pixel data (PS3.5 A.4)
+        encapsulated = syntax not in _NATIVE_SYNTAXES
+        implicit = _NATIVE_SYNTAXES.get(syntax, False)
         try:
-            elements, pixel_tag, pixel_pos, pixel_len = _scan(buf, pos, implicit)
+            elements, pixel_tag, pixel_pos, pixel_len = _scan(
+                buf, pos, implicit, encapsulated=encapsulated)
+            if pixel_len == _UNDEFINED and check_pixels:
+                _encapsulated_length(buf, pixel_pos)
         except struct.error as exc:
             raise _Truncated(str(exc)) from exc
+    except _PixelsTruncated as exc:
+        raise DicomReadError(
+            format_message(
+                f"{path} is truncated: {exc} ({len(buf)} bytes)",
+                attribute="PixelData (7FE0,0010)",
+                fix="copy the file again from the source; the transfer was incomplete",
+            )
+        ) from exc
     except _Truncated as exc:
         raise DicomReadError(
             format_message(
@@ -401,6 +644,41 @@ def _fast_read(path: str, buf: bytes) -> tuple[FileDataset, int, int] | None:
     return ds, pixel_pos, pixel_len
 
 
+def _encapsulated_length(buf: bytes, pos: int) -> int:
+    """Length of the items of encapsulated pixel data starting at ``pos`` (PS3.5 A.4).
+
+    The value runs up to the Sequence Delimitation Item, which is not included (pydicom
+    stores the same bytes as the element value).
+
+    Raises
+    ------
+    _PixelsTruncated
+        The file ends before the delimiter (a truncated compressed file).
+    _ScanError
+        Something other than an item inside the pixel data.
+    """
+    n = len(buf)
+    start = pos
+    count = 0
+    while True:
+        if pos + 8 > n:
+            raise _PixelsTruncated(
+                f"its compressed pixel data ends after {count} complete item(s), without "
+                "the sequence delimiter")
+        group, elem = _TAG.unpack_from(buf, pos)
+        tag = group << 16 | elem
+        length = _U32.unpack_from(buf, pos + 4)[0]
+        if tag == _SEQ_DELIM:
+            return pos - start
+        if tag != _ITEM or length == _UNDEFINED:
+            raise _ScanError(f"no item tag inside the encapsulated pixel data at byte {pos}")
+        pos += 8 + length
+        count += 1
+        if pos > n:
+            raise _PixelsTruncated(
+                f"item {count} of its compressed pixel data runs past the end of the file")
+
+
 # ---------------------------------------------------------------------------- one file
 @dataclass(frozen=True, eq=False)
 class DicomFile:
@@ -419,6 +697,9 @@ class DicomFile:
     pixel_offset, pixel_length : int
         Byte offset and length of native pixel data left on disk (``lazy_pixels=True``);
         ``pixel_offset`` is -1 when not applicable.
+    reader_warnings : tuple of str
+        The warnings pydicom emitted while reading the file (reported once per series by
+        the loader, not once per file).
     """
 
     path: str
@@ -427,6 +708,7 @@ class DicomFile:
     pixel_element: DataElement | None = None
     pixel_offset: int = -1
     pixel_length: int = 0
+    reader_warnings: tuple[str, ...] = ()
 
     @property
     def has_pixels(self) -> bool:
@@ -439,7 +721,7 @@ class DicomFile:
         if self.pixel_bytes is not None or self.pixel_offset < 0:
             return self.pixel_bytes
         try:
-            with open(self.path, "rb") as fh:
+            with open_regular_file(self.path) as fh:
                 fh.seek(self.pixel_offset)
                 return fh.read(self.pixel_length)
         except OSError as exc:
@@ -485,22 +767,29 @@ def read_file(path: PathLike, *, with_pixels: bool = True, lazy_pixels: bool = F
         The file cannot be opened, is not DICOM, or is truncated/corrupt.
     """
     spath = os.fspath(path)
-    try:
-        with open(spath, "rb") as fh:
-            buf = fh.read()
-    except OSError as exc:
-        message = format_message(f"cannot open {spath} ({exc.strerror or exc})")
-        raise DicomReadError(message) from exc
-    fast = _fast_read(spath, buf)
+    with open_regular_file(spath) as fh:
+        try:
+            buf = fh.read(max_dicom_file_bytes() + 1)
+        except OSError as exc:
+            message = format_message(f"cannot read {spath} ({exc.strerror or exc})",
+                                     fix="check the file and the drive it is on")
+            raise DicomReadError(message) from exc
+    fast = _fast_read(spath, buf, check_pixels=with_pixels)
     if fast is not None:
         ds, pixel_pos, pixel_len = fast
         if not with_pixels or pixel_pos < 0:
             return DicomFile(spath, ds)
+        if pixel_len == _UNDEFINED:  # an encapsulated (compressed) image
+            end = pixel_pos + _encapsulated_length(buf, pixel_pos)
+            encapsulated = DataElement(BaseTag(_PIXEL_DATA), "OB", buf[pixel_pos:end],
+                                       is_undefined_length=True)
+            return DicomFile(spath, ds, None, encapsulated)
         if lazy_pixels:
             return DicomFile(spath, ds, pixel_offset=pixel_pos, pixel_length=pixel_len)
         return DicomFile(spath, ds, buf[pixel_pos : pixel_pos + pixel_len])
-    ds = read_dataset(spath, stop_before_pixels=not with_pixels)
-    element = None
+    caught: list[str] = []
+    ds = read_dataset(spath, stop_before_pixels=not with_pixels, reader_warnings=caught)
+    element: DataElement | None = None
     for tag in (_PIXEL_DATA, _FLOAT_PIXEL_DATA, _DOUBLE_PIXEL_DATA):
         if tag in ds:
             element = ds[tag] if with_pixels else None
@@ -512,8 +801,9 @@ def read_file(path: PathLike, *, with_pixels: bool = True, lazy_pixels: bool = F
         and syntax in _NATIVE_SYNTAXES
         and isinstance(element.value, bytes)
     ):
-        return DicomFile(spath, ds, element.value)  # native data, possibly truncated
-    return DicomFile(spath, ds, None, element)
+        # native data, possibly truncated
+        return DicomFile(spath, ds, element.value, reader_warnings=tuple(caught))
+    return DicomFile(spath, ds, None, element, reader_warnings=tuple(caught))
 
 
 # ---------------------------------------------------------------------------- pixels

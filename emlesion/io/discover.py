@@ -19,6 +19,8 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import re
+import stat
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -27,8 +29,15 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from emlesion.errors import DicomReadError, SeriesNotFoundError, format_message
-from emlesion.io.dicom import header_text, read_dataset, read_file
+from emlesion.errors import (
+    DicomQuirkWarning,
+    DicomReadError,
+    InputFileWarning,
+    SeriesNotFoundError,
+    format_message,
+    warn_external,
+)
+from emlesion.io.dicom import header_text, open_regular_file, read_dataset, read_file
 from emlesion.io.volume import SeriesIdentity
 
 __all__ = [
@@ -40,6 +49,7 @@ __all__ = [
     "group_series",
     "iter_files",
     "looks_like_dicom",
+    "warn_reader_warnings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -235,35 +245,90 @@ class SeriesInfo:
 
 
 # ---------------------------------------------------------------------------- walking
-def iter_files(path: str | os.PathLike[str]) -> list[str]:
+def iter_files(
+    path: str | os.PathLike[str], *, skipped: list[tuple[str, str]] | None = None
+) -> list[str]:
     """All regular files under ``path`` (recursively, any name), sorted; or ``[path]``.
+
+    Only regular files are listed: named pipes, devices and sockets (which would block a
+    read or never end) are left out, and a symbolic link is followed only when it points
+    to a regular file. What was left out, and why, is appended to ``skipped``; without
+    ``skipped`` an :class:`~emlesion.errors.InputFileWarning` names them.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A folder (walked recursively; links to folders are not followed) or one file.
+    skipped : list of (str, str), optional
+        Receives ``(path, reason)`` of every entry that is not a regular file.
+
+    Returns
+    -------
+    list of str
 
     Raises
     ------
     SeriesNotFoundError
-        ``path`` does not exist.
+        ``path`` does not exist, or is itself a named pipe, device or socket.
     """
     root = Path(path)
-    if root.is_file():
-        return [os.fspath(root)]
-    if not root.is_dir():
+    try:
+        mode = os.stat(root).st_mode
+    except OSError:
+        mode = None
+    if mode is None or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        what = "does not exist" if mode is None else "is not a regular file or a folder"
         raise SeriesNotFoundError(
-            format_message(f"{root} does not exist", fix="check the path (typo, unmounted drive?)")
+            format_message(f"{root} {what}",
+                           fix="check the path (typo, unmounted drive?)" if mode is None
+                           else "point emlesion at a folder of DICOM files or at one file")
         )
+    if stat.S_ISREG(mode):
+        return [os.fspath(root)]
     out: list[str] = []
+    left_out: list[tuple[str, str]] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        out.extend(os.path.join(dirpath, name) for name in filenames)
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            try:
+                entry_mode = os.stat(full).st_mode  # follows links
+            except OSError as exc:
+                left_out.append((full, f"cannot be examined ({exc.strerror or exc})"))
+                continue
+            if stat.S_ISREG(entry_mode):
+                out.append(full)
+            else:
+                link = " (through a symbolic link)" if os.path.islink(full) else ""
+                left_out.append((full, f"is not a regular file{link}"))
     out.sort()
+    if skipped is not None:
+        skipped.extend(left_out)
+    elif left_out:
+        _warn_left_out(left_out, os.fspath(root))
     return out
+
+
+def _warn_left_out(left_out: Sequence[tuple[str, str]], where: str) -> None:
+    shown = "; ".join(f"{p} {why}" if p else why for p, why in left_out[:5])
+    more = f" and {len(left_out) - 5} more" if len(left_out) > 5 else ""
+    warn_external(
+        format_message(
+            f"{len(left_out)} file(s) under {where} were left out: {shown}{more}",
+            series=where,
+            fix="remove them from the input folder if they should not be there; otherwise "
+            "replace them with readable copies of the DICOM files",
+        ),
+        InputFileWarning,
+    )
 
 
 def looks_like_dicom(path: str) -> bool:
     """True when ``path`` carries the ``DICM`` marker of a DICOM Part 10 file.
 
     Only the 132-byte preamble and marker are read (DICOM PS3.10 section 7.1); a file that
-    cannot be opened is not DICOM. Used to tell a truncated DICOM file (worth a warning)
-    from an unrelated file (ignored).
+    cannot be opened, or is not a regular file, is not DICOM. Used to tell a truncated
+    DICOM file (worth a warning) from an unrelated file (ignored).
 
     Parameters
     ----------
@@ -275,29 +340,55 @@ def looks_like_dicom(path: str) -> bool:
     bool
     """
     try:
-        with open(path, "rb") as fh:
+        with open_regular_file(path) as fh:
             head = fh.read(132)
     except OSError:
         return False
     return head[128:132] == b"DICM"
 
 
-def read_header(path: str) -> Dataset | None:
+def read_header(path: str, *, problems: list[str] | None = None,
+                reader_warnings: list[str] | None = None) -> Dataset | None:
     """Header of ``path`` without pixel data, or None for a non-DICOM file (debug-logged).
 
-    A file that carries the ``DICM`` marker but cannot be parsed is logged as a warning
-    (it is probably a truncated DICOM file) and also skipped.
+    A file that carries the ``DICM`` marker but cannot be parsed (probably a truncated
+    DICOM file), or that cannot be opened, is skipped too; its problem is appended to
+    ``problems`` (or logged as a warning without it). pydicom's warnings about the file go
+    to ``reader_warnings``.
     """
     try:
         if os.path.getsize(path) > _WHOLE_FILE_LIMIT_BYTES:
-            return read_dataset(path, stop_before_pixels=True)
-        return read_file(path, with_pixels=False).header
+            return read_dataset(path, stop_before_pixels=True, reader_warnings=reader_warnings)
+        f = read_file(path, with_pixels=False)
+        if reader_warnings is not None:
+            reader_warnings.extend(f.reader_warnings)
+        return f.header
     except (DicomReadError, OSError) as exc:
-        if looks_like_dicom(path):
-            logger.warning("skipping unreadable DICOM file %s: %s", path, exc)
+        if looks_like_dicom(path) or not _opens(path):
+            if problems is not None:
+                problems.append(_short(exc))
+            else:
+                logger.warning("skipping unreadable DICOM file %s: %s", path, exc)
         else:
             logger.debug("ignoring non-DICOM file %s: %s", path, exc)
         return None
+
+
+def _short(exc: Exception) -> str:
+    """The problem part of an emlesion message (without its [series]/[attribute] and fix),
+    for messages that list several files."""
+    text = str(exc).split(". Fix: ")[0]
+    return re.sub(r" \[(series|attribute) [^\]]*\]", "", text)
+
+
+def _opens(path: str) -> bool:
+    """True when ``path`` can be opened for reading (a file that cannot is worth a warning:
+    it may be a DICOM file of the study)."""
+    try:
+        with open_regular_file(path):
+            return True
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -331,17 +422,28 @@ class FileFacts:
     identity: SeriesIdentity
     units: str
     corrected_image: tuple[str, ...]
+    reader_warnings: tuple[str, ...] = ()
+
+
+#: One file's outcome: its facts, or None and the problem (empty for a non-DICOM file).
+_Outcome = tuple[FileFacts | None, str]
 
 
 def _facts(path: str) -> FileFacts | None:
-    ds = read_header(path)
+    return _outcome(path)[0]
+
+
+def _outcome(path: str) -> _Outcome:
+    problems: list[str] = []
+    caught: list[str] = []
+    ds = read_header(path, problems=problems, reader_warnings=caught)
     if ds is None:
-        return None
+        return None, problems[0] if problems else ""
     try:
         uid = _text(ds, "SeriesInstanceUID")
         if not uid:
             logger.debug("ignoring %s: no SeriesInstanceUID (not a series instance)", path)
-            return None
+            return None, ""
         corrected = _text(ds, "CorrectedImage")
         return FileFacts(
             path=path,
@@ -351,14 +453,64 @@ def _facts(path: str) -> FileFacts | None:
             identity=SeriesIdentity.from_dataset(ds),
             units=_text(ds, "Units"),
             corrected_image=tuple(v for v in corrected.split("\\") if v),
-        )
+            reader_warnings=tuple(caught),
+        ), ""
     except Exception as exc:  # a malformed header value must not abort discovery
-        logger.warning("skipping DICOM file %s with malformed header: %s", path, exc)
-        return None
+        return None, f"{path} has a malformed header ({type(exc).__name__}: {exc})"
 
 
-def _facts_chunk(paths: Sequence[str]) -> list[FileFacts | None]:
-    return [_facts(p) for p in paths]
+def _facts_chunk(paths: Sequence[str]) -> list[_Outcome]:
+    return [_outcome(p) for p in paths]
+
+
+def _warn_reader_warnings(facts: Sequence[FileFacts], found: Sequence[SeriesInfo]) -> None:
+    """One DicomQuirkWarning per series for pydicom's warnings about its files."""
+    by_uid: dict[str, list[FileFacts]] = {}
+    for f in facts:
+        if f.reader_warnings:
+            by_uid.setdefault(f.series_uid, []).append(f)
+    for uid, members in by_uid.items():
+        warn_reader_warnings([(f.path, f.reader_warnings) for f in members], uid,
+                             sum(s.n_instances for s in found if s.series_instance_uid == uid))
+
+
+def warn_reader_warnings(
+    per_file: Sequence[tuple[str, Sequence[str]]], series: str, n_files: int
+) -> None:
+    """Report pydicom's warnings about the files of one series as one DicomQuirkWarning.
+
+    pydicom warns once per file (for example about an invalid value), so a series of 500
+    slices would print 500 lines; emlesion collects them and says how many files each
+    message concerns, naming the first file.
+
+    Parameters
+    ----------
+    per_file : sequence of (str, sequence of str)
+        Each file and the warnings pydicom emitted while reading it.
+    series : str
+        The series, named in the message.
+    n_files : int
+        Number of files of the series.
+    """
+    counts: dict[str, list[str]] = {}
+    for path, messages in per_file:
+        for m in dict.fromkeys(messages):
+            key = m.replace(path, "<file>")
+            counts.setdefault(key, []).append(path)
+    if not counts:
+        return
+    parts = [f"{key!r} in {len(paths)} of {n_files} file(s) (e.g. {os.path.basename(paths[0])})"
+             for key, paths in list(counts.items())[:5]]
+    more = f"; and {len(counts) - 5} other message(s)" if len(counts) > 5 else ""
+    warn_external(
+        format_message(
+            "pydicom reported problems while reading the series: " + "; ".join(parts) + more,
+            series=series,
+            fix="the values pydicom warns about were read as pydicom reads them; check them "
+            "if they matter for the result",
+        ),
+        DicomQuirkWarning,
+    )
 
 
 def _sop_class_name(uid: str) -> str:
@@ -411,8 +563,12 @@ def group_series(facts: Iterable[FileFacts]) -> list[SeriesInfo]:
 def discover(path: str | os.PathLike[str], *, workers: int | None = None) -> list[SeriesInfo]:
     """Find the DICOM series under a folder (recursively, any file names).
 
-    Only headers are read. Non-DICOM files are ignored (logged at debug level);
-    unreadable files carrying the DICOM marker are skipped with a logged warning.
+    Only headers are read, and only from regular files within the size cap
+    (:func:`~emlesion.io.dicom.max_dicom_file_bytes`). Non-DICOM files are ignored (logged
+    at debug level); entries that are not regular files (named pipes, devices, sockets,
+    links to them), files that cannot be opened and files carrying the DICOM marker that
+    cannot be parsed are left out with one :class:`~emlesion.errors.InputFileWarning`
+    naming them. pydicom's own warnings are reported once per series.
 
     Parameters
     ----------
@@ -434,6 +590,13 @@ def discover(path: str | os.PathLike[str], *, workers: int | None = None) -> lis
     SeriesNotFoundError
         ``path`` does not exist or holds no DICOM series at all.
 
+    Warns
+    -----
+    InputFileWarning
+        Files left out (not regular, unreadable, truncated header, over the size cap).
+    DicomQuirkWarning
+        pydicom's warnings about the files of a series, one warning per series.
+
     Examples
     --------
     >>> for s in discover("study/"):  # doctest: +SKIP
@@ -441,18 +604,24 @@ def discover(path: str | os.PathLike[str], *, workers: int | None = None) -> lis
     pet_ac PT 545 PET HeadNeck_0
     seg SEG 1 tumor segmentation - User2 SemiAuto trial 2
     """
-    paths = iter_files(path)
+    left_out: list[tuple[str, str]] = []
+    paths = iter_files(path, skipped=left_out)
     if workers is None:
         workers = 1 if len(paths) < _PARALLEL_MIN_FILES else min(4, os.cpu_count() or 1)
-    facts: list[FileFacts | None]
+    outcomes: list[_Outcome]
     if workers <= 1 or len(paths) < 2 * workers:
-        facts = _facts_chunk(paths)
+        outcomes = _facts_chunk(paths)
     else:
         n_chunks = workers * 4
         chunks = [paths[i::n_chunks] for i in range(n_chunks)]
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            facts = [f for part in pool.map(_facts_chunk, chunks) for f in part]
-    found = group_series(f for f in facts if f is not None)
+            outcomes = [f for part in pool.map(_facts_chunk, chunks) for f in part]
+    facts = [f for f, _ in outcomes if f is not None]
+    left_out.extend(("", problem) for f, problem in outcomes if f is None and problem)
+    if left_out:
+        _warn_left_out(left_out, os.fspath(path))
+    found = group_series(facts)
+    _warn_reader_warnings(facts, found)
     if not found:
         raise SeriesNotFoundError(
             format_message(

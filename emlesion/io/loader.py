@@ -57,15 +57,23 @@ from emlesion.errors import (
     format_message,
     warn_external,
 )
-from emlesion.io.dicom import DicomFile, decode_pixels, header_text, read_file
+from emlesion.io.dicom import (
+    DicomFile,
+    decode_pixels,
+    header_text,
+    open_regular_file,
+    read_file,
+)
 from emlesion.io.discover import (
     FileFacts,
     SeriesInfo,
     SeriesRole,
+    _short,
     classify_role,
     group_series,
     iter_files,
     looks_like_dicom,
+    warn_reader_warnings,
 )
 from emlesion.io.geometry import Grid
 from emlesion.io.volume import SeriesIdentity, SliceInfo, Volume
@@ -190,17 +198,79 @@ def _tolerances(
 
 
 # ---------------------------------------------------------------------------- selection
-def _read_all(paths: Sequence[str]) -> list[DicomFile]:
-    """Read every DICOM file (non-DICOM files are skipped; truncated ones raise later)."""
+@dataclass(frozen=True)
+class _Unread:
+    """A file that could not be loaded: why, and its header when that much was readable."""
+
+    path: str
+    problem: str
+    header: Dataset | None
+
+
+def _read_all(paths: Sequence[str]) -> tuple[list[DicomFile], list[_Unread], list[str]]:
+    """Read every file: (DICOM files read, DICOM files that failed, non-DICOM files).
+
+    A file that fails to load (truncated pixel data, not a regular file, unreadable) is not
+    dropped: it is returned with its problem, and with its header when the header alone can
+    be read, so that the caller can tell whether it belongs to the series being loaded.
+    """
     out: list[DicomFile] = []
+    broken: list[_Unread] = []
+    ignored: list[str] = []
     for p in paths:
         try:
             out.append(read_file(p, lazy_pixels=True))
-        except DicomReadError:
-            if looks_like_dicom(p):
-                raise
-            logger.debug("ignoring non-DICOM file %s", p)
-    return out
+        except DicomReadError as exc:
+            if not looks_like_dicom(p) and _opens(p):
+                logger.debug("ignoring non-DICOM file %s", p)
+                ignored.append(p)
+                continue
+            head: Dataset | None
+            try:
+                head = read_file(p, with_pixels=False).header
+            except DicomReadError:
+                head = None
+            broken.append(_Unread(p, _short(exc), head))
+    return out, broken, ignored
+
+
+def _opens(path: str) -> bool:
+    try:
+        with open_regular_file(path):
+            return True
+    except OSError:
+        return False
+
+
+def _name_files(items: Sequence[_Unread], limit: int = 5) -> str:
+    shown = "; ".join(u.problem for u in items[:limit])
+    return shown + (f"; and {len(items) - limit} more" if len(items) > limit else "")
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """The files of the series to load, and the files around it that could not be read."""
+
+    files: list[DicomFile]
+    info: SeriesInfo | None
+    where: str
+    unplaced: tuple[_Unread, ...] = ()
+    """DICOM files (or files that could not be opened) whose series is unknown."""
+    not_dicom: tuple[str, ...] = ()
+    """Files beside the series that are not DICOM at all."""
+
+    def suspects(self) -> str:
+        """Text naming the files that might be the missing slices (for gap errors)."""
+        parts = []
+        if self.unplaced:
+            parts.append(f"{len(self.unplaced)} file(s) could not be read: "
+                         + _name_files(self.unplaced))
+        if self.not_dicom:
+            names = ", ".join(os.path.basename(p) for p in self.not_dicom[:5])
+            more = f" and {len(self.not_dicom) - 5} more" if len(self.not_dicom) > 5 else ""
+            parts.append(f"{len(self.not_dicom)} file(s) beside the series are not DICOM "
+                         f"(no DICM marker): {names}{more}")
+        return ("; " + "; ".join(parts)) if parts else ""
 
 
 def _select(
@@ -301,7 +371,7 @@ def _resolve(
     what: str,
     series_uid: str | None,
     modalities: tuple[str, ...],
-) -> tuple[list[DicomFile], SeriesInfo | None, str]:
+) -> _Selection:
     if isinstance(source, SeriesInfo):
         if series_uid is not None and series_uid != source.series_instance_uid:
             raise SeriesNotFoundError(
@@ -324,9 +394,46 @@ def _resolve(
         raise SeriesNotFoundError(
             format_message(f"no files to load in {where}", fix="check the path")
         )
-    files = _read_all(paths)
-    chosen, info = _select(files, roles, what, where, series_uid, modalities)
-    return chosen, info, where
+    files, broken, ignored = _read_all(paths)
+    try:
+        chosen, info = _select(files, roles, what, where, series_uid, modalities)
+    except SeriesNotFoundError as exc:
+        if broken:
+            raise DicomReadError(format_message(
+                f"{len(broken)} file(s) in {where} cannot be read, so no {what} series could "
+                f"be chosen: {_name_files(broken)}", series=where,
+                fix="copy the files again from the source")) from exc
+        raise
+    members = [u for u in broken if u.header is not None
+               and header_text(u.header, "SeriesInstanceUID") == info.series_instance_uid]
+    if members:
+        raise DicomReadError(format_message(
+            f"{len(members)} of the {len(chosen) + len(members)} file(s) of the series cannot "
+            f"be loaded: {_name_files(members)}",
+            series=f"{info.series_instance_uid} '{info.series_description}'",
+            fix="copy the series again from the source (the files named are damaged); "
+            "emlesion does not build a volume with slices left out"))
+    unplaced = tuple(u for u in broken if u.header is None)
+    if isinstance(source, SeriesInfo):
+        loaded = {f.path for f in chosen}
+        lost = [p for p in source.files if p not in loaded]
+        if lost:
+            shown = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+            raise DicomReadError(format_message(
+                f"{len(lost)} of the {len(source.files)} file(s) that discovery assigned to "
+                f"the series were not loaded (they no longer read as members of it): {shown}"
+                + _Selection(chosen, info, where, unplaced, tuple(ignored)).suspects(),
+                series=where,
+                fix="the files changed since discovery or are damaged; discover the folder "
+                "again, or copy the series again from the source"))
+    if unplaced:  # they may be slices of this series: never build a volume without them
+        raise DicomReadError(format_message(
+            f"{len(unplaced)} DICOM file(s) in {where} cannot be read, so emlesion cannot "
+            f"tell whether they belong to the series: {_name_files(unplaced)}",
+            series=f"{info.series_instance_uid} '{info.series_description}'",
+            fix="copy the files again from the source, or remove them from the folder if "
+            "they are not part of the study"))
+    return _Selection(chosen, info, where, unplaced, tuple(ignored))
 
 
 # ---------------------------------------------------------------------------- per-slice facts
@@ -432,6 +539,75 @@ def _check_multiframe(files: list[DicomFile], series: str) -> None:
             )
 
 
+def _check_modality(files: list[DicomFile], series: str) -> None:
+    """Every slice of one series has the same Modality (a CT slice in a PET series is an
+    error, whatever its SOP class says)."""
+    groups: dict[str, list[str]] = {}
+    for f in files:
+        groups.setdefault(header_text(f.header, "Modality").upper(),
+                          []).append(os.path.basename(f.path))
+    if len(groups) > 1:
+        desc = "; ".join(f"{m or '(empty)'}: {len(v)} slice(s), e.g. {', '.join(v[:3])}"
+                         for m, v in sorted(groups.items(), key=lambda kv: -len(kv[1])))
+        raise InvalidAttributeError(format_message(
+            f"the slices of one series disagree on Modality ({desc})",
+            series=series, attribute="Modality (0008,0060)",
+            fix="the series mixes images of different modalities; remove the odd slices or "
+            "copy the series again from the source"))
+
+
+def _check_slice_count(files: list[DicomFile], stack: _Stack, series: str,
+                       suspects: str) -> None:
+    """PET: the number of slices loaded must equal NumberOfSlices (0054,0081).
+
+    The gap check sees slices missing between others; slices missing at either end of the
+    stack leave no gap. A PET image states how many slices its volume has (PET Image
+    Module, Type 1 [1]_), with ImageIndex (0054,1330) numbering them, so a shorter stack is
+    detected and the missing indices named.
+
+    References
+    ----------
+    .. [1] DICOM PS3.3 C.8.9.4 (PET Image Module: Number of Slices, Image Index).
+    """
+    if header_text(files[0].header, "Modality").upper() != "PT":
+        return
+    declared = {_opt_int(f.header, "NumberOfSlices") for f in files}
+    if len(declared) != 1:
+        return  # absent on some slices or inconsistent: nothing reliable to compare with
+    n_declared = declared.pop()
+    if n_declared is None or n_declared <= len(files):
+        return
+    indices = {_opt_int(f.header, "ImageIndex") for f in files}
+    missing_text = ""
+    if None not in indices:
+        missing = [i for i in range(1, n_declared + 1) if i not in indices]
+        missing_text = f"; ImageIndex values missing: {_ranges(missing)}"
+    raise GeometryError(format_message(
+        f"the series declares {n_declared} slices (NumberOfSlices) but {len(files)} were "
+        f"found: {n_declared - len(files)} slice(s) missing (the stack spans "
+        f"{stack.grid.shape[0]} slices of {stack.grid.spacing_mm[2]:.3f} mm){missing_text}"
+        + suspects,
+        series=series, attribute="NumberOfSlices (0054,0081)",
+        fix="copy the complete series again; the export or transfer lost files"))
+
+
+def _ranges(values: Sequence[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``"1-3, 7"``."""
+    out: list[str] = []
+    start = prev = None
+    for v in values:
+        if start is None:
+            start = prev = v
+        elif prev is not None and v == prev + 1:
+            prev = v
+        else:
+            out.append(f"{start}-{prev}" if start != prev else f"{start}")
+            start = prev = v
+    if start is not None:
+        out.append(f"{start}-{prev}" if start != prev else f"{start}")
+    return ", ".join(out)
+
+
 # ---------------------------------------------------------------------------- geometry
 @dataclass(frozen=True)
 class _Stack:
@@ -447,7 +623,8 @@ def _fmt_iop(v: np.ndarray) -> str:
     return "[" + ", ".join(f"{x:.4g}" for x in v) + "]"
 
 
-def _geometry(files: list[DicomFile], series: str, tol: GeometryTolerances) -> _Stack:
+def _geometry(files: list[DicomFile], series: str, tol: GeometryTolerances,
+              suspects: str = "") -> _Stack:
     n_files = len(files)
     if n_files < 2:
         raise GeometryError(
@@ -577,7 +754,8 @@ def _geometry(files: list[DicomFile], series: str, tol: GeometryTolerances) -> _
             n_missing = int(np.sum(k - 1))
             raise GeometryError(
                 format_message(
-                    f"{n_missing} slice(s) missing (steps of {median:.3f} mm expected): {where}",
+                    f"{n_missing} slice(s) missing (steps of {median:.3f} mm expected): {where}"
+                    + suspects,
                     series=series,
                     attribute=_attr("ImagePositionPatient"),
                     fix="copy the complete series again; the export or transfer lost files",
@@ -704,17 +882,17 @@ def load_volume(
         )
     with record_warnings() as rec:
         if mod is None and not isinstance(source, SeriesInfo) and series_uid is None:
-            files, info, where = _resolve_any(source, what)
+            selection = _resolve_any(source, what)
         else:
-            files, info, where = _resolve(source, roles, what, series_uid, modalities)
-        volume = _build(files, info, where, tol, _operation)
+            selection = _resolve(source, roles, what, series_uid, modalities)
+        volume = _build(selection, tol, _operation)
     step = volume.provenance[-1]
     return replace(
         volume, provenance=(ProvenanceStep(step.operation, step.rule, step.inputs, rec.as_tuple()),)
     )
 
 
-def _resolve_any(source: Source, what: str) -> tuple[list[DicomFile], SeriesInfo | None, str]:
+def _resolve_any(source: Source, what: str) -> _Selection:
     """Without a modality: the unique PET-AC or CT series (error when both are present)."""
     try:
         return _resolve(source, (SeriesRole.PET_AC,), what, None, ("PT",))
@@ -796,18 +974,17 @@ def load_ct(
                        _operation="emlesion.io.load_ct")
 
 
-def _build(
-    files: list[DicomFile],
-    info: SeriesInfo | None,
-    where: str,
-    tol: GeometryTolerances,
-    operation: str,
-) -> Volume:
+def _build(selection: _Selection, tol: GeometryTolerances, operation: str) -> Volume:
+    files, info, where = selection.files, selection.info, selection.where
     series = info.series_instance_uid if info is not None else where
     if info is not None and info.series_description:
         series = f"{info.series_instance_uid} '{info.series_description}'"
     _check_multiframe(files, series)
-    stack = _geometry(files, series, tol)
+    _check_modality(files, series)
+    warn_reader_warnings([(f.path, f.reader_warnings) for f in files if f.reader_warnings],
+                         series, len(files))
+    stack = _geometry(files, series, tol, selection.suspects())
+    _check_slice_count(files, stack, series, selection.suspects())
     nz, ny, nx = stack.grid.shape
     modality = header_text(files[0].header, "Modality").upper()
     is_pet = modality == "PT"
