@@ -51,6 +51,7 @@ from pydicom.tag import BaseTag
 from emlesion.errors import (
     DicomQuirkWarning,
     DicomReadError,
+    InvalidAttributeError,
     InvalidParameterError,
     UnknownKeyError,
     format_message,
@@ -91,6 +92,9 @@ _U32 = struct.Struct("<L")
 _TAG = struct.Struct("<HH")
 _UNDEFINED = 0xFFFFFFFF
 _EXPLICIT_BE = "1.2.840.10008.1.2.2"
+_RLE_LOSSLESS = "1.2.840.10008.1.2.5"
+_BITS_STORED = 0x00280101
+_HIGH_BIT = 0x00280102
 _DEFLATED_LE = "1.2.840.10008.1.2.1.99"
 #: Media Storage SOP Class of a DICOMDIR (its data set has no SOPClassUID, PS3.10 8.6).
 _DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
@@ -890,6 +894,7 @@ def decode_pixels(file: DicomFile, *, series: str | None = None) -> np.ndarray:
             )
         arr = np.frombuffer(native, dtype=dtype, count=rows * cols).reshape(rows, cols)
         bits_stored = _int(ds, "BitsStored", bits)
+        _check_bits_stored(arr, bits_stored, bits, rep == 1, file.path, where)
         if bits_stored < bits:
             arr = _mask_bits(arr, bits_stored, signed=rep == 1)
         return arr
@@ -912,6 +917,18 @@ def decode_pixels(file: DicomFile, *, series: str | None = None) -> np.ndarray:
         bool(little) if little is not None else True,
     )
     full[file.pixel_element.tag] = file.pixel_element
+    syntax_uid = str(getattr(file.header.file_meta, "TransferSyntaxUID", ""))
+    bits_alloc = _int(ds, "BitsAllocated", 0)
+    bits_stored = _int(ds, "BitsStored", bits_alloc)
+    signed = _int(ds, "PixelRepresentation", 0) == 1
+    # RLE segments hold whole bytes, so emlesion can decode all BitsAllocated bits and check
+    # BitsStored itself (pydicom would mask the extra bits away silently); JPEG codestreams
+    # carry their own precision
+    raw_bits = syntax_uid == _RLE_LOSSLESS and bits_alloc in (8, 16, 32) and (
+        0 < bits_stored < bits_alloc)
+    if raw_bits:
+        full[_BITS_STORED] = DataElement(BaseTag(_BITS_STORED), "US", bits_alloc)
+        full[_HIGH_BIT] = DataElement(BaseTag(_HIGH_BIT), "US", bits_alloc - 1)
     try:
         arr = np.asarray(full.pixel_array)
     except Exception as exc:
@@ -937,7 +954,41 @@ def decode_pixels(file: DicomFile, *, series: str | None = None) -> np.ndarray:
                 fix="emlesion reads single-frame grey-scale PET/CT slices",
             )
         )
+    if raw_bits:
+        _check_bits_stored(arr, bits_stored, bits_alloc, signed, file.path, where)
+        arr = _mask_bits(arr, bits_stored, signed=signed)
     return arr
+
+
+def _check_bits_stored(arr: np.ndarray, bits_stored: int, bits_allocated: int, signed: bool,
+                       path: str, where: str) -> None:
+    """Raise when stored values use bits above BitsStored (PS3.5 8.1.1: the bits above
+    HighBit carry no pixel value).
+
+    Masking them away, as pydicom does, turns an image whose BitsStored is wrong (8 stated,
+    16 used) into a scrambled image without a word. Signed values may be stored
+    sign-extended (all upper bits equal) or with the upper bits zero; both are accepted.
+    """
+    if not 0 < bits_stored <= bits_allocated:
+        raise InvalidAttributeError(format_message(
+            f"{path}: BitsStored {bits_stored} is not between 1 and BitsAllocated "
+            f"{bits_allocated}", series=where, attribute="BitsStored (0028,0101)",
+            fix="repair the header (BitsStored is at most BitsAllocated)"))
+    if bits_stored >= bits_allocated or arr.size == 0:
+        return
+    u = arr.view(arr.dtype.str.replace("i", "u"))
+    high = u >> np.array(bits_stored, dtype=u.dtype)
+    all_ones = (1 << (bits_allocated - bits_stored)) - 1
+    bad = (high != 0) & (high != all_ones) if signed else high != 0
+    n_bad = int(np.count_nonzero(bad))
+    if n_bad:
+        top = int(u.max())
+        raise InvalidAttributeError(format_message(
+            f"{path}: {n_bad} pixel(s) use bits above BitsStored {bits_stored} (largest stored "
+            f"word {top} = 0x{top:X}, BitsAllocated {bits_allocated}); masking them would "
+            "scramble the image", series=where, attribute="BitsStored (0028,0101)",
+            fix=f"repair BitsStored/HighBit (probably {bits_allocated}/{bits_allocated - 1}) "
+            "or export the series again"))
 
 
 def _mask_bits(arr: np.ndarray, bits_stored: int, *, signed: bool) -> np.ndarray:

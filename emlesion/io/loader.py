@@ -79,7 +79,14 @@ from emlesion.io.geometry import Grid
 from emlesion.io.volume import SeriesIdentity, SliceInfo, Volume
 from emlesion.provenance import ProvenanceStep, record_warnings
 
-__all__ = ["GeometryTolerances", "load_ct", "load_pet", "load_volume"]
+__all__ = [
+    "COSINE_NORM_TOLERANCE",
+    "SPACING_RANGE_MM",
+    "GeometryTolerances",
+    "load_ct",
+    "load_pet",
+    "load_volume",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +98,17 @@ _ENHANCED_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.130": "Enhanced PET",
     "1.2.840.10008.5.1.4.1.1.128.1": "Legacy Converted Enhanced PET",
 }
+#: Accepted range of PixelSpacing and of the slice spacing, in mm. Clinical CT pixels are
+#: about 0.2-1.5 mm (a 512 matrix over a 10-70 cm field of view) and PET pixels 1-8 mm
+#: (128-400 matrices over 50-80 cm); slices are 0.5-10 mm apart (domain reference 5;
+#: DICOM PS3.3 C.7.6.2, C.8.9.4). The range is wide on purpose, 20x below and 4x above
+#: those, so that only a unit mistake or a corrupt value (1e30, 1e-9) is refused: a
+#: spacing outside it would make lesion volumes meaningless (1e61 mL from 1e30 mm).
+SPACING_RANGE_MM: tuple[float, float] = (0.01, 40.0)
+#: Largest accepted deviation of the length of an ImageOrientationPatient cosine from 1
+#: (PS3.3 C.7.6.2.1.1: the cosines are unit vectors; exported values are rounded to a few
+#: decimals, so 1 % covers rounding and nothing else).
+COSINE_NORM_TOLERANCE: float = 0.01
 _TAGS = {
     "ImagePositionPatient": "(0020,0032)",
     "ImageOrientationPatient": "(0020,0037)",
@@ -506,6 +524,17 @@ def _rescale(ds: Dataset, series: str, path: str) -> tuple[float, float]:
             )
     slope = 1.0 if slope is None else slope
     intercept = 0.0 if intercept is None else intercept
+    if slope < 0.0:
+        raise InvalidAttributeError(
+            format_message(
+                f"{os.path.basename(path)}: RescaleSlope {slope} is negative; it would turn "
+                "activity or attenuation upside down (negative SUVs, inverted HU)",
+                series=series,
+                attribute=_attr("RescaleSlope"),
+                fix="repair the header (PET and CT rescale slopes are positive) or export the "
+                "series again",
+            )
+        )
     if slope == 0.0 or not math.isfinite(slope) or not math.isfinite(intercept):
         raise InvalidAttributeError(
             format_message(
@@ -680,8 +709,35 @@ def _geometry(files: list[DicomFile], series: str, tol: GeometryTolerances,
         )
     row = iops[0, :3]
     col = iops[0, 3:]
-    row = row / np.linalg.norm(row)
-    col = col / np.linalg.norm(col)
+    norms = (float(np.linalg.norm(row)), float(np.linalg.norm(col)))
+    if any(abs(n - 1.0) > COSINE_NORM_TOLERANCE for n in norms):
+        raise GeometryError(
+            format_message(
+                f"the row and column cosines {_fmt_iop(iops[0])} have lengths "
+                f"{norms[0]:.4g} and {norms[1]:.4g}, not 1",
+                series=series,
+                attribute=_attr("ImageOrientationPatient"),
+                fix="repair the header: ImageOrientationPatient holds two unit vectors "
+                "(1\\0\\0\\0\\1\\0 for axial slices), or export the series again",
+            )
+        )
+    row = row / norms[0]
+    col = col / norms[1]
+    lo, hi = SPACING_RANGE_MM
+    bad_spacing = [f for f, sp in zip(files, spacings) if not np.all((sp >= lo) & (sp <= hi))]
+    if bad_spacing:
+        sp = spacings[files.index(bad_spacing[0])]
+        raise GeometryError(
+            format_message(
+                f"PixelSpacing {sp[0]:.6g}\\{sp[1]:.6g} mm of "
+                f"{os.path.basename(bad_spacing[0].path)} ({len(bad_spacing)} slice(s)) is "
+                f"outside the range {lo}-{hi} mm of human PET/CT images",
+                series=series,
+                attribute=_attr("PixelSpacing"),
+                fix="repair the header (PixelSpacing is in mm, row spacing then column "
+                "spacing) or export the series again",
+            )
+        )
     if abs(float(row @ col)) > 1e-3:
         raise GeometryError(
             format_message(
@@ -737,6 +793,16 @@ def _geometry(files: list[DicomFile], series: str, tol: GeometryTolerances,
             )
         )
     median = float(np.median(steps))
+    if not lo <= median <= hi:
+        raise GeometryError(
+            format_message(
+                f"the slices are {median:.6g} mm apart (median step of ImagePositionPatient "
+                f"along the normal), outside the range {lo}-{hi} mm of human PET/CT images",
+                series=series,
+                attribute=_attr("ImagePositionPatient"),
+                fix="repair ImagePositionPatient (in mm) or export the series again",
+            )
+        )
     limit = tol.spacing_atol_mm + tol.spacing_rtol * median
     deviation = np.abs(steps - median)
     bad = np.nonzero(deviation > limit)[0]
