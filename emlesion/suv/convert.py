@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emlesion.errors import UnsupportedDataError, format_message
+from emlesion.errors import (
+    SUVError,
+    SUVWarning,
+    UnsupportedDataError,
+    format_message,
+    warn_external,
+)
 from emlesion.provenance import ProvenanceStep, record_warnings
 from emlesion.suv.enums import Normalization, PETUnits, ReferenceTimeMethod
 from emlesion.suv.factors import REFERENCE_TIME_TOLERANCE_S, SUVFactors, compute_suv_factors
@@ -15,9 +21,56 @@ from emlesion.suv.factors import REFERENCE_TIME_TOLERANCE_S, SUVFactors, compute
 if TYPE_CHECKING:
     from emlesion.io.volume import Volume
 
-__all__ = ["apply_suv_factors", "compute_suv"]
+__all__ = ["SUV_MAX_WARNING", "apply_suv_factors", "compute_suv"]
 
 OPERATION = "emlesion.suv.compute_suv"
+
+
+#: SUVmax above which a warning is emitted (stated reason, not a published cut-off): FDG
+#: tumour SUVmax values lie mostly below 30 (the sample study's hottest lesion is 11.6);
+#: 100 and more occur on real scans in urine (bladder, collecting system) or at an
+#: extravasated injection site, and otherwise point to a wrong dose, weight, half-life or
+#: time.
+SUV_MAX_WARNING: float = 100.0
+
+
+def _check_suv_max(suv: np.ndarray, pet: Volume, factors: SUVFactors) -> None:
+    """SUVmax against the physical bound and the physiological range.
+
+    Physical bound: a voxel cannot hold more than the whole (decay-corrected) injected
+    activity, so ``SUV <= body size / voxel volume`` (body size in g, or cm² for BSA, as in
+    the SUV formula; the activity concentration is at most dose / voxel volume). Above it
+    the header is wrong and the SUVs are refused (SUVError). Above :data:`SUV_MAX_WARNING`
+    an SUVWarning gives the reason a real scan can still produce it.
+    """
+    if suv.size == 0:
+        return
+    suv_max = float(np.nanmax(suv)) if np.isfinite(suv).any() else float("nan")
+    if not np.isfinite(suv_max):
+        raise SUVError(format_message(
+            "the SUV image holds no finite value", series=pet.identity.series_instance_uid or None,
+            fix="check the pixel data and the SUV header values"))
+    sx, sy, sz = pet.grid.spacing_mm
+    voxel_ml = sx * sy * sz / 1000.0
+    size = factors.body_size
+    bound = size / voxel_ml if size is not None and voxel_ml > 0 else float("inf")
+    where = tuple(int(i) for i in np.unravel_index(int(np.nanargmax(suv)), suv.shape))
+    if suv_max > bound:
+        raise SUVError(format_message(
+            f"{factors.quantity}max {suv_max:.4g} at voxel (z, y, x) {where} exceeds the "
+            f"physical bound {bound:.4g} (the whole injected activity in one voxel of "
+            f"{voxel_ml:.4g} mL): the header values are wrong",
+            series=pet.identity.series_instance_uid or None,
+            fix="check RadionuclideTotalDose (Bq), RadionuclideHalfLife (s), PatientWeight "
+            "(kg), the injection and series times, and the Units/RescaleSlope of the image"))
+    if suv_max > SUV_MAX_WARNING:
+        warn_external(format_message(
+            f"{factors.quantity}max {suv_max:.4g} at voxel (z, y, x) {where} is above "
+            f"{SUV_MAX_WARNING:g}: real scans reach this only in the urinary bladder or at an "
+            "extravasated injection site; elsewhere it points to a wrong dose, weight, "
+            "half-life or time", series=pet.identity.series_instance_uid or None,
+            fix="look at where the maximum is; if it is not bladder or injection site, check "
+            "the SUV header values"), SUVWarning)
 
 
 def apply_suv_factors(pet: Volume, factors: SUVFactors) -> Volume:
@@ -57,8 +110,10 @@ def apply_suv_factors(pet: Volume, factors: SUVFactors) -> Volume:
     scale = np.asarray(factors.factors, dtype=np.float32)[:, None, None]
     out = np.empty(pet.array.shape, dtype=np.float32)
     np.multiply(pet.array, scale, out=out)
+    with record_warnings() as rec:
+        _check_suv_max(out, pet, factors)
     step = ProvenanceStep(OPERATION, rule=factors.rule, inputs=factors.to_dict(),
-                          warnings=factors.warnings)
+                          warnings=(*factors.warnings, *rec.as_tuple()))
     return replace(pet, array=out, units=factors.quantity,
                    provenance=(*pet.provenance, step))
 

@@ -42,7 +42,9 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 
 from emlesion.errors import (
     DicomQuirkWarning,
@@ -58,6 +60,7 @@ from emlesion.io.dicom import header_text
 from emlesion.provenance import jsonable, record_warnings
 from emlesion.suv import bodysize
 from emlesion.suv._dicom import (
+    HALF_LIFE_S_BY_NUCLIDE,
     attr,
     get_float,
     half_life_from_code,
@@ -84,7 +87,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DOSE_MBQ_THRESHOLD",
+    "DOSE_RANGE_BQ",
+    "HALF_LIFE_RANGE_S",
+    "HALF_LIFE_RTOL",
+    "MAX_ELAPSED_HALF_LIVES",
     "REFERENCE_TIME_TOLERANCE_S",
+    "WEIGHT_RANGE_KG",
     "ReferenceTimeRule",
     "SUVFactors",
     "compute_suv_factors",
@@ -100,6 +108,30 @@ WEIGHT_G_THRESHOLD: float = 1000.0
 HEIGHT_CM_THRESHOLD: float = 3.0
 #: QIBA and frame-based reference times further apart than this (s) raise an SUVWarning.
 REFERENCE_TIME_TOLERANCE_S: float = 60.0
+
+#: Accepted PatientWeight after the grams correction, kg. A preterm newborn weighs from
+#: about 0.4 kg; the heaviest documented people weighed about 600-635 kg. Outside this
+#: range the value is a unit or entry mistake, and the SUV (proportional to it) would be
+#: meaningless.
+WEIGHT_RANGE_KG: tuple[float, float] = (0.3, 700.0)
+#: Accepted injected activity after the MBq correction, Bq. Diagnostic PET activities are
+#: about 14 MBq (EANM paediatric minimum for FDG) to 2.2 GBq (Rb-82 cardiac rest/stress);
+#: the range is 14x below and 9x above that, so only a unit or entry mistake is refused.
+DOSE_RANGE_BQ: tuple[float, float] = (1e6, 2e10)
+#: Accepted RadionuclideHalfLife when no known nuclide code is given, s: from below the
+#: shortest PET nuclide in use (Rb-82, 75 s) to above the longest (Ge-68 phantoms,
+#: 2.34e7 s; domain reference 1.6).
+HALF_LIFE_RANGE_S: tuple[float, float] = (60.0, 3e7)
+#: Largest relative difference between RadionuclideHalfLife and the half-life of the
+#: nuclide named by RadionuclideCodeSequence. Vendors round differently (F-18: 6586,
+#: 6586.2, 6588 s; domain reference 1.6, IBSI Table 10): 0.03 %; 2 % is far above that and
+#: far below any other nuclide or unit.
+HALF_LIFE_RTOL: float = 0.02
+#: Largest accepted time from injection to the scan reference time, in half-lives. After
+#: 10 half-lives less than 0.1 % of the activity is left, too little for a PET image; a
+#: longer time means a wrong date, time or half-life, and the decay correction (2**10 and
+#: beyond) would multiply the SUVs by that error.
+MAX_ELAPSED_HALF_LIVES: float = 10.0
 
 PHILIPS_CREATOR = "Philips PET Private Group"
 GE_CREATOR = "GEMS_PETD_01"
@@ -343,6 +375,10 @@ class _SliceFacts:
     actual_frame_duration_ms: float | None
 
 
+def _basename(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
 def _headers_of(source: Volume | Sequence[Dataset]) -> tuple[list[Dataset], str]:
     seq: Sequence[Any] = source.headers if hasattr(source, "headers") else source
     headers = list(seq)
@@ -458,6 +494,81 @@ class _Engine:
             out.setdefault(raw, i)
         return out
 
+    # -------------------------------------------------------------- consistency
+    #: Per-series SUV inputs compared across all slices: (keyword, in the first item of
+    #: RadiopharmaceuticalInformationSequence, numeric).
+    SERIES_INPUTS: tuple[tuple[str, bool, bool], ...] = (
+        ("Units", False, False), ("DecayCorrection", False, False),
+        ("PatientWeight", False, True), ("PatientSize", False, True),
+        ("PatientSex", False, False), ("Modality", False, False),
+        ("RadionuclideTotalDose", True, True), ("RadionuclideHalfLife", True, True),
+        ("RadiopharmaceuticalStartDateTime", True, False),
+        ("RadiopharmaceuticalStartTime", True, False),
+    )
+
+    def _slice_name(self, k: int) -> str:
+        name = getattr(self.h[k], "filename", None)
+        return f"slice {k} ({_basename(name)})" if isinstance(name, str) and name else f"slice {k}"
+
+    def check_consistency(self) -> None:
+        """Every per-series SUV input must be the same on every slice.
+
+        The factors are computed from one value of each (the first slice's); a slice that
+        disagrees would otherwise be ignored, or, as the first slice, change every SUV.
+        Values that differ only in their text (``70`` / ``70.0``) agree.
+        """
+        rp_items = self._rp_items()
+        for keyword, in_rp, numeric in self.SERIES_INPUTS:
+            groups: dict[Any, list[int]] = {}
+            for k, ds in enumerate(self.h):
+                source = rp_items[k] if in_rp else ds
+                text = header_text(source, keyword) if source is not None else ""
+                key: Any = text.upper()
+                if numeric and text:
+                    try:
+                        key = round(float(text.split("\\")[0]), 9)
+                    except ValueError:
+                        key = text
+                groups.setdefault(key, []).append(k)
+            if len(groups) < 2:
+                continue
+            parts = []
+            for key, ks in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+                shown = ", ".join(self._slice_name(k) for k in ks[:3])
+                more = f" and {len(ks) - 3} more" if len(ks) > 3 else ""
+                parts.append(f"{key if key != '' else '(empty)'} on {len(ks)} slice(s): "
+                             f"{shown}{more}")
+            raise self.invalid(keyword, f"{keyword} differs between slices: "
+                               + "; ".join(parts),
+                               "the SUV needs one value per series: correct the header of the "
+                               "odd slices, or load one series at a time")
+
+    def _rp_items(self) -> list[Dataset | None]:
+        """The first RadiopharmaceuticalInformationSequence item of each slice.
+
+        Slices whose sequence has the same raw bytes share one parsed item (pydicom parses a
+        raw sequence on access, which is slow for hundreds of slices).
+        """
+        tag = BaseTag(0x00540016)
+        cache: dict[bytes, Dataset | None] = {}
+        out: list[Dataset | None] = []
+        for ds in self.h:
+            raw = ds._dict.get(tag)
+            key = raw.value if isinstance(raw, RawDataElement) and isinstance(
+                raw.value, bytes) else None
+            if key is not None and key in cache:
+                out.append(cache[key])
+                continue
+            try:
+                seq = ds.get("RadiopharmaceuticalInformationSequence")
+                item: Dataset | None = seq[0] if seq else None
+            except Exception:  # malformed sequence: reported where the values are used
+                item = None
+            if key is not None:
+                cache[key] = item
+            out.append(item)
+        return out
+
     # -------------------------------------------------------------- series-level
     def series_value(self, keyword: str) -> str:
         values = {header_text(self.h[i], keyword).upper() for i in self.distinct(keyword).values()}
@@ -528,6 +639,13 @@ class _Engine:
 
     def check_intercepts(self) -> tuple[float, ...]:
         slopes = tuple(f.slope for f in self.facts)
+        bad_slopes = [k for k, m in enumerate(slopes) if not (math.isfinite(m) and m > 0)]
+        if bad_slopes:
+            k = bad_slopes[0]
+            raise self.invalid("RescaleSlope", f"RescaleSlope {slopes[k]} on "
+                               f"{len(bad_slopes)} slice(s), e.g. {self._slice_name(k)}: PET "
+                               "activity needs a positive slope (a negative one gives negative "
+                               "SUVs)", "repair the header or export the series again")
         bad = sum(1 for f in self.facts if f.intercept != 0.0)
         if bad:
             warn_external(format_message(
@@ -553,6 +671,10 @@ class _Engine:
                 series=self.series, attribute=attr("PatientWeight"),
                 fix="store the weight in kg"), SUVWarning)
             w /= 1000.0
+        lo, hi = WEIGHT_RANGE_KG
+        if not lo <= w <= hi:
+            raise self.invalid("PatientWeight", f"PatientWeight {w:g} kg is outside the human "
+                               f"range {lo:g}-{hi:g} kg", "enter the patient's weight in kg")
         return w
 
     def height_m(self) -> float:
@@ -641,6 +763,11 @@ class _Engine:
                 series=self.series, attribute=attr("RadionuclideTotalDose"),
                 fix="store the dose in Bq"), SUVWarning)
             d *= 1e6
+        lo, hi = DOSE_RANGE_BQ
+        if not lo <= d <= hi:
+            raise self.invalid("RadionuclideTotalDose", f"RadionuclideTotalDose {d:g} Bq is "
+                               f"outside the range of diagnostic PET activities ({lo:g}-{hi:g} "
+                               "Bq)", "enter the injected activity in Bq")
         return d
 
     def half_life_s(self) -> float:
@@ -650,9 +777,10 @@ class _Engine:
         if t is not None and t < 0:
             raise self.invalid("RadionuclideHalfLife", f"RadionuclideHalfLife {t} is negative",
                                "enter the half-life in s")
-        if t:
-            return t
         found = half_life_from_code(list(item.get("RadionuclideCodeSequence") or []))
+        if t:
+            self.check_half_life(t, found)
+            return t
         if found is None:
             raise self.missing(
                 "RadionuclideHalfLife",
@@ -666,6 +794,62 @@ class _Engine:
             f"{nuclide} from RadionuclideCodeSequence", series=self.series,
             attribute=attr("RadionuclideHalfLife")), SUVWarning)
         return value
+
+    def check_half_life(self, t: float, found: tuple[float, str] | None) -> None:
+        """RadionuclideHalfLife (in seconds, PS3.3 C.8.9.1.1.3 [1]_) against the nuclide.
+
+        With a known nuclide code the value must match its half-life within
+        :data:`HALF_LIFE_RTOL`; without one it must lie in :data:`HALF_LIFE_RANGE_S`. In
+        both cases a value that matches a known nuclide once read as minutes or hours (F-18:
+        109.77 instead of 6586.2 s) is named as that unit mistake.
+
+        References
+        ----------
+        .. [1] DICOM PS3.3 C.8.9.1 (Radiopharmaceutical Information: Radionuclide Half Life
+           (0018,1075) "in seconds").
+        """
+        def matches(value: float, reference: float) -> bool:
+            return abs(value - reference) <= HALF_LIFE_RTOL * reference
+
+        candidates = ({found[1]: found[0]} if found is not None
+                      else dict(HALF_LIFE_S_BY_NUCLIDE))
+        if any(matches(t, ref) for ref in candidates.values()):
+            if found is not None:
+                self.inputs["half_life_nuclide"] = found[1]
+            return
+        unit_hint = ""
+        for unit, factor in (("minutes", 60.0), ("hours", 3600.0)):
+            for nuclide, ref in candidates.items():
+                if matches(t * factor, ref):
+                    unit_hint = (f"; {t:g} {unit} is the half-life of {nuclide} "
+                                 f"({ref:g} s): the value was probably entered in {unit}")
+                    break
+            if unit_hint:
+                break
+        if found is not None:
+            ref, nuclide = found
+            raise self.invalid("RadionuclideHalfLife", f"RadionuclideHalfLife {t:g} s does not "
+                               f"match {nuclide} ({ref:g} s), the nuclide named by "
+                               f"RadionuclideCodeSequence{unit_hint}",
+                               "enter the half-life in seconds (DICOM PS3.3 C.8.9.1), or "
+                               "correct RadionuclideCodeSequence")
+        lo, hi = HALF_LIFE_RANGE_S
+        if unit_hint or not lo <= t <= hi:
+            raise self.invalid("RadionuclideHalfLife", f"RadionuclideHalfLife {t:g} s is not a "
+                               f"PET nuclide half-life (accepted {lo:g}-{hi:g} s){unit_hint}",
+                               "enter the half-life in seconds (DICOM PS3.3 C.8.9.1)")
+
+    def check_elapsed(self, elapsed_s: float, half_life_s: float) -> None:
+        """The scan cannot be more than :data:`MAX_ELAPSED_HALF_LIVES` after injection."""
+        if elapsed_s > MAX_ELAPSED_HALF_LIVES * half_life_s:
+            raise SUVError(format_message(
+                f"the scan reference time is {elapsed_s:g} s ({elapsed_s / half_life_s:.1f} "
+                f"half-lives of {half_life_s:g} s) after the injection; after "
+                f"{MAX_ELAPSED_HALF_LIVES:g} half-lives too little activity is left for an "
+                "image, so a date, time or the half-life is wrong", series=self.series,
+                attribute=attr("RadiopharmaceuticalStartDateTime"),
+                fix="check the injection date/time, SeriesDate/SeriesTime and "
+                "RadionuclideHalfLife (seconds)"))
 
     # -------------------------------------------------------------- times
     def series_datetime(self) -> _dt.datetime | None:
@@ -863,6 +1047,7 @@ class _Engine:
 
     # -------------------------------------------------------------- main
     def run(self) -> SUVFactors:
+        self.check_consistency()
         units = self.units()
         dc = self.decay_correction()
         self.check_corrections(dc)
@@ -886,6 +1071,7 @@ class _Engine:
                 t_ref, rule, frame = self.reference_time(t_half)
                 t_inj, source = self.injection_time(t_ref)
                 elapsed = (t_ref - t_inj).total_seconds()
+                self.check_elapsed(elapsed, t_half)
                 d_ref = dose * 2.0 ** (-elapsed / t_half)
                 details.update(t_ref=t_ref, rule=rule, frame=frame, t_inj=t_inj, source=source,
                                elapsed=elapsed, decayed=d_ref)
@@ -911,6 +1097,7 @@ class _Engine:
                 x = lam * afd / 1000.0
                 avg = -math.expm1(-x) / x
                 dt_s = (t - t_inj).total_seconds()
+                self.check_elapsed(dt_s, t_half)
                 eff.append(dose * avg * math.exp(-lam * dt_s))
             details.update(t_inj=t_inj, source=source, slice_decayed=tuple(eff))
             return ([e * w_g / d for e, d in zip(extra, eff)],
