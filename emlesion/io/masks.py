@@ -58,6 +58,7 @@ from emlesion.errors import (
     format_message,
     warn_external,
 )
+from emlesion.io.dicom import open_regular_file
 from emlesion.io.geometry import Grid
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import Volume
@@ -74,15 +75,18 @@ __all__ = [
     "assign_planes_to_slices",
     "build_labelmap",
     "coerce_enum",
+    "count_inside",
     "detect_mask_format",
     "load_mask",
     "plane_spacing_mm",
     "reference_of",
+    "require_regular_file",
     "require_same_frame_of_reference",
     "select_segments",
     "slice_normal_positions_mm",
     "unique_segment_names",
     "warn_empty_segments",
+    "warn_outside",
 ]
 
 SEG_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -500,7 +504,73 @@ def _combine(
     return labels, summary
 
 
-def warn_empty_segments(segments: Sequence[MaskSegment], source: str, where: str) -> None:
+def require_regular_file(path: Path) -> None:
+    """Refuse a mask path that is not a regular file within the size cap.
+
+    Named pipes, devices, sockets and links to them would block or never end a read (see
+    :func:`emlesion.io.dicom.open_regular_file`).
+
+    Raises
+    ------
+    MaskError
+        Not a regular file, unreadable, or above the size cap.
+    """
+    try:
+        with open_regular_file(path):
+            pass
+    except DicomReadError as exc:
+        raise MaskError(str(exc).replace(". Fix: ", f" [series {path}]. Fix: ", 1)
+                        if ". Fix: " in str(exc) else str(exc)) from exc
+
+
+def warn_outside(n_total: int, n_inside: int, source: str, what: str = "mask voxels") -> None:
+    """Warn, with the fraction lost, when part of a mask lies outside the reference grid.
+
+    Parameters
+    ----------
+    n_total : int
+        Voxels (or contour points) of the mask in its own file.
+    n_inside : int
+        How many of them lie inside the reference grid.
+    source : str
+        The mask file, for the message.
+    what : str
+        What was counted.
+
+    Warns
+    -----
+    MaskWarning
+        When ``n_inside < n_total``.
+    """
+    if n_total <= 0 or n_inside >= n_total:
+        return
+    lost = n_total - n_inside
+    warn_external(
+        format_message(
+            f"the mask lies partly outside the reference grid: {n_inside:,} of {n_total:,} "
+            f"{what} kept ({100.0 * n_inside / n_total:.1f} %), {lost:,} "
+            f"({100.0 * lost / n_total:.1f} %) outside and dropped",
+            series=source,
+            fix="pass the image the mask was drawn on (or one that covers the whole mask); "
+            "the volumes measured from this mask miss the part outside",
+        ),
+        MaskWarning,
+    )
+
+
+def count_inside(points_lps: np.ndarray, grid: Grid) -> int:
+    """How many LPS points (``(n, 3)`` mm) fall inside ``grid`` (voxel centres +- half a
+    voxel)."""
+    if len(points_lps) == 0:
+        return 0
+    idx = grid.lps_to_index(np.asarray(points_lps, dtype=float).reshape(-1, 3))
+    upper = np.asarray(grid.shape, dtype=float) - 0.5
+    inside = np.all((idx >= -0.5) & (idx < upper[None, :]), axis=1)
+    return int(np.count_nonzero(inside))
+
+
+def warn_empty_segments(segments: Sequence[MaskSegment], source: str, where: str,
+                        *, empty_in_file: Sequence[int] = (), kind: str = "mask") -> None:
     """Warn about each empty segment; raise when every segment is empty.
 
     Parameters
@@ -511,11 +581,16 @@ def warn_empty_segments(segments: Sequence[MaskSegment], source: str, where: str
         The mask file, for the message.
     where : str
         What the reference grid is, for the message.
+    empty_in_file : sequence of int
+        Numbers of the segments that are empty in the file itself (no set voxel, no
+        contour): they are reported as empty, not as lying outside the grid.
+    kind : str
+        What the file is ("SEG", "RTSTRUCT", "NIfTI"), for the message.
 
     Raises
     ------
     MaskError
-        Every segment is empty on the reference grid.
+        Every segment is empty on the reference grid (or in the file).
 
     Warns
     -----
@@ -523,10 +598,33 @@ def warn_empty_segments(segments: Sequence[MaskSegment], source: str, where: str
         One per empty segment (through :func:`emlesion.errors.warn_external`).
     """
     empty = [s for s in segments if not s.mask.any()]
-    if segments and len(empty) == len(segments):
+    in_file = set(empty_in_file)
+    if segments and all(s.number in in_file for s in segments):
         raise MaskError(
             format_message(
-                f"no segment of the mask has a voxel on the reference grid ({where})",
+                f"the {kind} is empty: none of its segments "
+                f"({', '.join(repr(s.name) for s in segments[:5])}) has a voxel in the file",
+                series=source,
+                fix="export the segmentation again; the file holds no segmented voxel",
+            )
+        )
+    for seg in [s for s in empty if s.number in in_file]:
+        warn_external(
+            format_message(
+                f"segment {seg.number} ({seg.name!r}) is empty in the {kind} itself",
+                series=source,
+                fix="check the segmentation; this segment holds no voxel",
+            ),
+            MaskWarning,
+        )
+    all_empty = bool(segments) and len(empty) == len(segments)
+    empty = [s for s in empty if s.number not in in_file]
+    if all_empty:
+        n_file = len(segments) - len(empty)
+        also = f"; {n_file} of them are empty in the {kind} itself" if n_file else ""
+        raise MaskError(
+            format_message(
+                f"no segment of the mask has a voxel on the reference grid ({where}){also}",
                 series=source,
                 fix="pass the image the mask was drawn on, or a series of the same frame of "
                 "reference that covers the segmented region",
@@ -601,6 +699,7 @@ def _read_dicom_header(path: Path) -> Any:
     """Read a DICOM file without pixel data; raise DicomReadError on any parse failure."""
     import pydicom
 
+    require_regular_file(path)
     try:
         return pydicom.dcmread(str(path), stop_before_pixels=True)
     except Exception as exc:  # pydicom raises many types for corrupt files

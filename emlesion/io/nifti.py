@@ -35,9 +35,12 @@ from emlesion.io.masks import (
     MaskSegment,
     Overlap,
     build_labelmap,
+    count_inside,
     reference_of,
+    require_regular_file,
     select_segments,
     warn_empty_segments,
+    warn_outside,
 )
 from emlesion.io.volume import Volume
 from emlesion.provenance import record_warnings
@@ -124,6 +127,7 @@ def nifti_grid(header: Any, shape: tuple[int, int, int], source: str = "") -> tu
 def _load(path: Path) -> tuple[np.ndarray, Any]:
     import nibabel as nib
 
+    require_regular_file(path)
     try:
         img: Any = nib.load(str(path))
         data = np.asarray(img.dataobj)
@@ -193,7 +197,16 @@ def read_nifti_labels(
             )
         kind = "labels"
         if data.dtype.kind == "f":
-            finite = np.nan_to_num(data, nan=0.0)
+            n_bad = int(np.count_nonzero(~np.isfinite(data)))
+            if n_bad:
+                raise MaskError(
+                    format_message(
+                        f"the NIfTI holds {n_bad:,} NaN or infinite value(s): not a label map",
+                        series=source,
+                        fix="replace them (0 for background) and store integer labels",
+                    )
+                )
+            finite = data
             if np.all(finite == np.round(finite)):
                 data = finite
             elif finite.min() >= 0.0 and finite.max() <= 1.0:
@@ -249,7 +262,11 @@ def read_nifti_labels(
                 format_message("the NIfTI label map is empty (all zero)", series=source,
                                fix="check that the right file was passed")
             )
-        warn_empty_segments(segs, source, "labels outside the reference grid")
+        warn_empty_segments(segs, source, "labels outside the reference grid", kind="NIfTI")
+        if placement.startswith("nearest"):
+            own = np.isin(labels, wanted) if segments is not None else labels > 0
+            points = grid.index_to_lps(np.argwhere(own))
+            warn_outside(len(points), count_inside(points, ref.grid), source)
     inputs = {
         "affine": rule,
         "nifti_shape_zyx": grid.shape,

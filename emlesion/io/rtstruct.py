@@ -43,12 +43,15 @@ from emlesion.io.masks import (
     assign_planes_to_slices,
     build_labelmap,
     coerce_enum,
+    count_inside,
     plane_spacing_mm,
     reference_of,
+    require_regular_file,
     require_same_frame_of_reference,
     select_segments,
     unique_segment_names,
     warn_empty_segments,
+    warn_outside,
 )
 from emlesion.io.volume import Volume
 from emlesion.provenance import record_warnings
@@ -172,6 +175,7 @@ class _Contour:
 def _read(path: Path) -> Any:
     import pydicom
 
+    require_regular_file(path)
     try:
         ds = pydicom.dcmread(str(path))
         _ = ds.get("ROIContourSequence")  # force parsing of the sequences
@@ -317,11 +321,14 @@ def rasterize_rtstruct(
         sz = grid.spacing_mm[2]
         contours: list[_Contour] = []
         skipped: dict[str, int] = {}
+        n_points = n_inside = 0
+        with_contours: set[int] = set()
         for roi_item in ds.get("ROIContourSequence", []):
             number = int(roi_item.get("ReferencedROINumber", -1))
             if number not in names:
                 continue
             for item in roi_item.get("ContourSequence", []) or []:
+                with_contours.add(number)
                 kind = str(item.get("ContourGeometricType", "CLOSED_PLANAR")).upper()
                 if kind != "CLOSED_PLANAR":
                     skipped[kind] = skipped.get(kind, 0) + 1
@@ -332,6 +339,8 @@ def rasterize_rtstruct(
                         "CLOSED_PLANAR with < 3 points", 0) + 1
                     continue
                 ijk = pts @ inv[:3, :3].T + inv[:3, 3]  # (x, y, z) index order
+                n_points += len(pts)
+                n_inside += count_inside(pts, grid)
                 k = ijk[:, 2]
                 if float(np.ptp(k)) * sz > PLANARITY_TOLERANCE_MM:
                     raise UnsupportedDataError(
@@ -382,7 +391,10 @@ def rasterize_rtstruct(
                     cache[pi] = polygon_mask(grid.shape[1:], [c.rows_cols for c in planes[pi]])
                 mask[kslice] = cache[pi]
             segs.append(MaskSegment(number, name, mask))
-        warn_empty_segments(segs, source, "contours outside the grid or on no slice")
+        warn_empty_segments(segs, source, "contours outside the grid or on no slice",
+                            empty_in_file=[n for n in names if n not in with_contours],
+                            kind="RTSTRUCT")
+        warn_outside(n_points, n_inside, source, "contour points")
     rule = (
         "RTSTRUCT: contours placed by LPS position; voxel centre inside or on the contour "
         f"(even-odd across contours); slice = nearest contour plane within {half_width_mm:.3f} mm"

@@ -42,13 +42,16 @@ from emlesion.io.masks import (
     assign_planes_to_slices,
     build_labelmap,
     coerce_enum,
+    count_inside,
     plane_spacing_mm,
     reference_of,
+    require_regular_file,
     require_same_frame_of_reference,
     select_segments,
     slice_normal_positions_mm,
     unique_segment_names,
     warn_empty_segments,
+    warn_outside,
 )
 from emlesion.io.volume import Volume
 from emlesion.provenance import record_warnings
@@ -93,6 +96,7 @@ def _floats(item: Any, keyword: str, count: int, source: str, attribute: str) ->
 def _read(path: Path) -> Any:
     import highdicom as hd
 
+    require_regular_file(path)
     try:
         seg = hd.seg.segread(str(path))
     except Exception as exc:
@@ -288,11 +292,32 @@ def read_seg(
             return out
 
         segs: list[MaskSegment] = []
+        empty_in_file: list[int] = []
+        n_total = n_inside = 0
         for number, name in names.items():
             if seg_type == "LABELMAP":
                 own = np.arange(len(per_frame))
             else:
                 own = np.flatnonzero(frame_segment == number)
+            points: list[np.ndarray] = []
+            for fi in own:
+                if seg_type == "BINARY":
+                    on = frames[fi] > 0
+                elif seg_type == "FRACTIONAL":
+                    on = frames[fi] / max_fraction >= fractional_threshold
+                else:
+                    on = frames[fi] == number
+                rr, cc = np.nonzero(on)
+                if rr.size:
+                    row_dir, col_dir, spacing = geometry[int(fi)]
+                    points.append(positions[fi][None, :] + (cc * spacing[1])[:, None] * row_dir
+                                  + (rr * spacing[0])[:, None] * col_dir)
+            if not points:
+                empty_in_file.append(number)
+            else:
+                pts = np.concatenate(points)
+                n_total += len(pts)
+                n_inside += count_inside(pts, grid)
             mask = np.zeros(grid.shape, dtype=bool)
             if own.size:
                 # frames of one segment on the same plane are combined (logical or)
@@ -309,7 +334,9 @@ def read_seg(
                         else:
                             mask[kslice] |= values == number
             segs.append(MaskSegment(number, name, mask))
-        warn_empty_segments(segs, source, "frames outside the grid or on no slice")
+        warn_empty_segments(segs, source, "frames outside the grid or on no slice",
+                            empty_in_file=empty_in_file, kind="SEG")
+        warn_outside(n_total, n_inside, source)
     rule = (
         f"SEG {seg_type}: frames placed by ImagePositionPatient; slice = nearest frame plane "
         f"within {half_width_mm:.3f} mm; in-plane nearest pixel"
