@@ -488,7 +488,7 @@ def _element_header(buf: bytes, pos: int, implicit: bool) -> tuple[int, bytes | 
     vr = buf[pos + 4 : pos + 6]
     if vr in _LONG_VRS:
         return tag, vr, _U32.unpack_from(buf, pos + 8)[0], 12
-    if not (b"AA" <= vr <= b"ZZ"):
+    if len(vr) != 2 or not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):  # two letters A-Z
         raise _ScanError(f"invalid VR {vr!r} at byte {pos}")
     return tag, vr, _U16.unpack_from(buf, pos + 6)[0], 8
 
@@ -636,7 +636,7 @@ def _fast_read(
                 fix="copy the file again from the source; the transfer was incomplete",
             )
         ) from exc
-    except (_ScanError, struct.error) as exc:
+    except (_ScanError, struct.error, ValueError) as exc:  # ValueError: undecodable bytes
         logger.debug("fast scanner falls back to pydicom for %s: %s", path, exc)
         return None
     ds = FileDataset(path, elements, buf[:128], FileMetaDataset(meta_raw), implicit, True)

@@ -91,6 +91,7 @@ __all__ = [
     "HALF_LIFE_RANGE_S",
     "HALF_LIFE_RTOL",
     "MAX_ELAPSED_HALF_LIVES",
+    "MAX_FRAME_TIME_MS",
     "REFERENCE_TIME_TOLERANCE_S",
     "WEIGHT_RANGE_KG",
     "ReferenceTimeRule",
@@ -132,6 +133,11 @@ HALF_LIFE_RTOL: float = 0.02
 #: longer time means a wrong date, time or half-life, and the decay correction (2**10 and
 #: beyond) would multiply the SUVs by that error.
 MAX_ELAPSED_HALF_LIVES: float = 10.0
+
+#: Largest accepted FrameReferenceTime and ActualFrameDuration, ms (one day): no PET frame
+#: or dynamic acquisition lasts that long; larger values are corrupt and would move the
+#: reference time by years.
+MAX_FRAME_TIME_MS: float = 86_400_000.0
 
 PHILIPS_CREATOR = "Philips PET Private Group"
 GE_CREATOR = "GEMS_PETD_01"
@@ -892,6 +898,13 @@ class _Engine:
         afd = self.facts[k].actual_frame_duration_ms
         if not frt or not afd or frt <= 0 or afd <= 0:
             return None
+        if not (frt <= MAX_FRAME_TIME_MS and afd <= MAX_FRAME_TIME_MS):
+            warn_external(format_message(
+                f"FrameReferenceTime {frt:g} ms / ActualFrameDuration {afd:g} ms of slice {k} "
+                f"exceed one day ({MAX_FRAME_TIME_MS:g} ms); the frame timing is ignored",
+                series=self.series, attribute=attr("FrameReferenceTime"),
+                fix="check the frame timing attributes"), SUVWarning)
+            return None
         t_ave = frame_average_time_s(afd / 1000.0, half_life_s)
         self.inputs["frame_slice_index"] = k
         self.inputs["FrameReferenceTime_ms"] = frt
@@ -1090,6 +1103,9 @@ class _Engine:
             for k, t in enumerate(acq):
                 assert t is not None
                 afd = self.facts[k].actual_frame_duration_ms
+                if afd is not None and not afd <= MAX_FRAME_TIME_MS:
+                    raise self.invalid("ActualFrameDuration", f"ActualFrameDuration {afd:g} ms "
+                                       f"on slice {k} exceeds one day", "correct the header")
                 if not afd or afd <= 0:
                     raise self.missing("ActualFrameDuration", f"ActualFrameDuration missing or "
                                        f"0 on slice {k}; DecayCorrection NONE needs it",
