@@ -773,7 +773,9 @@ def read_file(path: PathLike, *, with_pixels: bool = True, lazy_pixels: bool = F
     spath = os.fspath(path)
     with open_regular_file(spath) as fh:
         try:
-            buf = fh.read(max_dicom_file_bytes() + 1)
+            # read(n) allocates n bytes up front: ask for the size checked at opening (a
+            # file that grew since is read up to that size and found truncated or intact)
+            buf = fh.read(os.fstat(fh.fileno()).st_size)
         except OSError as exc:
             message = format_message(f"cannot read {spath} ({exc.strerror or exc})",
                                      fix="check the file and the drive it is on")
