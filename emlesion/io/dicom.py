@@ -87,6 +87,13 @@ _ITEM_DELIM = 0xFFFEE00D
 _SEQ_DELIM = 0xFFFEE0DD
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
                        b"UR", b"UT", b"UV"})
+_IMPLICIT_HEAD = struct.Struct("<HHL")  # group, element, 32-bit length
+_EXPLICIT_HEAD = struct.Struct("<HH2sH")  # group, element, VR, 16-bit length
+#: The VRs of PS3.5 6.2, bytes -> str (decoded once, not per element).
+_VR_NAMES = {v.encode("ascii"): v for v in (
+    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB", "OD", "OF",
+    "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN",
+    "UR", "US", "UT", "UV")}
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<L")
 _TAG = struct.Struct("<HH")
@@ -495,10 +502,15 @@ def _element_header(buf: bytes, pos: int, implicit: bool) -> tuple[int, bytes | 
 
 def _skip_dataset(buf: bytes, pos: int, implicit: bool, n: int) -> int:
     """Skip an undefined-length item's data set; return the position after its delimiter."""
+    unpack_implicit = _IMPLICIT_HEAD.unpack_from
     while True:
         if pos + 8 > n:
             raise _Truncated("item without delimiter")
-        tag, _vr, length, hdr = _element_header(buf, pos, implicit)
+        if implicit:  # the common case, inlined: one struct call per element
+            group, elem, length = unpack_implicit(buf, pos)
+            tag, hdr = group << 16 | elem, 8
+        else:
+            tag, _vr, length, hdr = _element_header(buf, pos, implicit)
         if tag == _ITEM_DELIM:
             return pos + 8
         pos += hdr
@@ -548,13 +560,37 @@ def _scan(
     """
     n = len(buf)
     out: dict[BaseTag, RawDataElement | DataElement] = {}
+    unpack_implicit = _IMPLICIT_HEAD.unpack_from
+    unpack_explicit = _EXPLICIT_HEAD.unpack_from
+    unpack_u32 = _U32.unpack_from
+    vr_names = _VR_NAMES
+    make = RawDataElement
     while pos + 8 <= n:
-        group = _U16.unpack_from(buf, pos)[0]
-        if stop_at_group_end is not None and group != stop_at_group_end:
+        if stop_at_group_end is not None and _U16.unpack_from(buf, pos)[0] != stop_at_group_end:
             break
-        tag, vr, length, hdr = _element_header(buf, pos, implicit)
+        # one struct call per element header (this loop runs ~200 times per slice)
+        vr_str: str | None
+        if implicit:
+            group, elem, length = unpack_implicit(buf, pos)
+            vr_str, hdr = None, 8
+        else:
+            group, elem, vr, length = unpack_explicit(buf, pos)
+            if group == 0xFFFE:
+                length = unpack_u32(buf, pos + 4)[0]
+                vr_str, hdr = None, 8
+            else:
+                vr_str = vr_names.get(vr)
+                if vr_str is None:
+                    if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):  # two letters A-Z
+                        raise _ScanError(f"invalid VR {vr!r} at byte {pos}")
+                    vr_str = vr.decode("ascii")
+                if vr in _LONG_VRS:
+                    length = unpack_u32(buf, pos + 8)[0]
+                    hdr = 12
+                else:
+                    hdr = 8
+        tag = group << 16 | elem
         value_pos = pos + hdr
-        vr_str = vr.decode("ascii") if vr is not None else None
         if tag in (_PIXEL_DATA, _FLOAT_PIXEL_DATA, _DOUBLE_PIXEL_DATA):
             if length == _UNDEFINED:
                 if tag != _PIXEL_DATA or not encapsulated:
@@ -570,18 +606,16 @@ def _scan(
                 raise _ScanError(f"undefined length with VR {vr_str}")
             end = _skip_sequence(buf, value_pos, implicit, n)
             seq_value = buf[value_pos : end - 8]
-            out[BaseTag(tag)] = RawDataElement(
-                BaseTag(tag), "SQ", len(seq_value), seq_value, value_pos, implicit, True
-            )
+            key = BaseTag(tag)
+            out[key] = make(key, "SQ", len(seq_value), seq_value, value_pos, implicit, True)
             pos = end
             continue
         end = value_pos + length
         if end > n:
             raise _Truncated(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) truncated")
         value: bytes | None = buf[value_pos:end] if length else None
-        out[BaseTag(tag)] = RawDataElement(
-            BaseTag(tag), vr_str, length, value, value_pos, implicit, True
-        )
+        key = BaseTag(tag)
+        out[key] = make(key, vr_str, length, value, value_pos, implicit, True)
         pos = end
     if pos != n and stop_at_group_end is None:
         raise _Truncated(f"{n - pos} byte(s) after the last complete element")
