@@ -127,9 +127,20 @@ def _api_page(module_name: str) -> str:
     names = list(module.__all__)
     title = f"``{module_name}``"
     out = [title, "=" * len(title), "", f".. automodule:: {module_name}", "   :no-members:", "",
-           f".. currentmodule:: {module_name}", "", "Public names", "------------", "",
-           ".. autosummary::", ""]
-    out += [f"   {n}" for n in names]
+           f".. currentmodule:: {module_name}", "", "Public names", "------------", ""]
+    # autosummary would show a constant's type docstring (float's): constants get a list
+    # with the first line of their ``#:`` comment instead
+    data = [n for n in names if _kind(getattr(module, n)) == "data"]
+    objects = [n for n in names if n not in data]
+    if objects:
+        out += [".. autosummary::", "", *[f"   {n}" for n in objects], ""]
+    if data:
+        out += ["Constants:", ""]
+        for n in data:
+            comment = _data_comment(module_name, n, getattr(module, n))[1]
+            first = comment.split(". ")[0].splitlines()[0] if comment else ""
+            out += [f"* :data:`{n}`" + (f": {first}" if first else "")]
+        out += [""]
     out += ["", "Reference", "---------", ""]
     for n in names:
         obj = getattr(module, n)
@@ -234,15 +245,16 @@ def write_gallery(notebook_figures: list[tuple[str, str]]) -> None:
     lines = ["Gallery", "=======", "",
              "The figures emlesion makes on the bundled sample study (``sample_scans/``).", ""]
 
-    def section(title: str, intro: str, images: list[tuple[str, str]]) -> None:
+    def section(title: str, intro: str, images: list[tuple[str, str]],
+                width: str = "90%") -> None:
         nonlocal lines
         lines += [title, "-" * len(title), "", intro, ""]
         for path, caption in images:
-            lines += [f".. figure:: /{path}", "   :width: 90%", "", f"   {caption}", ""]
+            lines += [f".. figure:: /{path}", f"   :width: {width}", "", f"   {caption}", ""]
 
     section("Coronal MIPs", "Made by ``python docs/make_mips.py`` (shown in the README).",
             [(f"images/mip_{tp}.png", f"{tp}: coronal SUVbw MIP, truth lesions marked")
-             for tp in ("baseline", "month1", "month3")])
+             for tp in ("baseline", "month1", "month3")], width="60%")
     report = sorted((DOCS / "images" / "report").glob("*.png"))
     captions = {}
     index = DOCS / "images" / "report" / "captions.json"
