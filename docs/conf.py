@@ -278,7 +278,7 @@ def check_api_complete(app: Any, exception: Exception | None) -> None:
 
     logger = logging.getLogger("emlesion.docs")
     documented = set(app.env.get_domain("py").objects)
-    for module_name in [*API_MODULES, *public_modules()]:
+    for module_name in dict.fromkeys([*API_MODULES, *public_modules()]):
         module = importlib.import_module(module_name)
         for n in module.__all__:
             if f"{module_name}.{n}" not in documented:
