@@ -307,7 +307,10 @@ def module_citations(app: Any, what: str, name: str, obj: Any, options: Any,
         no_index = options.get("no-index") or options.get("noindex")
     if no_index:
         for i, line in enumerate(lines):
-            lines[i] = re.sub(r"\[(R[0-9a-f]+-[\w.-]+)\](_?)", r"[\1-design]\2", line)
+            # same length as numpydoc's "R" + 12 hex digits (it strips that prefix from the
+            # label shown); "z" is not a hex digit, so no numpydoc label can be the same
+            lines[i] = re.sub(r"\[(R[0-9a-f]{11})[0-9a-f](-[\w.-]+)\](_?)", r"[\1z\2]\3",
+                              line)
     labels = [m.group(1) for line in lines
               if (m := re.match(r"\s*\.\. \[([\w.-]+)\]", line))]
     if labels:
