@@ -176,7 +176,7 @@ with tempfile.TemporaryDirectory(prefix="emlesion-notebook-") as tmp:
     out = Path(tmp)
     html = write_html_report(study, assessments, out / "report.html", deidentify=True)
     dicom = write_dicom_outputs(study, out / "dicom", assessments=assessments)
-    print(html.relative_to(out), f"{html.stat().st_size / 1e6:.1f} MB")
+    print(html.relative_to(out))   # its size is left out: it is no result of the study
     print(*sorted(p.name for p in dicom), sep="\\n")"""),
 ]
 
@@ -262,6 +262,8 @@ def build(cells: list[Any]) -> Any:
     """A fresh notebook of ``cells`` (outputs empty)."""
     nb = nbf.v4.new_notebook()
     nb["cells"] = [nbf.from_dict(c) for c in cells]
+    for i, cell in enumerate(nb["cells"]):  # stable ids: a rebuild changes only what changed
+        cell["id"] = f"cell-{i:02d}"
     nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                     "language": "python"}
     nb["metadata"]["language_info"] = {"name": "python"}

@@ -48,7 +48,8 @@ def test_the_notebooks_are_the_built_ones() -> None:
     for path in NOTEBOOKS:  # the committed cells are the builder's (edit the builder)
         committed = nbformat.read(path, as_version=4)
         built = builder.build(builder.NOTEBOOKS[path.name])
-        assert [c.source for c in committed.cells] == [c.source for c in built.cells], (
+        assert ([(c.get("id"), c.source) for c in committed.cells]
+                == [(c.get("id"), c.source) for c in built.cells]), (
             f"{path.name} differs from notebooks/build_notebooks.py: run "
             "`python notebooks/build_notebooks.py` and commit the result")
 
