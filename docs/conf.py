@@ -27,7 +27,6 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 if str(ROOT) not in sys.path:  # build from a checkout without installing
     sys.path.insert(0, str(ROOT))
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 import emlesion  # noqa: E402
 
@@ -320,6 +319,7 @@ def module_citations(app: Any, what: str, name: str, obj: Any, options: Any,
 def setup(app: Any) -> None:
     from pygments.lexers.special import TextLexer
 
+    os.environ.setdefault("MPLBACKEND", "Agg")  # importing the package draws nothing
     write_api_pages()
     write_gallery(write_notebook_figures())
     app.add_lexer("csv", TextLexer)  # the README's CSV example: no Pygments lexer for CSV
