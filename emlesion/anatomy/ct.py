@@ -452,6 +452,7 @@ def segment_anatomy(
 
     1. *Body*: CT > -500 HU, holes filled slice by slice, largest 3-D component.
     2. *Bone*: CT >= 200 HU inside the body, components < 1 mL dropped.
+
     *Field of view* (:mod:`emlesion.anatomy.fov`): trunk slices (body cross-section
     >= 200 mm wide, >= 250 cm^2, not cut by the image edge), lungs, head. Spine, pelvis
     landmarks, bladder, liver, kidneys, ureters and aorta are searched on trunk slices
@@ -459,6 +460,7 @@ def segment_anatomy(
     and heart are searched when the head and the lungs are in the field of view (rules
     in :mod:`emlesion.anatomy.fov`). A candidate that fails its size, position, HU or
     uptake check is dropped with an :class:`AnatomyWarning` (recorded in provenance).
+
     3. *Spine axis*: per slice, the largest bone component within 30 mm of the body's
        x-centre and posterior to its y-centre; its centroid is the axis point, its
        most anterior voxel the anterior vertebral border; gaps are interpolated.
@@ -488,7 +490,7 @@ def segment_anatomy(
        has no mirror partner and is therefore not absorbed into the kidney.
     9. *Ureters*: thin (in-plane area <= 2 cm^2 per slice), vertically running
        (>= :data:`URETER_MIN_LENGTH_MM`) PET-hot (>= 3) structures between kidneys and
-       bladder, |dx| <= 100 mm. (At 30 mm, the hot part of a regressed 4.4 cm long pelvic-wall
+       bladder, ``|dx|`` <= 100 mm. (At 30 mm, the hot part of a regressed 4.4 cm long pelvic-wall
        nodule of SUVmax 3.3-3.9 passed for a ureter on 2 of 12 sample seeds and was excluded
        from lesion segmentation: a missed lesion, where a missed urinary segment is a visible
        false-positive lesion.)

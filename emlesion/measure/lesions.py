@@ -569,8 +569,10 @@ class _Lesion:
 class LesionTable:
     """Measurements of every labelled lesion, computed lazily (see :func:`measure_lesions`).
 
-    Access
-    ------
+    Notes
+    -----
+    Access:
+
     ``table["suv_max"]``
         One column (only the metric group it needs is computed).
     ``table.columns``

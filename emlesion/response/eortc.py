@@ -53,8 +53,8 @@ def eortc_pmr_threshold(cycles: int) -> tuple[float, bool]:
 
     References
     ----------
-    .. [1] Young H et al. Measurement of clinical and subclinical tumour response using
-       [18F]-fluorodeoxyglucose and positron emission tomography: review and 1999 EORTC
+    .. [1] Young H et al. Measurement of clinical and subclinical tumour response
+       using [18F]-fluorodeoxyglucose and positron emission tomography: review and 1999 EORTC
        recommendations. Eur J Cancer 1999;35:1773-1782.
     """
     if isinstance(cycles, bool) or not isinstance(cycles, int) or cycles < 1:
@@ -136,8 +136,8 @@ def assess_eortc(
 
     References
     ----------
-    .. [1] Young H et al. Measurement of clinical and subclinical tumour response using
-       [18F]-fluorodeoxyglucose and positron emission tomography: review and 1999 EORTC
+    .. [1] Young H et al. Measurement of clinical and subclinical tumour response
+       using [18F]-fluorodeoxyglucose and positron emission tomography: review and 1999 EORTC
        recommendations. Eur J Cancer 1999;35:1773-1782.
     .. [2] Criteria table in BMC Cancer 2012;12:502, Table 2,
        http://www.biomedcentral.com/1471-2407/12/502/table/T2

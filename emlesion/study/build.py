@@ -677,6 +677,8 @@ def load_study(
     site_margin_mm : float
         Site margin for the registration uncertainty (default
         :data:`emlesion.track.SITE_MARGIN_MM`).
+    progress : callable, optional
+        Receives a :class:`~emlesion.study.StageEvent` at the start and end of each stage.
 
     Notes
     -----
@@ -695,8 +697,6 @@ def load_study(
     anatomy; a lateral candidate (on an abdomen-only scan, a hot kidney at the cranial edge)
     is not a brain. The step ``emlesion.study.pet_only_brain`` of the timepoint's provenance
     records the decision and its numbers.
-    progress : callable, optional
-        Receives a :class:`~emlesion.study.StageEvent` at the start and end of each stage.
 
     Returns
     -------

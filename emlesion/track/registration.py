@@ -415,7 +415,9 @@ def _ncc(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform) -> tu
     m_img = sitk.Resample(moving, fixed, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     ones = sitk.Image(moving.GetSize(), sitk.sitkUInt8) + 1
     ones.CopyInformation(moving)
-    inside = sitk.GetArrayViewFromImage(
+    # a copy, not a view: a view of the temporary resampled image would read freed memory
+    # once the image is released (all zeros with MALLOC_TRIM_THRESHOLD_ set, as Dask sets it)
+    inside = sitk.GetArrayFromImage(
         sitk.Resample(ones, fixed, transform, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     ).astype(bool)
     body = f > BODY_THRESHOLD_HU

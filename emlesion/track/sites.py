@@ -23,6 +23,7 @@ Public API
     Tracks + per-timepoint context -> ``{track_id: {timepoint: TrackSite}}``.
 :func:`map_mask`
     One boolean mask from one timepoint's grid onto another's, through the registrations.
+
 :class:`TrackSite`, :class:`SiteContext`
 
 References
