@@ -406,7 +406,7 @@ def test_same_folder_or_study_at_two_timepoints(two_sessions: tuple[Path, Path],
 
 @pytest.mark.parametrize(("attribute", "value", "fragment"), [
     ("PatientID", "SOMEONE-ELSE", "belong to different patients"),
-    ("FrameOfReferenceUID", "1.2.826.0.1.3680043.8.498.999", "different frames of reference"),
+    ("FrameOfReferenceUID", "1.2.826.0.1.3680043.8.498.999", "different FrameOfReferenceUID"),
 ])
 def test_measure_pet_with_a_foreign_ct(attribute: str, value: str, fragment: str,
                                        session: Path, tmp_path: Path,

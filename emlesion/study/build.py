@@ -39,7 +39,7 @@ from emlesion.errors import (
     warn_external,
 )
 from emlesion.io import Grid, LabelMap, SeriesInfo, SeriesRole, Volume, discover, load_ct, load_pet
-from emlesion.measure import LesionTable, measure_lesions
+from emlesion.measure import LesionTable, check_same_frame_of_reference, measure_lesions
 from emlesion.provenance import ProvenanceStep, jsonable, record_warnings
 from emlesion.response.sites import SiteReading
 from emlesion.segment import Method, PriorMask, Seed, ThresholdRule, segment_lesions
@@ -494,7 +494,11 @@ def check_pet_ct_pair(pet: Volume, ct: Volume, *, label: str = "") -> None:
     Raises
     ------
     InconsistentStudyError
-        Different PatientID or different FrameOfReferenceUID.
+        Different PatientID.
+    GeometryError
+        Different FrameOfReferenceUID
+        (:func:`emlesion.measure.check_same_frame_of_reference`, the check
+        :func:`emlesion.measure.measure_lesions` applies too).
 
     References
     ----------
@@ -510,15 +514,7 @@ def check_pet_ct_pair(pet: Volume, ct: Volume, *, label: str = "") -> None:
             f"{c.patient_id!r}) belong to different patients", series=series,
             attribute="PatientID (0010,0020)",
             fix="pair the PET with the CT of the same patient and session (--ct)"))
-    if (p.frame_of_reference_uid and c.frame_of_reference_uid
-            and p.frame_of_reference_uid != c.frame_of_reference_uid):
-        raise InconsistentStudyError(format_message(
-            f"{where}the PET and the CT are in different frames of reference "
-            f"({p.frame_of_reference_uid} and {c.frame_of_reference_uid}): they are not one "
-            "PET/CT acquisition", series=series,
-            attribute="FrameOfReferenceUID (0020,0052)",
-            fix="pair the PET with the CT acquired with it (--ct), or run without CT "
-                "(--no-ct)"))
+    check_same_frame_of_reference(pet, ct)
 
 
 def check_distinct_timepoints(pets: Mapping[str, Volume]) -> None:
