@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(modules[args.command].run(args))  # type: ignore[attr-defined]
+        return _run(modules[args.command], args)
     except UsageError as exc:
         print(f"emlesion {args.command}: error: {safe_text(exc)}", file=sys.stderr)
         return 2
@@ -115,6 +115,21 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{safe_text(exc)}. Fix: please report it with the command line and the "
               "output of the same command with -v (the traceback)", file=sys.stderr)
         return 1
+
+
+def _run(module: object, args: argparse.Namespace) -> int:
+    try:
+        return int(module.run(args))  # type: ignore[attr-defined]
+    finally:
+        _end_progress()
+
+
+def _end_progress() -> None:
+    """Clear a running progress line before anything else is printed (no import when no
+    progress was ever created)."""
+    output = sys.modules.get("emlesion.report.output")
+    if output is not None:
+        output.StderrProgress.close_all()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import os
 import shutil
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -198,6 +200,50 @@ def test_info_escapes_control_characters(tmp_path: Path,
     assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
     assert "\\x1b[2J\\x1b[31mEVIL\\u202e" in out
     assert "P\\x07\\x1b]0;title\\x07" in out
+
+
+# ---------------------------------------------------------------------------- progress (issue 16)
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_plain_lines_when_not_a_terminal() -> None:
+    from emlesion.report import StderrProgress
+    from emlesion.study import StageEvent
+
+    stream = io.StringIO()
+    progress = StderrProgress(stream)
+    progress(StageEvent("track", None, None))
+    progress(StageEvent("track", None, 14.25))
+    lines = stream.getvalue().splitlines()
+    assert [line.split("] ", 1)[1] for line in lines] == ["study track started",
+                                                          "study track 14.25 s"]
+    assert "\r" not in stream.getvalue() and "\x1b" not in stream.getvalue()
+
+
+def test_progress_live_line_on_a_terminal() -> None:
+    from emlesion.report import StderrProgress
+    from emlesion.study import StageEvent
+
+    stream = _Terminal()
+    progress = StderrProgress(stream, interval_s=0.01)
+    progress(StageEvent("anatomy", "month1", None))
+    deadline = time.monotonic() + 10
+    while stream.getvalue().count("\r") < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    progress(StageEvent("anatomy", "month1", 0.5))
+    text = stream.getvalue()
+    # redrawn while running (spinner), then cleared and replaced by the finished line
+    assert text.count("month1 anatomy |") + text.count("month1 anatomy /") >= 2
+    assert text.endswith("month1 anatomy 0.50 s\n")
+    size = len(stream.getvalue())
+    time.sleep(0.05)
+    assert len(stream.getvalue()) == size  # the ticker stopped with the stage
+    # a stage cut short by an error: close_all (called by the CLI) clears the line
+    progress(StageEvent("lesions", "month1", None))
+    StderrProgress.close_all()
+    assert stream.getvalue().endswith("\r\x1b[K")
 
 
 # ---------------------------------------------------------------------------- outputs (item 4)

@@ -24,10 +24,12 @@ import json
 import math
 import os
 import tempfile
+import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from emlesion import _atomic
 from emlesion.errors import EmlesionError, InconsistentStudyError, OutputError, format_message
@@ -281,7 +283,8 @@ def write_all_outputs(
     :func:`write_study_outputs` (``report.json``, ``lesions.csv``), then ``report.html``
     (:func:`emlesion.report.write_html_report`) and ``dicom/`` (DICOM SEG + TID 1500 SR per
     timepoint, :func:`emlesion.report.write_dicom_outputs`) unless ``html``/``dicom`` is off.
-    ``progress`` gets a finished :class:`StageEvent` (``"report.html"``, ``"dicom"``) for each.
+    ``progress`` gets a :class:`StageEvent` (``"report.html"``, ``"dicom"``) when each starts
+    and ends.
 
     Returns
     -------
@@ -294,6 +297,8 @@ def write_all_outputs(
     if html:
         from emlesion.report.html import write_html_report
 
+        if progress is not None:
+            progress(StageEvent("report.html", None, None))
         t0 = time.perf_counter()
         paths["report.html"] = write_html_report(study, assessments, out / "report.html",
                                                  deidentify=deidentify)
@@ -302,6 +307,8 @@ def write_all_outputs(
     if dicom:
         from emlesion.report.dicom import write_dicom_outputs
 
+        if progress is not None:
+            progress(StageEvent("dicom", None, None))
         t0 = time.perf_counter()
         for k, path in enumerate(write_dicom_outputs(study, out / "dicom",
                                                      assessments=assessments)):
@@ -498,23 +505,108 @@ def measure_rows(tp: Timepoint) -> list[dict[str, Any]]:
 
 
 class StderrProgress:
-    """A ``progress`` callback printing one line per finished stage to a text stream.
+    """A ``progress`` callback that shows each pipeline stage while it runs.
 
-    Lines look like ``[   3.4 s] month1 anatomy 0.87 s`` (elapsed since creation, stage
-    wall time), flushed immediately, so long runs show where they are.
+    Finished stages print one line each, ``[   3.4 s] month1 anatomy 0.87 s`` (elapsed since
+    creation, stage wall time), flushed immediately.
+
+    * On a terminal (``stream.isatty()``) the running stage is shown on one line that is
+      rewritten every ``interval_s`` with a spinner and its running time
+      (``[   5.0 s] study track | 12 s``), then replaced by its finished line, so a long
+      stage (the registration of the tracking step, 14-36 s) is visibly alive.
+    * Elsewhere (a pipe, a log file, CI) no control character is written: a stage prints a
+      plain ``... started`` line when it begins and its finished line when it ends.
+
+    ``emlesion -q`` passes no progress callback at all.
+
+    Parameters
+    ----------
+    stream : text stream, optional
+        Default ``sys.stderr``.
+    tty : bool, optional
+        Force the terminal mode on or off (default: ``stream.isatty()``).
+    interval_s : float
+        Refresh interval of the running line on a terminal.
     """
 
-    def __init__(self, stream: Any = None) -> None:
+    _active: ClassVar[weakref.WeakSet[StderrProgress]] = weakref.WeakSet()
+
+    def __init__(self, stream: Any = None, *, tty: bool | None = None,
+                 interval_s: float = 0.5) -> None:
         import sys
-        import time
 
         self._stream = stream if stream is not None else sys.stderr
+        if tty is None:
+            isatty = getattr(self._stream, "isatty", None)
+            tty = bool(isatty()) if callable(isatty) else False
+        self._tty = tty
+        self._interval_s = float(interval_s)
         self._t0 = time.perf_counter()
         self._clock = time.perf_counter
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._running: tuple[str, float] | None = None  # (what, start time)
+        StderrProgress._active.add(self)
+
+    def _stamp(self) -> str:
+        return f"[{self._clock() - self._t0:7.1f} s]"
 
     def __call__(self, event: Any) -> None:
-        if not event.finished:
-            return
         where = event.timepoint or "study"
-        print(f"[{self._clock() - self._t0:7.1f} s] {where} {event.stage} {event.seconds:.2f} s",
-              file=self._stream, flush=True)
+        what = f"{where} {event.stage}"
+        if not event.finished:
+            self._end_running()
+            if self._tty:
+                with self._lock:
+                    self._running = (what, self._clock())
+                self._stop.clear()
+                self._draw()
+                self._ticker = threading.Thread(target=self._tick, daemon=True,
+                                                name="emlesion-progress")
+                self._ticker.start()
+            else:
+                print(f"{self._stamp()} {what} started", file=self._stream, flush=True)
+            return
+        self._end_running()
+        print(f"{self._stamp()} {what} {event.seconds:.2f} s", file=self._stream, flush=True)
+
+    def _draw(self, k: int = 0) -> None:
+        with self._lock:
+            if self._running is None:
+                return
+            what, start = self._running
+            spinner = "|/-\\"[k % 4]
+            self._stream.write(f"\r\033[K{self._stamp()} {what} {spinner} "
+                               f"{self._clock() - start:.0f} s")
+            self._stream.flush()
+
+    def _tick(self) -> None:
+        k = 0
+        while not self._stop.wait(self._interval_s):
+            k += 1
+            self._draw(k)
+
+    def _end_running(self) -> None:
+        """Stop the ticker and clear the running line (terminal mode)."""
+        ticker = self._ticker
+        if ticker is not None:
+            self._stop.set()
+            ticker.join()
+            self._ticker = None
+        with self._lock:
+            if self._running is not None:
+                self._running = None
+                self._stream.write("\r\033[K")
+                self._stream.flush()
+
+    def close(self) -> None:
+        """Stop showing a running stage (e.g. when the pipeline raised)."""
+        self._end_running()
+
+    @classmethod
+    def close_all(cls) -> None:
+        """:meth:`close` every live instance: called by the CLI before it prints an error,
+        so that the message does not land on a half-drawn progress line."""
+        for progress in list(cls._active):
+            progress.close()
