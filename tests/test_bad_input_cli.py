@@ -522,14 +522,23 @@ def test_warning_changes_numbers_rule() -> None:
     from emlesion.batch import warning_changes_numbers
     from emlesion.errors import (
         DicomQuirkWarning,
+        EmlesionWarning,
         GeometryWarning,
         MaskWarning,
         ResponseWarning,
         SUVWarning,
     )
+    from emlesion.segment import SegmentationWarning
 
+    class ReaderWarning(EmlesionWarning):  # a future warning of the readers counts too
+        pass
+
+    # input deviations worked around (the numbers come from a corrected input) count ...
     for category in (DicomQuirkWarning, GeometryWarning, SUVWarning, MaskWarning,
-                     AnatomyWarning, UserWarning, RuntimeWarning):
+                     ReaderWarning, UserWarning, RuntimeWarning):
         assert warning_changes_numbers(category), category
-    for category in (ResponseWarning, DeprecationWarning, FutureWarning):
+    # ... the notes of the analysis and library API notices do not (sample seed 103 raises
+    # a SegmentationWarning on a clean input; every follow-up of the sample a ResponseWarning)
+    for category in (ResponseWarning, SegmentationWarning, AnatomyWarning, DeprecationWarning,
+                     FutureWarning):
         assert not warning_changes_numbers(category), category

@@ -87,7 +87,8 @@ class PatientStatus(str, enum.Enum):
     in the patient folder."""
     COMPLETED_WITH_WARNINGS = "completed_with_warnings"
     """Processed in this run, but the inputs raised warnings that can change the numbers
-    (:func:`warning_changes_numbers`: a tolerated header, geometry, SUV or mask problem);
+    (:func:`warning_changes_numbers`: a tolerated header, geometry, SUV, mask or file
+    problem);
     the results are in the patient folder and the warnings in
     :attr:`PatientResult.warnings`. Review before use."""
     RESUMED = "resumed"
@@ -322,18 +323,27 @@ def _write_json(path: Path, data: Any) -> None:
 def warning_changes_numbers(category: type[Warning]) -> bool:
     """True for a warning that can change a measured number (the batch status rule).
 
-    Every warning counts except :class:`~emlesion.errors.ResponseWarning` (two timepoints
-    not strictly comparable: it qualifies a call, it changes no measurement, and it is in
-    the assessment's own warnings) and the API notices of libraries (``DeprecationWarning``,
-    ``PendingDeprecationWarning``, ``FutureWarning``). Tolerated header, geometry, SUV and
-    mask deviations (:class:`~emlesion.errors.DicomQuirkWarning`,
+    Counted: every warning about the *inputs* that the pipeline worked around, because the
+    numbers were then computed from a corrected or incomplete input: tolerated header,
+    geometry, SUV and mask deviations (:class:`~emlesion.errors.DicomQuirkWarning`,
     :class:`~emlesion.errors.GeometryWarning`, :class:`~emlesion.errors.SUVWarning`,
-    :class:`~emlesion.errors.MaskWarning`) and warnings of the readers (pydicom) or of the
-    arithmetic (``RuntimeWarning``) all count: the numbers were computed from a worked-around
-    input.
+    :class:`~emlesion.errors.MaskWarning`, any other :class:`~emlesion.errors.EmlesionWarning`
+    of the readers), warnings of pydicom (malformed values) and of the arithmetic
+    (``RuntimeWarning``).
+
+    Not counted: the notes of the analysis itself, which are part of every report and change
+    no input value: :class:`~emlesion.errors.ResponseWarning` (two timepoints not strictly
+    comparable), :class:`emlesion.segment.SegmentationWarning` (a contour to check),
+    :class:`emlesion.anatomy.AnatomyWarning` (a landmark or organ not found), and the API
+    notices of libraries (``DeprecationWarning``, ``PendingDeprecationWarning``,
+    ``FutureWarning``).
     """
-    return not issubclass(category, (ResponseWarning, DeprecationWarning,
-                                     PendingDeprecationWarning, FutureWarning))
+    from emlesion.anatomy import AnatomyWarning
+    from emlesion.segment import SegmentationWarning
+
+    return not issubclass(category, (ResponseWarning, SegmentationWarning, AnatomyWarning,
+                                     DeprecationWarning, PendingDeprecationWarning,
+                                     FutureWarning))
 
 
 def _run_study(job: PatientJob, folder: Path) -> tuple[str, ...]:
