@@ -27,7 +27,13 @@ from pathlib import Path
 
 from emlesion.errors import format_message
 
-__all__ = ["atomic_path", "publish_dir", "write_bytes_atomic", "write_text_atomic"]
+__all__ = [
+    "atomic_path",
+    "publish_dir",
+    "staged_dir",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]
 
 
 def _umask() -> int:
@@ -177,6 +183,45 @@ def publish_dir(
         shutil.rmtree(old, ignore_errors=True)
     else:
         old.unlink(missing_ok=True)
+
+
+@contextmanager
+def staged_dir(final_dir: str | os.PathLike[str], *, replace: bool) -> Iterator[Path]:
+    """Yield an empty hidden sibling folder of ``final_dir``; publish it when the block succeeds.
+
+    Everything written into the yielded folder becomes visible at ``final_dir`` at once, by
+    :func:`publish_dir` (one rename), when the ``with`` block ends without an exception. On
+    an exception (or a failed publication) the staging folder is deleted and ``final_dir``
+    is left as it was: the old result or nothing, never a mix.
+
+    Parameters
+    ----------
+    final_dir : path
+        The folder to publish. Its parent is created when missing.
+    replace : bool
+        As in :func:`publish_dir`: ``True`` replaces an existing ``final_dir`` as a whole (no
+        stale file of the old folder survives); ``False`` publishes only over nothing or an
+        empty folder.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> with staged_dir(root / "out", replace=False) as tmp:
+    ...     _ = (tmp / "a.txt").write_text("done")
+    >>> sorted(p.name for p in root.iterdir()), (root / "out" / "a.txt").read_text()
+    (['out'], 'done')
+    """
+    final = Path(final_dir)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        publish_dir(tmp, final, replace=replace)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _rename_no_replace(tmp: Path, final: Path) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "MaskError",
     "MaskWarning",
     "MissingAttributeError",
+    "OutputError",
     "ResponseError",
     "ResponseWarning",
     "SUVError",
@@ -162,6 +163,14 @@ class InconsistentStudyError(EmlesionError, ValueError):
 
 class ResponseError(EmlesionError, ValueError):
     """Measurements handed to a response engine are incomplete or inconsistent."""
+
+
+class OutputError(EmlesionError, OSError):
+    """An output path cannot be written: it is not a writable folder or file name, it lies
+    inside (or is the parent of) an input, it is an existing non-empty folder without
+    ``--force``, or the file system refused the write (read-only, full, permissions).
+
+    Nothing of the run is published when this is raised (see :mod:`emlesion._atomic`)."""
 
 
 class EmlesionWarning(UserWarning):

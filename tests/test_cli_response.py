@@ -87,8 +87,9 @@ def test_response_error_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["response", str(tmp_path / "a"), str(tmp_path / "b"), "--out",
                  str(tmp_path / "out"), "--quiet"]) == 1
     assert "emlesion response: error" in capsys.readouterr().err
+    # one label for two folders: a usage error (exit 2), before anything is read
     assert main(["response", str(tmp_path / "a"), str(tmp_path / "b"), "--labels", "x",
-                 "--out", str(tmp_path / "out"), "--quiet"]) == 1
+                 "--out", str(tmp_path / "out"), "--quiet"]) == 2
 
 
 def test_report_html_and_dicom_written(run_dir: tuple[Path, str, str]) -> None:

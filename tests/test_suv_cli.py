@@ -69,7 +69,10 @@ def test_error_exit_code_and_message(dro: Path, tmp_path: Path,
 
 
 def test_unknown_normalization(dro: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["suv", str(dro / "DRO_0_0" / "PT"), "-n", "lbm"]) == 1
+    # a usage error: exit code 2 at parse time, before the series is read
+    with pytest.raises(SystemExit) as exc:
+        main(["suv", str(dro / "DRO_0_0" / "PT"), "-n", "lbm"])
+    assert exc.value.code == 2
     assert "unknown SUV normalisation 'lbm'" in capsys.readouterr().err
 
 

@@ -12,8 +12,9 @@ import argparse
 import contextlib
 import json
 import logging
-import sys
 from typing import Any
+
+from emlesion._cli._common import UsageError, positive_int, safe_text
 
 __all__ = ["add_parser", "run"]
 
@@ -32,7 +33,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("manifest", metavar="MANIFEST", help="CSV: one row per patient and timepoint")
     p.add_argument("--out", "-o", required=True, metavar="OUTDIR", help="output folder")
-    p.add_argument("--workers", "-w", type=int, metavar="N",
+    p.add_argument("--workers", "-w", type=positive_int, metavar="N",
                    help="local worker processes (default: the usable CPUs; ignored with "
                         "--scheduler)")
     p.add_argument("--scheduler", metavar="ADDRESS",
@@ -43,7 +44,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-html", action="store_true", help="no report.html per patient")
     p.add_argument("--no-dicom", action="store_true",
                    help="no DICOM SEG/SR per patient")
-    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress line on stderr (also with -q)")
     p.add_argument("--no-parquet", action="store_true",
                    help="do not write Parquet copies of the cohort tables")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -62,16 +64,28 @@ def run(args: argparse.Namespace) -> int:
         with contextlib.suppress(ImportError):  # run_batch explains how to install it
             import distributed  # noqa: F401
         logging.getLogger("distributed").setLevel(logging.WARNING)
-    if args.workers is not None and args.workers < 1:
-        print("emlesion batch: error: --workers must be at least 1", file=sys.stderr)
-        return 2
+    from emlesion.batch.patient import OPTION_NAMES
+
     options: dict[str, str] = {}
     for item in args.option:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            print(f"emlesion batch: error: --option {item!r} is not KEY=VALUE", file=sys.stderr)
-            return 2
-        options[key.strip()] = value.strip()
+            raise UsageError(f"--option {item!r} is not KEY=VALUE")
+        key, value = key.strip(), value.strip()
+        parser = OPTION_NAMES.get(key)
+        if parser is None:
+            raise UsageError(f"--option {key!r} is not a batch option; known options: "
+                             + ", ".join(OPTION_NAMES))
+        try:  # checked now, before any patient is loaded
+            parser(value)
+        except ValueError as exc:
+            raise UsageError(f"--option {key}={value!r}: {exc}") from None
+        options[key] = value
+    from emlesion.report import check_output_dir
+
+    # a batch resumes into its own folder (force: not refused when non-empty); the inputs
+    # against it are checked by run_batch, which reads the manifest
+    check_output_dir(args.out, [], force=True)
     if args.no_html:
         options["html"] = "false"
     if args.no_dicom:
@@ -81,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         workers=args.workers,
         scheduler=args.scheduler,
-        progress=not args.no_progress,
+        progress=not (args.no_progress or args.quiet),
         parquet=not args.no_parquet,
         options=options,
     )
@@ -89,9 +103,15 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=1))
     else:
         print(f"{len(result.results)} patient(s): {result.n_completed} completed, "
-              f"{result.n_resumed} resumed, {result.n_failed} failed in {result.seconds:.1f} s")
+              f"{result.n_resumed} resumed, {result.n_failed} failed, "
+              f"{result.n_completed_with_warnings} completed with warnings "
+              f"in {result.seconds:.1f} s")
+        for r in result.results:
+            if r.warnings:
+                print(f"  WARNINGS {safe_text(r.patient_id)} ({r.status.value}): "
+                      + safe_text(" | ".join(r.warnings)))
         for r in result.failed:
-            print(f"  FAILED {r.patient_id}: {r.error_type}: {r.error}")
+            print(f"  FAILED {safe_text(r.patient_id)}: {r.error_type}: {safe_text(r.error)}")
         for name in sorted(result.tables):
             print(f"  {result.tables[name]}")
     return 1 if (args.strict and result.n_failed) else 0

@@ -20,6 +20,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from emlesion._cli._common import positive_int, safe_text
+
 __all__ = ["add_parser", "format_table", "run"]
 
 
@@ -36,7 +38,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print one JSON object {path, series: [...]} with every header fact "
                         "and file list")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
+    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="processes reading headers (default: automatic)")
     return p
 
@@ -51,7 +53,7 @@ def _short_uid(uid: str, width: int = 24) -> str:
 
 
 def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
+    text = safe_text(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "~"
 
 
@@ -62,12 +64,12 @@ def format_table(series: Sequence[Any]) -> str:
     rows = [
         (
             s.role.value,
-            s.modality or "?",
+            _clip(s.modality or "?", 8),
             str(s.n_instances),
             _clip(s.manufacturer, 16),
             _clip(s.series_description, 44),
-            _short_uid(s.series_instance_uid),
-            s.identity.study_date or "-",
+            _short_uid(safe_text(s.series_instance_uid)),
+            _clip(s.identity.study_date or "-", 10),
             _clip(s.identity.patient_id or s.identity.patient_name or "-", 24),
         )
         for s in series
@@ -94,6 +96,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     studies = {s.identity.study_instance_uid for s in series}
     print(f"{len(series)} series in {len(studies)} stud{'y' if len(studies) == 1 else 'ies'} "
-          f"under {args.path}")
+          f"under {safe_text(args.path)}")
     print(format_table(series))
     return 0

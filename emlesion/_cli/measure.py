@@ -29,8 +29,9 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from pathlib import Path
 from typing import Any
+
+from emlesion._cli._common import method_type, normalization_type, safe_text
 
 __all__ = ["add_parser", "run"]
 
@@ -54,17 +55,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     les.add_argument("--mask", metavar="MASK",
                      help="lesion mask (DICOM SEG, RTSTRUCT or NIfTI label map) instead of "
                           "automatic segmentation")
-    les.add_argument("--method", metavar="NAME", default="41%max",
-                     help="segmentation method: " + ", ".join(m.value for m in Method)
+    les.add_argument("--method", metavar="NAME", default="41%max", type=method_type,
+                     help="segmentation method: "
+                          + ", ".join(m.value for m in Method).replace("%", "%%")
                           + " (default 41%%max)")
     p.add_argument("--sul", metavar="NAME", default="sul-janmahasatian",
+                   type=normalization_type(allow_none=True),
                    help="lean-body normalisation for SULpeak (default sul-janmahasatian; "
                         "'none' to skip)")
     p.add_argument("--json", metavar="OUT", dest="json_out",
                    help="write the JSON result to OUT ('-' for stdout)")
     p.add_argument("--csv", metavar="OUT", dest="csv_out",
                    help="write one CSV row per lesion to OUT ('-' for stdout)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     return p
 
 
@@ -75,7 +77,8 @@ def _fmt(v: Any, digits: int = 2) -> str:
 def print_table(tp: Any, stream: Any) -> None:
     """Human table of the lesions of a timepoint."""
     q = tp.suv.units
-    print(f"{tp.pet.identity.label}: {len(tp.measurements)} lesion(s), method {tp.method}, "
+    print(f"{safe_text(tp.pet.identity.label)}: {len(tp.measurements)} lesion(s), "
+          f"method {tp.method}, "
           f"{q}", file=stream)
     if tp.liver is not None:
         print(f"liver reference: {q}mean {tp.liver.suv_mean:.2f} (SD {tp.liver.suv_sd:.2f}), "
@@ -84,7 +87,7 @@ def print_table(tp: Any, stream: Any) -> None:
             f"{'SUVpeak':>7} {'SULpeak':>7} {'MTV mL':>8} {'TLG':>8}")
     print(head, file=stream)
     for les in tp.lesion_dicts():
-        print(f"{les['label']:>5}  {les['name'][:28]:<28} {les['region'] or '-':<16} "
+        print(f"{les['label']:>5}  {safe_text(les['name'])[:28]:<28} {les['region'] or '-':<16} "
               f"{les['side'] or '-':<8} {_fmt(les['suv_max']):>7} {_fmt(les['suv_peak']):>7} "
               f"{_fmt(les['sul_peak']):>7} {_fmt(les['mtv_ml'], 1):>8} {_fmt(les['tlg'], 1):>8}",
               file=stream)
@@ -95,37 +98,42 @@ def run(args: argparse.Namespace) -> int:
     from emlesion.report import (
         MEASURE_CSV_COLUMNS,
         StderrProgress,
-        check_output_location,
+        check_output_file,
         csv_text,
         measure_dict,
         measure_rows,
-        write_measure_outputs,
+        publish_measure_outputs,
     )
     from emlesion.study import load_timepoint
 
     inputs = [args.pet_dir] + ([args.ct] if args.ct else []) + ([args.mask] if args.mask else [])
-    for out in (args.json_out, args.csv_out):
-        if out and out != "-":
-            check_output_location(Path(out).resolve().parent, inputs[:2])
+    # every output checked before any work: not an input, not inside one, writable
+    json_path = (check_output_file(args.json_out, inputs)
+                 if args.json_out not in (None, "-") else None)
+    csv_path = (check_output_file(args.csv_out, inputs)
+                if args.csv_out not in (None, "-") else None)
+    if json_path is not None and json_path == csv_path:
+        from emlesion.errors import OutputError, format_message
+
+        raise OutputError(format_message(
+            f"--json and --csv name the same file {json_path}",
+            fix="give two different file names"))
     progress = None if args.quiet else StderrProgress()
-    sul = None if str(args.sul).lower() == "none" else args.sul
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         tp = load_timepoint(args.pet_dir, "timepoint", ct=args.ct, find_ct=not args.no_ct,
-                            mask=args.mask, method=args.method, sul=sul, progress=progress)
+                            mask=args.mask, method=args.method, sul=args.sul, progress=progress)
         data = measure_dict(tp)
     if not args.quiet:
         for msg in dict.fromkeys(str(w.message) for w in caught):
-            print(f"warning: {msg}", file=sys.stderr)
+            print(f"warning: {safe_text(msg)}", file=sys.stderr)
+    publish_measure_outputs(tp, json_path=json_path, csv_path=csv_path, data=data)
     if args.json_out == "-":
         import json
 
         print(json.dumps(data, indent=2, allow_nan=False))
     if args.csv_out == "-":
         sys.stdout.write(csv_text(measure_rows(tp), MEASURE_CSV_COLUMNS))
-    write_measure_outputs(
-        tp, json_path=args.json_out if args.json_out not in (None, "-") else None,
-        csv_path=args.csv_out if args.csv_out not in (None, "-") else None)
     if args.json_out != "-" and args.csv_out != "-":
         print_table(tp, sys.stdout)
     return 0

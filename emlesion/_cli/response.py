@@ -29,14 +29,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from emlesion._cli._common import (
+    UsageError,
+    criteria_type,
+    labels_type,
+    method_type,
+    normalization_type,
+    safe_text,
+)
+
 __all__ = ["add_parser", "print_summary", "run"]
-
-
-def _csv_list(text: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("expected a comma-separated list")
-    return items
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -52,20 +54,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="one folder per timepoint, baseline first (or one folder holding "
                         "several studies)")
     p.add_argument("--out", "-o", metavar="OUTDIR", required=True,
-                   help="output folder (report.json, lesions.csv); never inside an input")
-    p.add_argument("--labels", type=_csv_list, metavar="A,B,C",
+                   help="output folder (report.json, lesions.csv, ...); never inside an input "
+                        "nor a parent of one; must be new or empty unless --force")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing non-empty OUTDIR as a whole (no old file is kept)")
+    p.add_argument("--labels", type=labels_type, metavar="A,B,C",
                    help="timepoint labels (default: the folder names when distinct)")
-    p.add_argument("--criteria", type=_csv_list,
+    p.add_argument("--criteria", type=criteria_type,
                    default=["percist", "eortc", "recist", "lugano", "lyric"], metavar="LIST",
                    help="criteria: percist, eortc, recist, lugano (= lugano_pet + lugano_ct), "
                         "lugano_pet, lugano_ct, lyric (default percist,eortc,recist,lugano,"
                         "lyric)")
     p.add_argument("--masks", nargs="+", metavar="MASK",
                    help="one lesion mask per timepoint (DICOM SEG, RTSTRUCT, NIfTI) or 'auto'")
-    p.add_argument("--method", default="41%max", metavar="NAME",
+    p.add_argument("--method", default="41%max", metavar="NAME", type=method_type,
                    help="segmentation method for automatic lesions (default 41%%max)")
     p.add_argument("--sul", default="sul-janmahasatian", metavar="NAME",
-                   help="lean-body normalisation for SUL (default sul-janmahasatian)")
+                   type=normalization_type(allow_none=True),
+                   help="lean-body normalisation for SUL (default sul-janmahasatian; 'none' "
+                        "to skip)")
     p.add_argument("--allow-different-patients", action="store_true",
                    help="accept timepoints whose PatientID differs")
     p.add_argument("--no-residual-search", action="store_true",
@@ -77,7 +84,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-html", action="store_true", help="do not write report.html")
     p.add_argument("--no-dicom", action="store_true",
                    help="do not write the DICOM SEG and TID 1500 SR files (OUTDIR/dicom/)")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     return p
 
 
@@ -97,34 +103,35 @@ def print_summary(study: Any, assessments: Any, stream: Any) -> None:
         day = "-" if tp.days_since_baseline is None else str(tp.days_since_baseline)
         date = tp.date.isoformat() if tp.date else "-"
         cells = " ".join(f"{calls.get((tp.label, k), '-'):>10}" for k in crit_keys)
-        print(f"{tp.label[:12]:<12} {date:<10} {day:>4} {len(tp.measurements):>7} {mtv:>7.1f}  "
-              f"{cells}", file=stream)
+        print(f"{safe_text(tp.label)[:12]:<12} {date:<10} {day:>4} {len(tp.measurements):>7} "
+              f"{mtv:>7.1f}  {cells}", file=stream)
     if study.tracking is not None:
         for track in study.tracking.tracks:
             states = ", ".join(f"{p.timepoint} {p}" for p in track.points)
-            print(f"track {track.id}: {states}", file=stream)
+            print(f"track {safe_text(track.id)}: {safe_text(states)}", file=stream)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``emlesion response``; returns the exit code."""
-    from emlesion.report import StderrProgress, check_output_location, write_response_outputs
+    from emlesion.report import StderrProgress, check_output_dir, publish_response_outputs
     from emlesion.study import load_study
 
+    n = len(args.dirs)
+    if n > 1 and args.labels is not None and len(args.labels) != n:
+        raise UsageError(f"{len(args.labels)} label(s) in --labels for {n} folder(s): give "
+                         "one label per folder")
+    if args.masks and n > 1 and len(args.masks) != n:
+        raise UsageError(f"{len(args.masks)} mask(s) in --masks for {n} folder(s): give one "
+                         "mask (or 'auto') per folder")
     inputs = list(args.dirs) + [m for m in (args.masks or []) if m != "auto"]
-    out_dir = check_output_location(args.out, inputs)
-    if len(args.dirs) == 1:
+    out_dir = check_output_dir(args.out, inputs, force=args.force)
+    if n == 1:
         source: Any = args.dirs[0]
     elif args.labels is not None:
-        if len(args.labels) != len(args.dirs):
-            from emlesion.errors import InconsistentStudyError, format_message
-
-            raise InconsistentStudyError(format_message(
-                f"{len(args.labels)} label(s) for {len(args.dirs)} folder(s)",
-                fix="give one label per folder in --labels"))
         source = dict(zip(args.labels, args.dirs))
     else:
         source = list(args.dirs)
-    labels = args.labels if len(args.dirs) == 1 else None
+    labels = args.labels if n == 1 else None
     masks = None
     if args.masks:
         masks = [None if m == "auto" else Path(m) for m in args.masks]
@@ -138,18 +145,19 @@ def run(args: argparse.Namespace) -> int:
         assessments = study.assess(args.criteria)
     with warnings.catch_warnings(record=True) as caught_report:
         warnings.simplefilter("always")
-        paths, _ = write_response_outputs(
-            study, out_dir, assessments=assessments, html=not args.no_html,
+        paths, _ = publish_response_outputs(
+            study, out_dir, force=args.force, assessments=assessments, html=not args.no_html,
             dicom=not args.no_dicom, deidentify=args.deidentify, progress=progress)
     caught = [*caught, *caught_report]
     if not args.quiet:
         for msg in dict.fromkeys(str(w.message) for w in caught):
-            print(f"warning: {msg}", file=sys.stderr)
+            print(f"warning: {safe_text(msg)}", file=sys.stderr)
     print_summary(study, assessments, sys.stdout)
     shown = [p for k, p in paths.items() if not k.startswith("dicom")]
     for path in shown:
-        print(f"wrote {path}", file=sys.stdout)
+        print(f"wrote {safe_text(path)}", file=sys.stdout)
     n_dicom = sum(1 for k in paths if k.startswith("dicom"))
     if n_dicom:
-        print(f"wrote {n_dicom} DICOM file(s) in {out_dir / 'dicom'}", file=sys.stdout)
+        print(f"wrote {n_dicom} DICOM file(s) in {safe_text(out_dir / 'dicom')}",
+              file=sys.stdout)
     return 0

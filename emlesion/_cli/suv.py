@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from emlesion._cli._common import normalization_type, safe_text
+
 __all__ = ["add_parser", "mask_stats", "run"]
 
 
@@ -37,6 +39,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--mask", metavar="MASK",
                    help="DICOM SEG, RTSTRUCT or NIfTI mask; statistics over all labels > 0")
     p.add_argument("--normalization", "-n", default="bw", metavar="NAME",
+                   type=normalization_type(allow_none=False),
                    help="body-size normalisation: "
                         + ", ".join(m.value for m in Normalization)
                         + " (alias 'sul' = sul-janmahasatian); default bw")
@@ -90,10 +93,10 @@ def run(args: argparse.Namespace) -> int:
             out["stats"] = stats
         print(json.dumps(out, indent=2))
         return 0
-    print(f"{pet.identity.label}: {len(factors.factors)} slices")
-    print(str(factors))
+    print(f"{safe_text(pet.identity.label)}: {len(factors.factors)} slices")
+    print(safe_text(factors))
     for w in load_warnings:
-        print(f"  warning (load): {w}")
+        print(f"  warning (load): {safe_text(w)}")
     if f is None:
         for k, fk in enumerate(factors.factors):
             print(f"  slice {k:4d}  factor {fk:.8g}")

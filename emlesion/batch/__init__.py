@@ -48,6 +48,7 @@ from emlesion.batch.patient import (
     parse_options,
     patient_dir,
     process_patient,
+    warning_changes_numbers,
 )
 from emlesion.batch.runner import default_workers, run_batch
 
@@ -73,5 +74,6 @@ __all__ = [
     "process_patient",
     "read_manifest",
     "run_batch",
+    "warning_changes_numbers",
     "write_cohort_tables",
 ]

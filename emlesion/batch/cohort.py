@@ -13,8 +13,9 @@ earlier run give the same rows. They are rewritten atomically (temporary file, t
     warnings joined with `` | ``; a failed patient has one row with ``status`` ``failed``
     and its error.
 ``cohort_status.csv``
-    One row per patient (:data:`STATUS_COLUMNS`): completed, resumed or failed, the error
-    type and message, the pipeline seconds.
+    One row per patient (:data:`STATUS_COLUMNS`): completed, completed_with_warnings,
+    resumed or failed, the error type and message, the warnings that can change the numbers,
+    the pipeline seconds.
 
 A ``.parquet`` copy of each table is written when :mod:`pyarrow` is importable.
 
@@ -96,6 +97,7 @@ STATUS_COLUMNS: Mapping[str, str] = {
     "seconds": "float",
     "error_type": "str",
     "error": "str",
+    "warnings": "str",
     "output_dir": "str",
     "worker": "str",
 }
@@ -190,6 +192,7 @@ def status_row(result: PatientResult, job: PatientJob, n_lesions: int | None,
         "seconds": round(result.seconds, 3),
         "error_type": result.error_type,
         "error": result.error,
+        "warnings": _JOIN.join(result.warnings) or None,
         "output_dir": result.output_dir,
         "worker": result.worker,
     }
@@ -351,6 +354,12 @@ class CohortResult:
         return self._count(PatientStatus.COMPLETED)
 
     @property
+    def n_completed_with_warnings(self) -> int:
+        """Patients computed in this run whose inputs raised warnings that can change the
+        numbers (:attr:`PatientStatus.COMPLETED_WITH_WARNINGS`)."""
+        return self._count(PatientStatus.COMPLETED_WITH_WARNINGS)
+
+    @property
     def n_resumed(self) -> int:
         """Patients whose earlier valid results were reused."""
         return self._count(PatientStatus.RESUMED)
@@ -368,7 +377,7 @@ class CohortResult:
     @property
     def studies_per_minute(self) -> float:
         """Patients computed (completed or failed) in this run per minute of wall time."""
-        n = self.n_completed + self.n_failed
+        n = self.n_completed + self.n_completed_with_warnings + self.n_failed
         return 60.0 * n / self.seconds if self.seconds > 0 else math.nan
 
     def result(self, patient_id: str) -> PatientResult:
@@ -389,6 +398,7 @@ class CohortResult:
             "scheduler": self.scheduler,
             "dashboard_link": self.dashboard_link,
             "n_completed": self.n_completed,
+            "n_completed_with_warnings": self.n_completed_with_warnings,
             "n_resumed": self.n_resumed,
             "n_failed": self.n_failed,
             "tables": dict(self.tables),

@@ -47,8 +47,8 @@ from emlesion._version import __version__
 from emlesion.batch.manifest import ManifestError, PatientJob
 from emlesion.errors import (
     EmlesionError,
-    EmlesionWarning,
     InvalidParameterError,
+    ResponseWarning,
     format_message,
 )
 
@@ -64,6 +64,7 @@ __all__ = [
     "parse_options",
     "patient_dir",
     "process_patient",
+    "warning_changes_numbers",
 ]
 
 #: Name of the completion marker written last into a patient folder.
@@ -82,7 +83,14 @@ class PatientStatus(str, enum.Enum):
     """Outcome of one patient in a batch."""
 
     COMPLETED = "completed"
-    """Processed in this run; the results are in the patient folder."""
+    """Processed in this run without any warning that can change a number; the results are
+    in the patient folder."""
+    COMPLETED_WITH_WARNINGS = "completed_with_warnings"
+    """Processed in this run, but the inputs raised warnings that can change the numbers
+    (:func:`warning_changes_numbers`: a tolerated header, geometry, SUV, mask or file
+    problem);
+    the results are in the patient folder and the warnings in
+    :attr:`PatientResult.warnings`. Review before use."""
     RESUMED = "resumed"
     """A complete and valid result of an earlier run was reused (not recomputed)."""
     FAILED = "failed"
@@ -117,6 +125,10 @@ class PatientResult:
         The formatted traceback (for the error log, not the cohort table).
     worker : str
         ``host:pid`` of the process that computed the result.
+    warnings : tuple of str
+        The distinct warnings that can change the numbers (see
+        :func:`warning_changes_numbers`), as ``Category: message``; kept in ``DONE.json``,
+        so that a resumed result still carries them.
     """
 
     patient_id: str
@@ -128,6 +140,7 @@ class PatientResult:
     error: str | None = None
     traceback: str | None = None
     worker: str = ""
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -145,6 +158,7 @@ class PatientResult:
             "error_type": self.error_type,
             "error": self.error,
             "worker": self.worker,
+            "warnings": list(self.warnings),
         }
 
     def __repr__(self) -> str:
@@ -297,6 +311,7 @@ def completed_result(job: PatientJob, out_dir: str | os.PathLike[str]) -> Patien
         output_dir=str(folder),
         files=tuple(sorted(files)),
         worker=str(done.get("worker", "")),
+        warnings=tuple(str(w) for w in done.get("warnings", []) or []),
     )
 
 
@@ -305,12 +320,39 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 # ---------------------------------------------------------------------------- pipeline
-def _run_study(job: PatientJob, folder: Path) -> None:
+def warning_changes_numbers(category: type[Warning]) -> bool:
+    """True for a warning that can change a measured number (the batch status rule).
+
+    Counted: every warning about the *inputs* that the pipeline worked around, because the
+    numbers were then computed from a corrected or incomplete input: tolerated header,
+    geometry, SUV and mask deviations (:class:`~emlesion.errors.DicomQuirkWarning`,
+    :class:`~emlesion.errors.GeometryWarning`, :class:`~emlesion.errors.SUVWarning`,
+    :class:`~emlesion.errors.MaskWarning`, any other :class:`~emlesion.errors.EmlesionWarning`
+    of the readers), warnings of pydicom (malformed values) and of the arithmetic
+    (``RuntimeWarning``).
+
+    Not counted: the notes of the analysis itself, which are part of every report and change
+    no input value: :class:`~emlesion.errors.ResponseWarning` (two timepoints not strictly
+    comparable), :class:`emlesion.segment.SegmentationWarning` (a contour to check),
+    :class:`emlesion.anatomy.AnatomyWarning` (a landmark or organ not found), and the API
+    notices of libraries (``DeprecationWarning``, ``PendingDeprecationWarning``,
+    ``FutureWarning``).
+    """
+    from emlesion.anatomy import AnatomyWarning
+    from emlesion.segment import SegmentationWarning
+
+    return not issubclass(category, (ResponseWarning, SegmentationWarning, AnatomyWarning,
+                                     DeprecationWarning, PendingDeprecationWarning,
+                                     FutureWarning))
+
+
+def _run_study(job: PatientJob, folder: Path) -> tuple[str, ...]:
     """Run the study pipeline of ``job`` and write its outputs into ``folder``.
 
     The same outputs as ``emlesion response`` (:func:`emlesion.report.write_response_outputs`:
     ``report.json``, ``lesions.csv``, ``report.html``, ``dicom/``) unless the options
-    ``html``/``dicom`` are off.
+    ``html``/``dicom`` are off. Returns the distinct warnings that can change the numbers
+    (:func:`warning_changes_numbers`), as ``Category: message``.
     """
     from emlesion.report import check_output_location, write_response_outputs
     from emlesion.study import load_study
@@ -321,13 +363,17 @@ def _run_study(job: PatientJob, folder: Path) -> None:
     html = bool(opts.pop("html", True))
     dicom = bool(opts.pop("dicom", True))
     check_output_location(folder, [*job.folders.values(), *job.masks.values()])
-    with warnings.catch_warnings():
-        # Tolerated deviations are recorded in report.json (provenance, assessment warnings);
-        # printed from every worker they would only garble the driver's terminal.
-        warnings.simplefilter("ignore", EmlesionWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        # Recorded, not printed: from every worker they would only garble the driver's
+        # terminal. Tolerated deviations are also in report.json (provenance, assessment
+        # warnings); those that can change a number mark the patient for review.
+        warnings.simplefilter("always")
         study = load_study(job.folders, masks=job.masks or None, **opts)
         write_response_outputs(study, folder, criteria=criteria, html=html, dicom=dicom,
                                deidentify=deidentify)
+    found = (f"{w.category.__name__}: {' '.join(str(w.message).split())}"
+             for w in caught if warning_changes_numbers(w.category))
+    return tuple(dict.fromkeys(found))
 
 
 def process_patient(job: PatientJob, out_dir: str | os.PathLike[str]) -> PatientResult:
@@ -348,8 +394,10 @@ def process_patient(job: PatientJob, out_dir: str | os.PathLike[str]) -> Patient
     Returns
     -------
     PatientResult
-        :attr:`PatientStatus.COMPLETED` with the published folder, or
-        :attr:`PatientStatus.FAILED` with the error type and message.
+        :attr:`PatientStatus.COMPLETED` with the published folder (or
+        :attr:`PatientStatus.COMPLETED_WITH_WARNINGS` when warnings that can change the
+        numbers were raised), or :attr:`PatientStatus.FAILED` with the error type and
+        message.
     """
     t0 = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -358,7 +406,7 @@ def process_patient(job: PatientJob, out_dir: str | os.PathLike[str]) -> Patient
     staging = final.with_name(f".{job.patient_id}.tmp-{uuid.uuid4().hex[:12]}")
     try:
         staging.mkdir()
-        _run_study(job, staging)
+        number_warnings = _run_study(job, staging)
         files = _list_files(staging)
         seconds = time.perf_counter() - t0
         done = {
@@ -370,6 +418,7 @@ def process_patient(job: PatientJob, out_dir: str | os.PathLike[str]) -> Patient
             "emlesion_version": __version__,
             "seconds": round(seconds, 3),
             "worker": worker,
+            "warnings": list(number_warnings),
             "files": {
                 name: {"sha256": _file_sha256(staging / name),
                        "size_bytes": (staging / name).stat().st_size}
@@ -397,9 +446,11 @@ def process_patient(job: PatientJob, out_dir: str | os.PathLike[str]) -> Patient
         raise
     return PatientResult(
         patient_id=job.patient_id,
-        status=PatientStatus.COMPLETED,
+        status=(PatientStatus.COMPLETED_WITH_WARNINGS if number_warnings
+                else PatientStatus.COMPLETED),
         seconds=seconds,
         output_dir=str(final),
         files=tuple(files),
         worker=worker,
+        warnings=number_warnings,
     )

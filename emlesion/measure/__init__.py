@@ -16,6 +16,7 @@ from __future__ import annotations
 from emlesion.measure.lesions import (
     LesionMeasurement,
     LesionTable,
+    check_same_frame_of_reference,
     is_lean_body_units,
     measure_lesions,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "PeakVariant",
     "PetSiteReadout",
     "axial_diameters",
+    "check_same_frame_of_reference",
     "extent_mm",
     "intensity_peak",
     "is_lean_body_units",

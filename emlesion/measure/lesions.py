@@ -69,10 +69,46 @@ from emlesion.provenance import ProvenanceStep, jsonable
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LesionMeasurement", "LesionTable", "is_lean_body_units", "measure_lesions"]
+__all__ = [
+    "LesionMeasurement",
+    "LesionTable",
+    "check_same_frame_of_reference",
+    "is_lean_body_units",
+    "measure_lesions",
+]
 
 Vec3 = tuple[float, float, float]
 _AXES = ("x", "y", "z")
+
+
+def check_same_frame_of_reference(pet: Volume, ct: Volume) -> None:
+    """Refuse a CT that is not in the PET's frame of reference.
+
+    CT diameters and HU are read at the PET lesion's scanner coordinates, which is only valid
+    when both series share one FrameOfReferenceUID (a hybrid PET/CT acquisition does, DICOM
+    PS3.3 C.7.4.1). A value that is empty in either series is not compared.
+
+    Raises
+    ------
+    GeometryError
+        Both FrameOfReferenceUIDs are present and differ.
+
+    References
+    ----------
+    .. [1] DICOM PS3.3, C.7.4.1 Frame of Reference Module.
+    """
+    a = pet.identity.frame_of_reference_uid
+    b = ct.identity.frame_of_reference_uid
+    if a and b and a != b:
+        raise GeometryError(
+            format_message(
+                f"the CT and PET have different FrameOfReferenceUID ({b} and {a}); they "
+                "cannot be combined without registration",
+                series=ct.identity.series_instance_uid or None,
+                attribute="FrameOfReferenceUID (0020,0052)",
+                fix="use the CT acquired with this PET (ct=, --ct), or none (--no-ct)",
+            )
+        )
 
 
 def is_lean_body_units(units: str) -> bool:
@@ -1013,18 +1049,7 @@ def measure_lesions(
         sul_rule = f"suv image is lean-body ({suv.units})"
 
     if ct is not None:
-        a = suv.identity.frame_of_reference_uid
-        b = ct.identity.frame_of_reference_uid
-        if a and b and a != b:
-            raise GeometryError(
-                format_message(
-                    "the CT and PET have different FrameOfReferenceUID; they cannot be "
-                    "combined without registration",
-                    series=ct.identity.series_instance_uid or None,
-                    attribute="FrameOfReferenceUID (0020,0052)",
-                    fix="use the CT acquired with this PET",
-                )
-            )
+        check_same_frame_of_reference(suv, ct)
 
     convention = DiameterConvention.coerce(diameter_convention)
     ctx = _Context(

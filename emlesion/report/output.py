@@ -16,18 +16,23 @@ same numbers as the JSON).
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import math
 import os
+import tempfile
+import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from emlesion import _atomic
-from emlesion.errors import InconsistentStudyError, format_message
+from emlesion.errors import EmlesionError, InconsistentStudyError, OutputError, format_message
 from emlesion.response import Assessment, Criterion
 from emlesion.study import CSV_COLUMNS, LESION_CSV_COLUMNS, StageEvent, Study, Timepoint
 from emlesion.study.model import ProgressCallback
@@ -35,10 +40,15 @@ from emlesion.study.model import ProgressCallback
 __all__ = [
     "MEASURE_CSV_COLUMNS",
     "StderrProgress",
+    "check_output_dir",
+    "check_output_file",
     "check_output_location",
     "csv_text",
     "format_cell",
     "measure_rows",
+    "output_error",
+    "publish_measure_outputs",
+    "publish_response_outputs",
     "write_all_outputs",
     "write_csv_atomic",
     "write_json_atomic",
@@ -86,14 +96,25 @@ def write_csv_atomic(path: str | os.PathLike[str], rows: Iterable[Mapping[str, A
 
 def check_output_location(out_dir: str | os.PathLike[str],
                           inputs: Iterable[str | os.PathLike[str]]) -> Path:
-    """Refuse an output folder that lies inside (or is) one of the input folders.
+    """Refuse an output folder that is an input folder, lies inside one, or holds one.
+
+    A file input (a mask) stands for its folder: nothing is written beside a mask. An output
+    folder that is a parent of an input would be replaced as a whole with ``--force``, so it
+    is refused too.
 
     Raises
     ------
     InconsistentStudyError
-        When ``out_dir`` is an input folder or inside one.
+        When ``out_dir`` is an input folder, inside one, or a parent of an input.
     """
-    out = Path(out_dir).resolve()
+    return _refuse_inputs(Path(out_dir), inputs, holds=True)
+
+
+def _refuse_inputs(path: Path, inputs: Iterable[str | os.PathLike[str]], *,
+                   holds: bool) -> Path:
+    """The resolved ``path``; raises when it is or lies inside an input folder (a file input
+    stands for its folder) or, with ``holds``, when it is a parent of an input."""
+    out = path.resolve()
     for src in inputs:
         p = Path(src).resolve()
         if p.is_file():
@@ -103,7 +124,131 @@ def check_output_location(out_dir: str | os.PathLike[str],
                 f"the output folder {out} lies inside the input folder {p}",
                 fix="choose an output folder outside the DICOM input folders (emlesion never "
                     "writes into its inputs)"))
+        if holds and out in p.parents:
+            raise InconsistentStudyError(format_message(
+                f"the output folder {out} holds the input folder {p}",
+                fix="choose an output folder that is not a parent of the inputs (it is "
+                    "replaced as a whole with --force)"))
     return out
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """``path`` or its nearest existing ancestor."""
+    for p in (path, *path.parents):
+        if os.path.lexists(p):
+            return p
+    return Path(path.anchor or ".")
+
+
+def _check_writable_folder(folder: Path, what: str) -> None:
+    """Refuse when ``folder`` (or, when missing, its nearest existing ancestor) is not a
+    folder emlesion can create files in. Probes by creating and removing a hidden file, so
+    that read-only mounts and permissions are caught whoever runs the command."""
+    base = _existing_ancestor(folder)
+    if not base.is_dir():
+        raise OutputError(format_message(
+            f"cannot write {what}: {base} is not a folder",
+            fix=f"choose an output path whose parent folders are folders ({base} is a file)"))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".emlesion-write-test-", dir=base)
+    except OSError as exc:
+        raise OutputError(format_message(
+            f"cannot write {what}: the folder {base} is not writable ({exc.strerror})",
+            fix="choose a writable output folder, or fix its permissions")) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_output_file(path: str | os.PathLike[str],
+                      inputs: Iterable[str | os.PathLike[str]]) -> Path:
+    """Check an output file name before any work: not an input, not inside an input folder
+    (a file input stands for its folder), not a folder, in a writable folder.
+
+    Parameters
+    ----------
+    path : path
+        The output file (missing parent folders are allowed: they are created on writing).
+    inputs : iterable of path
+        Input folders and files (PET, CT, masks).
+
+    Returns
+    -------
+    Path
+        The resolved output path.
+
+    Raises
+    ------
+    InconsistentStudyError
+        ``path`` lies inside an input folder or is a file input.
+    OutputError
+        ``path`` is a folder, or its folder cannot be written.
+    """
+    out = Path(path).resolve()
+    if out.is_dir():
+        raise OutputError(format_message(
+            f"the output file {out} is an existing folder",
+            fix="give a file name, e.g. " + os.fspath(out / "result.json")))
+    _refuse_inputs(out.parent, inputs, holds=False)
+    _check_writable_folder(out.parent, f"the output file {out}")
+    return out
+
+
+def check_output_dir(out_dir: str | os.PathLike[str],
+                     inputs: Iterable[str | os.PathLike[str]], *, force: bool = False) -> Path:
+    """Check an output folder before any work: not an input, not inside or a parent of one
+    (:func:`check_output_location`), not a file, empty or missing unless ``force``, and its
+    parent writable (the outputs are built in a hidden sibling, then published by rename).
+
+    Parameters
+    ----------
+    out_dir : path
+        The output folder.
+    inputs : iterable of path
+        Input folders and files.
+    force : bool
+        Accept an existing non-empty folder; it is then replaced as a whole by
+        :func:`publish_response_outputs` (no file of the old folder survives).
+
+    Returns
+    -------
+    Path
+        The resolved output folder.
+
+    Raises
+    ------
+    InconsistentStudyError
+        ``out_dir`` is, lies inside, or holds an input.
+    OutputError
+        ``out_dir`` is a file, or a non-empty folder without ``force``, or cannot be written.
+    """
+    out = check_output_location(out_dir, inputs)
+    if os.path.lexists(out) and not out.is_dir():
+        raise OutputError(format_message(
+            f"the output folder {out} exists and is not a folder",
+            fix="choose another output folder name"))
+    if out.is_dir() and not force and any(out.iterdir()):
+        raise OutputError(format_message(
+            f"the output folder {out} exists and is not empty",
+            fix="choose a new or empty folder, or pass --force to replace it as a whole"))
+    _check_writable_folder(out.parent, f"the output folder {out}")
+    return out
+
+
+def output_error(exc: OSError, path: str | os.PathLike[str]) -> OutputError:
+    """An :class:`~emlesion.errors.OutputError` naming ``path`` and a fix for a failed write."""
+    if isinstance(exc, OutputError):
+        return exc
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    where = exc.filename or os.fspath(path)
+    fixes = {errno.ENOSPC: "free space on that file system, or write elsewhere",
+             errno.EDQUOT: "free space (disk quota), or write elsewhere",
+             errno.EROFS: "the file system is read-only: write elsewhere",
+             errno.EACCES: "choose a writable output folder, or fix its permissions",
+             errno.EPERM: "choose a writable output folder, or fix its permissions"}
+    fix = fixes.get(exc.errno or 0, "check the output path and the file system")
+    return OutputError(format_message(
+        f"writing {os.fspath(path)} failed: {reason} ({where}); nothing was published",
+        fix=fix))
 
 
 def write_study_outputs(study: Study, out_dir: str | os.PathLike[str],
@@ -138,7 +283,8 @@ def write_all_outputs(
     :func:`write_study_outputs` (``report.json``, ``lesions.csv``), then ``report.html``
     (:func:`emlesion.report.write_html_report`) and ``dicom/`` (DICOM SEG + TID 1500 SR per
     timepoint, :func:`emlesion.report.write_dicom_outputs`) unless ``html``/``dicom`` is off.
-    ``progress`` gets a finished :class:`StageEvent` (``"report.html"``, ``"dicom"``) for each.
+    ``progress`` gets a :class:`StageEvent` (``"report.html"``, ``"dicom"``) when each starts
+    and ends.
 
     Returns
     -------
@@ -151,6 +297,8 @@ def write_all_outputs(
     if html:
         from emlesion.report.html import write_html_report
 
+        if progress is not None:
+            progress(StageEvent("report.html", None, None))
         t0 = time.perf_counter()
         paths["report.html"] = write_html_report(study, assessments, out / "report.html",
                                                  deidentify=deidentify)
@@ -159,6 +307,8 @@ def write_all_outputs(
     if dicom:
         from emlesion.report.dicom import write_dicom_outputs
 
+        if progress is not None:
+            progress(StageEvent("dicom", None, None))
         t0 = time.perf_counter()
         for k, path in enumerate(write_dicom_outputs(study, out / "dicom",
                                                      assessments=assessments)):
@@ -235,6 +385,119 @@ def write_measure_outputs(
     return paths
 
 
+def publish_measure_outputs(
+    tp: Timepoint,
+    *,
+    json_path: str | os.PathLike[str] | None = None,
+    csv_path: str | os.PathLike[str] | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> dict[str, Path]:
+    """The ``emlesion measure`` outputs as one set: both files are published, or neither.
+
+    As :func:`write_measure_outputs`, but both documents are rendered first, each is written
+    to a temporary file beside its destination, and only when both are complete are they
+    renamed into place; any failure removes the temporary files and leaves the destinations
+    as they were.
+
+    Parameters
+    ----------
+    tp : Timepoint
+        The measured timepoint.
+    json_path, csv_path : path, optional
+        Destinations (check them first with :func:`check_output_file`).
+    data : mapping, optional
+        The already computed :func:`emlesion.report.documents.measure_dict` of ``tp``.
+
+    Returns
+    -------
+    dict
+        ``{"json": path, "csv": path}`` for the files written.
+
+    Raises
+    ------
+    OutputError
+        A file could not be written (the message names it and a fix).
+    """
+    from emlesion.report.documents import measure_dict
+
+    texts: dict[str, tuple[Path, str]] = {}
+    if json_path is not None:
+        doc = measure_dict(tp) if data is None else data
+        texts["json"] = (Path(json_path), json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    if csv_path is not None:
+        texts["csv"] = (Path(csv_path), csv_text(measure_rows(tp), MEASURE_CSV_COLUMNS))
+    current = Path(".")
+    try:
+        with contextlib.ExitStack() as stack:
+            for path, text in texts.values():
+                current = path
+                tmp = stack.enter_context(_atomic.atomic_path(path))
+                with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                    fh.write(text)
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise output_error(exc, current) from None
+    return {key: path for key, (path, _) in texts.items()}
+
+
+def publish_response_outputs(
+    study: Study,
+    out_dir: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    **options: Any,
+) -> tuple[dict[str, Path], list[Assessment]]:
+    """Everything ``emlesion response`` writes, published as one folder at once.
+
+    The outputs (:func:`write_response_outputs`) are written into a hidden sibling of
+    ``out_dir`` and published by one rename (:func:`emlesion._atomic.staged_dir`): a failure
+    (full disk, a crash, an interrupt) leaves the previous ``out_dir`` or nothing, never a
+    partial set.
+
+    Parameters
+    ----------
+    study : Study
+        The longitudinal study.
+    out_dir : path
+        Output folder (check it first with :func:`check_output_dir`).
+    force : bool
+        Replace an existing non-empty ``out_dir`` as a whole (no stale file survives);
+        without it only a missing or empty folder is published over.
+    **options
+        Keyword arguments of :func:`write_response_outputs` (``assessments``, ``criteria``,
+        ``html``, ``dicom``, ``deidentify``, ``progress`` ...).
+
+    Returns
+    -------
+    paths : dict
+        As :func:`write_all_outputs`, under ``out_dir``.
+    assessments : list of Assessment
+        The calls that were written.
+
+    Raises
+    ------
+    OutputError
+        Writing or publishing failed; the message names the path and a fix.
+    """
+    out = Path(out_dir)
+    try:
+        with _atomic.staged_dir(out, replace=force) as tmp:
+            paths, calls = write_response_outputs(study, tmp, **options)
+    except OutputError:
+        raise
+    except FileExistsError:
+        raise OutputError(format_message(
+            f"the output folder {out} is not empty (files appeared while emlesion ran): "
+            "nothing was published",
+            fix="choose a new or empty folder, or pass --force to replace it")) from None
+    except OSError as exc:
+        if isinstance(exc, EmlesionError):
+            raise
+        raise output_error(exc, out) from None
+    return {k: out / os.path.relpath(p, tmp) for k, p in paths.items()}, calls
+
+
 def measure_rows(tp: Timepoint) -> list[dict[str, Any]]:
     """One row per lesion of ``tp`` with :data:`MEASURE_CSV_COLUMNS`."""
     return [{k: row[k] for k in MEASURE_CSV_COLUMNS}
@@ -242,23 +505,108 @@ def measure_rows(tp: Timepoint) -> list[dict[str, Any]]:
 
 
 class StderrProgress:
-    """A ``progress`` callback printing one line per finished stage to a text stream.
+    """A ``progress`` callback that shows each pipeline stage while it runs.
 
-    Lines look like ``[   3.4 s] month1 anatomy 0.87 s`` (elapsed since creation, stage
-    wall time), flushed immediately, so long runs show where they are.
+    Finished stages print one line each, ``[   3.4 s] month1 anatomy 0.87 s`` (elapsed since
+    creation, stage wall time), flushed immediately.
+
+    * On a terminal (``stream.isatty()``) the running stage is shown on one line that is
+      rewritten every ``interval_s`` with a spinner and its running time
+      (``[   5.0 s] study track | 12 s``), then replaced by its finished line, so a long
+      stage (the registration of the tracking step, 14-36 s) is visibly alive.
+    * Elsewhere (a pipe, a log file, CI) no control character is written: a stage prints a
+      plain ``... started`` line when it begins and its finished line when it ends.
+
+    ``emlesion -q`` passes no progress callback at all.
+
+    Parameters
+    ----------
+    stream : text stream, optional
+        Default ``sys.stderr``.
+    tty : bool, optional
+        Force the terminal mode on or off (default: ``stream.isatty()``).
+    interval_s : float
+        Refresh interval of the running line on a terminal.
     """
 
-    def __init__(self, stream: Any = None) -> None:
+    _active: ClassVar[weakref.WeakSet[StderrProgress]] = weakref.WeakSet()
+
+    def __init__(self, stream: Any = None, *, tty: bool | None = None,
+                 interval_s: float = 0.5) -> None:
         import sys
-        import time
 
         self._stream = stream if stream is not None else sys.stderr
+        if tty is None:
+            isatty = getattr(self._stream, "isatty", None)
+            tty = bool(isatty()) if callable(isatty) else False
+        self._tty = tty
+        self._interval_s = float(interval_s)
         self._t0 = time.perf_counter()
         self._clock = time.perf_counter
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._running: tuple[str, float] | None = None  # (what, start time)
+        StderrProgress._active.add(self)
+
+    def _stamp(self) -> str:
+        return f"[{self._clock() - self._t0:7.1f} s]"
 
     def __call__(self, event: Any) -> None:
-        if not event.finished:
-            return
         where = event.timepoint or "study"
-        print(f"[{self._clock() - self._t0:7.1f} s] {where} {event.stage} {event.seconds:.2f} s",
-              file=self._stream, flush=True)
+        what = f"{where} {event.stage}"
+        if not event.finished:
+            self._end_running()
+            if self._tty:
+                with self._lock:
+                    self._running = (what, self._clock())
+                self._stop.clear()
+                self._draw()
+                self._ticker = threading.Thread(target=self._tick, daemon=True,
+                                                name="emlesion-progress")
+                self._ticker.start()
+            else:
+                print(f"{self._stamp()} {what} started", file=self._stream, flush=True)
+            return
+        self._end_running()
+        print(f"{self._stamp()} {what} {event.seconds:.2f} s", file=self._stream, flush=True)
+
+    def _draw(self, k: int = 0) -> None:
+        with self._lock:
+            if self._running is None:
+                return
+            what, start = self._running
+            spinner = "|/-\\"[k % 4]
+            self._stream.write(f"\r\033[K{self._stamp()} {what} {spinner} "
+                               f"{self._clock() - start:.0f} s")
+            self._stream.flush()
+
+    def _tick(self) -> None:
+        k = 0
+        while not self._stop.wait(self._interval_s):
+            k += 1
+            self._draw(k)
+
+    def _end_running(self) -> None:
+        """Stop the ticker and clear the running line (terminal mode)."""
+        ticker = self._ticker
+        if ticker is not None:
+            self._stop.set()
+            ticker.join()
+            self._ticker = None
+        with self._lock:
+            if self._running is not None:
+                self._running = None
+                self._stream.write("\r\033[K")
+                self._stream.flush()
+
+    def close(self) -> None:
+        """Stop showing a running stage (e.g. when the pipeline raised)."""
+        self._end_running()
+
+    @classmethod
+    def close_all(cls) -> None:
+        """:meth:`close` every live instance: called by the CLI before it prints an error,
+        so that the message does not land on a half-drawn progress line."""
+        for progress in list(cls._active):
+            progress.close()

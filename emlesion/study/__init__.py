@@ -12,6 +12,9 @@ Public API
 :func:`load_timepoint`
     One PET/CT folder -> :class:`Timepoint` (PET, CT, SUVbw and SUL images, anatomy, liver
     and blood-pool references, lesion labels and measurements).
+:func:`check_pet_ct_pair`, :func:`check_distinct_timepoints`
+    The input sanity checks both functions apply: one PET/CT session per timepoint (same
+    PatientID and FrameOfReferenceUID), no series or study at two timepoints.
 :class:`Study`
     :meth:`~Study.assess` (response criteria), :attr:`~Study.records` (one typed
     :class:`~emlesion.study.record.LesionRecord` per track and timepoint),
@@ -26,7 +29,14 @@ this package imports nothing from it.
 
 from __future__ import annotations
 
-from emlesion.study.build import DEFAULT_METHOD, RESIDUAL_MARGIN_MM, load_study, load_timepoint
+from emlesion.study.build import (
+    DEFAULT_METHOD,
+    RESIDUAL_MARGIN_MM,
+    check_distinct_timepoints,
+    check_pet_ct_pair,
+    load_study,
+    load_timepoint,
+)
 from emlesion.study.model import (
     CSV_COLUMNS,
     LESION_CSV_COLUMNS,
@@ -53,6 +63,8 @@ __all__ = [
     "StageEvent",
     "Study",
     "Timepoint",
+    "check_distinct_timepoints",
+    "check_pet_ct_pair",
     "load_study",
     "load_timepoint",
     "schema_path",

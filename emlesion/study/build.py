@@ -39,7 +39,7 @@ from emlesion.errors import (
     warn_external,
 )
 from emlesion.io import Grid, LabelMap, SeriesInfo, SeriesRole, Volume, discover, load_ct, load_pet
-from emlesion.measure import LesionTable, measure_lesions
+from emlesion.measure import LesionTable, check_same_frame_of_reference, measure_lesions
 from emlesion.provenance import ProvenanceStep, jsonable, record_warnings
 from emlesion.response.sites import SiteReading
 from emlesion.segment import Method, PriorMask, Seed, ThresholdRule, segment_lesions
@@ -65,8 +65,8 @@ from emlesion.track import (
 from emlesion.track.sites import SITE_MARGIN_MM
 
 __all__ = [
-    "DEFAULT_METHOD", "NO_CT_MARGIN_MM", "RESIDUAL_MARGIN_MM", "RETRACK_STAGE", "load_study",
-    "load_timepoint",
+    "DEFAULT_METHOD", "NO_CT_MARGIN_MM", "RESIDUAL_MARGIN_MM", "RETRACK_STAGE",
+    "check_distinct_timepoints", "check_pet_ct_pair", "load_study", "load_timepoint",
 ]
 
 #: Default lesion segmentation (41 % of each lesion's SUVmax, liver-threshold seeds).
@@ -218,6 +218,8 @@ def _load_images(
             rule = f"no CT: {exc}"
     else:
         rule = "no CT requested"
+    if ct is not None:
+        check_pet_ct_pair(pet, ct, label=label)
     steps.append(ProvenanceStep("emlesion.study.load_images", rule=rule, inputs={
         "source": where, "pet_series": pet.identity.series_instance_uid,
         "ct_series": ct.identity.series_instance_uid if ct is not None else None}))
@@ -472,6 +474,85 @@ def _studies_in_folder(folder: PathLike) -> list[tuple[SeriesInfo, SeriesInfo | 
             fix="point emlesion at the folder holding the exported PET/CT studies"))
     found.sort(key=lambda t: t[0])
     return [(pet, ct) for _, pet, ct in found]
+
+
+def check_pet_ct_pair(pet: Volume, ct: Volume, *, label: str = "") -> None:
+    """Refuse a PET and a CT that cannot belong to one PET/CT session.
+
+    The CT supplies the anatomy, the attenuation map and the lesion diameters of the PET it
+    is paired with; both must show the same patient (PatientID) in the same scanner
+    coordinate system (FrameOfReferenceUID: a hybrid PET/CT acquisition shares one frame of
+    reference, PS3.3 C.7.4.1). A value that is empty in either series is not compared.
+
+    Parameters
+    ----------
+    pet, ct : Volume
+        The PET and CT series of one timepoint.
+    label : str
+        Timepoint label for the message.
+
+    Raises
+    ------
+    InconsistentStudyError
+        Different PatientID.
+    GeometryError
+        Different FrameOfReferenceUID
+        (:func:`emlesion.measure.check_same_frame_of_reference`, the check
+        :func:`emlesion.measure.measure_lesions` applies too).
+
+    References
+    ----------
+    .. [1] DICOM PS3.3, C.7.4.1 Frame of Reference Module: images that share a
+       FrameOfReferenceUID are spatially related.
+    """
+    where = f"timepoint {label!r}: " if label else ""
+    p, c = pet.identity, ct.identity
+    series = f"PET {p.series_instance_uid}, CT {c.series_instance_uid}"
+    if p.patient_id and c.patient_id and p.patient_id != c.patient_id:
+        raise InconsistentStudyError(format_message(
+            f"{where}the PET (PatientID {p.patient_id!r}) and the CT (PatientID "
+            f"{c.patient_id!r}) belong to different patients", series=series,
+            attribute="PatientID (0010,0020)",
+            fix="pair the PET with the CT of the same patient and session (--ct)"))
+    check_same_frame_of_reference(pet, ct)
+
+
+def check_distinct_timepoints(pets: Mapping[str, Volume]) -> None:
+    """Refuse the same PET series or the same study at two timepoints.
+
+    Each timepoint of a longitudinal study is its own imaging session: a PET series
+    (SeriesInstanceUID) or a study (StudyInstanceUID) found at two timepoints means that a
+    folder was given twice (or copied), which would make a follow-up identical to the
+    baseline. Empty UIDs are not compared.
+
+    Parameters
+    ----------
+    pets : mapping
+        Timepoint label -> its PET volume.
+
+    Raises
+    ------
+    InconsistentStudyError
+        Two timepoints share a SeriesInstanceUID or a StudyInstanceUID.
+    """
+    seen_series: dict[str, str] = {}
+    seen_study: dict[str, str] = {}
+    for label, pet in pets.items():
+        ident = pet.identity
+        for uid, seen, what, attribute in (
+                (ident.series_instance_uid, seen_series, "PET series",
+                 "SeriesInstanceUID (0020,000E)"),
+                (ident.study_instance_uid, seen_study, "study",
+                 "StudyInstanceUID (0020,000D)")):
+            if not uid:
+                continue
+            if uid in seen:
+                raise InconsistentStudyError(format_message(
+                    f"timepoints {seen[uid]!r} and {label!r} are the same {what} {uid}: each "
+                    "timepoint must be a different scan", series=uid, attribute=attribute,
+                    fix="give each timepoint's own folder once (baseline first), not the same "
+                        "folder or a copy of it twice"))
+            seen[uid] = label
 
 
 def _check_consistency(images: Sequence[_Images], allow_different_patients: bool,
@@ -762,6 +843,7 @@ def load_study(
         with _stage(progress, "load", name):
             images.append(_load_images(pet_src, name, ct_src,
                                        find_ct=not isinstance(pet_src, SeriesInfo)))
+    check_distinct_timepoints({im.label: im.pet for im in images})
     dates = [_study_date(im.pet) for im in images]
     patient_id, check = _check_consistency(images, allow_different_patients, dates)
 
