@@ -3,7 +3,7 @@
 ::
 
     emlesion measure PET_DIR [--ct CT_DIR | --no-ct] [--mask MASK | --method NAME]
-                     [--json OUT] [--csv OUT]
+                     [--json OUT] [--csv OUT] [--nifti OUT.nii.gz]
 
 The lesions are found automatically (``--method``, default ``41%max``) or taken from a user
 mask (DICOM SEG, RTSTRUCT or NIfTI). Without ``--ct`` the CT is looked for in ``PET_DIR``.
@@ -65,6 +65,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="OUT", dest="csv_out",
                    help="write one CSV row per lesion to OUT ('-' for stdout)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    p.add_argument("--nifti", metavar="OUT.nii.gz", dest="nifti_out",
+                   help="write the lesion label map (PET grid, the labels of the JSON/CSV) to "
+                        "OUT.nii.gz and its JSON sidecar OUT.json")
     return p
 
 
@@ -104,9 +107,13 @@ def run(args: argparse.Namespace) -> int:
     from emlesion.study import load_timepoint
 
     inputs = [args.pet_dir] + ([args.ct] if args.ct else []) + ([args.mask] if args.mask else [])
-    for out in (args.json_out, args.csv_out):
+    for out in (args.json_out, args.csv_out, args.nifti_out):
         if out and out != "-":
             check_output_location(Path(out).resolve().parent, inputs[:2])
+    if args.nifti_out:
+        from emlesion.report.nifti import sidecar_path
+
+        sidecar_path(args.nifti_out)  # refuse a name that is not .nii(.gz) before the work
     progress = None if args.quiet else StderrProgress()
     sul = None if str(args.sul).lower() == "none" else args.sul
     with warnings.catch_warnings(record=True) as caught:
@@ -125,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(csv_text(measure_rows(tp), MEASURE_CSV_COLUMNS))
     write_measure_outputs(
         tp, json_path=args.json_out if args.json_out not in (None, "-") else None,
-        csv_path=args.csv_out if args.csv_out not in (None, "-") else None)
+        csv_path=args.csv_out if args.csv_out not in (None, "-") else None,
+        nifti_path=args.nifti_out)
     if args.json_out != "-" and args.csv_out != "-":
         print_table(tp, sys.stdout)
     return 0
