@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from emlesion.report import write_study_outputs
+from emlesion.report import CSV_DECIMALS, write_study_outputs
 from emlesion.study import CSV_COLUMNS, Study
 from emlesion.study.record import RECORD_COLUMNS, LesionRecord
 
@@ -36,13 +36,15 @@ def _parse(text: str, kind: str) -> Any:
     return text
 
 
-def _same(a: Any, b: Any) -> bool:
+def _same(a: Any, b: Any, decimals: int | None = None) -> bool:
+    """Equal values; a CSV float written with ``decimals`` equals the value rounded."""
     a_none = a is None or (isinstance(a, float) and math.isnan(a))
     b_none = b is None or (isinstance(b, float) and math.isnan(b))
     if a_none or b_none:
         return a_none and b_none
     if isinstance(a, float) or isinstance(b, float):
-        return float(a) == pytest.approx(float(b), rel=1e-9, abs=1e-9)
+        tol = 1e-9 if decimals is None else 0.5 * 10.0 ** -decimals + 1e-12
+        return float(a) == pytest.approx(float(b), rel=1e-9, abs=tol)
     return bool(a == b)
 
 
@@ -72,7 +74,8 @@ def test_dataframe_equals_lesions_csv_value_by_value(sample_study: Study,
         for col, kind in RECORD_COLUMNS.items():
             got = _parse(row[col], kind)
             want = df.iloc[i][col]
-            assert _same(got, want), (i, col, row[col], want)
+            # the CSV holds the stated precision (CSV_DECIMALS), the DataFrame full values
+            assert _same(got, want, CSV_DECIMALS.get(col)), (i, col, row[col], want)
 
 
 def test_records_are_built_once_and_carry_both_readouts(sample_study: Study) -> None:

@@ -259,3 +259,68 @@ def test_written_files_are_complete_part10(written: dict[str, Any]) -> None:
         for p in (seg_path, sr_path):
             assert Path(p).read_bytes()[128:132] == b"DICM"
             assert not list(Path(p).parent.glob(".*.tmp"))
+
+
+def test_sr_records_the_response_category_of_every_criterion(tmp_path: Path) -> None:
+    from emlesion.report.dicom import (
+        RESPONSE_CATEGORY_CODES,
+        RESPONSE_CONCEPTS,
+        RESPONSE_METHOD,
+        RESPONSE_REASON_CONCEPTS,
+    )
+    from emlesion.response import (
+        Assessment,
+        Criterion,
+        EortcCategory,
+        LuganoCtCategory,
+        LuganoPetCategory,
+        PercistCategory,
+        RecistCategory,
+    )
+
+    suv, lesions = make_timepoint(0.8)
+    rows = [r.to_dict() for r in measure_lesions(suv, lesions, peak_variants=("global",))]
+    track = infos(lesions.labels)
+    seg = build_segmentation(suv, lesions, tracking=track)
+    calls = [  # one call per criterion, each with its own category (hand-chosen)
+        Assessment(Criterion.PERCIST, "month1", "baseline", PercistCategory.PMR, "P.PMR",
+                   reasons=("threshold 3.05", "SULpeak 8.39 -> 3.27: -61.0 %",
+                            "decrease of at least 30 %")),
+        Assessment(Criterion.EORTC, "month1", "baseline", EortcCategory.SMD, "E.SMD",
+                   reasons=("target SUVmax 11.6 -> 10.9 (-6.0 %)",)),
+        Assessment(Criterion.RECIST, "month1", "baseline", RecistCategory.PD, "R.PD",
+                   reasons=("sum 91.2 -> 120.0 mm (+31.6 %)",), nadir="month1"),
+        Assessment(Criterion.LUGANO_PET, "month1", "baseline", LuganoPetCategory.CMR, "L.CMR",
+                   reasons=("highest Deauville score 3 <= 3; no new lesion",)),
+        Assessment(Criterion.LUGANO_CT, "month1", "baseline", LuganoCtCategory.NE, "L.NE",
+                   reasons=("no CT",)),
+    ]
+    sr = build_measurement_report(suv, rows, seg, lesions=lesions, tracking=track,
+                                  time_point="month1", time_point_order=2, responses=calls)
+    back = hd.sr.srread(write_dataset_atomic(sr, tmp_path / "month1_sr.dcm"))
+    groups = [g for g in back.content.get_image_measurement_groups()
+              if g.method is not None and g.method.value == RESPONSE_METHOD.value]
+    assert len(groups) == 1
+    group = groups[0]
+    assert group.tracking_identifier == "response"
+    got = {e.name.meaning: (e.value.value, e.value.meaning)
+           for e in group.get_qualitative_evaluations()
+           if e.name.scheme_designator == "99EMLESION"}  # not the TID 1502 Time Point Type
+    assert got == {
+        "PERCIST 1.0 response category": ("PMR", "PMR: partial metabolic response"),
+        "EORTC 1999 response category": ("SMD", "SMD: stable metabolic disease"),
+        "RECIST 1.1 response category": ("PD", "PD: progressive disease"),
+        "Lugano 2014 (PET-based) response category": ("CMR",
+                                                      "CMR: complete metabolic response"),
+        "Lugano 2014 (CT-based) response category": ("NE", "NE: not evaluable"),
+    }
+    assert RESPONSE_CONCEPTS[Criterion.PERCIST].value == "RESPPERCIST"
+    assert RESPONSE_CATEGORY_CODES["PMR"].scheme_designator == "99EMLESION"
+    # the TEXT items: reference (and nadir when it differs) and the measured change
+    assert _content_text(group, RESPONSE_REASON_CONCEPTS[Criterion.PERCIST].meaning) == [
+        "PMR vs baseline: SULpeak 8.39 -> 3.27: -61.0 %"]
+    assert _content_text(group, RESPONSE_REASON_CONCEPTS[Criterion.RECIST].meaning) == [
+        "PD vs baseline (nadir month1): sum 91.2 -> 120.0 mm (+31.6 %)"]
+    # the private scheme is declared
+    ds = pydicom.dcmread(tmp_path / "month1_sr.dcm")
+    assert ds.CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == "99EMLESION"

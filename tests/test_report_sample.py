@@ -18,7 +18,7 @@ import pydicom
 import pytest
 
 from emlesion.report import tracks_array, write_dicom_outputs, write_html_report
-from emlesion.report.dicom import SITE_READOUT_METHOD
+from emlesion.report.dicom import RESPONSE_METHOD, SITE_READOUT_METHOD
 
 pytestmark = pytest.mark.slow
 
@@ -48,12 +48,14 @@ def _truth_volumes(truth: dict[str, Any]) -> dict[tuple[str, int], float]:
 def test_report_volumes_within_15_percent_of_truth(outputs: dict[str, Any]) -> None:
     page = outputs["html"].read_text(encoding="utf-8")
     body = page.split('<table class="lesions">', 1)[1].split("</table>", 1)[0]
-    rows = re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)[1:]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body, flags=re.S)[1:]
     shown: dict[tuple[str, int], float] = {}
     for r in rows:
         cells = re.findall(r"<td[^>]*>(.*?)</td>", r, flags=re.S)
-        label = int(cells[2].rsplit(" ", 1)[1])  # NIfTI label names are "label <n>"
-        shown[(cells[0], label)] = float(cells[8])  # MTV (mL) column
+        if cells[4] == "&ndash;":  # a former lesion's site: nothing segmented there
+            continue
+        label = int(cells[4].rsplit(" ", 1)[1])  # NIfTI label names are "label <n>"
+        shown[(cells[1], label)] = float(cells[11])  # MTV (mL) column
     expected = _truth_volumes(outputs["truth"])
     # truth.json: baseline 2 lesions, month1 2, month3 the retroperitoneal scar only
     assert set(shown) == set(expected) and len(expected) == 5
@@ -66,15 +68,14 @@ def test_report_is_deidentified_and_complete(outputs: dict[str, Any]) -> None:
     patient = outputs["truth"]["patient"]
     assert patient["patient_name"] not in page and patient["patient_id"] not in page
     assert patient["birth_date"].replace("-", "") not in page
-    # 3 MIPs + 5 lesion fusions + 1 time course + one fusion per follow-up site (every
-    # track read at every timepoint from its first appearance); 5 tables (header,
-    # timepoints, lesions, sites, response); far below 5 MB
+    # 3 MIPs + 1 time course + one fusion per site at every timepoint (every track read at
+    # every timepoint from its first appearance); 7 tables (header, timepoints, calls,
+    # lesions, acquisition, sites, response); far below 5 MB
     study = outputs["study"]
-    n_follow_up_sites = sum(1 for by_tp in study.sites.values() for label in by_tp
-                            if label != study.baseline.label)
-    assert n_follow_up_sites == 2 * (len(LABELS) - 1)  # both tracks at month1 and month3
-    assert page.count("<img ") == 3 + 5 + 1 + n_follow_up_sites
-    assert page.count("<table") == 5
+    n_sites = sum(len(by_tp) for by_tp in study.sites.values())
+    assert n_sites == 2 * len(LABELS)  # both tracks at every timepoint
+    assert page.count("<img ") == 3 + 1 + n_sites
+    assert page.count("<table") == 7
     assert len(page.encode()) < 5_000_000
     assert "PERCIST 1.0" in page  # response table filled by Study.assess()
 
@@ -111,8 +112,33 @@ def test_seg_and_sr_of_every_timepoint_read_back(outputs: dict[str, Any]) -> Non
     for g in sr3.content.get_image_measurement_groups():
         if g.method is not None and g.method.value == SITE_READOUT_METHOD.value:
             sites[g.tracking_identifier] = g.tracking_uid
-        else:
+        elif g.method is None or g.method.value != RESPONSE_METHOD.value:
             absent.append(g)
     assert [g.tracking_identifier for g in absent] == ["T2"]
     assert {absent[0].tracking_uid} == track_uids["T2"]
     assert sites == {tid: next(iter(uids)) for tid, uids in track_uids.items()}
+
+
+def test_sr_of_each_follow_up_holds_the_response_categories(outputs: dict[str, Any]) -> None:
+    # write_dicom_outputs without assessments records Study.assess(): read back with
+    # highdicom, the PERCIST category is truth.json's expected response (PMR, then CMR)
+    import warnings
+
+    out: Path = outputs["out"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        calls = outputs["study"].assess()
+    expected = outputs["truth"]["expected_response"]
+    for tp in LABELS:
+        sr = hd.sr.srread(out / f"{tp}_sr.dcm")
+        groups = [g for g in sr.content.get_image_measurement_groups()
+                  if g.method is not None and g.method.value == RESPONSE_METHOD.value]
+        if tp == "baseline":
+            assert groups == []  # nothing to compare the baseline with
+            continue
+        assert len(groups) == 1
+        got = {e.name.meaning: e.value.value for e in groups[0].get_qualitative_evaluations()
+               if e.name.scheme_designator == "99EMLESION"}
+        assert got == {f"{a.criterion.full_name} response category": a.category.value
+                       for a in calls if a.timepoint == tp}
+        assert got["PERCIST 1.0 response category"] == expected[tp]["percist"]["category"]

@@ -250,21 +250,20 @@ def test_site_table_headers_carry_units_and_reasons_are_escaped(page: str) -> No
     assert "second sentence" not in sites
 
 
-def test_one_fusion_per_follow_up_site(page: str) -> None:
+def test_one_fusion_per_site_at_every_timepoint(page: str) -> None:
     images = _site_images(page)
+    # every reading with a PET or CT readout, baseline and former sites included,
+    # track-major (one row of images per track), timepoints in study order
     located = [(tid, lab) for tid, by_tp in READINGS.items() for lab, r in by_tp.items()
-               if lab != "baseline" and (r.pet is not None or (r.ct is not None and r.ct.found))]
-    assert len(images) == len(located) == 5
-    for (tid, lab), (alt, pic) in zip(sorted(located, key=lambda k: (LABELS.index(k[1]),
-                                                                      k[0])), images):
+               if r.pet is not None or (r.ct is not None and r.ct.found)]
+    assert len(images) == len(located) == 7
+    for (tid, lab), (alt, pic) in zip(located, images):
         assert f"{tid} / {lab}: {SHOWN_STATE[(tid, lab)]}" in alt
         assert pic.shape[1] >= 300 and pic.shape[0] >= 250  # at least 300 px wide
         assert pic[..., :3].std() > 0.05  # a picture, not a blank canvas
     # the not-evaluable site without any readout is named in a note, not drawn
     sites = _section(page, "sites")
     assert "T2 / month3: not evaluable" in sites
-    # baseline sites are in the table but get no fusion (follow-ups only)
-    assert not any(alt.split(": ")[0].endswith("/ baseline") for alt, _ in images)
 
 
 def _green_pixels(pic: np.ndarray) -> int:
@@ -282,10 +281,33 @@ def test_ld_line_drawn_only_where_the_ct_found_a_mass(page: str) -> None:
     assert _green_pixels(images["T3 / month3: residual uptake"]) == 0
 
 
-def test_no_lesion_note_defers_to_the_sites(page: str) -> None:
-    fusion = _section(page, "lesions")
-    month3 = fusion.split("<h3>month3</h3>", 1)[1]
-    assert "No lesion." not in month3 and "Lesion sites" in month3
+def _lesion_rows(page: str) -> dict[tuple[str, str], list[str]]:
+    body = page.split('<table class="lesions">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body, flags=re.S)[1:]
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", r, flags=re.S) for r in rows]
+    return {(c[0], c[1]): c for c in cells}
+
+
+def test_lesion_table_has_every_track_at_every_timepoint(page: str) -> None:
+    rows = _lesion_rows(page)
+    # every track from its first appearance, segmented or not (month3: none segmented)
+    assert list(rows) == [(tid, lab) for tid in ("T1", "T2", "T3") for lab in LABELS
+                          if lab in READINGS[tid]]
+    for key, cells in rows.items():
+        assert _text(cells[3]) == SHOWN_STATE[key]
+    # the residual mass at month3: uptake of the site readout, no metabolic volume left,
+    # the CT mass; SULpeak 0.7 x SUVmax (see _pet): 6.3 at baseline, 3.5 at month1 (nadir),
+    # 0.7 x 1.7349 = 1.2144 at month3: -80.7 % vs baseline, -65.3 % vs the nadir
+    t1 = rows[("T1", "month3")]
+    assert _text(t1[5]) == "1.73" and _text(t1[8]) == "1.21"
+    assert _text(t1[9]) == "\u221280.7" and _text(t1[10]) == "\u221265.3"
+    assert _text(t1[11]) == "0.00" and _text(t1[16]) == "17.1 \u00d7 15.2"
+    # residual uptake is not resolved: its volume is unknown, not 0
+    assert _text(rows[("T3", "month3")][11]) == "\u2013"
+    # a track first seen at month1 is new there: no baseline to compare with
+    assert _text(rows[("T3", "month1")][9]) == "new"
+    # the not-evaluable site has no readout at all
+    assert [_text(c) for c in rows[("T2", "month3")][5:9]] == ["\u2013"] * 4
 
 
 def test_without_sites_the_section_says_so(views: list[TimepointView]) -> None:
@@ -296,6 +318,12 @@ def test_without_sites_the_section_says_so(views: list[TimepointView]) -> None:
     assert '<table class="sites">' not in text
     assert "No site readouts" in _section(text, "sites")
     assert '<figure class="site">' not in text
+    # each segmented lesion is still shown, through its SUVmax voxel: T1, T2 at baseline,
+    # T1, T3 at month1, none at month3
+    alts = re.findall(r'<figure class="lesion"><img src="[^"]+" alt="([^"]*)">', text)
+    assert [a.split(":")[0] for a in alts] == [
+        "lesion fusion T1 / baseline", "lesion fusion T1 / month1",
+        "lesion fusion T2 / baseline", "lesion fusion T3 / month1"]
 
 
 def test_site_report_renders_in_headless_chromium(page: str, tmp_path: Path) -> None:
@@ -518,13 +546,14 @@ def test_sample_html_rows_match_report_json(sample: dict[str, Any]) -> None:
 
 
 @pytest.mark.slow
-def test_sample_html_one_fusion_per_follow_up_site(sample: dict[str, Any]) -> None:
+def test_sample_html_one_fusion_per_site_at_every_timepoint(sample: dict[str, Any]) -> None:
     study = sample["study"]
     page = sample["page"]
     images = _site_images(page)
-    follow = [(tid, lab) for lab in SAMPLE_LABELS[1:] for tid in study.sites
+    # track-major: one row of images per track, baseline and former sites included
+    follow = [(tid, lab) for tid in study.sites for lab in SAMPLE_LABELS
               if lab in study.sites[tid]]
-    assert len(images) == len(follow)
+    assert len(images) == len(follow) == 2 * len(SAMPLE_LABELS)
     for (tid, lab), (alt, pic) in zip(follow, images):
         assert alt.startswith(f"site fusion {tid} / {lab}: ")
         assert pic.shape[1] >= 300

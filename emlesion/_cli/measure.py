@@ -3,7 +3,7 @@
 ::
 
     emlesion measure PET_DIR [--ct CT_DIR | --no-ct] [--mask MASK | --method NAME]
-                     [--json OUT] [--csv OUT]
+                     [--json OUT] [--csv OUT] [--nifti OUT.nii.gz]
 
 The lesions are found automatically (``--method``, default ``41%max``) or taken from a user
 mask (DICOM SEG, RTSTRUCT or NIfTI). Without ``--ct`` the CT is looked for in ``PET_DIR``.
@@ -67,6 +67,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="write the JSON result to OUT ('-' for stdout)")
     p.add_argument("--csv", metavar="OUT", dest="csv_out",
                    help="write one CSV row per lesion to OUT ('-' for stdout)")
+    p.add_argument("--nifti", metavar="OUT.nii.gz", dest="nifti_out",
+                   help="write the lesion label map (PET grid, the labels of the JSON/CSV) to "
+                        "OUT.nii.gz and its JSON sidecar OUT.json")
     return p
 
 
@@ -118,6 +121,12 @@ def run(args: argparse.Namespace) -> int:
         raise OutputError(format_message(
             f"--json and --csv name the same file {json_path}",
             fix="give two different file names"))
+    nifti_path = (check_output_file(args.nifti_out, inputs)
+                  if args.nifti_out is not None else None)
+    if nifti_path is not None:
+        from emlesion.report.nifti import sidecar_path
+
+        sidecar_path(nifti_path)  # refuse a name that is not .nii(.gz) before the work
     progress = None if args.quiet else StderrProgress()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -134,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, allow_nan=False))
     if args.csv_out == "-":
         sys.stdout.write(csv_text(measure_rows(tp), MEASURE_CSV_COLUMNS))
+    if nifti_path is not None:
+        from emlesion.report.nifti import write_timepoint_nifti
+
+        write_timepoint_nifti(tp, nifti_path)
     if args.json_out != "-" and args.csv_out != "-":
         print_table(tp, sys.stdout)
     return 0

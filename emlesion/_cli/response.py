@@ -7,6 +7,7 @@
                       [--criteria percist,eortc,recist,lugano,lyric]
                       [--masks MASK|auto ...] [--method NAME]
                       [--allow-different-patients] [--no-residual-search]
+                      [--nifti] [--treatment-date YYYY-MM-DD]
 
 One folder per timepoint, baseline first (or a single folder holding several studies,
 grouped by StudyInstanceUID and ordered by date). Lesions are found automatically (as
@@ -15,8 +16,9 @@ timepoint). Writes ``OUTDIR/report.json`` (schema ``emlesion/schemas/report.sche
 keys ``timepoints``, ``tracks``, ``assessments``), ``OUTDIR/lesions.csv`` (one row per
 lesion per timepoint), ``OUTDIR/report.html`` (:func:`emlesion.report.write_html_report`) and
 ``OUTDIR/dicom/`` (DICOM SEG + TID 1500 SR per timepoint,
-:func:`emlesion.report.write_dicom_outputs`), all atomically; progress on stderr; a summary
-table on stdout.
+:func:`emlesion.report.write_dicom_outputs`) and, with ``--nifti``, ``OUTDIR/nifti/`` (one
+label map per timepoint, :func:`emlesion.report.nifti.write_study_nifti`), all atomically;
+progress on stderr; a summary table on stdout.
 Errors (different patients, follow-up dated before baseline, ...): message on stderr, exit
 code 1.
 """
@@ -84,6 +86,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-html", action="store_true", help="do not write report.html")
     p.add_argument("--no-dicom", action="store_true",
                    help="do not write the DICOM SEG and TID 1500 SR files (OUTDIR/dicom/)")
+    p.add_argument("--nifti", action="store_true",
+                   help="also write OUTDIR/nifti/<timepoint>_lesions.nii.gz: one label map per "
+                        "timepoint on its PET grid, track numbers as labels (T3 -> 3), with a "
+                        "JSON sidecar naming them")
+    p.add_argument("--treatment-date", metavar="YYYY-MM-DD",
+                   help="start of treatment (e.g. the CAR-T infusion): report.html then gives "
+                        "the days since treatment of every scan")
     return p
 
 
@@ -135,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
     masks = None
     if args.masks:
         masks = [None if m == "auto" else Path(m) for m in args.masks]
+    from emlesion.report._dates import parse_treatment_date
+
+    treatment_date = parse_treatment_date(args.treatment_date)  # a bad date fails first
     progress = None if args.quiet else StderrProgress()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -147,17 +159,22 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         paths, _ = publish_response_outputs(
             study, out_dir, force=args.force, assessments=assessments, html=not args.no_html,
-            dicom=not args.no_dicom, deidentify=args.deidentify, progress=progress)
+            dicom=not args.no_dicom, deidentify=args.deidentify, progress=progress,
+            nifti=args.nifti, treatment_date=treatment_date)
     caught = [*caught, *caught_report]
     if not args.quiet:
         for msg in dict.fromkeys(str(w.message) for w in caught):
             print(f"warning: {safe_text(msg)}", file=sys.stderr)
     print_summary(study, assessments, sys.stdout)
-    shown = [p for k, p in paths.items() if not k.startswith("dicom")]
+    shown = [p for k, p in paths.items() if not k.startswith(("dicom", "nifti"))]
     for path in shown:
         print(f"wrote {safe_text(path)}", file=sys.stdout)
     n_dicom = sum(1 for k in paths if k.startswith("dicom"))
     if n_dicom:
         print(f"wrote {n_dicom} DICOM file(s) in {safe_text(out_dir / 'dicom')}",
               file=sys.stdout)
+    n_nifti = sum(1 for k in paths if k.startswith("nifti"))
+    if n_nifti:
+        print(f"wrote {n_nifti // 2} NIfTI label map(s) and their JSON sidecars in "
+              f"{safe_text(out_dir / 'nifti')}", file=sys.stdout)
     return 0

@@ -8,7 +8,9 @@ the README)::
      "rule": "...", "warnings": [...], "provenance": {...},
      "stats": {"min": ..., "median": ..., "max": ..., "mean": ..., "voxels": ...}}
 
-``stats`` is present only with ``--mask``. Errors go to stderr with exit code 1.
+``factor`` is one number when every slice has the same factor (the ``provenance`` then
+leaves the per-slice list out), else one factor per slice. ``stats`` is present only with
+``--mask``. Errors go to stderr with exit code 1.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from emlesion._cli._common import normalization_type, safe_text
 
-__all__ = ["add_parser", "mask_stats", "run"]
+__all__ = ["add_parser", "json_provenance", "mask_stats", "run"]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -59,6 +61,17 @@ def mask_stats(values: np.ndarray) -> dict[str, float | int | None]:
             "mean": float(v.mean()), "voxels": int(v.size)}
 
 
+def json_provenance(factors: Any) -> dict[str, Any]:
+    """The ``provenance`` object of ``suv --json``: :meth:`SUVFactors.to_dict` with the
+    per-slice ``factors`` list left out when every slice has the same factor (``factor``
+    then holds it once; ``n_slices`` says how many slices share it)."""
+    prov: dict[str, Any] = factors.to_dict()
+    prov["n_slices"] = len(factors.factors)
+    if factors.factor is not None:
+        prov.pop("factors", None)
+    return prov
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``emlesion suv``; returns the exit code."""
     from emlesion.io import load_pet
@@ -87,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             "factor": f if f is not None else list(factors.factors),
             "rule": factors.rule,
             "warnings": all_warnings,
-            "provenance": factors.to_dict(),
+            "provenance": json_provenance(factors),
         }
         if stats is not None:
             out["stats"] = stats

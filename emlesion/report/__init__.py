@@ -11,16 +11,24 @@ and :data:`SUV_PEAK_DEFINITION`; the one CSV format: :func:`csv_text`,
 Entry points used by ``emlesion response ... --out OUTDIR``:
 
 :func:`write_html_report`
-    ``write_html_report(study, assessments, path, *, deidentify=False, title=None) -> Path``
-    writes ``OUTDIR/report.html`` (no external asset, every DICOM string escaped), with
-    every tracked lesion's site at every timepoint (table, and a PET/CT fusion per
-    follow-up site) from :attr:`emlesion.study.Study.sites`.
+    ``write_html_report(study, assessments, path, *, deidentify=False, title=None,
+    treatment_date=None) -> Path`` writes ``OUTDIR/report.html`` (no external asset, every
+    DICOM string escaped): the summary first (calls per follow-up, trend), every track at
+    every timepoint with % change against baseline and nadir, the acquisition table with
+    the PERCIST comparability flags, MIPs, a PET/CT fusion of every site at every timepoint
+    (:attr:`emlesion.study.Study.sites`), the time course and the reasons.
 :func:`write_dicom_outputs`
     ``write_dicom_outputs(study, out_dir, *, assessments=None) -> list[Path]`` writes, per
     timepoint, ``<label>_seg.dcm`` (DICOM SEG, one segment per lesion on the PET grid) and
     ``<label>_sr.dcm`` (Comprehensive 3D SR, TID 1500, one measurement group per lesion with
     a TrackingIdentifier stable across timepoints, plus one site-readout group per track:
-    SUVmax, SUVpeak, SULpeak, Deauville, CT LD/SA/volume/mean HU and the site state).
+    SUVmax, SUVpeak, SULpeak, Deauville, CT LD/SA/volume/mean HU and the site state; at a
+    follow-up, one response group with each criterion's category).
+
+:func:`write_study_nifti` (``emlesion response --nifti``)
+    one NIfTI label map per timepoint on its PET grid (track numbers as labels) with a JSON
+    sidecar; :func:`write_timepoint_nifti` (``emlesion measure --nifti``) the same for one
+    timepoint with its lesion labels.
 
 Building blocks on explicit inputs (no :mod:`emlesion.study` needed): :func:`render_html`
 with :class:`TimepointView`; :func:`build_segmentation`, :func:`build_measurement_report`
@@ -36,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 #: Public name -> defining module. Loaded on first access, so that reading the documents
 #: (``report_dict``) does not pull in matplotlib and highdicom (the HTML and DICOM writers).
 _LAZY: dict[str, str] = {
+    "CSV_DECIMALS": "emlesion.report.output",
     "DEIDENTIFIED": "emlesion.report.html",
     "MEASURE_CSV_COLUMNS": "emlesion.report.output",
     "MEASURE_FORMAT": "emlesion.report.documents",
@@ -73,7 +82,9 @@ _LAZY: dict[str, str] = {
     "write_json_atomic": "emlesion.report.output",
     "write_measure_outputs": "emlesion.report.output",
     "write_response_outputs": "emlesion.report.output",
+    "write_study_nifti": "emlesion.report.nifti",
     "write_study_outputs": "emlesion.report.output",
+    "write_timepoint_nifti": "emlesion.report.nifti",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,7 +115,9 @@ if TYPE_CHECKING:  # pragma: no cover
         site_state_label,
         write_html_report,
     )
+    from emlesion.report.nifti import write_study_nifti, write_timepoint_nifti
     from emlesion.report.output import (
+        CSV_DECIMALS,
         MEASURE_CSV_COLUMNS,
         StderrProgress,
         check_output_dir,
@@ -125,6 +138,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
 
 __all__ = [
+    "CSV_DECIMALS",
     "DEIDENTIFIED",
     "MEASURE_CSV_COLUMNS",
     "MEASURE_FORMAT",
@@ -162,7 +176,9 @@ __all__ = [
     "write_json_atomic",
     "write_measure_outputs",
     "write_response_outputs",
+    "write_study_nifti",
     "write_study_outputs",
+    "write_timepoint_nifti",
 ]
 
 

@@ -6,7 +6,8 @@ Kept apart so that :mod:`emlesion.report.html` and :mod:`emlesion.report.dicom` 
 ``Study.track_id_of()``, ``Study.assess()``,
 ``Study.sites`` (``{track_id: {timepoint_label: SiteReading}}``);
 ``Timepoint.label``, ``date``, ``pet``, ``ct``, ``suv``, ``lesions``, ``liver``,
-``lesion_dicts()``.
+``lesion_dicts()``, ``scanner``, ``uptake_time_min`` and the PET headers and SUV provenance
+(:func:`acquisition_of`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from emlesion.study import Study, Timepoint
 __all__ = [
     "DicomInputs",
     "absent_tracks",
+    "acquisition_of",
     "dicom_inputs",
     "site_readings",
     "study_views",
@@ -38,8 +40,60 @@ def _sites_of(study: Study, label: str) -> dict[str, Any]:
     return {str(tid): by_tp[label] for tid, by_tp in sites.items() if label in by_tp}
 
 
+def _text(ds: Any, keyword: str) -> str:
+    value = ds.get(keyword, "") if ds is not None else ""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return " ".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def acquisition_of(tp: Timepoint, glucose_mmol_l: float | None = None) -> dict[str, Any]:
+    """The acquisition facts of a timepoint's PET, as the report's acquisition table shows them.
+
+    ``scanner`` (Manufacturer and ManufacturerModelName), ``reconstruction``
+    (ReconstructionMethod, with ConvolutionKernel when present), ``uptake_time_min``
+    (:attr:`Timepoint.uptake_time_min`), ``injected_activity_mbq`` and ``weight_kg`` (the
+    values the SUV engine used, after its unit checks: the ``emlesion.suv.compute_suv``
+    provenance step; else RadionuclideTotalDose and PatientWeight of the first header) and
+    ``glucose_mmol_l`` (given by the caller; not a standard DICOM PET attribute).
+    """
+    ds = tp.pet.headers[0] if tp.pet.headers else None
+    step = next((s for s in reversed(tp.suv.provenance)
+                 if s.operation == "emlesion.suv.compute_suv"), None)
+    inputs: Mapping[str, Any] = step.inputs if step is not None else {}
+    dose_bq = inputs.get("injected_dose_bq")
+    weight = inputs.get("weight_kg")
+    if ds is not None and dose_bq is None:
+        seq = ds.get("RadiopharmaceuticalInformationSequence")
+        if seq:
+            try:
+                dose_bq = float(seq[0].get("RadionuclideTotalDose"))
+            except (TypeError, ValueError):
+                dose_bq = None
+    if ds is not None and weight is None:
+        try:
+            weight = float(ds.get("PatientWeight"))
+        except (TypeError, ValueError):
+            weight = None
+    recon = " / ".join(v for v in (_text(ds, "ReconstructionMethod"),
+                                   _text(ds, "ConvolutionKernel")) if v)
+    return {
+        "scanner": tp.scanner,
+        "reconstruction": recon,
+        "uptake_time_min": tp.uptake_time_min,
+        "injected_activity_mbq": float(dose_bq) / 1e6 if isinstance(dose_bq, (int, float))
+        else None,
+        "weight_kg": float(weight) if isinstance(weight, (int, float)) else None,
+        "glucose_mmol_l": glucose_mmol_l,
+    }
+
+
 def study_views(
     study: Study,
+    *,
+    glucose_mmol_l: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, str], list[TimepointView], list[dict[str, Any]], Callable[[], Sequence[Any]]]:
     """Header, timepoint views, tracks and a lazy default-assessment callable of a study."""
     header = header_from_identity(study.baseline.pet.identity)
@@ -53,6 +107,7 @@ def study_views(
             rows=tuple(tp.lesion_dicts()),
             liver=tp.liver.to_dict() if tp.liver is not None else None,
             sites=_sites_of(study, tp.label),
+            acquisition=acquisition_of(tp, (glucose_mmol_l or {}).get(tp.label)),
         )
         for tp in study.timepoints
     ]

@@ -85,6 +85,20 @@ Site readouts
     8.2), declared in the SR's Coding Scheme Identification Sequence. The reasons
     (sentences) are not in the SR; they are in report.json and the HTML report.
 
+Response assessment
+    Each follow-up SR holds one more TID 1501 group, Measurement Method
+    :data:`RESPONSE_METHOD`, Tracking Identifier ``"response"`` (one UID for the patient's
+    study, the same at every follow-up), with the response category of every criterion
+    assessed at that follow-up as a qualitative evaluation (CODE): the concept names the
+    criterion (:data:`RESPONSE_CONCEPTS`, e.g. ``("RESPPERCIST", "99EMLESION", "PERCIST 1.0
+    response category")``) and the value is the category (:data:`RESPONSE_CATEGORY_CODES`,
+    e.g. ``("PMR", "99EMLESION", "PMR: partial metabolic response")``); then a TEXT item per
+    criterion (:data:`RESPONSE_REASON_CONCEPTS`) with the comparison (the reference
+    timepoint, the nadir when it differs) and the main reason
+    (:func:`emlesion.report.html.main_reason`). PS3.16 codes the RECIST 1.1 *method*
+    (126081, DCM, CID 6147) and lesion-level responses (CID 6143), but no time-point
+    category of PERCIST, EORTC, Lugano, LYRIC or RECIST, hence the private scheme.
+
 A timepoint without any lesion gets no SEG (a DICOM SEG must hold at least one segment),
 and no SR either when it has neither an absent track nor a site readout (highdicom
 requires one measurement group).
@@ -122,6 +136,16 @@ from emlesion._atomic import atomic_path
 from emlesion.errors import MaskError, UnsupportedDataError, format_message
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import Volume
+from emlesion.response.assessment import (
+    Assessment,
+    Criterion,
+    EortcCategory,
+    LuganoCtCategory,
+    LuganoPetCategory,
+    LyricCategory,
+    PercistCategory,
+    RecistCategory,
+)
 from emlesion.response.sites import SiteReading, SiteState
 
 if TYPE_CHECKING:
@@ -131,6 +155,10 @@ __all__ = [
     "CT_MASS",
     "DEAUVILLE_SCORE",
     "MANUFACTURER",
+    "RESPONSE_CATEGORY_CODES",
+    "RESPONSE_CONCEPTS",
+    "RESPONSE_METHOD",
+    "RESPONSE_REASON_CONCEPTS",
     "SITE_READOUT_METHOD",
     "SITE_RELIABLE",
     "SITE_SCHEME",
@@ -190,6 +218,26 @@ SITE_STATE_CODES: dict[SiteState, Code] = {
                                            SiteState.METABOLICALLY_RESOLVED.value),
     SiteState.MERGED: Code("MERGED", SITE_SCHEME, SiteState.MERGED.value),
     SiteState.NOT_EVALUABLE: Code("NOTEVALUABLE", SITE_SCHEME, SiteState.NOT_EVALUABLE.value),
+}
+#: Measurement Method of the response group of a follow-up SR.
+RESPONSE_METHOD = Code("RESPONSE", SITE_SCHEME, "Treatment response assessment")
+#: Concept of each criterion's response category; the code meaning names the criterion.
+RESPONSE_CONCEPTS: dict[Criterion, Code] = {
+    c: Code("RESP" + c.name.replace("_", ""), SITE_SCHEME, f"{c.full_name} response category")
+    for c in Criterion
+}
+#: Concept of the TEXT item with each criterion's comparison and main reason.
+RESPONSE_REASON_CONCEPTS: dict[Criterion, Code] = {
+    c: Code("WHY" + c.name.replace("_", ""), SITE_SCHEME, f"{c.full_name} main reason")
+    for c in Criterion
+}
+#: Coded value of each response category (the criteria's own abbreviations); the code
+#: meaning is ``"<abbreviation>: <description>"`` (64 characters at most).
+RESPONSE_CATEGORY_CODES: dict[str, Code] = {
+    c.value: Code(c.value, SITE_SCHEME, f"{c.value}: {c.description}"[:64])
+    for enum_ in (PercistCategory, EortcCategory, RecistCategory, LuganoPetCategory,
+                  LuganoCtCategory, LyricCategory)
+    for c in enum_
 }
 _SCORE = Code("{score}", "UCUM", "score")
 _MM = Code("mm", "UCUM", "millimeter")
@@ -522,6 +570,35 @@ def _site_group(
     )
 
 
+def _response_group(
+    info: TrackingInfo,
+    responses: Sequence[Assessment],
+    tp_context: hd.sr.TimePointContext,
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """The TID 1501 response group of one follow-up (see the module docstring)."""
+    from emlesion.report.html import main_reason
+
+    evaluations = [hd.sr.QualitativeEvaluation(RESPONSE_CONCEPTS[a.criterion],
+                                               RESPONSE_CATEGORY_CODES[a.category.value])
+                   for a in responses]
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=info.uid,
+                                                     identifier=_lo(info.identifier)),
+        time_point_context=tp_context,
+        method=RESPONSE_METHOD,
+        qualitative_evaluations=evaluations,
+    )
+    container = group[0]
+    for a in responses:
+        versus = f"vs {a.baseline}" + (f" (nadir {a.nadir})" if a.nadir and a.nadir != a.baseline
+                                       else "")
+        text = f"{a.category.value} {versus}: {main_reason(a.reasons)}"
+        container.ContentSequence.append(hd.sr.TextContentItem(
+            name=RESPONSE_REASON_CONCEPTS[a.criterion], value=text[:1024],
+            relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
+    return group
+
+
 def _coding_scheme() -> Dataset:
     """The Coding Scheme Identification item of :data:`SITE_SCHEME`."""
     from emlesion._version import __version__
@@ -545,6 +622,8 @@ def build_measurement_report(
     time_point_order: int | None = None,
     absent_tracks: Sequence[TrackingInfo] = (),
     sites: Sequence[tuple[TrackingInfo, SiteReading]] = (),
+    responses: Sequence[Assessment] = (),
+    response_tracking: TrackingInfo | None = None,
     sul_units: str | None = None,
     ct_frame_of_reference_uid: str | None = None,
     series_number: int = 902,
@@ -584,6 +663,12 @@ def build_measurement_report(
         Site readouts of this timepoint (one per track from its first appearance): each gets
         a TID 1501 site-readout group (see the module docstring), whether or not a lesion
         was segmented there.
+    responses : sequence of Assessment
+        The response calls of this timepoint (one per criterion): a TID 1501 response group
+        with each criterion's category (see the module docstring).
+    response_tracking : TrackingInfo, optional
+        Tracking identifier of the response group (default ``"response"`` with a UID from
+        the PET's PatientID and StudyInstanceUID).
     sul_units : str, optional
         ``Volume.units`` of the SUL image the site SULpeak was read on (e.g.
         ``"SULjanma"``); without it the SULpeak is left out.
@@ -603,7 +688,7 @@ def build_measurement_report(
     -------
     highdicom.sr.Comprehensive3DSR
         With a Coding Scheme Identification Sequence declaring :data:`SITE_SCHEME` when
-        ``sites`` is not empty.
+        ``sites`` or ``responses`` is not empty.
     """
     from emlesion._version import __version__
 
@@ -667,6 +752,11 @@ def build_measurement_report(
         groups.append(_site_group(info, reading, tp_context, suv.units, sul_units=sul_units,
                                   pet_grid=suv.grid, pet_frame_uid=pet_frame_uid,
                                   ct_frame_uid=ct_frame_of_reference_uid or None))
+    if responses:
+        ident = suv.identity
+        info = response_tracking or TrackingInfo("response", tracking_uid(
+            "response", patient_id=ident.patient_id, baseline_study_uid=ident.study_instance_uid))
+        groups.append(_response_group(info, responses, tp_context))
     if not groups:
         raise MaskError(
             format_message(
@@ -699,7 +789,7 @@ def build_measurement_report(
         is_complete=True,
         series_description=_lo(series_description),
     )
-    if sites:
+    if sites or responses:
         sr.CodingSchemeIdentificationSequence = [_coding_scheme()]
     return sr
 
@@ -729,10 +819,9 @@ def write_dicom_outputs(
         The loaded, measured and tracked study.
     out_dir : path-like
         Output folder (created; files written atomically).
-    assessments : sequence, optional
-        Accepted for interface symmetry with :func:`~emlesion.report.write_html_report`; the
-        response categories are not encoded in the SR (PS3.16 has no coded values for the
-        PERCIST/EORTC/Lugano categories), they are in the HTML and JSON reports.
+    assessments : sequence of Assessment, optional
+        The response calls (default ``study.assess()``): each follow-up's SR records every
+        criterion's category in its response group (see the module docstring).
 
     Returns
     -------
@@ -740,23 +829,27 @@ def write_dicom_outputs(
         The files written, per timepoint SEG (when it has lesions) then SR (when it has a
         lesion, an absent track or a site readout).
     """
-    from emlesion.report._study import dicom_inputs
+    from emlesion.report._study import _tracking_info, dicom_inputs
 
-    del assessments
+    calls = list(study.assess() if assessments is None else assessments)
+    calls = [a for a in calls if isinstance(a, Assessment)]
+    response_info = _tracking_info(study, "response")
     out = Path(out_dir)
     written: list[Path] = []
     for item in dicom_inputs(study):
+        responses = [a for a in calls if a.timepoint == item.label]
         seg = None
         name = _safe_name(item.label)
         if item.lesions.labels:
             seg = build_segmentation(item.suv, item.lesions, tracking=item.tracking)
             written.append(write_dataset_atomic(seg, out / f"{name}_seg.dcm"))
-        if not item.lesions.labels and not item.absent and not item.sites:
+        if not item.lesions.labels and not item.absent and not item.sites and not responses:
             continue
         sr = build_measurement_report(
             item.suv, item.rows, seg, lesions=item.lesions, tracking=item.tracking,
             time_point=item.label,
             time_point_order=item.order, absent_tracks=item.absent, sites=item.sites,
+            responses=responses, response_tracking=response_info,
             sul_units=item.sul_units, ct_frame_of_reference_uid=item.ct_frame_of_reference_uid,
         )
         written.append(write_dataset_atomic(sr, out / f"{name}_sr.dcm"))

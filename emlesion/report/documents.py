@@ -15,6 +15,7 @@ turns them into the documents whose keys and units are a stable contract
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -147,6 +148,7 @@ def report_dict(
     criteria: Sequence[str | Criterion] = DEFAULT_CRITERIA,
     deidentify: bool = False,
     provenance: bool = True,
+    treatment_date: _dt.date | None = None,
 ) -> dict[str, Any]:
     """The public ``report.json`` structure (schema ``emlesion/schemas/report.schema.json``).
 
@@ -162,6 +164,9 @@ def report_dict(
         Leave out the PatientID.
     provenance : bool
         Include the per-timepoint and study provenance and the registrations.
+    treatment_date : datetime.date, optional
+        Start of treatment (``--treatment-date``): adds ``treatment_date`` (ISO) and, to
+        every timepoint, ``days_since_treatment``.
 
     Returns
     -------
@@ -190,11 +195,16 @@ def report_dict(
         entry = by_tp.setdefault(a.timepoint, {"timepoint": a.timepoint,
                                                "reference": a.baseline})
         entry[a.criterion.value] = _assessment_object(a)
+    if treatment_date is not None:
+        for obj, tp in zip(tps, study.timepoints):
+            obj["days_since_treatment"] = ((tp.date - treatment_date).days
+                                           if tp.date is not None else None)
     out: dict[str, Any] = {
         "format": REPORT_FORMAT,
         "format_version": REPORT_FORMAT_VERSION,
         "emlesion_version": __version__,
         "patient_id": None if deidentify else study.patient_id,
+        **({"treatment_date": treatment_date.isoformat()} if treatment_date else {}),
         "timepoints": tps,
         "tracks": tracks_array(study),
         "assessments": list(by_tp.values()),

@@ -154,6 +154,7 @@ def coronal_mip_png(
     suv_window: tuple[float, float] = DEFAULT_SUV_WINDOW,
     colours: Mapping[int, str] | None = None,
     height_in: float = 5.0,
+    colorbar_label: str | None = None,
 ) -> bytes:
     """Coronal maximum-intensity projection of an SUV image with lesion contours.
 
@@ -176,6 +177,8 @@ def coronal_mip_png(
         Contour colour per label.
     height_in : float
         Figure height in inches (the width follows from the aspect ratio).
+    colorbar_label : str, optional
+        Draw a colour bar of ``suv_window`` with this label (e.g. ``"SUVbw (g/mL)"``).
 
     Returns
     -------
@@ -189,10 +192,16 @@ def coronal_mip_png(
     nz, nx = mip.shape
     extent = (-0.5 * sx, (nx - 0.5) * sx, -0.5 * sz, (nz - 0.5) * sz)
     width_in = max(1.5, min(8.0, height_in * (nx * sx) / max(nz * sz, 1e-6)))
+    if colorbar_label:
+        width_in += 0.9  # room for the colour bar beside the image
     fig = Figure(figsize=(width_in, height_in))
     ax = fig.subplots()
-    ax.imshow(mip, cmap="gray_r", vmin=suv_window[0], vmax=suv_window[1], origin="lower",
-              extent=extent, interpolation="bilinear")
+    shown = ax.imshow(mip, cmap="gray_r", vmin=suv_window[0], vmax=suv_window[1],
+                      origin="lower", extent=extent, interpolation="bilinear")
+    if colorbar_label:
+        bar = fig.colorbar(shown, ax=ax, fraction=0.06, pad=0.03)
+        bar.set_label(_plain(colorbar_label), fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     if labels is not None:
         lab = canon.apply(np.asarray(labels))
         present = [int(v) for v in np.unique(lab) if v != 0]
@@ -497,6 +506,7 @@ def timecourse_png(
     peak_label: str = "SULpeak",
     x_label: str = "days since baseline",
     colours: Mapping[str, str] | None = None,
+    x_range: tuple[float, float] | None = None,
 ) -> bytes:
     """Two panels: SULpeak (or SUVpeak) and MTV of each track over time.
 
@@ -511,6 +521,9 @@ def timecourse_png(
         X-axis label (days since baseline, or timepoint index when dates are unknown).
     colours : mapping, optional
         Line colour per track id.
+    x_range : (float, float), optional
+        X-axis span of both panels (e.g. the first and last scan day), so that both cover
+        the whole study; default: the span of every point of ``series``.
 
     Returns
     -------
@@ -525,9 +538,14 @@ def timecourse_png(
         for ax, idx in ((axes[0], 1), (axes[1], 2)):
             ys = np.array([np.nan if p[idx] is None else p[idx] for p in points], dtype=float)
             ax.plot(xs, ys, marker="o", color=colour, label=track)
-    axes[0].set_ylabel(peak_label)
+    axes[0].set_ylabel(_plain(peak_label))
     axes[1].set_ylabel("MTV (mL)")
+    xs_all = [float(p[0]) for points in series.values() for p in points]
+    lo, hi = x_range if x_range is not None else (min(xs_all, default=0.0),
+                                                  max(xs_all, default=1.0))
+    pad = 0.04 * max(hi - lo, 1.0)
     for ax in axes:
+        ax.set_xlim(lo - pad, hi + pad)
         ax.set_xlabel(x_label)
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)

@@ -15,13 +15,32 @@ there is no script, and a Content-Security-Policy ``<meta>`` forbids loading any
 attributes, lesion names, timepoint labels, reasons) goes through :func:`html.escape`, so
 a ``PatientName`` such as ``<script>...`` is shown as text, never interpreted as markup.
 
-Sections: study header (optionally de-identified: PatientName, PatientID and
-PatientBirthDate are replaced by ``"de-identified"``), coronal PET MIPs per timepoint with
-lesion contours and labels, axial PET/CT fusion slices through each lesion's SUVmax voxel,
-the per-lesion table, the lesion sites (every track at every timepoint from its first
-appearance, segmented or not: state, PET uptake, Deauville score, CT mass, with an axial
-PET/CT fusion of each site at every follow-up), the SULpeak/MTV time course per track and
-the response table with the reasons behind every category. Display conventions:
+Sections, in reading order:
+
+1. ``#summary``, the first content: title, patient (name, ID, birth date as ``YYYY-MM-DD``,
+   sex; optionally de-identified: PatientName, PatientID and PatientBirthDate are replaced
+   by ``"de-identified"``), the dates with the days since baseline (and since treatment
+   when a ``treatment_date`` is given), one line per follow-up with each criterion's
+   category and its main reason (:func:`main_reason`), the overall trend (hottest
+   SULpeak and total MTV over the whole study, the calls over time, :func:`trend_label`)
+   and the comparability flags;
+2. ``#lesion-table``: every track at every timepoint from its first appearance, segmented
+   or not (resolved sites and residual masses included, read at the site), with the %
+   change of SULpeak and MTV against the baseline and against the nadir, units in every
+   header;
+3. ``#acquisition``: scanner, reconstruction, uptake time, injected activity, weight,
+   glucose (when given), liver SULmean per timepoint, flagged against the PERCIST
+   comparability limits (:data:`UPTAKE_TIME_LIMIT_MIN`, a scanner or reconstruction
+   change, the liver SULmean limits);
+4. ``#mips``: coronal PET MIPs per timepoint on one shared SUV scale with a colour bar,
+   lesion contours labelled with their track;
+5. ``#sites``: the site readout table and an axial PET/CT fusion (at least 300 px wide,
+   SUV colour bar) of every track at every timepoint, former sites included;
+6. ``#time-course``: SULpeak and MTV per track over the whole study;
+7. ``#response``: every criterion's reasons, rule and warnings.
+
+A print stylesheet (``@media print``) puts the summary on its own page, starts the image
+sections on new pages and keeps table rows and figures whole. Display conventions:
 :mod:`emlesion.report.figures`.
 
 The site table shows the :class:`emlesion.response.SiteReading` values themselves (the
@@ -43,6 +62,7 @@ import datetime as _dt
 import html
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,11 +73,11 @@ import numpy as np
 from emlesion import _atomic
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import SeriesIdentity, Volume
+from emlesion.report._dates import format_dicom_date, parse_treatment_date
 from emlesion.report.figures import (
     DEFAULT_SUV_WINDOW,
     contour_colour,
     coronal_mip_png,
-    fusion_png,
     png_data_uri,
     site_fusion_png,
     timecourse_png,
@@ -69,11 +89,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEIDENTIFIED",
+    "LIVER_SUL_LIMIT_ABS",
+    "LIVER_SUL_LIMIT_FRACTION",
+    "UPTAKE_TIME_LIMIT_MIN",
     "TimepointView",
+    "format_dicom_date",
     "header_from_identity",
+    "main_reason",
     "normalise_assessments",
+    "parse_treatment_date",
     "render_html",
     "site_state_label",
+    "trend_label",
     "write_html_report",
 ]
 
@@ -120,6 +147,11 @@ class TimepointView:
         Track id -> :class:`emlesion.response.SiteReading` of this timepoint (the
         :attr:`emlesion.study.Study.sites` entries of the timepoint); empty when the study
         has no site readouts (the site section then says so).
+    acquisition : Mapping, optional
+        Acquisition facts of the PET (the acquisition table and the PERCIST comparability
+        flags): ``scanner``, ``reconstruction``, ``uptake_time_min``,
+        ``injected_activity_mbq``, ``weight_kg``, ``glucose_mmol_l``; missing keys are
+        shown as not recorded.
     """
 
     label: str
@@ -130,6 +162,7 @@ class TimepointView:
     rows: tuple[Mapping[str, Any], ...] = ()
     liver: Mapping[str, Any] | None = field(default=None)
     sites: Mapping[str, SiteReading] = field(default_factory=dict)
+    acquisition: Mapping[str, Any] = field(default_factory=dict)
 
 
 def header_from_identity(identity: SeriesIdentity) -> dict[str, str]:
@@ -268,7 +301,9 @@ def _days(timepoints: Sequence[TimepointView]) -> tuple[list[float], str]:
 
 
 def _peak_key(timepoints: Sequence[TimepointView]) -> tuple[tuple[str, ...], str]:
-    has_sul = any(r.get("sul_peak") is not None for tp in timepoints for r in tp.rows)
+    has_sul = (any(r.get("sul_peak") is not None for tp in timepoints for r in tp.rows)
+               or any(r.pet is not None and r.pet.sul_peak is not None
+                      for tp in timepoints for r in tp.sites.values()))
     if has_sul:
         return ("sul_peak",), "SULpeak"
     return ("suv_peak_global", "suv_peak"), "SUVpeak"
@@ -276,16 +311,492 @@ def _peak_key(timepoints: Sequence[TimepointView]) -> tuple[tuple[str, ...], str
 
 _CSS = """
 body{font-family:Helvetica,Arial,sans-serif;margin:1.5em;color:#222;max-width:1200px}
-h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.2em;border-bottom:1px solid #ccc;
+h1{font-size:1.5em;margin:0 0 .3em}h2{font-size:1.2em;border-bottom:1px solid #ccc;
 padding-bottom:.2em;margin-top:1.6em}h3{font-size:1em;margin:.8em 0 .3em}
 table{border-collapse:collapse;font-size:.85em;margin:.4em 0}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
-th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .figs{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
 figure{margin:0}figcaption{font-size:.8em;color:#444;text-align:center}
+img{max-width:100%;height:auto}
 .cat{font-weight:bold}.note{font-size:.8em;color:#555}ul{margin:0;padding-left:1.2em}
-.warn{color:#8a4b00}table.sites td.n{white-space:nowrap}
+.warn{color:#8a4b00}tr.flag td{background:#fff4e0}
+#summary{border:2px solid #456;padding:.6em 1em;background:#f7f9fb}
+#summary table{background:#fff}table.calls td{min-width:7em}
+table.calls .why{display:block;font-size:.8em;color:#444;font-weight:normal}
+p.trend{font-size:1em;margin:.5em 0}tr.resolved td{color:#555}
+table.lesions{font-size:.78em}
+@page{size:A4 portrait;margin:12mm}
+@media print{body{margin:0;max-width:none;font-size:9pt}
+#summary{break-after:page;border:1px solid #456}
+#mips,#sites,#time-course,#response{break-before:page}
+h2,h3{break-after:avoid}tr,figure,table.header{break-inside:avoid}
+thead{display:table-header-group}.figs{display:block}figure{display:inline-block;margin:.3em}
+img{max-width:100%}footer{break-before:avoid}}
 """
+
+#: PERCIST comparability limits between a follow-up and the baseline scan (domain reference
+#: section 3.1, Wahl 2009 / O 2016 Table 2): uptake-time difference (min) and liver SULmean
+#: difference (fraction and SUL units, both exceeded).
+UPTAKE_TIME_LIMIT_MIN = 15.0
+LIVER_SUL_LIMIT_FRACTION = 0.20
+LIVER_SUL_LIMIT_ABS = 0.30
+
+# categories, worst first, for the overall trend of the last follow-up
+_PROGRESSION = {"PD", "PMD"}
+_INDETERMINATE = {"IR1", "IR2", "IR3"}
+_RESPONSE = {"CR", "CMR", "PR", "PMR"}
+_STABLE = {"SD", "SMD", "NMR"}
+#: A measured change in a reason sentence: a signed percentage ("-61.0 %", "+35 %").
+_SIGNED_PERCENT = re.compile(r"[-+\u2212]\d+(?:\.\d+)?\s?%")
+
+
+def main_reason(reasons: Sequence[str]) -> str:
+    """The reason the summary shows for a call: the last measured change, else the last reason.
+
+    The engines list their reasons from the inputs (thresholds, baseline values) to the
+    conclusion. The last sentence with a *signed* percentage is the measured change that
+    decided the category (e.g. ``"target SUVmax 11.62 -> 4.83 (-58.5 %)"``; the thresholds
+    are unsigned, "at least 30 %"); without one the last sentence is the conclusion (e.g.
+    ``"every baseline lesion resolved; no new lesion"``).
+
+    Parameters
+    ----------
+    reasons : sequence of str
+        :attr:`emlesion.response.Assessment.reasons`.
+
+    Returns
+    -------
+    str
+        Empty when there is no reason.
+
+    Examples
+    --------
+    >>> main_reason(["baseline SUVmax 11.6", "SUVmax 11.6 -> 4.8 (-58.5 %)",
+    ...              "reduction of at least 15 %"])
+    'SUVmax 11.6 -> 4.8 (-58.5 %)'
+    """
+    items = [str(r) for r in reasons if str(r).strip()]
+    measured = [r for r in items if _SIGNED_PERCENT.search(r)]
+    if measured:
+        return measured[-1]
+    return items[-1] if items else ""
+
+
+def trend_label(categories: Sequence[str]) -> str:
+    """The overall trend word of one follow-up's calls.
+
+    ``"progression"`` when any criterion calls PD/PMD; ``"indeterminate"`` for a LYRIC IR
+    call; ``"complete metabolic response"`` when every PET call (CMR/PMR/SMD/PMD/NMR
+    vocabulary) is CMR; ``"response"`` when any call is CR/CMR/PR/PMR; ``"stable"`` for
+    SD/SMD/NMR only; ``"not evaluable"`` otherwise.
+
+    Parameters
+    ----------
+    categories : sequence of str
+        The category abbreviations of one follow-up (any criteria).
+
+    Returns
+    -------
+    str
+    """
+    cats = {str(c) for c in categories}
+    if cats & _PROGRESSION:
+        return "progression"
+    if cats & _INDETERMINATE:
+        return "indeterminate"
+    pet = cats & {"CMR", "PMR", "SMD", "NMR"}
+    if pet == {"CMR"}:
+        return "complete metabolic response"
+    if cats & _RESPONSE:
+        return "response"
+    if cats & _STABLE:
+        return "stable"
+    return "not evaluable"
+
+
+def _pct(value: float | None, ref: float | None) -> str:
+    """Signed % change of ``value`` against ``ref`` (en dash when either is missing or 0)."""
+    if value is None or ref is None or not math.isfinite(ref) or ref == 0:
+        return "&ndash;"
+    change = 100.0 * (value - ref) / ref
+    sign = "+" if change > 0.05 else ("&minus;" if change < -0.05 else "")
+    return f"{sign}{abs(change):.1f}"
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """One track at one timepoint, as the lesion table and the time course show it."""
+
+    track: str
+    timepoint: str
+    day: float | None
+    state: str
+    names: str
+    suv_max: float | None
+    suv_mean: float | None
+    suv_peak: float | None
+    peak: float | None  # SULpeak (or SUVpeak without SUL): the PERCIST quantity
+    mtv_ml: float | None
+    tlg: float | None
+    pet_ld_sa: tuple[float | None, float | None]
+    ct: Any
+    deauville: int | None
+    unreliable: bool
+    segmented: bool
+
+
+def _f(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _cells(
+    timepoints: Sequence[TimepointView],
+    tracks: Sequence[Mapping[str, Any]],
+    tmap: Mapping[str, Mapping[int, str]],
+    days: Sequence[float],
+    peak_keys: tuple[str, ...],
+) -> list[_Cell]:
+    """Every track at every timepoint from its first appearance, then untracked lesions.
+
+    A track is shown at a timepoint when a lesion of it was segmented there or its site was
+    read there. Several fragments (a split lesion): hottest fragment's SUV values, summed
+    MTV and TLG (as the response engines). Without a segmented lesion, the uptake values are
+    the site readout's and MTV/TLG are 0 when the track (or its site) resolved.
+    """
+    out: list[_Cell] = []
+    tids = [str(t.get("id", "")) for t in tracks]
+    states = {str(t.get("id", "")): dict(t.get("states") or {}) for t in tracks}
+    site_only = sorted({tid for tp in timepoints for tid in tp.sites} - set(tids))
+    for tid in [*tids, *site_only]:
+        started = False
+        for tp, day in zip(timepoints, days):
+            labels = sorted(k for k, v in tmap.get(tp.label, {}).items() if v == tid)
+            rows = [r for r in tp.rows if r.get("label") is not None
+                    and int(r["label"]) in labels]
+            site = tp.sites.get(tid)
+            if not rows and site is None and not started:
+                continue
+            if not rows and site is None and states.get(tid, {}).get(tp.label) is None:
+                continue
+            started = True
+            out.append(_cell(tp, tid, day, rows, site, states.get(tid, {}).get(tp.label),
+                             peak_keys, segmented=bool(labels)))
+    for tp, day in zip(timepoints, days):
+        owned = set(tmap.get(tp.label, {}))
+        for r in tp.rows:
+            if r.get("label") is not None and int(r["label"]) not in owned:
+                out.append(_cell(tp, "", day, [r], None, "untracked", peak_keys,
+                                 segmented=True))
+    return out
+
+
+def _cell(tp: TimepointView, tid: str, day: float | None, rows: Sequence[Mapping[str, Any]],
+          site: SiteReading | None, track_state: str | None,
+          peak_keys: tuple[str, ...], *, segmented: bool) -> _Cell:
+    def best(*keys: str) -> float | None:
+        vals = [v for v in (_f(_get(r, *keys)) for r in rows) if v is not None]
+        return max(vals) if vals else None
+
+    def total(key: str) -> float | None:
+        vals = [v for v in (_f(r.get(key)) for r in rows) if v is not None]
+        return sum(vals) if vals else None
+
+    if site is not None:
+        state = site_state_label(site)
+    else:
+        state = track_state or ("present" if rows else "")
+    pet = site.pet if site is not None else None
+    peak_key = peak_keys[0]
+    if rows:
+        suv_max, suv_mean = best("suv_max"), best("suv_mean")
+        suv_peak, peak = best("suv_peak_global", "suv_peak"), best(*peak_keys)
+        mtv, tlg = total("mtv_ml"), total("tlg")
+        first = rows[0]
+        ld_sa = (_f(first.get("longest_axial_diameter_mm")), _f(first.get("short_axis_mm")))
+    else:
+        suv_max = _f(pet.suv_max) if pet is not None else None
+        suv_mean = None
+        suv_peak = _f(pet.suv_peak) if pet is not None else None
+        peak = (_f(pet.sul_peak) if peak_key == "sul_peak" else suv_peak) if pet else None
+        resolved = (track_state in ("resolved", "merged")
+                    or state in ("resolved", "residual mass", "metabolically resolved",
+                                 "merged"))
+        mtv = tlg = 0.0 if resolved else None
+        ld_sa = (None, None)
+    names = ", ".join(dict.fromkeys(str(r.get("name", r.get("label"))) for r in rows))
+    return _Cell(
+        track=tid, timepoint=tp.label, day=day, state=state, names=names,
+        suv_max=suv_max, suv_mean=suv_mean, suv_peak=suv_peak, peak=peak, mtv_ml=mtv, tlg=tlg,
+        pet_ld_sa=ld_sa, ct=site.ct if site is not None else None,
+        deauville=site.deauville if site is not None else None,
+        unreliable=any(r.get("volume_reliable") is False for r in rows),
+        segmented=segmented)
+
+
+def _baseline_and_nadir(cells: Sequence[_Cell], attr: str, first_label: str) -> dict[
+        tuple[str, str], tuple[float | None, float | None, bool]]:
+    """(track, timepoint) -> (baseline value, nadir, new).
+
+    The baseline value is the track's value at the study baseline (None for a track that
+    appeared later); the nadir is the lowest value at the track's earlier timepoints; ``new``
+    marks the first row of a track that appeared after the baseline.
+    """
+    out: dict[tuple[str, str], tuple[float | None, float | None, bool]] = {}
+    history: dict[str, list[tuple[str, float | None]]] = {}
+    for c in cells:
+        if not c.track:
+            continue
+        seen = history.setdefault(c.track, [])
+        earlier = [v for _, v in seen if v is not None]
+        base = seen[0][1] if seen and seen[0][0] == first_label else None
+        new = not seen and c.timepoint != first_label
+        out[(c.track, c.timepoint)] = (base, min(earlier) if earlier else None, new)
+        seen.append((c.timepoint, getattr(c, attr)))
+    return out
+
+
+def _ld_sa(ld: float | None, sa: float | None) -> str:
+    if ld is None:
+        return "&ndash;"
+    return f"{_num(ld, 1)} &times; {_num(sa, 1)}"
+
+
+def _ct_text(ct: Any) -> str:
+    if ct is None:
+        return "&ndash;"
+    if not ct.found:
+        return f'<span title="{_e(ct.reason)}">no mass</span>'
+    return _ld_sa(_f(ct.ld_mm), _f(ct.sa_mm))
+
+
+def _lesion_table(cells: Sequence[_Cell], peak_name: str, units: str, tlg_unit: str,
+                  first_label: str) -> list[str]:
+    peak_ref = _baseline_and_nadir(cells, "peak", first_label)
+    mtv_ref = _baseline_and_nadir(cells, "mtv_ml", first_label)
+    parts = [
+        '<section id="lesion-table"><h2>Lesions at every timepoint</h2>'
+        '<p class="note">One row per lesion track and timepoint from its first appearance, '
+        "segmented or not (a former lesion is read at its site: state, uptake, CT); % change "
+        "against the track&#x27;s value at the baseline and against its nadir (the lowest "
+        "earlier value).</p>",
+        '<table class="lesions"><thead><tr><th>Track</th><th>Timepoint</th><th>Day</th>'
+        f"<th>State</th><th>Lesion</th><th>SUVmax ({_e(units)}, g/mL)</th>"
+        "<th>SUVmean (g/mL)</th><th>SUVpeak (g/mL)</th>"
+        f"<th>{_e(peak_name)} (g/mL)</th><th>{_e(peak_name)} vs baseline (%)</th>"
+        f"<th>{_e(peak_name)} vs nadir (%)</th><th>MTV (mL)</th><th>MTV vs baseline (%)</th>"
+        f"<th>MTV vs nadir (%)</th><th>TLG ({_e(tlg_unit)})</th>"
+        "<th>PET LD &times; SA (mm)</th><th>CT LD &times; SA (mm)</th>"
+        "<th>Deauville (1&ndash;5)</th></tr></thead><tbody>",
+    ]
+    n_unreliable = 0
+    for c in cells:
+        n_unreliable += c.unreliable
+        dagger = ('<sup class="warn" title="MTV unreliable: boundary at the blood-pool '
+                  'floor">&dagger;</sup>' if c.unreliable else "")
+        pb, pn, is_new = peak_ref.get((c.track, c.timepoint), (None, None, False))
+        mb, mn, _ = mtv_ref.get((c.track, c.timepoint), (None, None, False))
+        new = "new" if is_new else "&ndash;"
+        cls = ' class="resolved"' if not c.segmented else ""
+        parts.append(
+            f"<tr{cls}><td>{_e(c.track or '(untracked)')}</td><td>{_e(c.timepoint)}</td>"
+            f'<td class="n">{_num(c.day, 0)}</td><td>{_e(c.state)}</td>'
+            f"<td>{_e(c.names) if c.names else '&ndash;'}</td>"
+            f'<td class="n">{_num(c.suv_max)}</td><td class="n">{_num(c.suv_mean)}</td>'
+            f'<td class="n">{_num(c.suv_peak)}</td><td class="n">{_num(c.peak)}</td>'
+            f'<td class="n">{new if pb is None else _pct(c.peak, pb)}</td>'
+            f'<td class="n">{_pct(c.peak, pn)}</td>'
+            f'<td class="n">{_num(c.mtv_ml)}{dagger}</td>'
+            f'<td class="n">{new if mb is None else _pct(c.mtv_ml, mb)}</td>'
+            f'<td class="n">{_pct(c.mtv_ml, mn)}</td>'
+            f'<td class="n">{_num(c.tlg, 1)}{dagger}</td>'
+            f'<td class="n">{_ld_sa(*c.pet_ld_sa)}</td><td class="n">{_ct_text(c.ct)}</td>'
+            f'<td class="n">{_e(c.deauville) if c.deauville is not None else "&ndash;"}</td>'
+            "</tr>")
+    parts.append(
+        "</tbody></table>"
+        '<p class="note">SUVmax/SUVmean: in the segmented lesion (a former lesion: its site '
+        "readout); SUVpeak: IBSI global intensity peak, 1 mL sphere; "
+        f"{_e(peak_name)}: the same peak on the lean-body (SUL) image, PERCIST&#x27;s "
+        "quantity; MTV: voxel count &times; voxel volume, 0 mL where the lesion resolved; "
+        "TLG = SUVmean &times; MTV; PET LD &times; SA: longest axial diameter and "
+        "perpendicular short axis of the PET mask; CT LD &times; SA: the soft-tissue mass at "
+        "the site on CT (RECIST/Lugano); Deauville: five-point score of the site. "
+        "&ndash;: not measured.</p>")
+    if n_unreliable:
+        parts.append('<p class="note warn" id="volume-reliability">&dagger; MTV and TLG '
+                     "unreliable: the lesion&#x27;s 41 %/50 % of SUVmax fell below the "
+                     "blood-pool mean, so its boundary was set at the blood-pool mean "
+                     "(background level) and the contour may include adjacent physiological "
+                     "uptake (bowel, vessels). Check the contour; a lesion mask gives a "
+                     "reliable volume.</p>")
+    parts.append("</section>")
+    return parts
+
+
+def _comparability(tp: TimepointView, base: TimepointView) -> list[str]:
+    """The PERCIST comparability flags of a follow-up against the baseline (plain text)."""
+    flags: list[str] = []
+    a, b = dict(tp.acquisition), dict(base.acquisition)
+    ut, ub = _f(a.get("uptake_time_min")), _f(b.get("uptake_time_min"))
+    if ut is not None and ub is not None and abs(ut - ub) > UPTAKE_TIME_LIMIT_MIN:
+        flags.append(f"uptake time {ut:.0f} min vs {ub:.0f} min at baseline: differs by "
+                     f"{abs(ut - ub):.0f} min (limit {UPTAKE_TIME_LIMIT_MIN:.0f} min)")
+    st, sb = str(a.get("scanner") or ""), str(b.get("scanner") or "")
+    if st and sb and st != sb:
+        flags.append(f"scanner changed ({sb} -> {st})")
+    rt, rb = str(a.get("reconstruction") or ""), str(b.get("reconstruction") or "")
+    if rt and rb and rt != rb:
+        flags.append(f"reconstruction changed ({rb} -> {rt})")
+    lt = _f(_get(tp.liver or {}, "sul_mean"))
+    lb = _f(_get(base.liver or {}, "sul_mean"))
+    if lt is not None and lb is not None and lb > 0:
+        diff = abs(lt - lb)
+        if diff > LIVER_SUL_LIMIT_ABS and diff / lb > LIVER_SUL_LIMIT_FRACTION:
+            flags.append(f"liver SULmean {lt:.2f} vs {lb:.2f}: differs by {100 * diff / lb:.0f} "
+                         f"% and {diff:.2f} (limits {100 * LIVER_SUL_LIMIT_FRACTION:.0f} % and "
+                         f"{LIVER_SUL_LIMIT_ABS:.1f})")
+    return flags
+
+
+def _acquisition_table(timepoints: Sequence[TimepointView],
+                       flags: Mapping[str, Sequence[str]]) -> list[str]:
+    glucose = any(_f(dict(tp.acquisition).get("glucose_mmol_l")) is not None
+                  for tp in timepoints)
+    parts = [
+        '<section id="acquisition"><h2>Acquisition of each timepoint</h2>'
+        '<p class="note">PERCIST comparability with the baseline: uptake time within '
+        f"&plusmn;{UPTAKE_TIME_LIMIT_MIN:.0f} min, the same scanner and reconstruction, liver "
+        f"SULmean within {100 * LIVER_SUL_LIMIT_FRACTION:.0f} % or "
+        f"{LIVER_SUL_LIMIT_ABS:.1f} (Wahl 2009; O 2016). A follow-up outside a limit is "
+        "flagged; its PET calls stand but compare less reliably.</p>",
+        '<table class="acquisition"><thead><tr><th>Timepoint</th><th>Date</th>'
+        "<th>Scanner</th><th>Reconstruction</th><th>Uptake time (min)</th>"
+        "<th>Injected activity (MBq)</th><th>Weight (kg)</th>"
+        + ("<th>Glucose (mmol/L)</th>" if glucose else "")
+        + "<th>Liver SULmean (g/mL)</th><th>PET series</th><th>SUV quantity</th>"
+        "<th>Comparability with baseline</th></tr></thead><tbody>",
+    ]
+    for i, tp in enumerate(timepoints):
+        a = dict(tp.acquisition)
+        here = list(flags.get(tp.label, ()))
+        if i == 0:
+            comp = "reference"
+        elif here:
+            comp = "<ul>" + "".join(f'<li class="warn">{_e(x)}</li>' for x in here) + "</ul>"
+        else:
+            comp = "within the limits"
+        dose = _f(a.get("injected_activity_mbq"))
+        row_class = ' class="flag"' if here else ""
+        parts.append(
+            f"<tr{row_class}><td>{_e(tp.label)}</td>"
+            f"<td>{_e(tp.date.isoformat() if tp.date else '')}</td>"
+            f"<td>{_e(a.get('scanner') or '')}</td><td>{_e(a.get('reconstruction') or '')}</td>"
+            f'<td class="n">{_num(a.get("uptake_time_min"), 0)}</td>'
+            f'<td class="n">{_num(dose, 0)}</td>'
+            f'<td class="n">{_num(a.get("weight_kg"), 1)}</td>'
+            + (f'<td class="n">{_num(a.get("glucose_mmol_l"), 1)}</td>' if glucose else "")
+            + f'<td class="n">{_num(_get(tp.liver or {}, "sul_mean", "mean"))}</td>'
+            f"<td>{_e(tp.suv.identity.series_description)}</td><td>{_e(tp.suv.units)}</td>"
+            f"<td>{comp}</td></tr>")
+    parts.append("</tbody></table></section>")
+    return parts
+
+
+def _summary(
+    hdr: Mapping[str, str],
+    title: str,
+    timepoints: Sequence[TimepointView],
+    days: Sequence[float],
+    x_label: str,
+    treatment_date: _dt.date | None,
+    calls: Sequence[Mapping[str, Any]],
+    cells: Sequence[_Cell],
+    peak_name: str,
+    flags: Mapping[str, Sequence[str]],
+) -> list[str]:
+    parts = [f'<section id="summary"><h1>{_e(title)}</h1>',
+             '<table class="header"><tbody><tr>']
+    for key, text in _HEADER_LABELS:
+        if key in hdr or key in IDENTIFYING_KEYS:
+            value = hdr.get(key, "")
+            if key == "patient_birth_date" and value != DEIDENTIFIED:
+                value = format_dicom_date(value)
+            parts.append(f"<th>{_e(text)}</th><td>{_e(value)}</td>")
+    parts.append("</tr></tbody></table>")
+    # timeline
+    dated = x_label == "days since baseline"
+    parts.append('<table class="timepoints"><thead><tr><th>Timepoint</th><th>Date</th>'
+                 "<th>Days since baseline</th>"
+                 + ("<th>Days since treatment</th>" if treatment_date else "")
+                 + "<th>Lesions segmented</th></tr></thead><tbody>")
+    for tp, day in zip(timepoints, days):
+        since = ((tp.date - treatment_date).days
+                 if treatment_date is not None and tp.date is not None else None)
+        parts.append(
+            f"<tr><td>{_e(tp.label)}</td><td>{_e(tp.date.isoformat() if tp.date else '')}</td>"
+            f'<td class="n">{_num(day, 0) if dated else "&ndash;"}</td>'
+            + (f'<td class="n">{_num(since, 0)}</td>' if treatment_date else "")
+            + f'<td class="n">{len(tp.lesions.labels)}</td></tr>')
+    parts.append("</tbody></table>")
+    if treatment_date is not None:
+        parts.append(f'<p class="note">Treatment date {_e(treatment_date.isoformat())}.</p>')
+    # one line per follow-up: each criterion's category and its main reason
+    criteria: list[str] = list(dict.fromkeys(c["criterion"] for c in calls))
+    follow_ups: list[str] = list(dict.fromkeys(c["timepoint"] for c in calls))
+    by = {(c["timepoint"], c["criterion"]): c for c in calls}
+    day_of = {tp.label: day for tp, day in zip(timepoints, days)}
+    parts.append('<table class="calls"><thead><tr><th>Follow-up</th>'
+                 + "".join(f"<th>{_e(c)}</th>" for c in criteria) + "</tr></thead><tbody>")
+    for fu in follow_ups:
+        fu_day = day_of.get(fu)
+        when = f" (day {_num(fu_day, 0)})" if dated and fu_day is not None else ""
+        cells_html = []
+        for crit in criteria:
+            c = by.get((fu, crit))
+            if c is None:
+                cells_html.append("<td>&ndash;</td>")
+                continue
+            desc = f' title="{_e(c["description"])}"' if c["description"] else ""
+            cells_html.append(f'<td><span class="cat"{desc}>{_e(c["category"])}</span>'
+                              f'<span class="why">{_e(main_reason(c["reasons"]))}</span></td>')
+        parts.append(f"<tr><th>{_e(fu)}{_e(when)}</th>{''.join(cells_html)}</tr>")
+    if not follow_ups:
+        parts.append(f'<tr><td colspan="{len(criteria) + 1}">No follow-up assessed.</td></tr>')
+    parts.append("</tbody></table>")
+    # overall trend: numbers over the whole study, then the last follow-up's calls
+    peaks, mtvs = [], []
+    for tp in timepoints:
+        here = [c for c in cells if c.timepoint == tp.label]
+        vals = [c.peak for c in here if c.peak is not None]
+        peaks.append(max(vals) if vals else None)
+        vol = [c.mtv_ml for c in here if c.mtv_ml is not None]
+        mtvs.append(sum(vol) if vol else None)
+    seq = " &rarr; ".join
+    bits = [f"hottest {_e(peak_name)} {seq(_num(p) for p in peaks)} g/mL",
+            f"total MTV {seq(_num(m, 1) for m in mtvs)} mL",
+            f"lesions segmented {seq(str(len(tp.lesions.labels)) for tp in timepoints)}"]
+    if follow_ups:
+        last = follow_ups[-1]
+        word = trend_label([c["category"] for c in calls if c["timepoint"] == last])
+        by_crit = "; ".join(
+            f"{_e(crit)} " + seq(_e(by[(fu, crit)]["category"]) for fu in follow_ups
+                                 if (fu, crit) in by) for crit in criteria)
+        parts.append(f'<p class="trend"><strong>Overall trend: {_e(word)}</strong> at {_e(last)} '
+                     f"&mdash; {'; '.join(bits)}. Calls over time: {by_crit}.</p>")
+    else:
+        parts.append(f'<p class="trend"><strong>Overall trend:</strong> {"; ".join(bits)}.</p>')
+    flagged = [(label, f) for label, fs in flags.items() for f in fs]
+    if flagged:
+        parts.append('<p class="note warn">Comparability with the baseline: '
+                     + "; ".join(f"{_e(label)}: {_e(f)}" for label, f in flagged)
+                     + ' (see &ldquo;Acquisition&rdquo;).</p>')
+    parts.append("</section>")
+    return parts
 
 
 # --------------------------------------------------------------------------- render
@@ -301,6 +812,7 @@ def render_html(
     title: str | None = None,
     suv_window: tuple[float, float] = DEFAULT_SUV_WINDOW,
     generated: _dt.datetime | None = None,
+    treatment_date: _dt.date | None = None,
 ) -> str:
     """Render the report page.
 
@@ -312,7 +824,8 @@ def render_html(
         Baseline first, then follow-ups in order.
     tracks : sequence of Mapping
         ``{"id": "T1", "<timepoint label>": lesion label or None, ...}`` (report.json form;
-        an optional ``"fragments": {"<timepoint label>": [labels]}`` maps split lesions).
+        an optional ``"fragments": {"<timepoint label>": [labels]}`` maps split lesions and
+        ``"states": {"<timepoint label>": state}`` gives the track state).
     assessments : sequence
         :class:`~emlesion.response.Assessment` objects or their dict forms
         (:func:`normalise_assessments`).
@@ -321,14 +834,19 @@ def render_html(
     title : str, optional
         Page title (default "PET/CT response report").
     suv_window : (float, float)
-        SUV display range of the MIPs and the fusion overlays.
+        SUV display range (g/mL) shared by every MIP and fusion image.
     generated : datetime, optional
         Time stamp shown in the footer (default now).
+    treatment_date : datetime.date, optional
+        Start of treatment (e.g. the CAR-T infusion): adds the days since treatment.
 
     Returns
     -------
     str
-        The HTML document.
+        The HTML document: the summary first (patient, dates, one line per follow-up with
+        each criterion's category and main reason, the overall trend), then the lesion
+        table, the acquisition table, the MIPs, the lesion sites with their images, the
+        time course and the response details.
     """
     from emlesion._version import __version__
 
@@ -342,6 +860,12 @@ def render_html(
     track_ids = [str(t.get("id", "")) for t in tracks]
     track_colour = {tid: contour_colour(i) for i, tid in enumerate(track_ids)}
     days, x_label = _days(timepoints)
+    peak_keys, peak_name = _peak_key(timepoints)
+    cells = _cells(timepoints, tracks, tmap, days, peak_keys)
+    calls = normalise_assessments(assessments)
+    flags = {tp.label: _comparability(tp, timepoints[0]) for tp in timepoints[1:]}
+    units = timepoints[0].suv.units if timepoints else "SUV"
+    tlg_unit = "cm\u00b2" if units.lower() == "suvbsa" else "g"
 
     parts: list[str] = [
         "<!DOCTYPE html>",
@@ -350,35 +874,19 @@ def render_html(
         "img-src data:; style-src 'unsafe-inline'\">",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(page_title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_e(page_title)}</h1>",
     ]
+    parts += _summary(hdr, page_title, timepoints, days, x_label, treatment_date, calls, cells,
+                      peak_name, flags)
+    parts += _lesion_table(cells, peak_name, units, tlg_unit, labels[0] if labels else "")
+    parts += _acquisition_table(timepoints, flags)
 
-    # ---- header
-    parts.append('<section id="header"><table class="header"><tbody>')
-    for key, text in _HEADER_LABELS:
-        if key in hdr or key in IDENTIFYING_KEYS:
-            parts.append(f"<tr><th>{_e(text)}</th><td>{_e(hdr.get(key, ''))}</td></tr>")
-    parts.append("</tbody></table>")
-    parts.append('<table class="timepoints"><thead><tr><th>Timepoint</th><th>Date</th>'
-                 "<th>Day</th><th>PET series</th><th>SUV units</th><th>Lesions</th>"
-                 "<th>Liver SULmean</th></tr></thead><tbody>")
-    for tp, day in zip(timepoints, days):
-        liver = tp.liver or {}
-        parts.append(
-            f"<tr><td>{_e(tp.label)}</td><td>{_e(tp.date.isoformat() if tp.date else '')}</td>"
-            f'<td class="n">{_num(day, 0)}</td>'
-            f"<td>{_e(tp.suv.identity.series_description)}</td><td>{_e(tp.suv.units)}</td>"
-            f'<td class="n">{len(tp.lesions.labels)}</td>'
-            f'<td class="n">{_num(_get(liver, "sul_mean", "mean"))}</td></tr>'
-        )
-    parts.append("</tbody></table></section>")
-
-    # ---- coronal MIPs
+    # ---- coronal MIPs, one shared SUV scale
     parts.append('<section id="mips"><h2>Coronal PET maximum-intensity projections</h2>'
                  '<p class="note">Radiological convention (patient right on the image left), '
-                 f"inverted grey scale, SUV {suv_window[0]:g}&ndash;{suv_window[1]:g}; "
-                 "lesion contours are the projections of the lesion masks.</p>"
-                 '<div class="figs">')
+                 f"inverted grey scale, one SUV scale for every timepoint ({_e(units)} "
+                 f"{suv_window[0]:g}&ndash;{suv_window[1]:g} g/mL, colour bar); lesion "
+                 "contours are the projections of the lesion masks, labelled with their "
+                 "track.</p><div class=\"figs\">")
     for tp in timepoints:
         names: dict[int, str] = {}
         colours: dict[int, str] = {}
@@ -386,115 +894,41 @@ def render_html(
             tid = tmap[tp.label].get(lab)
             names[lab] = tid or tp.lesions.name(lab)
             colours[lab] = track_colour.get(tid or "", contour_colour(len(track_ids) + i))
-        png = coronal_mip_png(tp.suv.array, tp.suv.grid, tp.lesions.array, names,
-                              suv_window=suv_window, colours=colours)
         cap = tp.label + (f" ({tp.date.isoformat()})" if tp.date else "")
+        png = coronal_mip_png(tp.suv.array, tp.suv.grid, tp.lesions.array, names,
+                              suv_window=suv_window, colours=colours, height_in=3.8,
+                              colorbar_label=f"{tp.suv.units} (g/mL)")
         parts.append(f'<figure><img src="{png_data_uri(png)}" alt="{_e("coronal MIP " + cap)}">'
                      f"<figcaption>{_e(cap)}</figcaption></figure>")
     parts.append("</div></section>")
 
-    # ---- fusion slices
-    parts.append('<section id="lesions"><h2>Axial PET/CT fusion through each lesion</h2>'
-                 '<p class="note">Axial slice through the lesion SUVmax voxel; CT resampled onto '
-                 "the PET grid (linear), soft-tissue window W400/L40 HU; SUV in a hot colour map "
-                 "at 50 % opacity; lesion contour in cyan.</p>")
-    for tp in timepoints:
-        ct_arr = _ct_on_pet(tp)
-        parts.append(f"<h3>{_e(tp.label)}</h3><div class=\"figs\">")
-        if not tp.lesions.labels and tp.sites:
-            parts.append('<p class="note">No lesion segmented; the sites of the tracked lesions '
-                         "are read and shown under &ldquo;Lesion sites&rdquo; below.</p>")
-        elif not tp.lesions.labels:
-            parts.append('<p class="note">No lesion.</p>')
-        for lab in tp.lesions.labels:
-            mask = tp.lesions.mask(lab)
-            tid = tmap[tp.label].get(lab)
-            cap = f"{tid + ' / ' if tid else ''}{tp.lesions.name(lab)}"
-            png = fusion_png(tp.suv.array, tp.suv.grid, mask, ct=ct_arr, suv_window=suv_window)
-            parts.append(f'<figure><img src="{png_data_uri(png)}" '
-                         f'alt="{_e("fusion " + tp.label + " " + cap)}">'
-                         f"<figcaption>{_e(cap)}</figcaption></figure>")
-        if ct_arr is None and tp.lesions.labels:
-            parts.append('<p class="note">No CT of the same frame of reference: PET only.</p>')
-        parts.append("</div>")
-    parts.append("</section>")
-
-    # ---- lesion table
-    peak_keys, peak_name = _peak_key(timepoints)
-    parts.append('<section id="lesion-table"><h2>Lesion measurements</h2>'
-                 '<table class="lesions"><thead><tr><th>Timepoint</th><th>Track</th>'
-                 "<th>Lesion</th><th>Region</th><th>SUVmax</th><th>SUVpeak</th><th>SUVmean</th>"
-                 "<th>SULpeak</th><th>MTV (mL)</th><th>TLG</th><th>LD (mm)</th><th>SA (mm)</th>"
-                 "</tr></thead><tbody>")
-    n_unreliable = 0
-    for tp in timepoints:
-        for row in tp.rows:
-            row_label = row.get("label")
-            tid = tmap[tp.label].get(int(row_label)) if row_label is not None else None
-            region = " ".join(str(v) for v in (row.get("side"), row.get("region")) if v)
-            unreliable = row.get("volume_reliable") is False
-            n_unreliable += unreliable
-            dagger = ('<sup class="warn" title="MTV unreliable: boundary at the blood-pool '
-                      'floor">&dagger;</sup>' if unreliable else "")
-            parts.append(
-                f"<tr><td>{_e(tp.label)}</td><td>{_e(tid or '')}</td>"
-                f"<td>{_e(row.get('name', row_label))}</td><td>{_e(region)}</td>"
-                f'<td class="n">{_num(row.get("suv_max"))}</td>'
-                f'<td class="n">{_num(_get(row, "suv_peak_global", "suv_peak"))}</td>'
-                f'<td class="n">{_num(row.get("suv_mean"))}</td>'
-                f'<td class="n">{_num(row.get("sul_peak"))}</td>'
-                f'<td class="n">{_num(row.get("mtv_ml"))}{dagger}</td>'
-                f'<td class="n">{_num(row.get("tlg"), 1)}{dagger}</td>'
-                f'<td class="n">{_num(row.get("longest_axial_diameter_mm"), 1)}</td>'
-                f'<td class="n">{_num(row.get("short_axis_mm"), 1)}</td></tr>'
-            )
-    parts.append("</tbody></table>"
-                 '<p class="note">SUVpeak: IBSI global intensity peak, 1 mL sphere; MTV: voxel '
-                 "count &times; voxel volume; TLG = SUVmean &times; MTV; LD/SA: longest axial "
-                 "diameter and short axis on the PET grid.</p>")
-    if n_unreliable:
-        parts.append('<p class="note warn" id="volume-reliability">&dagger; MTV and TLG '
-                     "unreliable: the lesion&#x27;s 41 %/50 % of SUVmax fell below the "
-                     "blood-pool mean, so its boundary was set at the blood-pool mean "
-                     "(background level) and the contour may include adjacent physiological "
-                     "uptake (bowel, vessels). Check the contour; a lesion mask gives a "
-                     "reliable volume.</p>")
-    parts.append("</section>")
-
-    # ---- lesion sites
+    # ---- lesion sites: readout table and one fusion per track per timepoint
     parts.extend(_site_section(timepoints, track_ids, tmap, suv_window))
 
-    # ---- time course
+    # ---- time course over the whole study
     series: dict[str, list[tuple[float, float | None, float | None]]] = {}
-    for t in tracks:
-        tid = str(t.get("id", ""))
-        pts: list[tuple[float, float | None, float | None]] = []
-        for tp, day in zip(timepoints, days):
-            frag = {k for k, v in tmap[tp.label].items() if v == tid}
-            found = [r for r in tp.rows if r.get("label") is not None and int(r["label"]) in frag]
-            peaks = [float(p) for p in (_get(r, *peak_keys) for r in found) if p is not None]
-            mtvs = [float(r["mtv_ml"]) for r in found if r.get("mtv_ml") is not None]
-            # a split lesion: hottest fragment's peak, summed volume (as the response engines);
-            # a track resolved (or merged into another) has no metabolic volume left: 0 mL
-            state = (t.get("states") or {}).get(tp.label)
-            mtv = sum(mtvs) if mtvs else (0.0 if state in ("resolved", "merged") else None)
-            pts.append((day, max(peaks) if peaks else None, mtv))
-        series[tid] = pts
-    parts.append(f'<section id="time-course"><h2>{_e(peak_name)} and MTV per lesion track</h2>')
+    day_of = dict(zip(labels, days))
+    for c in cells:
+        if c.track:
+            series.setdefault(c.track, []).append((day_of[c.timepoint], c.peak, c.mtv_ml))
+    parts.append(f'<section id="time-course"><h2>{_e(peak_name)} and MTV per lesion track</h2>'
+                 f'<p class="note">{_e(peak_name)}: of the segmented lesion, or of the site '
+                 "readout where none was segmented; MTV 0 mL where the lesion resolved. The "
+                 "x axis spans the whole study.</p>")
     if series:
-        png = timecourse_png(series, peak_label=peak_name, x_label=x_label, colours=track_colour)
+        png = timecourse_png(series, peak_label=f"{peak_name} (g/mL)", x_label=x_label,
+                             colours=track_colour, x_range=(min(days), max(days)))
         parts.append(f'<figure><img src="{png_data_uri(png)}" '
                      f'alt="{_e(peak_name + " and MTV time course")}"></figure>')
     else:
         parts.append('<p class="note">No lesion track.</p>')
     parts.append("</section>")
 
-    # ---- response
-    rows = normalise_assessments(assessments)
-    parts.append('<section id="response"><h2>Response assessment</h2>'
+    # ---- response details
+    parts.append('<section id="response"><h2>Response assessment: every reason</h2>'
                  '<table class="response"><thead><tr><th>Timepoint</th><th>Reference</th>'
                  "<th>Criterion</th><th>Category</th><th>Reasons</th></tr></thead><tbody>")
-    for r in rows:
+    for r in calls:
         reasons = "".join(f"<li>{_e(x)}</li>" for x in r["reasons"])
         warns = "".join(f'<li class="warn">{_e(x)}</li>' for x in r["warnings"])
         desc = f" <span class=\"note\">({_e(r['description'])})</span>" if r["description"] else ""
@@ -504,7 +938,7 @@ def render_html(
             f"<td>{_e(r['criterion'])}</td><td><span class=\"cat\">{_e(r['category'])}</span>"
             f"{desc}</td><td><ul>{reasons}{warns}</ul>{rule}</td></tr>"
         )
-    if not rows:
+    if not calls:
         parts.append('<tr><td colspan="5">No follow-up assessed.</td></tr>')
     parts.append("</tbody></table></section>")
 
@@ -591,16 +1025,93 @@ def _site_figure(
             f'alt="{_e("site fusion " + cap)}"><figcaption>{_e(cap)}</figcaption></figure>')
 
 
+def _lesion_figure(
+    tp: TimepointView, caption_id: str, labels: Sequence[int],
+    suv_window: tuple[float, float],
+) -> str:
+    """``<figure>`` of an axial PET/CT fusion through the SUVmax voxel of lesion ``labels``.
+
+    Used where a segmented lesion has no site readout (a study built without them, or a
+    lesion no track owns); the same display as the site images.
+    """
+    grid = tp.suv.grid
+    mask = np.isin(np.asarray(tp.lesions.array), list(labels))
+    if not mask.any():
+        return ""
+    vals = np.where(mask, np.asarray(tp.suv.array, dtype=np.float32), -np.inf)
+    zyx = np.unravel_index(int(np.argmax(vals)), vals.shape)
+    at = np.asarray(grid.index_to_lps(np.asarray(zyx, dtype=float)))
+    names = ", ".join(tp.lesions.name(lab) for lab in labels)
+    ct_vol = tp.ct if _same_frame(tp) else None
+    title = f"{caption_id} \u00b7 {tp.label} \u00b7 {names}"
+    png = site_fusion_png(
+        tp.suv.array, grid, z_mm=float(at[2]), centre_xy_mm=(float(at[0]), float(at[1])),
+        ct=ct_vol.array if ct_vol is not None else None,
+        ct_grid=ct_vol.grid if ct_vol is not None else None, mask=mask, title=title,
+        suv_label=f"{tp.suv.units} (g/mL)", suv_window=suv_window)
+    suv_max = float(vals.max())
+    cap = f"{caption_id} / {tp.label}: {names} (SUVmax {suv_max:.2f})"
+    return (f'<figure class="lesion"><img src="{png_data_uri(png)}" '
+            f'alt="{_e("lesion fusion " + cap)}"><figcaption>{_e(cap)}</figcaption></figure>')
+
+
+def _site_images(
+    timepoints: Sequence[TimepointView], track_ids: Sequence[str],
+    tmap: Mapping[str, Mapping[int, str]], suv_window: tuple[float, float],
+) -> list[str]:
+    """One axial PET/CT fusion per track per timepoint (former sites included), one row per
+    track, then the lesions no track owns."""
+    parts = [
+        '<div id="site-images"><h3>Axial PET/CT fusion of every site at every timepoint</h3>'
+        '<p class="note">One row per lesion track, one image per timepoint. Axial slice '
+        "through the CT longest diameter when the CT shows a mass (green line), otherwise "
+        "through the SUVpeak centre (dashed circle: the 1 mL peak sphere, when in the slice) "
+        "or, for a lesion without a site readout, through its SUVmax voxel; native CT in a "
+        "soft-tissue window (W400/L40 HU) under the SUV in a hot colour map at 50 % opacity "
+        "(one SUV scale for every image, colour bar); segmented lesion contour in cyan.</p>"]
+    order = list(track_ids) + sorted({t for tp in timepoints for t in tp.sites}
+                                     - set(track_ids))
+    n = 0
+    for tid in order:
+        figs = []
+        for tp in timepoints:
+            labels = sorted(k for k, v in tmap.get(tp.label, {}).items() if v == tid)
+            reading = tp.sites.get(tid)
+            if reading is not None:
+                figs.append(_site_figure(tp, tid, reading, labels, suv_window))
+            elif labels:
+                figs.append(_lesion_figure(tp, tid, labels, suv_window))
+        figs = [f for f in figs if f]
+        if figs:
+            n += len(figs)
+            parts.append(f'<h4>{_e(tid)}</h4><div class="figs">{"".join(figs)}</div>')
+    for tp in timepoints:
+        owned = set(tmap.get(tp.label, {}))
+        free = [lab for lab in tp.lesions.labels if lab not in owned]
+        figs = [_lesion_figure(tp, tp.lesions.name(lab), [lab], suv_window) for lab in free]
+        figs = [f for f in figs if f]
+        if figs:
+            n += len(figs)
+            parts.append(f"<h4>{_e(tp.label)}: lesions without a track</h4>"
+                         f'<div class="figs">{"".join(figs)}</div>')
+    if not n:
+        parts.append('<p class="note">No lesion and no site to show.</p>')
+    parts.append("</div>")
+    return parts
+
+
 def _site_section(
     timepoints: Sequence[TimepointView], track_ids: Sequence[str],
     tmap: Mapping[str, Mapping[int, str]], suv_window: tuple[float, float],
 ) -> list[str]:
-    """The ``<section id="sites">``: the site table and the follow-up site fusions."""
+    """The ``<section id="sites">``: the site readout table and the image of every site."""
     parts = ['<section id="sites"><h2>Lesion sites at every timepoint</h2>']
     order = _site_order(timepoints, track_ids)
     if not order:
         parts.append('<p class="note">No site readouts (the study was built without '
-                     "them).</p></section>")
+                     "them).</p>")
+        parts.extend(_site_images(timepoints, track_ids, tmap, suv_window))
+        parts.append("</section>")
         return parts
     units = timepoints[0].suv.units if timepoints else "SUV"
     parts.append(
@@ -624,21 +1135,7 @@ def _site_section(
             if r is not None:
                 parts.append(_site_row(tp, tid, r))
     parts.append("</tbody></table>")
-    parts.append(
-        '<p class="note">Follow-up sites: axial slice through the CT longest diameter when the '
-        "CT shows a mass (green line), otherwise through the SUVpeak centre (dashed circle: "
-        "the 1 mL peak sphere, when in the slice); native CT in a soft-tissue window "
-        "(W400/L40 HU) under the SUV in a hot colour map at 50 % opacity; segmented lesion "
-        "contour in cyan.</p>")
-    for tp in timepoints[1:]:
-        here = [tid for tid in order if tid in tp.sites]
-        if not here:
-            continue
-        parts.append(f'<h3>{_e(tp.label)}</h3><div class="figs">')
-        for tid in here:
-            labels = sorted(k for k, v in tmap.get(tp.label, {}).items() if v == tid)
-            parts.append(_site_figure(tp, tid, tp.sites[tid], labels, suv_window))
-        parts.append("</div>")
+    parts.extend(_site_images(timepoints, track_ids, tmap, suv_window))
     parts.append("</section>")
     return parts
 
@@ -652,12 +1149,6 @@ def _same_frame(tp: TimepointView) -> bool:
     return not (a and b and a != b)
 
 
-def _ct_on_pet(tp: TimepointView) -> np.ndarray | None:
-    if tp.ct is None or not _same_frame(tp):
-        return None
-    return tp.ct.resample_to(tp.suv.grid, interpolation="linear").array
-
-
 def write_html_report(
     study: Study,
     assessments: Sequence[Any] | None,
@@ -665,6 +1156,8 @@ def write_html_report(
     *,
     deidentify: bool = False,
     title: str | None = None,
+    treatment_date: _dt.date | str | None = None,
+    glucose_mmol_l: Mapping[str, float] | None = None,
 ) -> Path:
     """Write the HTML report of a study (the ``emlesion response --out`` entry point).
 
@@ -681,6 +1174,12 @@ def write_html_report(
         Remove PatientName, PatientID and PatientBirthDate from the page.
     title : str, optional
         Page title.
+    treatment_date : datetime.date or ISO string, optional
+        Start of treatment (e.g. the CAR-T infusion): the summary then gives the days since
+        treatment of every scan.
+    glucose_mmol_l : mapping, optional
+        Blood glucose (mmol/L) per timepoint label, shown in the acquisition table (DICOM
+        has no standard PET attribute for it, so it is not read from the headers).
 
     Returns
     -------
@@ -689,8 +1188,9 @@ def write_html_report(
     """
     from emlesion.report._study import study_views
 
-    header, views, tracks, default_assessments = study_views(study)
+    header, views, tracks, default_assessments = study_views(study, glucose_mmol_l=glucose_mmol_l)
     if assessments is None:
         assessments = default_assessments()
-    text = render_html(header, views, tracks, assessments, deidentify=deidentify, title=title)
+    text = render_html(header, views, tracks, assessments, deidentify=deidentify, title=title,
+                       treatment_date=parse_treatment_date(treatment_date))
     return _atomic.write_text_atomic(path, text)

@@ -10,14 +10,16 @@ One library call per command: :func:`write_response_outputs` (``emlesion respons
 batch patient) and :func:`write_measure_outputs` (``emlesion measure``).
 
 CSV cells (:func:`format_cell`): empty for ``None`` and non-finite numbers, ``true``/``false``
-for booleans, the shortest repr that round-trips for floats (no rounding: the CSV holds the
-same numbers as the JSON).
+for booleans; a float in a column of :data:`CSV_DECIMALS` is written with that many decimals
+(fixed point: ``88.960``, not ``88.96000000000001``), any other float as the shortest repr
+that round-trips. The JSON documents keep the full precision.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as _dt
 import errno
 import io
 import json
@@ -38,6 +40,7 @@ from emlesion.study import CSV_COLUMNS, LESION_CSV_COLUMNS, StageEvent, Study, T
 from emlesion.study.model import ProgressCallback
 
 __all__ = [
+    "CSV_DECIMALS",
     "MEASURE_CSV_COLUMNS",
     "StderrProgress",
     "check_output_dir",
@@ -61,30 +64,86 @@ __all__ = [
 MEASURE_CSV_COLUMNS: tuple[str, ...] = ("date", *LESION_CSV_COLUMNS)
 
 
+_SUV_DECIMALS = 3  # g/mL: 0.001, far below the test-retest SD of SUV (~10 %)
+_VOLUME_DECIMALS = 3  # mL: 1 uL, below one PET voxel (~0.06-0.3 mL)
+_MM_DECIMALS = 2  # mm: 0.01 mm, below any CT or PET voxel
+#: Decimals written in the CSV tables per float column (``lesions.csv``, the measure CSV,
+#: ``cohort_lesions.csv``); documented in the README's column list.
+CSV_DECIMALS: Mapping[str, int] = {
+    **dict.fromkeys(("suv_max", "suv_mean", "suv_peak", "sul_max", "sul_peak", "sul_mean",
+                     "site_suv_max", "site_suv_peak", "site_sul_peak", "liver_suv_mean",
+                     "liver_sul_mean"), _SUV_DECIMALS),
+    **dict.fromkeys(("mtv_ml", "site_voi_ml", "ct_volume_ml"), _VOLUME_DECIMALS),
+    "tlg": 2,  # g (SUV x mL)
+    **dict.fromkeys(("centroid_x_mm", "centroid_y_mm", "centroid_z_mm",
+                     "longest_axial_diameter_mm", "short_axis_mm",
+                     "ct_longest_axial_diameter_mm", "ct_short_axis_mm", "ct_ld_mm",
+                     "ct_sa_mm"), _MM_DECIMALS),
+    **dict.fromkeys(("extent_x_cm", "extent_y_cm", "extent_z_cm"), 3),  # cm: 0.01 mm
+    **dict.fromkeys(("hu_mean", "ct_hu_mean"), 1),  # HU
+}
+
+
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as indented JSON (NaN refused: values must already be JSON-able)."""
     return _atomic.write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
-def format_cell(value: Any) -> str:
-    """One CSV cell: ``""`` for None/NaN/inf, ``true``/``false``, floats as their repr."""
+def format_cell(value: Any, decimals: int | None = None) -> str:
+    """One CSV cell: ``""`` for None/NaN/inf, ``true``/``false``, floats rounded.
+
+    Parameters
+    ----------
+    value : Any
+        The cell value.
+    decimals : int, optional
+        Fixed-point decimals of a float (or of a numeric string, e.g. a value read back
+        from a CSV); default: the shortest repr that round-trips.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> format_cell(88.96000000000001, 3)
+    '88.960'
+    >>> format_cell(None), format_cell(True), format_cell(0.1 + 0.2)
+    ('', 'true', '0.30000000000000004')
+    """
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if decimals is not None and isinstance(value, str) and value.strip():
+        try:
+            value = float(value)
+        except ValueError:
+            return value
     if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ""
+        if not math.isfinite(value):
+            return ""
+        if decimals is None:
+            return repr(value)
+        text = f"{value:.{decimals}f}"
+        return text[1:] if text.startswith("-") and float(text) == 0.0 else text  # no "-0.000"
     return str(value)
 
 
-def csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """The CSV text of ``rows`` (header line first), cells by :func:`format_cell`."""
+def csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str],
+             decimals: Mapping[str, int] | None = None) -> str:
+    """The CSV text of ``rows`` (header line first), cells by :func:`format_cell`.
+
+    ``decimals`` gives the decimals per float column (default :data:`CSV_DECIMALS`; ``{}``
+    keeps the full precision).
+    """
+    prec = CSV_DECIMALS if decimals is None else decimals
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     cols = list(columns)
     writer.writerow(cols)
     for row in rows:
-        writer.writerow([format_cell(row.get(c)) for c in cols])
+        writer.writerow([format_cell(row.get(c), prec.get(c)) for c in cols])
     return buf.getvalue()
 
 
@@ -277,20 +336,25 @@ def write_all_outputs(
     dicom: bool = True,
     deidentify: bool = False,
     progress: ProgressCallback | None = None,
+    nifti: bool = False,
+    treatment_date: _dt.date | str | None = None,
 ) -> dict[str, Path]:
     """Everything ``emlesion response`` and a batch patient write into ``out_dir``.
 
     :func:`write_study_outputs` (``report.json``, ``lesions.csv``), then ``report.html``
-    (:func:`emlesion.report.write_html_report`) and ``dicom/`` (DICOM SEG + TID 1500 SR per
-    timepoint, :func:`emlesion.report.write_dicom_outputs`) unless ``html``/``dicom`` is off.
-    ``progress`` gets a :class:`StageEvent` (``"report.html"``, ``"dicom"``) when each starts
-    and ends.
+    (:func:`emlesion.report.write_html_report`, with ``treatment_date``) and ``dicom/``
+    (DICOM SEG + TID 1500 SR per timepoint, :func:`emlesion.report.write_dicom_outputs`)
+    unless ``html``/``dicom`` is off, and with ``nifti`` ``nifti/`` (one label map per
+    timepoint, track numbers as labels, with a JSON sidecar:
+    :func:`emlesion.report.nifti.write_study_nifti`). ``progress`` gets a
+    :class:`StageEvent` (``"report.html"``, ``"dicom"``, ``"nifti"``) when each starts and
+    ends.
 
     Returns
     -------
     dict
         ``{"report.json": path, "lesions.csv": path, "report.html": path,
-        "dicom0": path, "dicom1": path, ...}``.
+        "dicom0": path, "dicom1": path, ..., "nifti0": path, ...}``.
     """
     out = Path(out_dir)
     paths = write_study_outputs(study, out, report)
@@ -301,7 +365,8 @@ def write_all_outputs(
             progress(StageEvent("report.html", None, None))
         t0 = time.perf_counter()
         paths["report.html"] = write_html_report(study, assessments, out / "report.html",
-                                                 deidentify=deidentify)
+                                                 deidentify=deidentify,
+                                                 treatment_date=treatment_date)
         if progress is not None:
             progress(StageEvent("report.html", None, time.perf_counter() - t0))
     if dicom:
@@ -315,6 +380,16 @@ def write_all_outputs(
             paths[f"dicom{k}"] = path
         if progress is not None:
             progress(StageEvent("dicom", None, time.perf_counter() - t0))
+    if nifti:
+        from emlesion.report.nifti import write_study_nifti
+
+        if progress is not None:
+            progress(StageEvent("nifti", None, None))
+        t0 = time.perf_counter()
+        for k, path in enumerate(write_study_nifti(study, out / "nifti")):
+            paths[f"nifti{k}"] = path
+        if progress is not None:
+            progress(StageEvent("nifti", None, time.perf_counter() - t0))
     return paths
 
 
@@ -328,6 +403,8 @@ def write_response_outputs(
     dicom: bool = True,
     deidentify: bool = False,
     progress: ProgressCallback | None = None,
+    nifti: bool = False,
+    treatment_date: _dt.date | str | None = None,
 ) -> tuple[dict[str, Path], list[Assessment]]:
     """Everything ``emlesion response`` writes, in one call: assess, build, write.
 
@@ -342,7 +419,7 @@ def write_response_outputs(
         when ``assessments`` is given.
     assessments : sequence of Assessment, optional
         Precomputed :meth:`Study.assess` result.
-    html, dicom, deidentify, progress
+    html, dicom, deidentify, progress, nifti, treatment_date
         As in :func:`write_all_outputs`.
 
     Returns
@@ -356,10 +433,14 @@ def write_response_outputs(
 
     if assessments is None:
         assessments = study.assess(criteria) if criteria else study.assess()
+    from emlesion.report._dates import parse_treatment_date
+
     calls = list(assessments)
-    report = report_dict(study, calls, deidentify=deidentify)
+    when = parse_treatment_date(treatment_date)
+    report = report_dict(study, calls, deidentify=deidentify, treatment_date=when)
     paths = write_all_outputs(study, out_dir, calls, report, html=html, dicom=dicom,
-                              deidentify=deidentify, progress=progress)
+                              deidentify=deidentify, progress=progress, nifti=nifti,
+                              treatment_date=when)
     return paths, calls
 
 
@@ -368,12 +449,16 @@ def write_measure_outputs(
     *,
     json_path: str | os.PathLike[str] | None = None,
     csv_path: str | os.PathLike[str] | None = None,
+    nifti_path: str | os.PathLike[str] | None = None,
 ) -> dict[str, Path]:
-    """The ``emlesion measure`` outputs of one timepoint: the JSON and/or the CSV.
+    """The ``emlesion measure`` outputs of one timepoint: the JSON, the CSV, the NIfTI.
 
     The JSON is :func:`emlesion.report.documents.measure_dict`; the CSV has one row per
     lesion with :data:`MEASURE_CSV_COLUMNS` (the date and the columns of
-    :data:`emlesion.study.LESION_CSV_COLUMNS`).
+    :data:`emlesion.study.LESION_CSV_COLUMNS`); the NIfTI (``.nii.gz``) is the lesion label
+    map on the PET grid with the labels of the JSON and CSV, plus its JSON sidecar
+    (:func:`emlesion.report.nifti.write_timepoint_nifti`; keys ``"nifti"``,
+    ``"nifti_sidecar"``).
     """
     from emlesion.report.documents import measure_dict
 
@@ -382,6 +467,10 @@ def write_measure_outputs(
         paths["json"] = write_json_atomic(json_path, measure_dict(tp))
     if csv_path is not None:
         paths["csv"] = write_csv_atomic(csv_path, measure_rows(tp), MEASURE_CSV_COLUMNS)
+    if nifti_path is not None:
+        from emlesion.report.nifti import write_timepoint_nifti
+
+        paths["nifti"], paths["nifti_sidecar"] = write_timepoint_nifti(tp, nifti_path)
     return paths
 
 
