@@ -69,9 +69,9 @@ class ResidualFinding:
         The lesion as :func:`segment_lesions` found it (its own label numbering).
     volume_ml : float
         Volume of the part added: the lesion minus the voxels already labelled.
-    regrowth : dict or None
-        On the first lesion added for a footprint, the percent-of-max records of that search
-        (:attr:`SegmentationResult.regrowth`); ``None`` otherwise.
+    regrowth : tuple of dict or None
+        On the first lesion added for a footprint by a percent-of-max method, the regrowth
+        records of that search (:attr:`SegmentationResult.regrowth`); ``None`` otherwise.
     """
 
     key: str
