@@ -601,8 +601,10 @@ def load_study(
         found, segment again inside that lesion's last mask mapped to the follow-up and
         dilated by ``residual_margin_mm``, seeding with SUVbw >= 2.5 instead of the liver
         threshold (the liver threshold decides *measurability at baseline*; at follow-up
-        PERCIST follows residual uptake whatever its level). Found lesions are added,
-        measured and the study is tracked again with the same registrations.
+        PERCIST follows residual uptake whatever its level;
+        :func:`emlesion.segment.search_residual`, the mask mapped by
+        :func:`emlesion.track.map_mask`). Found lesions are added, measured and the study is
+        tracked again with the same registrations.
     residual_margin_mm : float
         Margin of the residual search (default 15 mm).
     read_sites : bool
@@ -618,7 +620,8 @@ def load_study(
     A follow-up without CT has no CT anatomy, so physiological uptake (bladder, kidneys,
     ureters, heart, bowel) cannot be excluded from an automatic segmentation. Its lesions are
     then searched only at the baseline lesions (per baseline lesion, the lesion containing, or
-    nearest within :data:`NO_CT_MARGIN_MM` to, its centroid in scanner coordinates), and the
+    nearest within :data:`NO_CT_MARGIN_MM` to, its centroid in scanner coordinates:
+    :func:`emlesion.segment.segment_near_lesions`), and the
     provenance says that new lesions elsewhere are not detected; pass
     a mask for that timepoint to avoid this.
 
