@@ -32,6 +32,7 @@ from emlesion.io import Volume
 from emlesion.io.geometry import Grid
 from emlesion.study import Timepoint
 from emlesion.study import build as study_build
+from emlesion.suv import Normalization, SUVFactors, SUVImage
 
 GRID = Grid((40, 50, 50), (-98.0, -98.0, 0.0), (4.0, 4.0, 4.0))
 LESION_CENTRE = (0.0, 0.0, 20.0)
@@ -61,7 +62,12 @@ def _phantom(organ: np.ndarray) -> tuple[Volume, np.ndarray]:
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, suv: Volume) -> tuple[Timepoint, list[Any]]:
-    monkeypatch.setattr(study_build, "compute_suv", lambda pet, normalization: pet)
+    def already_suv(pet: Volume, normalization: object) -> SUVImage:
+        # the phantom is already SUVbw: factor 1 on every slice
+        return SUVImage(pet, SUVFactors(Normalization.BW, "SUVbw", (1.0,) * pet.shape[0],
+                                        "synthetic: already SUVbw", "GML", "NONE"))
+
+    monkeypatch.setattr(study_build, "compute_suv_image", already_suv)
     images = study_build._Images("pet_only", suv, None, "synthetic", ())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

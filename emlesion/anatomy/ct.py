@@ -729,6 +729,7 @@ def segment_anatomy(
             rule=f"trunk = body cross-section >= {TRUNK_MIN_WIDTH_MM:g} mm wide, >= "
             f"{TRUNK_MIN_AREA_CM2:g} cm^2, not cut by the image edge; lungs: {lung_rule}; "
             f"head: {brain_rule}",
+            brain_rule=brain_rule,
         )
         steps.insert(2, ProvenanceStep("emlesion.anatomy.field_of_view", rule=fov.rule,
                                        inputs=fov.to_dict()))
@@ -798,7 +799,7 @@ def _segment_pet_only(pet: Volume) -> Anatomy:
                                     inputs={"volume_ml": float(brain.sum() * vox_ml)}))
         fov = FieldOfView(z_range_mm=(float(z_slice.min()), float(z_slice.max())),
                           head_z_mm=head_z, rule="PET only: head = brain at the cranial end; "
-                          "trunk, lungs and pelvis not assessed without CT")
+                          "trunk, lungs and pelvis not assessed without CT", brain_rule=rule)
     step = ProvenanceStep("emlesion.anatomy.segment_anatomy",
                           rule="PET-only fallback (no CT): body and brain",
                           inputs={"ct_series": None,

@@ -219,6 +219,9 @@ class FieldOfView:
         True when the iliac crests were found (bony pelvis in the field of view).
     rule : str
         The rules used, in words.
+    brain_rule : str
+        How the brain was found, or why none was (the rule of
+        :func:`find_brain_ct` / :func:`find_brain_pet`).
     """
 
     z_range_mm: tuple[float, float]
@@ -229,6 +232,7 @@ class FieldOfView:
     head_z_mm: tuple[float, float] | None = None
     pelvis: bool = False
     rule: str = ""
+    brain_rule: str = ""
 
     @property
     def trunk(self) -> bool:
@@ -269,6 +273,7 @@ class FieldOfView:
             "head_z_mm": self.head_z_mm,
             "pelvis": self.pelvis,
             "rule": self.rule,
+            "brain_rule": self.brain_rule,
         })
         d["regions"] = list(self.regions())
         return d

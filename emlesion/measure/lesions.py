@@ -925,6 +925,48 @@ def _label_array(labels: LabelMap | np.ndarray, grid: Grid) -> tuple[np.ndarray,
     return arr.astype(np.uint16, copy=False), {}
 
 
+def _sul_source(suv: Volume, sul: Volume | None) -> tuple[np.ndarray | None, str]:
+    """The array the SUL columns are measured on, and the rule that chose it: ``sul`` (on
+    the SUV grid), else ``suv`` itself when it is lean-body, else none."""
+    if sul is not None:
+        if not sul.grid.same_as(suv.grid):
+            raise GeometryError(
+                format_message(
+                    "the SUL image is not on the SUV grid",
+                    series=sul.identity.series_instance_uid or None,
+                    fix="compute the SUL from the same PET series as the SUV image",
+                )
+            )
+        return sul.array, f"sul image ({sul.units or 'units unknown'})"
+    if is_lean_body_units(suv.units):
+        return suv.array, f"suv image is lean-body ({suv.units})"
+    return None, "none"
+
+
+def _labels_to_measure(boxes: Sequence[Any], only_labels: Iterable[int] | None) -> list[int]:
+    """The labels present (one bounding box each), or the requested ones (all present)."""
+    present = [i + 1 for i, b in enumerate(boxes) if b is not None]
+    if only_labels is None:
+        return present
+    wanted = sorted({int(v) for v in only_labels})
+    missing = [w for w in wanted if w not in present]
+    if missing:
+        raise MaskError(format_message(f"labels {missing} are not present in the mask"))
+    return wanted
+
+
+def _column_groups(variants: Sequence[PeakVariant], *, sul: bool, ct: bool) -> list[str]:
+    """The column groups of the table, in column order."""
+    groups = ["identity", "intensity"]
+    groups += [f"peak_{v.value}" for v in PeakVariant if v in variants]
+    if sul:
+        groups.append("sul")
+    groups += ["position", "axial", "diameter_3d"]
+    if ct:
+        groups.append("ct")
+    return groups
+
+
 def measure_lesions(
     suv: Volume,
     labels: LabelMap | np.ndarray,
@@ -1031,23 +1073,7 @@ def measure_lesions(
     if label_names:
         names.update({int(k): str(v) for k, v in label_names.items()})
 
-    sul_arr: np.ndarray | None = None
-    sul_rule = "none"
-    if sul is not None:
-        if not sul.grid.same_as(suv.grid):
-            raise GeometryError(
-                format_message(
-                    "the SUL image is not on the SUV grid",
-                    series=sul.identity.series_instance_uid or None,
-                    fix="compute the SUL from the same PET series as the SUV image",
-                )
-            )
-        sul_arr = sul.array
-        sul_rule = f"sul image ({sul.units or 'units unknown'})"
-    elif is_lean_body_units(suv.units):
-        sul_arr = suv.array
-        sul_rule = f"suv image is lean-body ({suv.units})"
-
+    sul_arr, sul_rule = _sul_source(suv, sul)
     if ct is not None:
         check_same_frame_of_reference(suv, ct)
 
@@ -1057,25 +1083,13 @@ def measure_lesions(
         perpendicular_tolerance_mm, ct_padding_hu, convention,
     )
     boxes = ndimage.find_objects(label_arr)
-    present = [i + 1 for i, b in enumerate(boxes) if b is not None]
-    if only_labels is not None:
-        wanted = sorted({int(v) for v in only_labels})
-        missing = [w for w in wanted if w not in present]
-        if missing:
-            raise MaskError(format_message(f"labels {missing} are not present in the mask"))
-        present = wanted
+    present = _labels_to_measure(boxes, only_labels)
     lesions = [
         _Lesion(ctx, lab, names.get(lab, f"label {lab}"), boxes[lab - 1])
         for lab in present
     ]
 
-    groups = ["identity", "intensity"]
-    groups += [f"peak_{v.value}" for v in PeakVariant if v in variants]
-    if sul_arr is not None:
-        groups.append("sul")
-    groups += ["position", "axial", "diameter_3d"]
-    if ct is not None:
-        groups.append("ct")
+    groups = _column_groups(variants, sul=sul_arr is not None, ct=ct is not None)
 
     kernels = {"centre": int(np.count_nonzero(ctx.centre_kernel))}
     if PeakVariant.EXACT in variants or sul_variant is PeakVariant.EXACT:

@@ -129,6 +129,176 @@ def _scan_value(
     return value, chosen, unmeasured
 
 
+def _check_comparability(
+    baseline: TimepointObservation, followup: TimepointObservation, norm: str,
+    liver_tolerance_pct: float, liver_tolerance_abs: float, uptake_time_tolerance_min: float,
+    numbers: dict[str, Any], warn: list[str],
+) -> float | None:
+    """PERCIST comparability of the two scans (liver mean, uptake time, scanner): warnings
+    appended to ``warn`` and the numbers to ``numbers``, never a category. Returns the
+    follow-up liver mean in ``norm`` (``None`` when not measured)."""
+    liver_b = baseline.liver.statistic(norm, "mean") if baseline.liver else None
+    liver_f = followup.liver.statistic(norm, "mean") if followup.liver else None
+    numbers[f"liver_{norm}mean_baseline"] = liver_b
+    numbers[f"liver_{norm}mean_followup"] = liver_f
+    if liver_b is not None and liver_f is not None:
+        d_abs = liver_f - liver_b
+        d_pct = percent_change(liver_f, liver_b)
+        numbers[f"liver_{norm}mean_change_abs"] = d_abs
+        numbers["liver_mean_change_pct"] = d_pct
+        if more_than(abs(d_pct), liver_tolerance_pct) or at_least(abs(d_abs),
+                                                                    liver_tolerance_abs):
+            warn.append(
+                f"liver {norm}mean changed from {fmt(liver_b)} to {fmt(liver_f)} "
+                f"({fmt_pct(d_pct)}, {d_abs:+.2f}); PERCIST requires agreement within "
+                f"{liver_tolerance_pct:g} % and < {liver_tolerance_abs:g} {norm}")
+    else:
+        warn.append(f"liver {norm}mean missing; liver comparability not checked")
+    tb, tf = baseline.uptake_time_min, followup.uptake_time_min
+    if tb is not None and tf is not None:
+        numbers["uptake_time_difference_min"] = tf - tb
+        if more_than(abs(tf - tb), uptake_time_tolerance_min):
+            warn.append(f"uptake time {fmt(tf, 0)} min vs {fmt(tb, 0)} min at baseline "
+                        f"differs by more than {uptake_time_tolerance_min:g} min")
+    else:
+        warn.append("uptake time missing; uptake-time comparability not checked")
+    if baseline.scanner and followup.scanner and baseline.scanner != followup.scanner:
+        warn.append(f"scanner/reconstruction changed ({baseline.scanner} -> "
+                    f"{followup.scanner})")
+    return liver_f
+
+
+def _lesion_table(
+    baseline: TimepointObservation, followup: TimepointObservation, m: UptakeMetric,
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Per tracked baseline lesion: its uptake at both scans, whether it resolved or was
+    reported, the uptake and LD changes; and the lesions that grew by more than
+    :data:`PMD_INCREASE_PCT` (uptake or LD), which block a PMR."""
+    table: dict[str, dict[str, Any]] = {}
+    grown: list[str] = []
+    for les_b in baseline.lesions:
+        les_f = followup.lesion(les_b.track_id)
+        vb = les_b.uptake(m)
+        vf = None if les_f is None else (None if les_f.pet_resolved else les_f.uptake(m))
+        row: dict[str, Any] = {"baseline": vb, "followup": vf,
+                               "resolved": bool(les_f is not None and les_f.pet_resolved),
+                               "reported": les_f is not None}
+        if vb is not None and vf is not None:
+            row["change_pct"] = percent_change(vf, vb)
+            if more_than(row["change_pct"], PMD_INCREASE_PCT):
+                grown.append(f"{les_b.name} {m.value} {fmt(vb)} -> {fmt(vf)} "
+                             f"({fmt_pct(row['change_pct'])})")
+        if (les_f is not None and not les_f.pet_resolved and les_b.ld_mm and les_f.ld_mm
+                is not None):
+            row["ld_change_pct"] = percent_change(les_f.ld_mm, les_b.ld_mm)
+            if more_than(row["ld_change_pct"], PMD_INCREASE_PCT):
+                grown.append(f"{les_b.name} LD {fmt(les_b.ld_mm, 1)} -> "
+                             f"{fmt(les_f.ld_mm, 1)} mm ({fmt_pct(row['ld_change_pct'])})")
+        table[les_b.track_id] = row
+    return table, grown
+
+
+def _nadir(
+    baseline: TimepointObservation, previous: Sequence[TimepointObservation],
+    m: UptakeMetric, target_lesions: int, max_per_organ: int, b_val: float, warn: list[str],
+) -> tuple[float, str]:
+    """The lowest target value among the baseline (``b_val``) and the ``previous`` scans, and
+    its timepoint; a previous scan without residual lesion uptake counts as 0, one whose
+    lesions were not measured is skipped (with a warning)."""
+    nadir_val, nadir_label = b_val, baseline.label
+    for tp in previous:
+        if not tp.has_pet:
+            continue
+        v, _, unmeasured = _scan_value(tp, m, target_lesions, max_per_organ)
+        unmeasured += [les for les in baseline.lesions if tp.lesion(les.track_id) is None]
+        if v is None and unmeasured:
+            warn.append(f"{tp.label} skipped for the nadir: lesion uptake not measured")
+            continue
+        v = 0.0 if v is None else v
+        if v < nadir_val:
+            nadir_val, nadir_label = v, tp.label
+    return nadir_val, nadir_label
+
+
+def _all_resolved_reason(followup: TimepointObservation, m: UptakeMetric,
+                         numbers: dict[str, Any]) -> str:
+    """The reason of ``PERCIST.CMR.no_residual_uptake``. Resolved lesions read at their former
+    site carry that site's uptake: it is quoted (and added to ``numbers``), so that the
+    sentence agrees with the numbers reported beside it."""
+    former = [(v, les) for les in followup.lesions
+              if les.pet_resolved and (v := les.uptake(m)) is not None]
+    if not former:
+        return "every lesion resolved at follow-up and no new lesion: no residual FDG uptake"
+    numbers[f"former_site_{m.value}"] = {les.track_id: v for v, les in former}
+    return ("every lesion resolved at follow-up and no new lesion: no focal FDG uptake "
+            "left (former sites, not segmented: " + ", ".join(
+                f"{les.name} {m.value} {fmt(v)}"
+                + (f" (Deauville {les.deauville})" if les.deauville is not None else "")
+                for v, les in former) + ")")
+
+
+def _cmr_background(
+    followup: TimepointObservation, m: UptakeMetric, liver_mean: float | None,
+    cmr_blood_pool_sd: float, thresholds: dict[str, Any], warn: list[str],
+) -> str | None:
+    """Row 4 of the decision table: the reason when the hottest follow-up lesion is below the
+    liver mean and at most blood-pool mean + ``cmr_blood_pool_sd`` SD, else ``None``. The two
+    limits go to ``thresholds``; a missing reference is a warning."""
+    norm = m.normalisation
+    hottest_f = max(v for v, _ in _scan_value(followup, m, 5, 5)[1])
+    bp = followup.blood_pool
+    bp_mean = bp.statistic(norm, "mean") if bp is not None else None
+    bp_sd = bp.statistic(norm, "sd") if bp is not None else None
+    bp_limit = None if bp_mean is None else bp_mean + cmr_blood_pool_sd * (bp_sd or 0.0)
+    thresholds[f"cmr_below_liver_{norm}mean"] = liver_mean
+    thresholds[f"cmr_blood_pool_{norm}_at_most"] = bp_limit
+    if liver_mean is None:
+        warn.append("follow-up liver mean missing: CMR by uptake level not checked")
+        return None
+    if bp_limit is None:
+        warn.append("follow-up blood pool not measured: CMR judged on the liver only")
+    if less_than(hottest_f, liver_mean) and (bp_limit is None or at_most(hottest_f, bp_limit)):
+        return (f"hottest follow-up lesion {m.value} {fmt(hottest_f)} < liver {norm}mean "
+                f"{fmt(liver_mean)}" + ("" if bp_limit is None else
+                                        f" and <= blood pool {fmt(bp_limit)}")
+                + "; no new lesion")
+    return None
+
+
+def _change_thresholds(single: bool) -> dict[str, Any]:
+    """The PMR/PMD cut-offs that apply (the absolute SUL ones only to a single lesion)."""
+    thresholds: dict[str, Any] = {
+        "pmr_decrease_pct_at_least": PMR_DECREASE_PCT,
+        "pmd_increase_pct_more_than": PMD_INCREASE_PCT,
+    }
+    if single:
+        thresholds["pmr_decrease_abs_at_least"] = PMR_DECREASE_ABS
+        thresholds["pmd_increase_abs_more_than"] = PMD_INCREASE_ABS
+    return thresholds
+
+
+def _pmr_or_smd(d_pct: float, d_abs: float, single: bool, norm: str,
+                grown: Sequence[str]) -> tuple[PercistCategory, str, str]:
+    """Rows 6-8 of the decision table, once new lesions, CMR and PMD are ruled out:
+    (category, rule id, reason) from the change vs baseline and the lesions that grew."""
+    pmr = at_least(-d_pct, PMR_DECREASE_PCT) and (not single
+                                                  or at_least(-d_abs, PMR_DECREASE_ABS))
+    if pmr and not grown:
+        return (PercistCategory.PMR, "PERCIST.PMR.uptake_decrease",
+                f"decrease of at least {PMR_DECREASE_PCT:g} %"
+                + (f" and at least {PMR_DECREASE_ABS:g} {norm}" if single else "")
+                + "; no lesion increased by more than 30 %; no new lesion")
+    if pmr:
+        return (PercistCategory.SMD, "PERCIST.SMD.other_lesion_increase",
+                "target decrease meets PMR but other lesion(s) increased by more "
+                "than 30 %: " + "; ".join(grown))
+    return (PercistCategory.SMD, "PERCIST.SMD",
+            f"change {fmt_pct(d_pct)} / {d_abs:+.2f} {norm}: neither PMR (>= "
+            f"-{PMR_DECREASE_PCT:g} %" + (f" and <= -{PMR_DECREASE_ABS:g}" if single else "")
+            + f") nor PMD (> +{PMD_INCREASE_PCT:g} %"
+            + (f" and > +{PMD_INCREASE_ABS:g}" if single else "") + ")")
+
+
 def assess_percist(
     baseline: TimepointObservation,
     followup: TimepointObservation,
@@ -263,13 +433,7 @@ def assess_percist(
         "uptake_time_tolerance_min": uptake_time_tolerance_min,
         "previous": [p.label for p in previous],
     }
-    thresholds: dict[str, Any] = {
-        "pmr_decrease_pct_at_least": PMR_DECREASE_PCT,
-        "pmd_increase_pct_more_than": PMD_INCREASE_PCT,
-    }
-    if single:
-        thresholds["pmr_decrease_abs_at_least"] = PMR_DECREASE_ABS
-        thresholds["pmd_increase_abs_more_than"] = PMD_INCREASE_ABS
+    thresholds = _change_thresholds(single)
     warn: list[str] = check_order(baseline, followup, previous)
     reasons: list[str] = []
     numbers: dict[str, Any] = {}
@@ -282,34 +446,8 @@ def assess_percist(
         warn.append(f"PERCIST 1.0 is defined on SULpeak; {m.value} used instead")
 
     # --- comparability (warnings only) -------------------------------------------------
-    liver_b = baseline.liver.statistic(norm, "mean") if baseline.liver else None
-    liver_f = followup.liver.statistic(norm, "mean") if followup.liver else None
-    numbers[f"liver_{norm}mean_baseline"] = liver_b
-    numbers[f"liver_{norm}mean_followup"] = liver_f
-    if liver_b is not None and liver_f is not None:
-        d_abs = liver_f - liver_b
-        d_pct = percent_change(liver_f, liver_b)
-        numbers[f"liver_{norm}mean_change_abs"] = d_abs
-        numbers["liver_mean_change_pct"] = d_pct
-        if more_than(abs(d_pct), liver_tolerance_pct) or at_least(abs(d_abs),
-                                                                    liver_tolerance_abs):
-            warn.append(
-                f"liver {norm}mean changed from {fmt(liver_b)} to {fmt(liver_f)} "
-                f"({fmt_pct(d_pct)}, {d_abs:+.2f}); PERCIST requires agreement within "
-                f"{liver_tolerance_pct:g} % and < {liver_tolerance_abs:g} {norm}")
-    else:
-        warn.append(f"liver {norm}mean missing; liver comparability not checked")
-    tb, tf = baseline.uptake_time_min, followup.uptake_time_min
-    if tb is not None and tf is not None:
-        numbers["uptake_time_difference_min"] = tf - tb
-        if more_than(abs(tf - tb), uptake_time_tolerance_min):
-            warn.append(f"uptake time {fmt(tf, 0)} min vs {fmt(tb, 0)} min at baseline "
-                        f"differs by more than {uptake_time_tolerance_min:g} min")
-    else:
-        warn.append("uptake time missing; uptake-time comparability not checked")
-    if baseline.scanner and followup.scanner and baseline.scanner != followup.scanner:
-        warn.append(f"scanner/reconstruction changed ({baseline.scanner} -> "
-                    f"{followup.scanner})")
+    liver_f = _check_comparability(baseline, followup, norm, liver_tolerance_pct,
+                                   liver_tolerance_abs, uptake_time_tolerance_min, numbers, warn)
     thresholds["liver_tolerance_pct"] = liver_tolerance_pct
     thresholds["liver_tolerance_abs"] = liver_tolerance_abs
     thresholds["uptake_time_tolerance_min"] = uptake_time_tolerance_min
@@ -347,42 +485,11 @@ def assess_percist(
         f"baseline {what} {fmt(b_val)} ({', '.join(les.name for _, les in b_chosen)})")
 
     # per-lesion table (tracked lesions, any uptake)
-    table: dict[str, dict[str, Any]] = {}
-    grown: list[str] = []
-    for les_b in baseline.lesions:
-        les_f = followup.lesion(les_b.track_id)
-        vb = les_b.uptake(m)
-        vf = None if les_f is None else (None if les_f.pet_resolved else les_f.uptake(m))
-        row: dict[str, Any] = {"baseline": vb, "followup": vf,
-                               "resolved": bool(les_f is not None and les_f.pet_resolved),
-                               "reported": les_f is not None}
-        if vb is not None and vf is not None:
-            row["change_pct"] = percent_change(vf, vb)
-            if more_than(row["change_pct"], PMD_INCREASE_PCT):
-                grown.append(f"{les_b.name} {m.value} {fmt(vb)} -> {fmt(vf)} "
-                             f"({fmt_pct(row['change_pct'])})")
-        if (les_f is not None and not les_f.pet_resolved and les_b.ld_mm and les_f.ld_mm
-                is not None):
-            row["ld_change_pct"] = percent_change(les_f.ld_mm, les_b.ld_mm)
-            if more_than(row["ld_change_pct"], PMD_INCREASE_PCT):
-                grown.append(f"{les_b.name} LD {fmt(les_b.ld_mm, 1)} -> "
-                             f"{fmt(les_f.ld_mm, 1)} mm ({fmt_pct(row['ld_change_pct'])})")
-        table[les_b.track_id] = row
-    numbers["lesions"] = table
+    numbers["lesions"], grown = _lesion_table(baseline, followup, m)
 
     # nadir (always computed, used when progression_reference == nadir)
-    nadir_val, nadir_label = b_val, baseline.label
-    for tp in previous:
-        if not tp.has_pet:
-            continue
-        v, _, unmeasured = _scan_value(tp, m, target_lesions, max_per_organ)
-        unmeasured += [les for les in baseline.lesions if tp.lesion(les.track_id) is None]
-        if v is None and unmeasured:
-            warn.append(f"{tp.label} skipped for the nadir: lesion uptake not measured")
-            continue
-        v = 0.0 if v is None else v
-        if v < nadir_val:
-            nadir_val, nadir_label = v, tp.label
+    nadir_val, nadir_label = _nadir(baseline, previous, m, target_lesions, max_per_organ,
+                                    b_val, warn)
     numbers[f"nadir_{m.value}"] = nadir_val
     numbers["nadir_timepoint"] = nadir_label
     use_nadir = prog_ref is ProgressionReference.NADIR
@@ -404,21 +511,7 @@ def assess_percist(
                            f"measured {m.value}: " + ", ".join(x.name for x in f_unmeasured))
             return done(PercistCategory.NE, "PERCIST.NE.followup_not_measured", nadir_out)
         numbers["change_pct"] = -100.0
-        # resolved lesions read at their former site carry that site's uptake: quote it, so
-        # that the sentence agrees with the numbers reported beside it
-        former = [(v, les) for les in followup.lesions
-                  if les.pet_resolved and (v := les.uptake(m)) is not None]
-        if former:
-            numbers[f"former_site_{m.value}"] = {les.track_id: v for v, les in former}
-            reasons.append(
-                "every lesion resolved at follow-up and no new lesion: no focal FDG uptake "
-                "left (former sites, not segmented: " + ", ".join(
-                    f"{les.name} {m.value} {fmt(v)}"
-                    + (f" (Deauville {les.deauville})" if les.deauville is not None else "")
-                    for v, les in former) + ")")
-        else:
-            reasons.append("every lesion resolved at follow-up and no new lesion: "
-                           "no residual FDG uptake")
+        reasons.append(_all_resolved_reason(followup, m, numbers))
         return done(PercistCategory.CMR, "PERCIST.CMR.no_residual_uptake", nadir_out)
     if f_unmeasured:
         warn.append(f"{len(f_unmeasured)} follow-up lesion(s) without a measured {m.value} "
@@ -432,27 +525,10 @@ def assess_percist(
         f"{fmt_pct(d_pct)}, {d_abs:+.2f} {norm} vs baseline")
 
     # 4. CMR: below liver mean and indistinguishable from blood pool
-    hottest_f = max(v for v, _ in _scan_value(followup, m, 5, 5)[1])
-    liver_mean = liver_f
-    bp = followup.blood_pool
-    bp_mean = bp.statistic(norm, "mean") if bp is not None else None
-    bp_sd = bp.statistic(norm, "sd") if bp is not None else None
-    bp_limit = None if bp_mean is None else bp_mean + cmr_blood_pool_sd * (bp_sd or 0.0)
-    thresholds[f"cmr_below_liver_{norm}mean"] = liver_mean
-    thresholds[f"cmr_blood_pool_{norm}_at_most"] = bp_limit
-    if liver_mean is None:
-        warn.append("follow-up liver mean missing: CMR by uptake level not checked")
-    else:
-        if bp_limit is None:
-            warn.append("follow-up blood pool not measured: CMR judged on the liver only")
-        if less_than(hottest_f, liver_mean) and (bp_limit is None
-                                                 or at_most(hottest_f, bp_limit)):
-            reasons.append(
-                f"hottest follow-up lesion {m.value} {fmt(hottest_f)} < liver {norm}mean "
-                f"{fmt(liver_mean)}" + ("" if bp_limit is None else
-                                        f" and <= blood pool {fmt(bp_limit)}")
-                + "; no new lesion")
-            return done(PercistCategory.CMR, "PERCIST.CMR.background", nadir_out)
+    background = _cmr_background(followup, m, liver_f, cmr_blood_pool_sd, thresholds, warn)
+    if background is not None:
+        reasons.append(background)
+        return done(PercistCategory.CMR, "PERCIST.CMR.background", nadir_out)
 
     # 5. PMD vs the progression reference
     r_abs = f_val - ref_val
@@ -476,21 +552,7 @@ def assess_percist(
             warn.append(f"{what} rose {fmt_pct(n_pct)} ({n_abs:+.2f}) from the nadir at "
                         f"{nadir_label}: PMD with progression_reference='nadir'")
 
-    # 6./7. PMR
-    pmr = at_least(-d_pct, PMR_DECREASE_PCT) and (not single
-                                                  or at_least(-d_abs, PMR_DECREASE_ABS))
-    if pmr and not grown:
-        reasons.append(f"decrease of at least {PMR_DECREASE_PCT:g} %"
-                       + (f" and at least {PMR_DECREASE_ABS:g} {norm}" if single else "")
-                       + "; no lesion increased by more than 30 %; no new lesion")
-        return done(PercistCategory.PMR, "PERCIST.PMR.uptake_decrease", nadir_out)
-    if pmr:
-        reasons.append("target decrease meets PMR but other lesion(s) increased by more "
-                       "than 30 %: " + "; ".join(grown))
-        return done(PercistCategory.SMD, "PERCIST.SMD.other_lesion_increase", nadir_out)
-    reasons.append(
-        f"change {fmt_pct(d_pct)} / {d_abs:+.2f} {norm}: neither PMR (>= -{PMR_DECREASE_PCT:g} %"
-        + (f" and <= -{PMR_DECREASE_ABS:g}" if single else "")
-        + f") nor PMD (> +{PMD_INCREASE_PCT:g} %" + (f" and > +{PMD_INCREASE_ABS:g}" if single
-                                                     else "") + ")")
-    return done(PercistCategory.SMD, "PERCIST.SMD", nadir_out)
+    # 6./7./8. PMR, or SMD
+    category, rule, reason = _pmr_or_smd(d_pct, d_abs, single, norm, grown)
+    reasons.append(reason)
+    return done(category, rule, nadir_out)

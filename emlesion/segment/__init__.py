@@ -9,6 +9,9 @@ Public API
 :func:`delineate_on_ct`
     The CT soft-tissue boundary of a low-contrast PET lesion (used by :func:`segment_lesions`
     when the blood-pool floor would place the boundary).
+:func:`search_residual`, :func:`segment_near_lesions`
+    Follow-up searches restricted to where earlier lesions were (a lost lesion's footprint
+    at a lower seed threshold; without CT, only at the earlier lesions).
 :func:`delineate_ct_mass`
     The soft-tissue mass at a tracked lesion's site on the CT, with or without PET uptake
     (the CT readout of every site at every timepoint).
@@ -37,9 +40,17 @@ from emlesion.segment.lesions import (
     exclusion_labels,
     segment_lesions,
 )
+from emlesion.segment.search import (
+    RESIDUAL_SEED,
+    ResidualFinding,
+    ResidualSearch,
+    search_residual,
+    segment_near_lesions,
+)
 
 __all__ = [
     "DEFAULT_EXCLUDE",
+    "RESIDUAL_SEED",
     "Box",
     "CTMass",
     "CTMassRule",
@@ -47,6 +58,8 @@ __all__ = [
     "Lesion",
     "Method",
     "PriorMask",
+    "ResidualFinding",
+    "ResidualSearch",
     "SearchRegion",
     "Seed",
     "SegmentationResult",
@@ -57,5 +70,7 @@ __all__ = [
     "delineate_ct_mass",
     "delineate_on_ct",
     "exclusion_labels",
+    "search_residual",
     "segment_lesions",
+    "segment_near_lesions",
 ]

@@ -309,6 +309,11 @@ class SegmentationResult:
     provenance : tuple of ProvenanceStep
         Every choice made (method, thresholds, search region, connectivity, exclusions,
         dropped components).
+    regrowth : tuple of dict
+        Percent-of-max methods: one JSON-able record per candidate grown, in growing order
+        (SUVmax, threshold, VOI enlargements, convergence, CT soft-tissue delineation, or why
+        it was dropped); the ``lesions`` of the ``emlesion.segment.percent_of_max`` step.
+        Empty for the other methods.
     """
 
     labels: LabelMap
@@ -317,6 +322,7 @@ class SegmentationResult:
     liver_reference: ReferenceRegionStats | None = None
     excluded: tuple[str, ...] = ()
     provenance: tuple[ProvenanceStep, ...] = field(default=())
+    regrowth: tuple[dict[str, Any], ...] = ()
 
     @property
     def total_volume_ml(self) -> float:
@@ -758,6 +764,7 @@ def segment_lesions(
                     "dropped_below_min_volume": dropped_small,
                     "dropped_as_organ_spill_over": dropped_spill}))
         # --- percent-of-max regrowth ------------------------------------------
+        regrowth: tuple[dict[str, Any], ...] = ()
         if method.is_relative:
             frac = _FRACTION[method]
             floor = blood.mean if (blood_pool_floor and blood is not None) else None
@@ -845,6 +852,7 @@ def segment_lesions(
                         "not_delineated_below_floor": below_floor,
                         "dropped_as_bowel_uptake": bowel_uptake,
                         "lesions": details}))
+            regrowth = tuple(details)
         elif method is Method.PERCIST_LIVER:
             assert liver is not None
             steps.append(ProvenanceStep(
@@ -898,7 +906,8 @@ def segment_lesions(
     steps.append(step)
     label_map = LabelMap(arr, grid, names, source=f"emlesion.segment:{method.value}",
                          provenance=tuple(steps))
-    return SegmentationResult(label_map, tuple(out), method, liver, tuple(used), tuple(steps))
+    return SegmentationResult(label_map, tuple(out), method, liver, tuple(used), tuple(steps),
+                              regrowth)
 
 
 def _regrow(

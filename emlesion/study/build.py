@@ -11,7 +11,6 @@ not found (see :func:`load_study`), and checks that the timepoints belong togeth
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from emlesion.anatomy import (
     Anatomy,
@@ -38,11 +36,18 @@ from emlesion.errors import (
     format_message,
     warn_external,
 )
-from emlesion.io import Grid, LabelMap, SeriesInfo, SeriesRole, Volume, discover, load_ct, load_pet
+from emlesion.io import LabelMap, SeriesInfo, SeriesRole, Volume, discover, load_ct, load_pet
 from emlesion.measure import LesionTable, check_same_frame_of_reference, measure_lesions
 from emlesion.provenance import ProvenanceStep, jsonable, record_warnings
 from emlesion.response.sites import SiteReading
-from emlesion.segment import Method, PriorMask, Seed, ThresholdRule, segment_lesions
+from emlesion.segment import (
+    RESIDUAL_SEED,
+    Method,
+    ThresholdRule,
+    search_residual,
+    segment_lesions,
+    segment_near_lesions,
+)
 from emlesion.study.model import (
     RESERVED_LABELS,
     LesionSource,
@@ -53,13 +58,19 @@ from emlesion.study.model import (
     Timepoint,
 )
 from emlesion.study.sites import read_sites as _read_sites
-from emlesion.suv import DEFAULT_SUL, Normalization, compute_suv
+from emlesion.suv import (
+    DEFAULT_SUL,
+    DecayCorrection,
+    Normalization,
+    SUVFactors,
+    compute_suv_image,
+)
 from emlesion.track import (
-    MapTo,
     TimepointLesions,
     TrackingResult,
     TrackState,
-    map_points,
+    map_mask,
+    registration_map,
     track_lesions,
 )
 from emlesion.track.sites import SITE_MARGIN_MM
@@ -76,8 +87,6 @@ RESIDUAL_MARGIN_MM = 15.0
 #: Without a CT (no anatomy), a follow-up lesion must contain or lie within this distance (mm)
 #: of a baseline lesion centroid.
 NO_CT_MARGIN_MM = 20.0
-#: Seed rule of the residual search (fixed SUVbw >= 2.5 inside the prior region).
-RESIDUAL_SEED = Method.SUV_2_5
 #: Progress stage of the second lesion matching, after the residual search added lesions
 #: (same registrations, so it only re-matches; the first matching is the stage ``"track"``).
 RETRACK_STAGE = "re-track after residual search"
@@ -107,8 +116,8 @@ def _study_date(pet: Volume) -> _dt.date | None:
     return None
 
 
-def _uptake_time_min(pet: Volume, suv: Volume) -> tuple[float | None, str]:
-    """Injection-to-scan time from the SUV provenance (QIBA elapsed time), else the header.
+def _uptake_time_min(pet: Volume, factors: SUVFactors) -> tuple[float | None, str]:
+    """Injection-to-scan time from the SUV factors (QIBA elapsed time), else the header.
 
     Scan start is SeriesDate/SeriesTime (the QIBA scan reference for DecayCorrection START);
     injection is the time the SUV engine used, or RadiopharmaceuticalStartDateTime /
@@ -116,13 +125,10 @@ def _uptake_time_min(pet: Volume, suv: Volume) -> tuple[float | None, str]:
     """
     from emlesion.suv.timing import combine_date_time, parse_dt, parse_tm, parse_utc_offset
 
-    step = next((s for s in reversed(suv.provenance)
-                 if s.operation == "emlesion.suv.compute_suv"), None)
-    inputs: Mapping[str, Any] = step.inputs if step is not None else {}
-    elapsed = inputs.get("elapsed_s")
-    if inputs.get("decay_correction") == "START" and isinstance(elapsed, (int, float)) \
-            and elapsed > 0:
-        return float(elapsed) / 60.0, "SUV provenance: reference time - injection time (START)"
+    elapsed = factors.elapsed_s
+    if (factors.decay_correction == DecayCorrection.START.value and elapsed is not None
+            and elapsed > 0):
+        return float(elapsed) / 60.0, "SUV factors: reference time - injection time (START)"
     if not pet.headers:
         return None, "no PET header"
     ds = pet.headers[0]
@@ -135,9 +141,9 @@ def _uptake_time_min(pet: Volume, suv: Volume) -> tuple[float | None, str]:
                                   time_attribute="SeriesTime (0008,0031)", tz=tz)
         injection: _dt.datetime | None = None
         rule = ""
-        if isinstance(inputs.get("injection_time"), str):
-            injection = _dt.datetime.fromisoformat(inputs["injection_time"])
-            rule = "SeriesDate/SeriesTime - injection time of the SUV provenance"
+        if factors.injection_time is not None:
+            injection = factors.injection_time
+            rule = "SeriesDate/SeriesTime - injection time of the SUV factors"
         else:
             seq = ds.get("RadiopharmaceuticalInformationSequence")
             item = seq[0] if seq else None
@@ -252,8 +258,8 @@ def _pet_only_anatomy(suv: Volume, label: str) -> tuple[Anatomy | None, Provenan
             "brain_volume_ml": float(brain.sum() * pet_anatomy.grid.voxel_volume_ml),
             "head_z_mm": jsonable(pet_anatomy.field_of_view.head_z_mm
                                   if pet_anatomy.field_of_view is not None else None),
-            "brain_rule": next((st.rule for st in pet_anatomy.provenance
-                                if st.operation == "emlesion.anatomy.brain"), None),
+            "brain_rule": (pet_anatomy.field_of_view.brain_rule
+                           if pet_anatomy.field_of_view is not None else None),
         }
         used: Anatomy | None = None
         if not brain.any():
@@ -274,33 +280,6 @@ def _pet_only_anatomy(suv: Volume, label: str) -> tuple[Anatomy | None, Provenan
     return used, step
 
 
-def _segment_near_prior(suv: Volume, method: Method | str, prior: LabelMap,
-                        radius_mm: float, anatomy: Anatomy | None = None) -> LabelMap:
-    """Without CT: per prior lesion, the lesion containing or nearest to its centroid.
-
-    ``anatomy`` is the PET-only anatomy (brain excluded) or ``None``."""
-    arr = np.zeros(suv.shape, np.uint16)
-    names: dict[int, str] = {}
-    steps: list[ProvenanceStep] = []
-    prior_arr = np.asarray(prior.array)
-    for lab in prior.labels:
-        centroid = prior.grid.index_to_lps(np.argwhere(prior_arr == lab).astype(float)).mean(0)
-        point = (float(centroid[0]), float(centroid[1]), float(centroid[2]))
-        # no CT: kidneys, ureters and bladder are not excluded, so the percent-method VOI
-        # keeps its fixed margin (an enlarged VOI could follow a contour into them)
-        seg = segment_lesions(suv, method=method, anatomy=anatomy, region=Seed(point, radius_mm),
-                              voi_max_iterations=0)
-        steps.extend(seg.provenance)
-        for les in seg.lesions:
-            m = (np.asarray(seg.labels.array) == les.label) & (arr == 0)
-            if m.any():
-                new = int(arr.max()) + 1
-                arr[m] = new
-                names[new] = f"near {prior.name(lab)}"
-    return LabelMap(arr, suv.grid, names, "emlesion.segment (no CT, near baseline lesions)",
-                    tuple(steps))
-
-
 def _process(
     images: _Images,
     *,
@@ -315,11 +294,12 @@ def _process(
     pet, ct = images.pet, images.ct
     steps = list(images.steps)
     with _stage(progress, "suv", label):
-        suv = compute_suv(pet, Normalization.BW)
+        suv_image = compute_suv_image(pet, Normalization.BW)
+        suv = suv_image.volume
         sul: Volume | None = None
         if sul_normalization is not None:
             try:
-                sul = compute_suv(pet, sul_normalization)
+                sul = suv_image.renormalized(pet, sul_normalization).volume
             except EmlesionError as exc:
                 steps.append(ProvenanceStep("emlesion.study.sul", rule="no SUL image",
                                             warnings=(str(exc),)))
@@ -349,7 +329,8 @@ def _process(
             source, method_name = LesionSource.MASK, "mask"
         else:
             if ct is None and prior is not None and prior.labels:
-                lesions = _segment_near_prior(suv, method, prior, prior_margin_mm, anatomy)
+                lesions = segment_near_lesions(suv, prior, radius_mm=prior_margin_mm,
+                                               method=method, anatomy=anatomy)
                 regions = {}
                 source, method_name = LesionSource.SEGMENTATION, Method(method).value
                 steps.append(ProvenanceStep(
@@ -362,7 +343,10 @@ def _process(
                               "searched only at the baseline lesions; new lesions elsewhere "
                               "are not detected",)))
             else:
-                seg = segment_lesions(suv, method=method, anatomy=anatomy, ct=ct)
+                seg = segment_lesions(
+                    suv, method=method, anatomy=anatomy, ct=ct,
+                    liver_reference=liver.suv_stats(suv.units) if liver else None,
+                    blood_pool_reference=blood.suv_stats(suv.units) if blood else None)
                 lesions = seg.labels
                 rules = {les.label: les.threshold_rule for les in seg.lesions}
                 regions = ({les.label: les.assignment for les in seg.lesions}
@@ -371,7 +355,7 @@ def _process(
     with _stage(progress, "measure", label):
         table = _measure(suv, lesions, ct, sul)
         _ = table.rows  # compute now (timed here, not lazily in the report)
-    uptake, uptake_rule = _uptake_time_min(pet, suv)
+    uptake, uptake_rule = _uptake_time_min(pet, suv_image.factors)
     steps.append(ProvenanceStep("emlesion.study.uptake_time", rule=uptake_rule,
                                 inputs={"uptake_time_min": uptake}))
     steps.extend(s for s in (suv.provenance[-1:] + (anatomy.provenance[-1:] if anatomy else ())))
@@ -595,52 +579,28 @@ def _check_consistency(images: Sequence[_Images], allow_different_patients: bool
     return pid, step
 
 
-def _ball(radius_mm: float, spacing_xyz: tuple[float, float, float]) -> np.ndarray:
-    sx, sy, sz = spacing_xyz
-    rz, ry, rx = (max(1, math.floor(radius_mm / s)) for s in (sz, sy, sx))
-    z, y, x = np.ogrid[-rz:rz + 1, -ry:ry + 1, -rx:rx + 1]
-    ball: np.ndarray = ((z * sz) ** 2 + (y * sy) ** 2 + (x * sx) ** 2) <= radius_mm ** 2
-    return ball
-
-
-def _prior_mask(study_tps: Sequence[Timepoint], tracking: TrackingResult, track_id: str,
-                k: int, margin_mm: float) -> np.ndarray | None:
-    """The last detected appearance of a track, mapped onto timepoint ``k``'s PET grid and
-    dilated by ``margin_mm``."""
+def _last_footprint(study_tps: Sequence[Timepoint], tracking: TrackingResult, track_id: str,
+                    k: int) -> np.ndarray | None:
+    """The last detected appearance of a track before timepoint ``k``, mapped onto ``k``'s
+    PET grid through the registrations (:func:`emlesion.track.map_mask`)."""
     track = tracking.track(track_id)
-    last = None
     for j in range(k - 1, -1, -1):
         p = track.point(study_tps[j].label)
         if p.state.detected:
-            last = (j, p.labels)
-            break
-    if last is None:
-        return None
-    j, labs = last
-    src = study_tps[j]
-    idx = np.argwhere(np.isin(np.asarray(src.lesions.array), labs))
-    pts = src.lesions.grid.index_to_lps(idx.astype(float))
-    if j > 0:
-        pts = map_points(tracking.registrations[src.label], pts, to=MapTo.FIXED)
-    target = study_tps[k]
-    pts = map_points(tracking.registrations[target.label], pts, to=MapTo.MOVING)
-    grid: Grid = target.suv.grid
-    zyx = np.rint(grid.lps_to_index(pts)).astype(int)
-    inside = np.all((zyx >= 0) & (zyx < np.asarray(grid.shape)), axis=1)
-    if not inside.any():
-        return None
-    mask = np.zeros(grid.shape, bool)
-    mask[tuple(zyx[inside].T)] = True
-    mask = ndi.binary_closing(mask, structure=np.ones((3, 3, 3), bool))
-    dilated: np.ndarray = ndi.binary_dilation(mask, structure=_ball(margin_mm, grid.spacing_mm))
-    return dilated
+            src, target = study_tps[j], study_tps[k]
+            mask = np.isin(np.asarray(src.lesions.array), p.labels)
+            mapped, fov = map_mask(mask, src.lesions.grid, target.suv.grid,
+                                   registration_map(tracking, src.label, target.label))
+            return mapped if fov > 0 else None
+    return None
 
 
 def _residual_search(
     tps: list[Timepoint], tracking: TrackingResult, *, margin_mm: float,
     progress: ProgressCallback | None,
 ) -> tuple[list[Timepoint], bool]:
-    """Look again, at a lower seed threshold, where a tracked lesion was not found."""
+    """Look again, at a lower seed threshold, where a tracked lesion was not found
+    (:func:`emlesion.segment.search_residual` inside each lost track's last footprint)."""
     changed = False
     out = list(tps)
     for k in range(1, len(out)):
@@ -651,53 +611,28 @@ def _residual_search(
         if not lost:
             continue
         with _stage(progress, "residual", tp.label):
-            arr = np.array(tp.lesions.array, dtype=np.uint16)
-            names = dict(tp.lesions.names)
-            regions = dict(tp.regions)
-            rules = dict(tp.threshold_rules)
-            added: list[dict[str, Any]] = []
-            with record_warnings() as rec:
-                for tid in lost:
-                    prior = _prior_mask(out, tracking, tid, k, margin_mm)
-                    if prior is None:
-                        continue
-                    seg = segment_lesions(tp.suv, method=tp.method, anatomy=tp.anatomy,
-                                          ct=tp.ct, region=PriorMask(prior, tp.suv.grid),
-                                          seed_method=RESIDUAL_SEED)
-                    first = len(added)
-                    for les in seg.lesions:
-                        m = (np.asarray(seg.labels.array) == les.label) & (arr == 0)
-                        if not m.any():
-                            continue
-                        new = int(arr.max()) + 1
-                        arr[m] = new
-                        names[new] = les.name
-                        rules[new] = les.threshold_rule
-                        if tp.ct is not None:  # regions need the CT landmarks
-                            regions[new] = les.assignment
-                        added.append({"track": tid, "label": new, "name": les.name,
-                                      "volume_ml": float(m.sum() * tp.suv.voxel_volume_ml),
-                                      "suv_max": les.suv_max,
-                                      "threshold_rule": les.threshold_rule.value})
-                    # the per-lesion record of this search (thresholds, CT delineation), on
-                    # the first lesion it added
-                    percent = next((st for st in seg.provenance
-                                    if st.operation == "emlesion.segment.percent_of_max"), None)
-                    if percent is not None and len(added) > first:
-                        added[first]["segmentation"] = percent.inputs.get("lesions")
-            if not added:
+            footprints: dict[str, np.ndarray] = {}
+            for tid in lost:
+                fp = _last_footprint(out, tracking, tid, k)
+                if fp is not None:
+                    footprints[tid] = fp
+            found = search_residual(
+                tp.suv, tp.lesions, footprints, margin_mm=margin_mm, method=tp.method,
+                seed_method=RESIDUAL_SEED, anatomy=tp.anatomy, ct=tp.ct,
+                liver_reference=tp.liver.suv_stats(tp.suv.units) if tp.liver else None,
+                blood_pool_reference=(tp.blood_pool.suv_stats(tp.suv.units)
+                                      if tp.blood_pool else None))
+            if found.step is None:
                 continue
-            step = ProvenanceStep(
-                "emlesion.study.residual_search",
-                rule=f"lost track's last mask mapped to this timepoint, dilated {margin_mm:g} mm; "
-                     f"segment_lesions({tp.method}, seeds {RESIDUAL_SEED.value}) inside it",
-                inputs={"added": added}, warnings=rec.as_tuple())
-            labels = LabelMap(arr, tp.lesions.grid, names, tp.lesions.source,
-                              (*tp.lesions.provenance, step))
-            table = _measure(tp.suv, labels, tp.ct, tp.sul)
+            rules = {**tp.threshold_rules,
+                     **{f.label: f.lesion.threshold_rule for f in found.added}}
+            regions = dict(tp.regions)
+            if tp.ct is not None:  # regions need the CT landmarks
+                regions.update({f.label: f.lesion.assignment for f in found.added})
+            table = _measure(tp.suv, found.labels, tp.ct, tp.sul)
             _ = table.rows
-            out[k] = replace(tp, lesions=labels, measurements=table, regions=regions,
-                             threshold_rules=rules, provenance=(*tp.provenance, step))
+            out[k] = replace(tp, lesions=found.labels, measurements=table, regions=regions,
+                             threshold_rules=rules, provenance=(*tp.provenance, found.step))
             changed = True
     return out, changed
 
@@ -747,8 +682,10 @@ def load_study(
         found, segment again inside that lesion's last mask mapped to the follow-up and
         dilated by ``residual_margin_mm``, seeding with SUVbw >= 2.5 instead of the liver
         threshold (the liver threshold decides *measurability at baseline*; at follow-up
-        PERCIST follows residual uptake whatever its level). Found lesions are added,
-        measured and the study is tracked again with the same registrations.
+        PERCIST follows residual uptake whatever its level;
+        :func:`emlesion.segment.search_residual`, the mask mapped by
+        :func:`emlesion.track.map_mask`). Found lesions are added, measured and the study is
+        tracked again with the same registrations.
     residual_margin_mm : float
         Margin of the residual search (default 15 mm).
     read_sites : bool
@@ -766,7 +703,8 @@ def load_study(
     A follow-up without CT has no CT anatomy, so physiological uptake (bladder, kidneys,
     ureters, heart, bowel) cannot be excluded from an automatic segmentation. Its lesions are
     then searched only at the baseline lesions (per baseline lesion, the lesion containing, or
-    nearest within :data:`NO_CT_MARGIN_MM` to, its centroid in scanner coordinates), and the
+    nearest within :data:`NO_CT_MARGIN_MM` to, its centroid in scanner coordinates:
+    :func:`emlesion.segment.segment_near_lesions`), and the
     provenance says that new lesions elsewhere are not detected; pass
     a mask for that timepoint to avoid this.
 

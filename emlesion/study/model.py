@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emlesion.anatomy import Anatomy, RegionAssignment
+from emlesion.anatomy import Anatomy, ReferenceRegionStats, RegionAssignment
 from emlesion.errors import InconsistentStudyError, UnknownKeyError, format_message
 from emlesion.io import LabelMap, Volume
 from emlesion.measure import LesionMeasurement, LesionTable
@@ -148,6 +148,19 @@ class ReferenceStats:
         return ReferenceUptake(suv_mean=self.suv_mean, suv_sd=self.suv_sd, suv_max=self.suv_max,
                                sul_mean=self.sul_mean, sul_sd=self.sul_sd, sul_max=self.sul_max,
                                method=self.method)
+
+    def suv_stats(self, units: str = "SUVbw") -> ReferenceRegionStats:
+        """The SUVbw statistics as :func:`emlesion.segment.segment_lesions` takes them
+        (``liver_reference=`` / ``blood_pool_reference=``), so they are not computed again.
+
+        Parameters
+        ----------
+        units : str
+            Units of the SUV image the statistics were computed on.
+        """
+        return ReferenceRegionStats(mean=self.suv_mean, sd=self.suv_sd, n_voxels=self.n_voxels,
+                                    centre_mm=self.centre_mm, radius_mm=self.radius_mm,
+                                    region=self.region, units=units)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (the ``liver`` / ``blood_pool`` objects of the JSON outputs)."""

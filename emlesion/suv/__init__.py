@@ -4,6 +4,9 @@ Public API
 ----------
 compute_suv
     PET :class:`~emlesion.io.volume.Volume` -> SUV Volume (``units`` ``"SUVbw"`` ...).
+compute_suv_image
+    The same, with the typed :class:`SUVFactors` (:class:`SUVImage`); ``.renormalized()``
+    derives the SUL from the same factors.
 compute_suv_factors
     Per-slice factors (:class:`SUVFactors`) from a Volume or a sequence of pydicom Datasets.
 Normalization
@@ -15,7 +18,7 @@ Body-size formulas are in :mod:`emlesion.suv.bodysize`, DA/TM/DT parsing in
 
 from __future__ import annotations
 
-from emlesion.suv.convert import apply_suv_factors, compute_suv
+from emlesion.suv.convert import SUVImage, apply_suv_factors, compute_suv, compute_suv_image
 from emlesion.suv.enums import (
     DEFAULT_SUL,
     DecayCorrection,
@@ -29,6 +32,7 @@ from emlesion.suv.factors import (
     SUVFactors,
     compute_suv_factors,
     frame_average_time_s,
+    renormalize_suv_factors,
 )
 
 __all__ = [
@@ -39,9 +43,12 @@ __all__ = [
     "ReferenceTimeMethod",
     "ReferenceTimeRule",
     "SUVFactors",
+    "SUVImage",
     "SUVType",
     "apply_suv_factors",
     "compute_suv",
     "compute_suv_factors",
+    "compute_suv_image",
     "frame_average_time_s",
+    "renormalize_suv_factors",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,12 +16,17 @@ from emlesion.errors import (
 )
 from emlesion.provenance import ProvenanceStep, record_warnings
 from emlesion.suv.enums import Normalization, PETUnits, ReferenceTimeMethod
-from emlesion.suv.factors import REFERENCE_TIME_TOLERANCE_S, SUVFactors, compute_suv_factors
+from emlesion.suv.factors import (
+    REFERENCE_TIME_TOLERANCE_S,
+    SUVFactors,
+    compute_suv_factors,
+    renormalize_suv_factors,
+)
 
 if TYPE_CHECKING:
     from emlesion.io.volume import Volume
 
-__all__ = ["SUV_MAX_WARNING", "apply_suv_factors", "compute_suv"]
+__all__ = ["SUV_MAX_WARNING", "SUVImage", "apply_suv_factors", "compute_suv", "compute_suv_image"]
 
 OPERATION = "emlesion.suv.compute_suv"
 
@@ -71,6 +76,63 @@ def _check_suv_max(suv: np.ndarray, pet: Volume, factors: SUVFactors) -> None:
             "half-life or time", series=pet.identity.series_instance_uid or None,
             fix="look at where the maximum is; if it is not bladder or injection site, check "
             "the SUV header values"), SUVWarning)
+
+
+@dataclass(frozen=True, eq=False)
+class SUVImage:
+    """An SUV image and the typed factors that made it (result of :func:`compute_suv_image`).
+
+    Attributes
+    ----------
+    volume : Volume
+        The SUV image (``units`` ``factors.quantity``), as :func:`compute_suv` returns it.
+    factors : SUVFactors
+        The per-slice factors with their inputs: dose, decay, reference and injection times,
+        body size. Read these rather than the provenance step of ``volume``, which records
+        the same numbers as JSON for the audit trail.
+    """
+
+    volume: Volume
+    factors: SUVFactors
+
+    def renormalized(
+        self,
+        pet: Volume,
+        normalization: str | Normalization,
+        *,
+        sex: str | None = None,
+        height_m: float | None = None,
+    ) -> SUVImage:
+        """The same conversion to another body size (e.g. the SUL of an SUVbw image).
+
+        The factors are those of this image rescaled by the body-size ratio
+        (:func:`~emlesion.suv.factors.renormalize_suv_factors`): dose, decay and reference
+        time are not computed again, so both images rest on the same numbers.
+
+        Parameters
+        ----------
+        pet : Volume
+            The PET volume this image was computed from (stored ``Units``).
+        normalization : str or Normalization
+            Target normalisation, e.g. ``"sul"``.
+        sex, height_m : optional
+            Override PatientSex and PatientSize (m).
+
+        Returns
+        -------
+        SUVImage
+
+        Raises
+        ------
+        InvalidParameterError
+            This image is not SUVbw.
+        MissingAttributeError, InvalidAttributeError, SUVError
+            Height or sex missing or implausible for the target normalisation.
+        """
+        with record_warnings():
+            factors = renormalize_suv_factors(self.factors, normalization, pet, sex=sex,
+                                              height_m=height_m)
+        return SUVImage(apply_suv_factors(pet, factors), factors)
 
 
 def apply_suv_factors(pet: Volume, factors: SUVFactors) -> Volume:
@@ -158,6 +220,10 @@ def compute_suv(
     MissingAttributeError, InvalidAttributeError, UnsupportedDataError, SUVError
         See :func:`~emlesion.suv.compute_suv_factors`.
 
+    See Also
+    --------
+    compute_suv_image : the same image with its typed :class:`~emlesion.suv.SUVFactors`.
+
     References
     ----------
     .. [1] QIBA SUV vendor-neutral pseudo-code (D. Clunie, 2018): the factor "must be
@@ -171,8 +237,47 @@ def compute_suv(
     >>> suv.units, suv.provenance[-1].rule  # doctest: +SKIP
     ('SUVbw', 'BQML/START: SeriesDateTime (QIBA step 1)')
     """
+    return compute_suv_image(
+        pet, normalization, reference_time=reference_time, sex=sex, height_m=height_m,
+        reference_time_tolerance_s=reference_time_tolerance_s).volume
+
+
+def compute_suv_image(
+    pet: Volume,
+    normalization: str | Normalization = Normalization.BW,
+    *,
+    reference_time: str | ReferenceTimeMethod = ReferenceTimeMethod.QIBA,
+    sex: str | None = None,
+    height_m: float | None = None,
+    reference_time_tolerance_s: float = REFERENCE_TIME_TOLERANCE_S,
+) -> SUVImage:
+    """:func:`compute_suv`, returning the typed factors with the image.
+
+    Parameters and errors are those of :func:`compute_suv`.
+
+    Returns
+    -------
+    SUVImage
+        ``volume`` is what :func:`compute_suv` returns; ``factors`` the
+        :class:`~emlesion.suv.SUVFactors` applied to it (reference and injection times,
+        elapsed time, doses, body size...), for callers that need these numbers.
+
+    References
+    ----------
+    .. [1] QIBA SUV vendor-neutral pseudo-code (D. Clunie, 2018).
+
+    Examples
+    --------
+    >>> from emlesion.io import load_pet  # doctest: +SKIP
+    >>> pet = load_pet("DRO_0_0/PT")  # doctest: +SKIP
+    >>> image = compute_suv_image(pet, "bw")  # doctest: +SKIP
+    >>> image.volume.units, image.factors.decay_correction  # doctest: +SKIP
+    ('SUVbw', 'START')
+    >>> image.renormalized(pet, "sul").volume.units  # doctest: +SKIP
+    'SULjanma'
+    """
     with record_warnings():
         factors = compute_suv_factors(
             pet, normalization, reference_time=reference_time, sex=sex, height_m=height_m,
             reference_time_tolerance_s=reference_time_tolerance_s)
-    return apply_suv_factors(pet, factors)
+    return SUVImage(apply_suv_factors(pet, factors), factors)

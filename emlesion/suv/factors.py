@@ -49,6 +49,7 @@ from pydicom.tag import BaseTag
 from emlesion.errors import (
     DicomQuirkWarning,
     InvalidAttributeError,
+    InvalidParameterError,
     MissingAttributeError,
     SUVError,
     SUVWarning,
@@ -98,6 +99,7 @@ __all__ = [
     "SUVFactors",
     "compute_suv_factors",
     "frame_average_time_s",
+    "renormalize_suv_factors",
 ]
 
 #: Doses below this value (Bq) are taken to be MBq entered by mistake (IBSI Fig. 2:
@@ -1281,3 +1283,83 @@ def compute_suv_factors(
         result = _Engine(headers, series, norm, method, sex, height_m,
                          reference_time_tolerance_s, slices).run()
     return replace(result, warnings=rec.as_tuple())
+
+
+def renormalize_suv_factors(
+    factors: SUVFactors,
+    normalization: str | Normalization,
+    source: Volume | Sequence[Dataset],
+    *,
+    sex: str | None = None,
+    height_m: float | None = None,
+) -> SUVFactors:
+    """The same factors re-normalised to another body size, without recomputing the decay.
+
+    ``SUV_new[k] = SUVbw[k] · size_new / W[g]`` is the last step of
+    :func:`compute_suv_factors`; this function applies it to factors already computed, so
+    that an SUVbw image and its SUL share one dose, decay and reference time. For SUVbw
+    input the result equals ``compute_suv_factors(source, normalization)`` bit for bit.
+
+    Parameters
+    ----------
+    factors : SUVFactors
+        SUVbw factors (``normalization`` ``bw``) computed from ``source``.
+    normalization : str or Normalization
+        Target normalisation (e.g. ``"sul"``; see :func:`compute_suv_factors`).
+    source : Volume or sequence of pydicom Dataset
+        The headers the factors came from: PatientSize and PatientSex are read from the
+        first one (with the unit checks of :func:`compute_suv_factors`).
+    sex : str, optional
+        Overrides PatientSex.
+    height_m : float, optional
+        Overrides PatientSize (m).
+
+    Returns
+    -------
+    SUVFactors
+        Target quantity and factors; height, sex and body size of the target; the rule gets
+        ``" -> <quantity>"``; ``warnings`` holds those of ``factors`` and the new ones.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``factors`` are not SUVbw factors, or have no weight.
+    MissingAttributeError, InvalidAttributeError, SUVError
+        Height or sex missing or implausible, or a body size outside its formula's range.
+
+    References
+    ----------
+    .. [1] QIBA SUV vendor-neutral pseudo-code (D. Clunie, 2018): SUL and SUVbsa are SUVbw
+       rescaled by the ratio of the body sizes.
+
+    Examples
+    --------
+    >>> from tests.suv_headers import make_headers  # doctest: +SKIP
+    >>> bw = compute_suv_factors(make_headers(), "bw")  # doctest: +SKIP
+    >>> sul = renormalize_suv_factors(bw, "sul", make_headers())  # doctest: +SKIP
+    >>> sul.factors == compute_suv_factors(make_headers(), "sul").factors  # doctest: +SKIP
+    True
+    """
+    norm = Normalization.coerce(normalization)
+    if factors.normalization is not Normalization.BW or not factors.weight_kg:
+        raise InvalidParameterError(format_message(
+            f"renormalize_suv_factors needs SUVbw factors with a weight, got "
+            f"{factors.quantity} (weight {factors.weight_kg})", series=factors.series or None,
+            fix="pass the factors of compute_suv_factors(source, 'bw')"))
+    if norm is Normalization.BW:
+        return factors
+    headers, series = _headers_of(source)
+    slices: Sequence[Any] = getattr(source, "slices", ())
+    with record_warnings() as rec:
+        engine = _Engine(headers, series, norm, ReferenceTimeMethod.QIBA, sex, height_m,
+                         REFERENCE_TIME_TOLERANCE_S, slices)
+        target_size, height, new_sex = engine.body_size(norm, factors.weight_kg)
+    scale = target_size / (factors.weight_kg * 1000.0)
+    new = tuple(float(f * scale) for f in factors.factors)
+    return replace(
+        factors, normalization=norm, quantity=norm.quantity, factors=new,
+        rule=f"{factors.rule} -> {norm.quantity}",
+        height_m=height if height is not None else factors.height_m,
+        sex=new_sex or factors.sex, body_size=target_size, body_size_unit=norm.body_size_unit,
+        inputs={**factors.inputs, **engine.inputs},
+        warnings=tuple(dict.fromkeys((*factors.warnings, *rec.as_tuple()))))

@@ -42,6 +42,7 @@ from emlesion.track.sites import (
     TrackSite,
     build_track_sites,
     map_mask,
+    registration_map,
 )
 from emlesion.track.tracking import (
     LesionTrack,
@@ -78,6 +79,7 @@ __all__ = [
     "map_points",
     "match_lesions",
     "register_ct",
+    "registration_map",
     "resample_labels",
     "resample_volume",
     "track_lesions",

@@ -23,7 +23,8 @@ Public API
     Tracks + per-timepoint context -> ``{track_id: {timepoint: TrackSite}}``.
 :func:`map_mask`
     One boolean mask from one timepoint's grid onto another's, through the registrations.
-
+:func:`registration_map`
+    The map between two timepoints' spaces that :func:`map_mask` takes.
 :class:`TrackSite`, :class:`SiteContext`
 
 References
@@ -63,6 +64,7 @@ __all__ = [
     "TrackSite",
     "build_track_sites",
     "map_mask",
+    "registration_map",
 ]
 
 #: Margin (mm) added around the mapped footprint of a tracked lesion for the uncertainty of
@@ -220,6 +222,40 @@ def _between(registrations: Mapping[str, Registration], source: str, target: str
     base_to_source = np.linalg.inv(_to_baseline(registrations, source, baseline))
     out: np.ndarray = base_to_source @ target_to_base
     return out
+
+
+def registration_map(tracking: TrackingResult, source: str, target: str) -> np.ndarray:
+    """4 x 4 map of LPS points from timepoint ``target``'s space into ``source``'s.
+
+    Composed through the baseline from the registrations of ``tracking`` (baseline points
+    map into a follow-up's space): the ``target_to_source`` argument of :func:`map_mask` that
+    brings a mask of ``source`` onto ``target``'s grid.
+
+    Parameters
+    ----------
+    tracking : TrackingResult
+        Holds the registrations (baseline -> each follow-up).
+    source, target : str
+        Timepoint labels.
+
+    Returns
+    -------
+    ndarray
+        ``(4, 4)`` homogeneous matrix (the identity when ``source == target``).
+
+    Raises
+    ------
+    InconsistentStudyError
+        No registration for ``source`` or ``target`` (and it is not the baseline).
+
+    Examples
+    --------
+    >>> m = registration_map(tracking, "baseline", "month3")  # doctest: +SKIP
+    >>> mapped, fov = map_mask(mask, base_grid, month3_grid, m)  # doctest: +SKIP
+    """
+    if source == target:
+        return np.eye(4)
+    return _between(tracking.registrations, source, target, tracking.baseline)
 
 
 def map_mask(
