@@ -48,8 +48,9 @@ def test_registration_recovers_patient_shift(
     assert reg.quality is not None and reg.quality.passed
     for lesion in truth["timepoints"]["baseline"]["lesions"]:
         centroid = np.asarray(lesion["centroid_mm"])
-        # measured error 0.1-0.2 mm (2 x 2 x 4 mm CT registered at 4 mm)
-        np.testing.assert_allclose(reg.displacement_mm(centroid), shift, atol=1.0)
+        # issue 18: within 0.5 mm at the lesions (2 x 2 x 4 mm CT registered at 4 mm on
+        # body-cropped images; measured 0.1-0.2 mm per axis before and after)
+        np.testing.assert_allclose(reg.displacement_mm(centroid), shift, atol=0.5)
     assert reg.rotation_deg < 0.5  # the generator applies no rotation
 
 
