@@ -901,6 +901,16 @@ def segment_lesions(
     return SegmentationResult(label_map, tuple(out), method, liver, tuple(used), tuple(steps))
 
 
+def _box(mask: np.ndarray, pad: tuple[int, ...]) -> tuple[slice, ...]:
+    """Bounding box of ``mask`` grown by ``pad`` voxels per axis (clipped to the array)."""
+    out = []
+    for axis in range(mask.ndim):
+        idx = np.flatnonzero(mask.any(axis=tuple(k for k in range(mask.ndim) if k != axis)))
+        lo, hi = (int(idx[0]), int(idx[-1])) if idx.size else (0, -1)
+        out.append(slice(max(0, lo - pad[axis]), min(mask.shape[axis], hi + pad[axis] + 1)))
+    return tuple(out)
+
+
 def _regrow(
     a: np.ndarray, cand: np.ndarray, allowed: np.ndarray, halo: np.ndarray, reach: np.ndarray,
     structure: np.ndarray, voi_ball: np.ndarray, frac: float, floor: float | None,
@@ -911,8 +921,15 @@ def _regrow(
 
     Returns the lesion mask (None when its SUVmax does not exceed the floor), the
     threshold and a JSON-able record of the iterations.
+
+    The labelling and the dilations run inside the bounding box of the current VOI grown
+    by the VOI ball (issue 18): the lesion lies inside its VOI and one enlargement reaches
+    at most the ball's half-size beyond it, so the result is the whole-volume result.
     """
-    voi = ndi.binary_dilation(cand, voi_ball) & allowed
+    pad = tuple(int(n) // 2 + 1 for n in voi_ball.shape)
+    voi = np.zeros(a.shape, bool)
+    box = _box(cand, pad)
+    voi[box] = ndi.binary_dilation(cand[box], voi_ball) & allowed[box]
     p = np.unravel_index(int(np.argmax(np.where(cand, a, -np.inf))), a.shape)
     g = cand
     t = math.nan
@@ -925,9 +942,19 @@ def _regrow(
             if suv_max <= floor:
                 return None, floor, {"suv_max": suv_max, "threshold": floor}
             t = floor
-        gl, _ = ndi.label((a >= t) & voi, structure=structure)
-        g = gl == gl[p]
-        wider = (ndi.binary_dilation(g, voi_ball) & allowed) | voi
+        box = _box(voi, pad)
+        if voi[p] and a[p] >= t:
+            gl, _ = ndi.label((a[box] >= t) & voi[box], structure=structure)
+            gb = gl == gl[tuple(int(i) - int(b.start) for i, b in zip(p, box))]
+            g = np.zeros(a.shape, bool)
+            g[box] = gb
+        else:  # the peak is outside its own region (never seen): whole-volume labelling
+            gl, _ = ndi.label((a >= t) & voi, structure=structure)
+            g = gl == gl[p]
+            box = tuple(slice(None) for _ in a.shape)
+            gb = g
+        wider = voi.copy()
+        wider[box] |= ndi.binary_dilation(gb, voi_ball) & allowed[box]
         hotter = g & (a > a[p])
         if hotter.any():  # the enlarged lesion holds a hotter voxel: re-derive the threshold
             p = np.unravel_index(int(np.argmax(np.where(g, a, -np.inf))), a.shape)

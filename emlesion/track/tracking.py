@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import SimpleITK as sitk
 
 from emlesion.errors import (
     GeometryWarning,
@@ -502,11 +503,18 @@ def track_lesions(
 
 
 def _usable_cores() -> int:
-    """CPU cores this process may run on."""
+    """CPU cores this process may run on, within ITK's global thread budget.
+
+    A batch worker process limits ITK to its share of the cores
+    (``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``, :func:`emlesion.batch.run_batch`); its
+    follow-ups are then registered one after the other instead of in more threads than
+    it has cores.
+    """
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, int(sitk.ProcessObject.GetGlobalDefaultNumberOfThreads())))
 
 
 def _register_in_parallel(
