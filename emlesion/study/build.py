@@ -548,10 +548,19 @@ def _prior_mask(study_tps: Sequence[Timepoint], tracking: TrackingResult, track_
     inside = np.all((zyx >= 0) & (zyx < np.asarray(grid.shape)), axis=1)
     if not inside.any():
         return None
-    mask = np.zeros(grid.shape, bool)
-    mask[tuple(zyx[inside].T)] = True
-    mask = ndi.binary_closing(mask, structure=np.ones((3, 3, 3), bool))
-    dilated: np.ndarray = ndi.binary_dilation(mask, structure=_ball(margin_mm, grid.spacing_mm))
+    # closing and dilation run in the points' bounding box grown by the ball's half-size
+    # + 2 voxels (issue 18), where the whole-volume result lies
+    ball = _ball(margin_mm, grid.spacing_mm)
+    pts_in = zyx[inside]
+    pad = np.asarray(ball.shape) // 2 + 2
+    lo = np.maximum(pts_in.min(axis=0) - pad, 0)
+    hi = np.minimum(pts_in.max(axis=0) + pad + 1, np.asarray(grid.shape))
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    local = np.zeros(tuple(int(b - a) for a, b in zip(lo, hi)), bool)
+    local[tuple((pts_in - lo).T)] = True
+    local = ndi.binary_closing(local, structure=np.ones((3, 3, 3), bool))
+    dilated = np.zeros(grid.shape, bool)
+    dilated[box] = ndi.binary_dilation(local, structure=ball)
     return dilated
 
 
