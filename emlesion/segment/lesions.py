@@ -414,11 +414,16 @@ def _attach_halo(core: np.ndarray, cand: np.ndarray, halo: np.ndarray, reach: np
     stay connected to it."""
     if not halo.any():
         return core
-    near = cand & halo & ndi.binary_dilation(core, reach)
-    grown = core | near
-    lab, _ = ndi.label(grown, structure=structure)
-    keep = np.unique(lab[core])
-    return np.isin(lab, keep[keep > 0])
+    # inside the core's bounding box grown by the reach's half-size (issue 18): the grown
+    # region lies there, so labelling the box gives the whole-volume components
+    box = _box(core, tuple(int(n) // 2 + 1 for n in reach.shape))
+    c = core[box]
+    near = cand[box] & halo[box] & ndi.binary_dilation(c, reach)
+    lab, _ = ndi.label(c | near, structure=structure)
+    keep = np.unique(lab[c])
+    out = np.zeros(core.shape, bool)
+    out[box] = np.isin(lab, keep[keep > 0])
+    return out
 
 
 def _add_rim(lesion: np.ndarray, a: np.ndarray, threshold: float,
