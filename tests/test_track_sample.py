@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emlesion.io import load_ct, load_pet
 from emlesion.io.nifti import read_nifti_labels
+from emlesion.study import Study
 from emlesion.track import TrackingResult, TrackState, track_lesions
 
 TIMEPOINTS = ("baseline", "month1", "month3")
@@ -30,13 +30,16 @@ def truth(sample_scans_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def result(sample_scans_dir: Path) -> TrackingResult:
+def result(sample_scans_dir: Path, sample_study: Study) -> TrackingResult:
+    # The PET and CT volumes and the CT registrations (register_ct with its defaults, run
+    # by load_study) come from the session's sample study instead of being loaded and
+    # computed again (issue 18); the truth lesions are tracked through them.
+    assert sample_study.tracking is not None
     tps = []
-    for tp in TIMEPOINTS:
-        pet = load_pet(sample_scans_dir / tp / "PT")
-        lesions = read_nifti_labels(sample_scans_dir / tp / "truth_lesions.nii.gz", pet)
-        tps.append((tp, load_ct(sample_scans_dir / tp / "CT"), lesions))
-    return track_lesions(tps)
+    for tp in sample_study.timepoints:
+        lesions = read_nifti_labels(sample_scans_dir / tp.label / "truth_lesions.nii.gz", tp.pet)
+        tps.append((tp.label, tp.ct, lesions))
+    return track_lesions(tps, registrations=sample_study.tracking.registrations)
 
 
 @pytest.mark.parametrize("followup", ["month1", "month3"])
