@@ -796,7 +796,12 @@ def register_ct(
     iterations per level. The conjugate-gradient line search used before (issue 18)
     gave the same transforms within 0.2 mm on ``sample_scans`` and generator seeds 7
     and 12 at about 10 times the cost: it evaluates the metric 5-20 times per iteration
-    and its convergence window kept it iterating after it had stopped moving.
+    and its convergence window kept it iterating after it had stopped moving. On the 12
+    generator seeds of ``benchmarks/eval_segmentation.py`` (2024 = ``sample_scans``, 7, 11,
+    2025, 1, 5, 6, 9, 12, 13, 14, 15) the tracks, site states, Deauville scores, MTVs and
+    the 144 response categories are those of the line search, and the recovered patient
+    shift at the baseline lesions is within 0.22 mm of the truth (0.22 mm before); the two
+    registrations of ``sample_scans`` take 4.7 s of CPU instead of 32.8 s.
 
     References
     ----------
