@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from emlesion.anatomy import Anatomy, ReferenceRegion, segment_anatomy
-from emlesion.io import Volume, load_ct, load_pet
+from emlesion.anatomy import Anatomy, ReferenceRegion
+from emlesion.io import Volume
 from emlesion.sample.phantom import Tissue, simulate_images
-from emlesion.suv import Normalization, compute_suv
+from emlesion.study import Study
 
 LABELS = ("baseline", "month1", "month3")
 
@@ -41,14 +40,14 @@ def truth(sample_scans_dir: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def timepoints(sample_scans_dir: Path) -> dict[str, tuple[Volume, Anatomy]]:
+def timepoints(sample_study: Study) -> dict[str, tuple[Volume, Anatomy]]:
+    # SUVbw and segment_anatomy(ct, suv) of each timepoint, as load_study computed them for
+    # the session's sample study (issue 18: not loaded and segmented again here)
     out: dict[str, tuple[Volume, Anatomy]] = {}
-    for name in LABELS:
-        folder = sample_scans_dir / name
-        suv = compute_suv(load_pet(folder / "PT"), Normalization.BW)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out[name] = (suv, segment_anatomy(load_ct(folder / "CT"), suv))
+    for tp in sample_study.timepoints:
+        assert tp.anatomy is not None and tp.suv.units == "SUVbw"
+        out[tp.label] = (tp.suv, tp.anatomy)
+    assert tuple(out) == LABELS
     return out
 
 

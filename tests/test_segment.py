@@ -167,14 +167,13 @@ def test_percist_needs_a_liver_reference(phantom: Phantom) -> None:
 
 # ---------------------------------------------------------------------------- sample study
 @pytest.fixture(scope="module")
-def sample_baseline(sample_scans_dir: Path):  # type: ignore[no-untyped-def]
-    from emlesion.io import load_ct, load_pet
-    from emlesion.suv import compute_suv
-
+def sample_baseline(sample_scans_dir: Path, sample_study):  # type: ignore[no-untyped-def]
     truth = json.loads((sample_scans_dir / "truth.json").read_text())["timepoints"]["baseline"]
-    pet = compute_suv(load_pet(sample_scans_dir / truth["series"]["PT"]["folder"]),
-                      normalization="bw")
-    ct = load_ct(sample_scans_dir / truth["series"]["CT"]["folder"])
+    # the baseline SUVbw and CT as the session's sample study loaded them (issue 18: the
+    # series are not read again); segmented here on their own, without the study's anatomy
+    tp = sample_study.baseline
+    pet, ct = tp.suv, tp.ct
+    assert pet.units == "SUVbw" and ct is not None
     result = segment_lesions(pet, ct=ct)
     return truth, pet, result
 

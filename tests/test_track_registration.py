@@ -272,3 +272,35 @@ def test_track_lesions_with_registration_beats_scanner_coordinates() -> None:
     # scanner coordinates: baseline 2 (x=20) pairs with follow-up 1 (now at x~15)
     assert naive.track("T2").label_at("1 month") == 1
     assert naive.track("T1").state_at("1 month") is TrackState.RESOLVED
+
+
+def test_followups_registered_in_parallel_match_one_by_one(
+    cts: tuple[Volume, Volume], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two follow-ups are registered in two worker threads when two cores are usable
+    # (tracking._register_in_parallel). The transforms must be those of register_ct run
+    # one by one (same seeds; one ITK thread only changes the summation order), and the
+    # quality warning of each follow-up (threshold set out of reach, as in
+    # test_failed_quality_check_warns_and_is_recorded) must be emitted in the caller's
+    # thread and recorded in both the registration and the tracking provenance.
+    import emlesion.track.tracking as tracking
+
+    monkeypatch.setattr(tracking, "_usable_cores", lambda: 2)
+    ct2 = render_ct(CT_GRID, rot_z(-2.0), np.array([-6.0, 4.0, -9.0]))
+    les = render_lesions(PET_GRID, np.eye(3), np.zeros(3), [12.0, 9.0])
+    kw = {"min_ncc": 0.9999, "search_range_mm": None}
+    with pytest.warns(GeometryWarning, match="quality check failed") as caught:
+        res = track_lesions(
+            [("baseline", cts[0], les), ("m1", cts[1], les), ("m3", ct2, les)],
+            register_kwargs=kw,
+        )
+    assert sum("quality check failed" in str(w.message) for w in caught) >= 2
+    for label, moving in (("m1", cts[1]), ("m3", ct2)):
+        with pytest.warns(GeometryWarning):
+            alone = register_ct(cts[0], moving, **kw)  # type: ignore[arg-type]
+        reg = res.registrations[label]
+        np.testing.assert_allclose(reg.matrix, alone.matrix, atol=1e-4)
+        np.testing.assert_allclose(reg.offset_mm, alone.offset_mm, atol=1e-3)
+        assert reg.moving_label == label and reg.fixed_label == "baseline"
+        assert "quality check failed" in reg.provenance[0].warnings[0]
+    assert sum("quality check failed" in w for w in res.provenance[0].warnings) == 2

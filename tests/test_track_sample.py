@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emlesion.io import load_ct, load_pet
 from emlesion.io.nifti import read_nifti_labels
+from emlesion.study import Study
 from emlesion.track import TrackingResult, TrackState, track_lesions
 
 TIMEPOINTS = ("baseline", "month1", "month3")
@@ -30,13 +30,16 @@ def truth(sample_scans_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def result(sample_scans_dir: Path) -> TrackingResult:
+def result(sample_scans_dir: Path, sample_study: Study) -> TrackingResult:
+    # The PET and CT volumes and the CT registrations (register_ct with its defaults, run
+    # by load_study) come from the session's sample study instead of being loaded and
+    # computed again (issue 18); the truth lesions are tracked through them.
+    assert sample_study.tracking is not None
     tps = []
-    for tp in TIMEPOINTS:
-        pet = load_pet(sample_scans_dir / tp / "PT")
-        lesions = read_nifti_labels(sample_scans_dir / tp / "truth_lesions.nii.gz", pet)
-        tps.append((tp, load_ct(sample_scans_dir / tp / "CT"), lesions))
-    return track_lesions(tps)
+    for tp in sample_study.timepoints:
+        lesions = read_nifti_labels(sample_scans_dir / tp.label / "truth_lesions.nii.gz", tp.pet)
+        tps.append((tp.label, tp.ct, lesions))
+    return track_lesions(tps, registrations=sample_study.tracking.registrations)
 
 
 @pytest.mark.parametrize("followup", ["month1", "month3"])
@@ -48,8 +51,9 @@ def test_registration_recovers_patient_shift(
     assert reg.quality is not None and reg.quality.passed
     for lesion in truth["timepoints"]["baseline"]["lesions"]:
         centroid = np.asarray(lesion["centroid_mm"])
-        # measured error 0.1-0.2 mm (2 x 2 x 4 mm CT registered at 4 mm)
-        np.testing.assert_allclose(reg.displacement_mm(centroid), shift, atol=1.0)
+        # issue 18: within 0.5 mm at the lesions (2 x 2 x 4 mm CT registered at 4 mm on
+        # body-cropped images; measured 0.1-0.2 mm per axis before and after)
+        np.testing.assert_allclose(reg.displacement_mm(centroid), shift, atol=0.5)
     assert reg.rotation_deg < 0.5  # the generator applies no rotation
 
 

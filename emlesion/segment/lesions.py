@@ -420,11 +420,16 @@ def _attach_halo(core: np.ndarray, cand: np.ndarray, halo: np.ndarray, reach: np
     stay connected to it."""
     if not halo.any():
         return core
-    near = cand & halo & ndi.binary_dilation(core, reach)
-    grown = core | near
-    lab, _ = ndi.label(grown, structure=structure)
-    keep = np.unique(lab[core])
-    return np.isin(lab, keep[keep > 0])
+    # inside the core's bounding box grown by the reach's half-size (issue 18): the grown
+    # region lies there, so labelling the box gives the whole-volume components
+    box = _box(core, tuple(int(n) // 2 + 1 for n in reach.shape))
+    c = core[box]
+    near = cand[box] & halo[box] & ndi.binary_dilation(c, reach)
+    lab, _ = ndi.label(c | near, structure=structure)
+    keep = np.unique(lab[c])
+    out = np.zeros(core.shape, bool)
+    out[box] = np.isin(lab, keep[keep > 0])
+    return out
 
 
 def _add_rim(lesion: np.ndarray, a: np.ndarray, threshold: float,
@@ -910,6 +915,16 @@ def segment_lesions(
                               regrowth)
 
 
+def _box(mask: np.ndarray, pad: tuple[int, ...]) -> tuple[slice, ...]:
+    """Bounding box of ``mask`` grown by ``pad`` voxels per axis (clipped to the array)."""
+    out = []
+    for axis in range(mask.ndim):
+        idx = np.flatnonzero(mask.any(axis=tuple(k for k in range(mask.ndim) if k != axis)))
+        lo, hi = (int(idx[0]), int(idx[-1])) if idx.size else (0, -1)
+        out.append(slice(max(0, lo - pad[axis]), min(mask.shape[axis], hi + pad[axis] + 1)))
+    return tuple(out)
+
+
 def _regrow(
     a: np.ndarray, cand: np.ndarray, allowed: np.ndarray, halo: np.ndarray, reach: np.ndarray,
     structure: np.ndarray, voi_ball: np.ndarray, frac: float, floor: float | None,
@@ -920,8 +935,15 @@ def _regrow(
 
     Returns the lesion mask (None when its SUVmax does not exceed the floor), the
     threshold and a JSON-able record of the iterations.
+
+    The labelling and the dilations run inside the bounding box of the current VOI grown
+    by the VOI ball (issue 18): the lesion lies inside its VOI and one enlargement reaches
+    at most the ball's half-size beyond it, so the result is the whole-volume result.
     """
-    voi = ndi.binary_dilation(cand, voi_ball) & allowed
+    pad = tuple(int(n) // 2 + 1 for n in voi_ball.shape)
+    voi = np.zeros(a.shape, bool)
+    box = _box(cand, pad)
+    voi[box] = ndi.binary_dilation(cand[box], voi_ball) & allowed[box]
     p = np.unravel_index(int(np.argmax(np.where(cand, a, -np.inf))), a.shape)
     g = cand
     t = math.nan
@@ -934,9 +956,19 @@ def _regrow(
             if suv_max <= floor:
                 return None, floor, {"suv_max": suv_max, "threshold": floor}
             t = floor
-        gl, _ = ndi.label((a >= t) & voi, structure=structure)
-        g = gl == gl[p]
-        wider = (ndi.binary_dilation(g, voi_ball) & allowed) | voi
+        box = _box(voi, pad)
+        if voi[p] and a[p] >= t:
+            gl, _ = ndi.label((a[box] >= t) & voi[box], structure=structure)
+            gb = gl == gl[tuple(int(i) - int(b.start) for i, b in zip(p, box))]
+            g = np.zeros(a.shape, bool)
+            g[box] = gb
+        else:  # the peak is outside its own region (never seen): whole-volume labelling
+            gl, _ = ndi.label((a >= t) & voi, structure=structure)
+            g = gl == gl[p]
+            box = tuple(slice(None) for _ in a.shape)
+            gb = g
+        wider = voi.copy()
+        wider[box] |= ndi.binary_dilation(gb, voi_ball) & allowed[box]
         hotter = g & (a > a[p])
         if hotter.any():  # the enlarged lesion holds a hotter voxel: re-derive the threshold
             p = np.unravel_index(int(np.argmax(np.where(g, a, -np.inf))), a.shape)

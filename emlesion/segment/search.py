@@ -194,7 +194,7 @@ def search_residual(
                     fix="map the footprint onto the SUV grid (emlesion.track.map_mask)"))
             if not fp.any():
                 continue
-            region = ndi.binary_dilation(fp, structure=ball) if margin_mm > 0 else fp
+            region = _dilate_in_box(fp, ball) if margin_mm > 0 else fp
             seg = segment_lesions(suv, method=method, anatomy=anatomy, ct=ct,
                                   region=PriorMask(region, grid), seed_method=seed,
                                   liver_reference=liver_reference,
@@ -287,3 +287,17 @@ def segment_near_lesions(
                 names[new] = f"near {prior.name(lab)}"
     return LabelMap(arr, suv.grid, names, "emlesion.segment (no CT, near baseline lesions)",
                     tuple(steps))
+
+
+def _dilate_in_box(mask: np.ndarray, ball: np.ndarray) -> np.ndarray:
+    """``ndi.binary_dilation(mask, ball)``, computed in the mask's bounding box grown by the
+    ball's half-size + 1 voxel, where the whole-volume result lies (issue 18: no
+    whole-volume dilation per footprint); identical output."""
+    idx = np.argwhere(mask)
+    pad = np.asarray(ball.shape) // 2 + 1
+    lo = np.maximum(idx.min(axis=0) - pad, 0)
+    hi = np.minimum(idx.max(axis=0) + pad + 1, np.asarray(mask.shape))
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    out = np.zeros(mask.shape, bool)
+    out[box] = ndi.binary_dilation(mask[box], structure=ball)
+    return out

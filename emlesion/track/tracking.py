@@ -31,11 +31,14 @@ References
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import SimpleITK as sitk
 
 from emlesion.errors import (
     GeometryWarning,
@@ -60,6 +63,8 @@ from emlesion.track.matching import (
 from emlesion.track.registration import (
     Registration,
     TransformType,
+    _finish_registration,
+    _solve_ct,
     map_points,
     register_ct,
     resample_labels,
@@ -401,6 +406,8 @@ def track_lesions(
     aligned: dict[str, LabelMap] = {base.label: base.lesions}
     events: list[LesionEvent] = []
     with record_warnings() as rec:
+        # the follow-ups registered in parallel are looked up like precomputed ones
+        solved = {**given, **_register_in_parallel(tps, given, register, ttype, register_kwargs)}
         builders: list[_Builder] = []
         for item in items_from_labelmap(base.lesions):
             tid = f"T{len(builders) + 1}"
@@ -413,7 +420,7 @@ def track_lesions(
                 )
             )
         for k, tp in enumerate(tps[1:], start=1):
-            reg = _registration_for(tp, base, given, register, ttype, register_kwargs)
+            reg = _registration_for(tp, base, solved, register, ttype, register_kwargs)
             regs[tp.label] = reg
             moved = resample_labels(reg, tp.lesions, ref_grid)
             aligned[tp.label] = moved
@@ -493,6 +500,64 @@ def track_lesions(
         aligned,
         (step,),
     )
+
+
+def _usable_cores() -> int:
+    """CPU cores this process may run on, within ITK's global thread budget.
+
+    A batch worker process limits ITK to its share of the cores
+    (``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``, :func:`emlesion.batch.run_batch`); its
+    follow-ups are then registered one after the other instead of in more threads than
+    it has cores.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, int(sitk.ProcessObject.GetGlobalDefaultNumberOfThreads())))
+
+
+def _register_in_parallel(
+    tps: Sequence[TimepointLesions],
+    given: Mapping[str, Registration],
+    register: bool,
+    ttype: TransformType,
+    register_kwargs: Mapping[str, Any] | None,
+) -> dict[str, Registration]:
+    """Register the follow-ups to the baseline in worker threads when cores allow.
+
+    SimpleITK releases the GIL while ITK runs, so two follow-ups registered in two
+    threads use two cores. Each registration then gets ``cores // workers`` ITK threads
+    (one on two cores): the metric evaluations of a registration are small (10-20
+    thousand samples) and scale poorly across threads, so one registration per core is
+    faster than two registrations one after the other with two threads each. The
+    quality warnings are emitted here, in the caller's thread, in timepoint order
+    (``warnings.catch_warnings`` is not thread-safe). Returns ``{}`` when fewer than
+    two follow-ups need a registration or only one core is usable; they are then
+    registered one by one by :func:`_registration_for`.
+    """
+    base = tps[0]
+    todo = [
+        tp for tp in tps[1:]
+        if tp.label not in given and register and base.ct is not None and tp.ct is not None
+    ]
+    cores = _usable_cores()
+    if len(todo) < 2 or cores < 2:
+        return {}
+    workers = min(len(todo), cores)
+    kwargs = dict(register_kwargs or {})
+    kwargs.setdefault("number_of_threads", max(1, cores // workers))
+    assert base.ct is not None
+    base_ct = base.ct
+
+    def solve(tp: TimepointLesions) -> Any:
+        assert tp.ct is not None
+        return _solve_ct(base_ct, tp.ct, transform=ttype, fixed_label=base.label,
+                         moving_label=tp.label, **kwargs)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emlesion-register") as pool:
+        solved = list(pool.map(solve, todo))
+    return {tp.label: _finish_registration(s, **labels) for tp, (s, labels) in zip(todo, solved)}
 
 
 def _registration_for(
