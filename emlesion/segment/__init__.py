@@ -9,6 +9,10 @@ Public API
 :func:`delineate_on_ct`
     The CT soft-tissue boundary of a low-contrast PET lesion (used by :func:`segment_lesions`
     when the blood-pool floor would place the boundary).
+:func:`segment_at`
+    One-click segmentation: one mask per clicked point (LPS mm or :class:`VoxelIndex`).
+:func:`split_touching`
+    Touching lesions separated at their local SUV maxima (marker-controlled watershed).
 :func:`delineate_ct_mass`
     The soft-tissue mass at a tracked lesion's site on the CT, with or without PET uptake
     (the CT readout of every site at every timepoint).
@@ -37,9 +41,18 @@ from emlesion.segment.lesions import (
     exclusion_labels,
     segment_lesions,
 )
+from emlesion.segment.seeded import DEFAULT_SEEDED_METHOD, VoxelIndex, segment_at
+from emlesion.segment.split import (
+    DEFAULT_COMPACTNESS,
+    DEFAULT_MIN_PROMINENCE_SUV,
+    split_touching,
+)
 
 __all__ = [
+    "DEFAULT_COMPACTNESS",
     "DEFAULT_EXCLUDE",
+    "DEFAULT_MIN_PROMINENCE_SUV",
+    "DEFAULT_SEEDED_METHOD",
     "Box",
     "CTMass",
     "CTMassRule",
@@ -52,10 +65,13 @@ __all__ = [
     "SegmentationResult",
     "SegmentationWarning",
     "ThresholdRule",
+    "VoxelIndex",
     "WholeScan",
     "classify_threshold_rule",
     "delineate_ct_mass",
     "delineate_on_ct",
     "exclusion_labels",
+    "segment_at",
     "segment_lesions",
+    "split_touching",
 ]
