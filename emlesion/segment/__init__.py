@@ -13,11 +13,21 @@ Public API
     One-click segmentation: one mask per clicked point (LPS mm or :class:`VoxelIndex`).
 :func:`split_touching`
     Touching lesions separated at their local SUV maxima (marker-controlled watershed).
+:func:`detect_lesions`
+    Whole-body automatic detection on a PET without CT (physiological uptake located from
+    the PET alone; limits in :mod:`emlesion.segment.auto`).
 :func:`delineate_ct_mass`
     The soft-tissue mass at a tracked lesion's site on the CT, with or without PET uptake
     (the CT readout of every site at every timepoint).
 """
 
+from emlesion.segment.auto import (
+    DEFAULT_AUTO_METHOD,
+    PetOnlyLandmarks,
+    PetZone,
+    detect_lesions,
+    pet_only_landmarks,
+)
 from emlesion.segment.ctguided import (
     CTMass,
     CTMassRule,
@@ -49,6 +59,7 @@ from emlesion.segment.split import (
 )
 
 __all__ = [
+    "DEFAULT_AUTO_METHOD",
     "DEFAULT_COMPACTNESS",
     "DEFAULT_EXCLUDE",
     "DEFAULT_MIN_PROMINENCE_SUV",
@@ -59,6 +70,8 @@ __all__ = [
     "CTSoftTissueRule",
     "Lesion",
     "Method",
+    "PetOnlyLandmarks",
+    "PetZone",
     "PriorMask",
     "SearchRegion",
     "Seed",
@@ -70,7 +83,9 @@ __all__ = [
     "classify_threshold_rule",
     "delineate_ct_mass",
     "delineate_on_ct",
+    "detect_lesions",
     "exclusion_labels",
+    "pet_only_landmarks",
     "segment_at",
     "segment_lesions",
     "split_touching",
