@@ -277,7 +277,7 @@ def test_done_marker_validates_files_and_job(manifest: Manifest, pool_run: Path,
     done = completed_result(job, pool_run)
     assert done is not None and done.status is PatientStatus.RESUMED
     # The outputs of `emlesion response`: JSON, CSV, HTML, SEG + SR per timepoint.
-    assert set(done.files) == {"report.json", "lesions.csv", "report.html",
+    assert set(done.files) == {"report.json", "lesions.csv", "burden.csv", "report.html",
                                *(f"dicom/{tp}_{kind}.dcm" for tp in TIMEPOINTS
                                  for kind in ("seg", "sr"))}
     # Work on a copy: a modified file or another job definition is not "complete".

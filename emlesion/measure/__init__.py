@@ -9,10 +9,18 @@ for other modules: :func:`intensity_peak`, :func:`sphere_kernel`, :func:`sphere_
 :class:`DiameterConvention` chosen; default ``"edge"``, see :mod:`emlesion.measure.shape`).
 Site readouts (:mod:`emlesion.measure.site`): :func:`measure_pet_site` (SUVmax, SUVpeak,
 SULpeak in any VOI) and :func:`measure_ct_site` (CT LD, SA, volume, HU of a CT mass).
+Whole-body burden (:mod:`emlesion.measure.burden`): :func:`whole_body_burden` (total MTV and
+TLG, lesion count, Dmax, SDmax, with the threshold rule).
 """
 
 from __future__ import annotations
 
+from emlesion.measure.burden import (
+    BURDEN_COLUMNS,
+    DMAX_DEFINITION,
+    WholeBodyBurden,
+    whole_body_burden,
+)
 from emlesion.measure.lesions import (
     LesionMeasurement,
     LesionTable,
@@ -45,6 +53,8 @@ from emlesion.measure.site import (
 )
 
 __all__ = [
+    "BURDEN_COLUMNS",
+    "DMAX_DEFINITION",
     "MIN_FRAGMENT_ML",
     "PEAK_RADIUS_1ML_MM",
     "PEAK_RADIUS_1P2CM_MM",
@@ -56,6 +66,7 @@ __all__ = [
     "PeakResult",
     "PeakVariant",
     "PetSiteReadout",
+    "WholeBodyBurden",
     "axial_diameters",
     "check_same_frame_of_reference",
     "extent_mm",
@@ -67,4 +78,5 @@ __all__ = [
     "measure_pet_site",
     "sphere_kernel",
     "sphere_weights",
+    "whole_body_burden",
 ]

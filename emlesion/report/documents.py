@@ -67,8 +67,10 @@ def timepoint_object(tp: Timepoint, *, provenance: bool = True,
         ``suv_quantity``, ``sul_quantity``, ``suv_peak_definition``, ``uptake_time_min``,
         ``has_ct``, ``scanner``, ``study_instance_uid``, ``pet_series_instance_uid``,
         ``ct_series_instance_uid``, ``liver``, ``blood_pool``, ``lesions`` (the
-        :meth:`~emlesion.study.record.LesionRecord.lesion_object` of every lesion) and, with
-        ``provenance``, ``provenance``.
+        :meth:`~emlesion.study.record.LesionRecord.lesion_object` of every lesion),
+        ``burden`` (:meth:`emlesion.measure.WholeBodyBurden.to_dict`: total MTV and TLG,
+        lesion count, Dmax, SDmax and the threshold rule) and, with ``provenance``,
+        ``provenance``.
     """
     lesions = tp.lesion_dicts()
     if track_ids is not None:
@@ -93,6 +95,7 @@ def timepoint_object(tp: Timepoint, *, provenance: bool = True,
         "liver": tp.liver.to_dict() if tp.liver is not None else None,
         "blood_pool": tp.blood_pool.to_dict() if tp.blood_pool is not None else None,
         "lesions": lesions,
+        "burden": tp.burden.to_dict(),
     }
     if provenance:
         out["provenance"] = [p.to_dict() for p in tp.provenance]

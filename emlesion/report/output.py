@@ -35,14 +35,17 @@ from typing import Any, ClassVar
 
 from emlesion import _atomic
 from emlesion.errors import EmlesionError, InconsistentStudyError, OutputError, format_message
+from emlesion.measure import BURDEN_COLUMNS
 from emlesion.response import Assessment, Criterion
 from emlesion.study import CSV_COLUMNS, LESION_CSV_COLUMNS, StageEvent, Study, Timepoint
 from emlesion.study.model import ProgressCallback
 
 __all__ = [
+    "BURDEN_CSV_COLUMNS",
     "CSV_DECIMALS",
     "MEASURE_CSV_COLUMNS",
     "StderrProgress",
+    "burden_rows",
     "check_output_dir",
     "check_output_file",
     "check_output_location",
@@ -60,6 +63,8 @@ __all__ = [
     "write_study_outputs",
 ]
 
+#: Columns of ``burden.csv``: the timepoint, its date and the whole-body burden.
+BURDEN_CSV_COLUMNS: tuple[str, ...] = ("timepoint", "date", *BURDEN_COLUMNS)
 #: Columns of the ``emlesion measure --csv`` file: the date and the lesion columns.
 MEASURE_CSV_COLUMNS: tuple[str, ...] = ("date", *LESION_CSV_COLUMNS)
 
@@ -310,19 +315,30 @@ def output_error(exc: OSError, path: str | os.PathLike[str]) -> OutputError:
         fix=fix))
 
 
+def burden_rows(study: Study) -> list[dict[str, Any]]:
+    """One row per timepoint for ``burden.csv`` (columns :data:`BURDEN_CSV_COLUMNS`): the
+    whole-body burden (:attr:`emlesion.study.Timepoint.burden`)."""
+    return [{"timepoint": tp.label, "date": tp.date.isoformat() if tp.date else None,
+             **tp.burden.row()} for tp in study.timepoints]
+
+
 def write_study_outputs(study: Study, out_dir: str | os.PathLike[str],
                         report: Mapping[str, Any]) -> dict[str, Path]:
-    """Write ``report.json`` (the given report dict) and ``lesions.csv`` into ``out_dir``.
+    """Write ``report.json`` (the given report dict), ``lesions.csv`` and ``burden.csv``
+    (one row per timepoint: total MTV and TLG, lesion count, Dmax, SDmax, threshold rule)
+    into ``out_dir``.
 
     Returns
     -------
     dict
-        ``{"report.json": path, "lesions.csv": path}``.
+        ``{"report.json": path, "lesions.csv": path, "burden.csv": path}``.
     """
     out = Path(out_dir)
     return {
         "report.json": write_json_atomic(out / "report.json", report),
         "lesions.csv": write_csv_atomic(out / "lesions.csv", study.lesions_rows(), CSV_COLUMNS),
+        "burden.csv": write_csv_atomic(out / "burden.csv", burden_rows(study),
+                                       BURDEN_CSV_COLUMNS),
     }
 
 

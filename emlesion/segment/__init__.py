@@ -12,11 +12,25 @@ Public API
 :func:`search_residual`, :func:`segment_near_lesions`
     Follow-up searches restricted to where earlier lesions were (a lost lesion's footprint
     at a lower seed threshold; without CT, only at the earlier lesions).
+:func:`segment_at`
+    One-click segmentation: one mask per clicked point (LPS mm or :class:`VoxelIndex`).
+:func:`split_touching`
+    Touching lesions separated at their local SUV maxima (marker-controlled watershed).
+:func:`detect_lesions`
+    Whole-body automatic detection on a PET without CT (physiological uptake located from
+    the PET alone; limits in :mod:`emlesion.segment.auto`).
 :func:`delineate_ct_mass`
     The soft-tissue mass at a tracked lesion's site on the CT, with or without PET uptake
     (the CT readout of every site at every timepoint).
 """
 
+from emlesion.segment.auto import (
+    DEFAULT_AUTO_METHOD,
+    PetOnlyLandmarks,
+    PetZone,
+    detect_lesions,
+    pet_only_landmarks,
+)
 from emlesion.segment.ctguided import (
     CTMass,
     CTMassRule,
@@ -47,9 +61,19 @@ from emlesion.segment.search import (
     search_residual,
     segment_near_lesions,
 )
+from emlesion.segment.seeded import DEFAULT_SEEDED_METHOD, VoxelIndex, segment_at
+from emlesion.segment.split import (
+    DEFAULT_COMPACTNESS,
+    DEFAULT_MIN_PROMINENCE_SUV,
+    split_touching,
+)
 
 __all__ = [
+    "DEFAULT_AUTO_METHOD",
+    "DEFAULT_COMPACTNESS",
     "DEFAULT_EXCLUDE",
+    "DEFAULT_MIN_PROMINENCE_SUV",
+    "DEFAULT_SEEDED_METHOD",
     "RESIDUAL_SEED",
     "Box",
     "CTMass",
@@ -57,6 +81,8 @@ __all__ = [
     "CTSoftTissueRule",
     "Lesion",
     "Method",
+    "PetOnlyLandmarks",
+    "PetZone",
     "PriorMask",
     "ResidualFinding",
     "ResidualSearch",
@@ -65,12 +91,17 @@ __all__ = [
     "SegmentationResult",
     "SegmentationWarning",
     "ThresholdRule",
+    "VoxelIndex",
     "WholeScan",
     "classify_threshold_rule",
     "delineate_ct_mass",
     "delineate_on_ct",
+    "detect_lesions",
     "exclusion_labels",
+    "pet_only_landmarks",
     "search_residual",
+    "segment_at",
     "segment_lesions",
     "segment_near_lesions",
+    "split_touching",
 ]

@@ -25,7 +25,7 @@ import numpy as np
 from emlesion.anatomy import Anatomy, ReferenceRegionStats, RegionAssignment
 from emlesion.errors import InconsistentStudyError, UnknownKeyError, format_message
 from emlesion.io import LabelMap, Volume
-from emlesion.measure import LesionMeasurement, LesionTable
+from emlesion.measure import LesionMeasurement, LesionTable, WholeBodyBurden, whole_body_burden
 from emlesion.provenance import ProvenanceStep, jsonable
 from emlesion.response import (
     DEFAULT_CRITERIA,
@@ -284,6 +284,23 @@ class Timepoint:
         """Manufacturer and model of the PET scanner."""
         ident = self.pet.identity
         return " ".join(v for v in (ident.manufacturer, ident.manufacturer_model_name) if v)
+
+    @property
+    def burden(self) -> WholeBodyBurden:
+        """Whole-body burden of this timepoint's lesions (total MTV and TLG, count, Dmax,
+        SDmax; :func:`emlesion.measure.whole_body_burden`), with :attr:`method` as the
+        threshold rule and the BSA from the PET's PatientWeight and PatientSize."""
+        weight = height = None
+        if self.pet.headers:
+            ds = self.pet.headers[0]
+            try:
+                weight = float(ds.get("PatientWeight")) if ds.get("PatientWeight") else None
+                height = float(ds.get("PatientSize")) if ds.get("PatientSize") else None
+            except (TypeError, ValueError):
+                weight = height = None
+        rule = "mask" if self.lesion_source is LesionSource.MASK else (self.method or "unknown")
+        return whole_body_burden(list(self.measurements), threshold_rule=rule,
+                                 weight_kg=weight, height_m=height)
 
     # ------------------------------------------------------------------ lesions
     def measurement(self, label: int) -> LesionMeasurement:
