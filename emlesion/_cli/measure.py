@@ -3,10 +3,15 @@
 ::
 
     emlesion measure PET_DIR [--ct CT_DIR | --no-ct] [--mask MASK | --method NAME]
-                     [--json OUT] [--csv OUT]
+                     [--json OUT] [--csv OUT] [--organs PATH|auto]
+    emlesion measure PET.nii.gz --pet-units SUVbw|BQML [--pet-sidecar JSON]
+                     [--ct CT.nii.gz] ...
 
 The lesions are found automatically (``--method``, default ``41%max``) or taken from a user
 mask (DICOM SEG, RTSTRUCT or NIfTI). Without ``--ct`` the CT is looked for in ``PET_DIR``.
+A NIfTI PET must declare its quantity (``--pet-units``; Bq/mL needs ``--pet-sidecar``); its CT
+is taken only from ``--ct``. ``--organs`` supplies a TotalSegmentator organ map
+(:func:`emlesion.io.organs.load_organ_map`) whose organs replace the classical ones.
 
 ``--json OUT`` writes the public JSON contract (``-`` = stdout; schema
 ``emlesion/schemas/measure.schema.json``, documented in ``emlesion/schemas/README.md``)::
@@ -32,6 +37,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from emlesion._cli._inputs import add_nifti_pet_options, add_organ_options, pet_declaration
+
 __all__ = ["add_parser", "run"]
 
 
@@ -45,10 +52,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Measure the lesions of one PET(/CT) timepoint: SUVmax/mean/peak, SULpeak, "
                     "MTV, TLG, centroid, extents, region and side.",
     )
-    p.add_argument("pet_dir", metavar="PET_DIR", help="folder of the PET DICOM series")
+    p.add_argument("pet_dir", metavar="PET_DIR",
+                   help="folder of the PET DICOM series, or a NIfTI PET (.nii/.nii.gz)")
     ct = p.add_mutually_exclusive_group()
     ct.add_argument("--ct", metavar="CT_DIR",
-                    help="folder of the CT series (default: the CT found in PET_DIR, if any)")
+                    help="folder of the CT series or a NIfTI CT in HU (default: the CT found "
+                         "in PET_DIR, if any)")
     ct.add_argument("--no-ct", action="store_true", help="do not use a CT even if present")
     les = p.add_mutually_exclusive_group()
     les.add_argument("--mask", metavar="MASK",
@@ -65,6 +74,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="OUT", dest="csv_out",
                    help="write one CSV row per lesion to OUT ('-' for stdout)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    add_nifti_pet_options(p)
+    add_organ_options(p, per_timepoint=False)
     return p
 
 
@@ -104,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     from emlesion.study import load_timepoint
 
     inputs = [args.pet_dir] + ([args.ct] if args.ct else []) + ([args.mask] if args.mask else [])
+    declaration = pet_declaration(args.pet_dir, args.pet_units, args.pet_sidecar)
     for out in (args.json_out, args.csv_out):
         if out and out != "-":
             check_output_location(Path(out).resolve().parent, inputs[:2])
@@ -112,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         tp = load_timepoint(args.pet_dir, "timepoint", ct=args.ct, find_ct=not args.no_ct,
-                            mask=args.mask, method=args.method, sul=sul, progress=progress)
+                            mask=args.mask, method=args.method, sul=sul, progress=progress,
+                            pet_declaration=declaration, organs=args.organs,
+                            organ_classes=args.organ_classes)
         data = measure_dict(tp)
     if not args.quiet:
         for msg in dict.fromkeys(str(w.message) for w in caught):

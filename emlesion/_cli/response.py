@@ -7,11 +7,14 @@
                       [--criteria percist,eortc,recist,lugano,lyric]
                       [--masks MASK|auto ...] [--method NAME]
                       [--allow-different-patients] [--no-residual-search]
+                      [--organs PATH|auto|none ...] [--organ-classes total|total_v1]
 
 One folder per timepoint, baseline first (or a single folder holding several studies,
 grouped by StudyInstanceUID and ordered by date). Lesions are found automatically (as
 ``emlesion measure`` does) or taken from one user mask per timepoint (``auto`` = segment that
-timepoint). Writes ``OUTDIR/report.json`` (schema ``emlesion/schemas/report.schema.json``;
+timepoint). ``--organs`` gives one organ map per timepoint (TotalSegmentator multilabel
+NIfTI, per-organ folder or DICOM SEG; ``auto`` runs TotalSegmentator, ``none`` keeps the
+classical rules). Writes ``OUTDIR/report.json`` (schema ``emlesion/schemas/report.schema.json``;
 keys ``timepoints``, ``tracks``, ``assessments``), ``OUTDIR/lesions.csv`` (one row per
 lesion per timepoint), ``OUTDIR/report.html`` (:func:`emlesion.report.write_html_report`) and
 ``OUTDIR/dicom/`` (DICOM SEG + TID 1500 SR per timepoint,
@@ -28,6 +31,8 @@ import sys
 import warnings
 from pathlib import Path
 from typing import Any
+
+from emlesion._cli._inputs import add_organ_options, organ_sources
 
 __all__ = ["add_parser", "print_summary", "run"]
 
@@ -78,6 +83,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-dicom", action="store_true",
                    help="do not write the DICOM SEG and TID 1500 SR files (OUTDIR/dicom/)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    add_organ_options(p, per_timepoint=True)
     return p
 
 
@@ -111,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from emlesion.study import load_study
 
     inputs = list(args.dirs) + [m for m in (args.masks or []) if m != "auto"]
+    organs = organ_sources(args.organs)
     out_dir = check_output_location(args.out, inputs)
     if len(args.dirs) == 1:
         source: Any = args.dirs[0]
@@ -134,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
         study = load_study(
             source, labels=labels, masks=masks, method=args.method, sul=args.sul,
             allow_different_patients=args.allow_different_patients, transform=args.transform,
-            residual_search=not args.no_residual_search, progress=progress)
+            residual_search=not args.no_residual_search, progress=progress,
+            organs=organs, organ_classes=args.organ_classes)
         assessments = study.assess(args.criteria)
     with warnings.catch_warnings(record=True) as caught_report:
         warnings.simplefilter("always")

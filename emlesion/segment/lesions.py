@@ -165,7 +165,9 @@ DEFAULT_EXCLUDE: tuple[str, ...] = ("bladder", "kidneys", "ureters", "heart", "b
 #: spill-over); instead a lesion keeps the supra-threshold voxels of these masks that touch
 #: it (one-voxel partial-volume rim), see :func:`segment_lesions` Notes.
 LOW_UPTAKE_LABELS: frozenset[AnatomyLabel] = frozenset({AnatomyLabel.BOWEL,
-                                                     AnatomyLabel.ILIAC_VESSELS})
+                                                     AnatomyLabel.ILIAC_VESSELS,
+                                                     AnatomyLabel.AORTA,
+                                                     AnatomyLabel.VENA_CAVA})
 _EXCLUDE_LABELS: dict[str, tuple[AnatomyLabel, ...]] = {
     "kidneys": (AnatomyLabel.KIDNEY_LEFT, AnatomyLabel.KIDNEY_RIGHT),
     "kidney": (AnatomyLabel.KIDNEY_LEFT, AnatomyLabel.KIDNEY_RIGHT),

@@ -29,6 +29,7 @@ from emlesion.anatomy import (
     AnatomyWarning,
     RegionAssignment,
     assign_region,
+    organ_target,
     segment_anatomy,
 )
 from emlesion.errors import (
@@ -38,11 +39,30 @@ from emlesion.errors import (
     format_message,
     warn_external,
 )
-from emlesion.io import Grid, LabelMap, SeriesInfo, SeriesRole, Volume, discover, load_ct, load_pet
+from emlesion.io import (
+    Grid,
+    LabelMap,
+    PetDeclaration,
+    SeriesInfo,
+    SeriesRole,
+    Volume,
+    discover,
+    load_ct,
+    load_pet,
+)
+from emlesion.io.nifti_image import is_nifti_path
+from emlesion.io.organs import ORGANS_AUTO, load_organ_map, run_totalsegmentator
 from emlesion.measure import LesionTable, measure_lesions
 from emlesion.provenance import ProvenanceStep, jsonable, record_warnings
 from emlesion.response.sites import SiteReading
-from emlesion.segment import Method, PriorMask, Seed, ThresholdRule, segment_lesions
+from emlesion.segment import (
+    DEFAULT_EXCLUDE,
+    Method,
+    PriorMask,
+    Seed,
+    ThresholdRule,
+    segment_lesions,
+)
 from emlesion.study.model import (
     RESERVED_LABELS,
     LesionSource,
@@ -84,6 +104,15 @@ RETRACK_STAGE = "re-track after residual search"
 
 PathLike = str | os.PathLike[str]
 MaskSource = PathLike | LabelMap
+#: An organ map: a path (TotalSegmentator multilabel NIfTI, per-organ folder, DICOM SEG),
+#: a loaded LabelMap, or ``"auto"`` (run TotalSegmentator when installed).
+OrganSource = PathLike | LabelMap
+#: Structures excluded from lesion segmentation, in addition to
+#: :data:`emlesion.segment.DEFAULT_EXCLUDE`, when a user organ map supplies them: the great
+#: vessels (blood-pool uptake, no halo). Liver and spleen are *not* excluded: they hold
+#: lesions (hepatic and splenic involvement is scored by Lugano, Cheson 2014); they give
+#: the PERCIST liver reference instead.
+ORGAN_MAP_EXCLUDE: tuple[str, ...] = ("iliac_vessels", "aorta", "vena_cava")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -201,8 +230,9 @@ def _load_images(
     label: str,
     ct_source: PathLike | SeriesInfo | None,
     find_ct: bool,
+    pet_declaration: PetDeclaration | None = None,
 ) -> _Images:
-    pet = load_pet(pet_source)
+    pet = load_pet(pet_source, declaration=pet_declaration)
     steps: list[ProvenanceStep] = []
     where = (pet_source.series_instance_uid if isinstance(pet_source, SeriesInfo)
              else os.fspath(pet_source))
@@ -210,6 +240,8 @@ def _load_images(
     if ct_source is not None:
         ct = load_ct(ct_source)
         rule = "CT given explicitly"
+    elif find_ct and is_nifti_path(pet_source):
+        rule = "no CT: a NIfTI PET is a single file (pass the CT explicitly)"
     elif find_ct and not isinstance(pet_source, SeriesInfo):
         try:
             ct = load_ct(pet_source)
@@ -299,10 +331,37 @@ def _segment_near_prior(suv: Volume, method: Method | str, prior: LabelMap,
                     tuple(steps))
 
 
+def _organ_map(organs: OrganSource, images: _Images, suv: Volume, classes: str | None
+               ) -> LabelMap:
+    """The organ map of a timepoint on its PET grid (``"auto"``: TotalSegmentator)."""
+    if isinstance(organs, LabelMap):
+        return organs
+    if str(organs) == ORGANS_AUTO:
+        if images.ct is None:
+            raise SeriesNotFoundError(format_message(
+                f"--organs auto needs the CT of timepoint {images.label!r}",
+                fix="supply the CT, or a precomputed organ map"))
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="emlesion-organs-") as work:
+            return run_totalsegmentator(images.ct, suv, work)
+    return load_organ_map(organs, suv, classes=classes,
+                          keep=lambda name: organ_target(name) is not None)
+
+
+def _exclusions(anatomy: Anatomy | None) -> tuple[str, ...]:
+    """Default exclusions, plus the great vessels when a user organ map supplied them."""
+    extra = tuple(x for x in ORGAN_MAP_EXCLUDE
+                  if anatomy is not None and anatomy.from_organ_map(x))
+    return (*DEFAULT_EXCLUDE, *extra)
+
+
 def _process(
     images: _Images,
     *,
     mask: MaskSource | None,
+    organs: OrganSource | None = None,
+    organ_classes: str | None = None,
     method: Method | str,
     sul_normalization: Normalization | str | None,
     progress: ProgressCallback | None,
@@ -324,12 +383,19 @@ def _process(
     anatomy: Anatomy | None = None
     if ct is not None:
         with _stage(progress, "anatomy", label):
-            anatomy = segment_anatomy(ct, suv)
+            organ_map = _organ_map(organs, images, suv, organ_classes) if organs is not None \
+                else None
+            anatomy = segment_anatomy(ct, suv, organ_labels=organ_map)
     else:
         # PET-only fallback: the brain, when it is in the field of view (else None)
         with _stage(progress, "anatomy", label):
             anatomy, brain_step = _pet_only_anatomy(suv, label)
         steps.append(brain_step)
+        if organs is not None:
+            warn_external(format_message(
+                f"the organ map of timepoint {label!r} is not used: it has no CT (the "
+                "anatomy rules need the CT landmarks)", fix="supply the CT of this timepoint"),
+                AnatomyWarning)
     # regions (retroperitoneal / pelvic, side) need the CT landmarks
     ct_anatomy = anatomy if ct is not None else None
     liver = _reference_stats(anatomy, "liver", suv, sul)
@@ -360,7 +426,8 @@ def _process(
                               "searched only at the baseline lesions; new lesions elsewhere "
                               "are not detected",)))
             else:
-                seg = segment_lesions(suv, method=method, anatomy=anatomy, ct=ct)
+                seg = segment_lesions(suv, method=method, anatomy=anatomy, ct=ct,
+                                      exclude=_exclusions(anatomy))
                 lesions = seg.labels
                 rules = {les.label: les.threshold_rule for les in seg.lesions}
                 regions = ({les.label: les.assignment for les in seg.lesions}
@@ -394,6 +461,9 @@ def load_timepoint(
     method: Method | str = DEFAULT_METHOD,
     sul: Normalization | str | None = DEFAULT_SUL,
     progress: ProgressCallback | None = None,
+    pet_declaration: PetDeclaration | None = None,
+    organs: OrganSource | None = None,
+    organ_classes: str | None = None,
 ) -> Timepoint:
     """Take one PET/CT session through the pipeline.
 
@@ -421,6 +491,15 @@ def load_timepoint(
         skips it.
     progress : callable, optional
         Receives a :class:`~emlesion.study.StageEvent` when each stage starts and ends.
+    pet_declaration : PetDeclaration, optional
+        The declared quantity of a NIfTI PET (``path`` a ``.nii``/``.nii.gz``; the CT then
+        comes only from ``ct``); see :mod:`emlesion.io.nifti_image`.
+    organs : path, LabelMap or "auto", optional
+        A user organ map (TotalSegmentator multilabel NIfTI, per-organ folder or DICOM SEG;
+        :func:`emlesion.io.organs.load_organ_map`) that replaces the classical organs it
+        names; ``"auto"`` runs TotalSegmentator when installed. Needs the CT.
+    organ_classes : {"total", "total_v1"}, optional
+        Class numbering of a multilabel NIfTI without names in its header.
 
     Returns
     -------
@@ -437,8 +516,9 @@ def load_timepoint(
         The mask does not fit the PET.
     """
     with _stage(progress, "load", label):
-        images = _load_images(path, label, ct, find_ct)
-    return _process(images, mask=mask, method=method, sul_normalization=sul, progress=progress)
+        images = _load_images(path, label, ct, find_ct, pet_declaration)
+    return _process(images, mask=mask, organs=organs, organ_classes=organ_classes,
+                    method=method, sul_normalization=sul, progress=progress)
 
 
 def _default_labels(paths: Sequence[PathLike]) -> list[str]:
@@ -581,6 +661,7 @@ def _residual_search(
                     if prior is None:
                         continue
                     seg = segment_lesions(tp.suv, method=tp.method, anatomy=tp.anatomy,
+                                          exclude=_exclusions(tp.anatomy),
                                           ct=tp.ct, region=PriorMask(prior, tp.suv.grid),
                                           seed_method=RESIDUAL_SEED)
                     first = len(added)
@@ -621,6 +702,24 @@ def _residual_search(
     return out, changed
 
 
+def _per_timepoint(values: Mapping[str, Any] | Sequence[Any] | None, names: Sequence[str],
+                   what: str) -> list[Any]:
+    if values is None:
+        return [None] * len(names)
+    if isinstance(values, Mapping):
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise InconsistentStudyError(format_message(
+                f"{what} given for unknown timepoint(s) {unknown}", fix=f"use labels {names}"))
+        return [values.get(n) for n in names]
+    out = list(values)
+    if len(out) != len(names):
+        raise InconsistentStudyError(format_message(
+            f"{len(out)} {what}(s) for {len(names)} timepoint(s)",
+            fix=f"give one {what} per timepoint (None or 'none' for the classical rules)"))
+    return out
+
+
 def load_study(
     source: Mapping[str, PathLike] | Sequence[PathLike] | PathLike,
     *,
@@ -636,6 +735,8 @@ def load_study(
     read_sites: bool = True,
     site_margin_mm: float = SITE_MARGIN_MM,
     progress: ProgressCallback | None = None,
+    organs: Mapping[str, OrganSource | None] | Sequence[OrganSource | None] | None = None,
+    organ_classes: str | None = None,
 ) -> Study:
     """Build a longitudinal :class:`Study`: every timepoint through the pipeline, then tracks.
 
@@ -677,6 +778,11 @@ def load_study(
     site_margin_mm : float
         Site margin for the registration uncertainty (default
         :data:`emlesion.track.SITE_MARGIN_MM`).
+    organs : mapping or sequence, optional
+        User organ map per timepoint (by label, or in order; ``None`` entries use the
+        classical rules), see :func:`load_timepoint`.
+    organ_classes : {"total", "total_v1"}, optional
+        Class numbering of multilabel NIfTI organ maps without names in their header.
 
     Notes
     -----
@@ -757,6 +863,7 @@ def load_study(
                 f"{len(mask_list)} mask(s) for {len(names)} timepoint(s)",
                 fix="give one mask per timepoint (None for automatic segmentation)"))
 
+    organ_list = _per_timepoint(organs, names, "organ map")
     images: list[_Images] = []
     for name, pet_src, ct_src in zip(names, pet_sources, ct_sources):
         with _stage(progress, "load", name):
@@ -766,8 +873,9 @@ def load_study(
     patient_id, check = _check_consistency(images, allow_different_patients, dates)
 
     tps: list[Timepoint] = []
-    for im, m in zip(images, mask_list):
-        tps.append(_process(im, mask=m, method=method, sul_normalization=sul, progress=progress,
+    for im, m, o in zip(images, mask_list, organ_list):
+        tps.append(_process(im, mask=m, organs=o, organ_classes=organ_classes,
+                            method=method, sul_normalization=sul, progress=progress,
                             prior=tps[0].lesions if tps else None,
                             prior_margin_mm=NO_CT_MARGIN_MM))
     base_date = tps[0].date

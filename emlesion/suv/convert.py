@@ -116,6 +116,14 @@ def compute_suv(
     >>> suv.units, suv.provenance[-1].rule  # doctest: +SKIP
     ('SUVbw', 'BQML/START: SeriesDateTime (QIBA step 1)')
     """
+    if not pet.headers:
+        from emlesion.io.nifti_image import pet_declaration_of
+
+        decl = pet_declaration_of(pet)
+        if decl is not None:  # a NIfTI PET: its quantity was declared, no header rules
+            from emlesion.suv.declared import declared_suv
+
+            return declared_suv(pet, normalization, decl)
     with record_warnings():
         factors = compute_suv_factors(
             pet, normalization, reference_time=reference_time, sex=sex, height_m=height_m,
