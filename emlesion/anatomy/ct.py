@@ -20,7 +20,11 @@ Written for the low-dose, non-contrast CT of an abdomen-pelvis FDG PET/CT. Organ
 contrast is poor without iodinated contrast (kidneys, liver, aorta) are found with the help
 of the PET: kidneys as a bilateral, mirror-symmetric pair of moderately avid paraspinal
 structures, the liver as the large, uniformly moderately avid right upper-quadrant organ,
-the bladder as the hottest fluid-density structure in the low midline pelvis. These trunk
+the bladder as the hottest fluid-density structure in the low midline pelvis. Without PET,
+CT-only rules take over (liver and spleen from their unenhanced HU ranges after an opening,
+kidneys as the mirror-symmetric HU-window pair in front of the paraspinal muscles, the aorta
+as the inscribed blood-density disc in front of the spine); they were checked on one real
+unenhanced CT only (``benchmarks/eval_anatomy_real.py``). These trunk
 organs are searched only on trunk slices of the field of view (a scan or crop of a limb,
 the neck or the head yields none of them); brain, lungs, heart and myocardium come from
 :mod:`emlesion.anatomy.fov` when the head or the lungs are in the field of view. Bowel
@@ -485,11 +489,17 @@ def segment_anatomy(
         (see Notes); ``pet`` is then required.
     pet : Volume, optional
         PET of the same frame of reference, ideally an SUV image from
-        :func:`emlesion.suv.compute_suv`. Without it, kidneys, liver, aorta and myocardium
-        are not searched, the bladder comes from CT alone and the brain is not PET-checked.
+        :func:`emlesion.suv.compute_suv`. Without it (CT-only path) liver, spleen, kidneys
+        and aorta come from the CT-only rules (``_ct_only_organs``: HU ranges and positions,
+        checked on one real CT in ``benchmarks/eval_anatomy_real.py``), the bladder from CT
+        alone, the myocardium is not searched and the brain is not PET-checked.
     organ_labels : LabelMap, optional
-        A user organ label map (e.g. TotalSegmentator NIfTI, loaded as a LabelMap with
-        names). Every named organ it contains replaces the classical one.
+        A user organ label map (e.g. :func:`emlesion.io.organs.load_organ_map` of a
+        TotalSegmentator output). Every named organ it contains replaces the classical one
+        and is used by the rules that depend on it (e.g. the kidney search excludes the
+        map's liver; the map's hip bones and sacrum give the pelvic landmarks; the map's
+        aorta the blood-pool cylinder); the classical rules fill in what it lacks, and
+        :attr:`Anatomy.organ_sources` says which organ came from where.
     organ_names : Mapping[str, AnatomyLabel], optional
         Extra name -> structure mapping for ``organ_labels`` (added to
         :data:`TOTALSEGMENTATOR_NAMES`; names are compared in lower case).
