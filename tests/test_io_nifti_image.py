@@ -143,3 +143,37 @@ def test_measure_nifti_equals_dicom_route(sample_scans_dir: Path, tmp_path: Path
         assert main(["measure", str(inputs / "suv.nii.gz"), "--ct", str(inputs / "ct.nii.gz"),
                      "--mask", str(mask), "--quiet"]) == 1
     assert "--pet-units SUVbw" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_response_nifti_timepoints(sample_scans_dir: Path, sample_study: object,
+                                   tmp_path: Path) -> None:
+    """``emlesion response`` on NIfTI PETs (+ --cts) gives the DICOM study's lesions (MTV
+    within 1e-4) and its EORTC call."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    pets, cts = [], []
+    for tp in ("baseline", "month1"):
+        pet = load_pet(sample_scans_dir / tp / "PT")
+        pets.append(str(save_nifti_image(compute_suv(pet, "bw"), inputs / f"{tp}_suv.nii.gz")))
+        cts.append(str(save_nifti_image(load_ct(sample_scans_dir / tp / "CT"),
+                                        inputs / f"{tp}_ct.nii.gz")))
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["response", *pets, "--labels", "baseline,month1", "--pet-units", "SUVbw",
+                     "--cts", *cts, "--criteria", "percist,eortc", "--out", str(out),
+                     "--no-dicom", "--no-html", "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    for k, label in enumerate(("baseline", "month1")):
+        got = sorted(les["mtv_ml"] for les in report["timepoints"][k]["lesions"])
+        tp = sample_study.timepoint(label)  # type: ignore[attr-defined]
+        want = sorted(float(m.mtv_ml) for m in tp.measurements.rows)
+        assert got == pytest.approx(want, abs=1e-4)
+    (month1,) = report["assessments"]
+    calls = {c: month1[c]["category"] if isinstance(month1[c], dict) else month1[c]
+             for c in ("percist", "eortc")}
+    # EORTC (SUVbw) is the DICOM study's PMR; PERCIST needs SULpeak, and without a sidecar
+    # there is no body size for the SUL: not evaluable, never guessed (with the sidecar of
+    # test_measure_nifti_equals_dicom_route it is PMR, as truth.json expects)
+    assert calls == {"percist": "NE", "eortc": "PMR"}

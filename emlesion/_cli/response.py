@@ -32,7 +32,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from emlesion._cli._inputs import add_organ_options, organ_sources
+from emlesion._cli._inputs import add_organ_options, organ_sources, pet_declaration
 
 __all__ = ["add_parser", "print_summary", "run"]
 
@@ -84,6 +84,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="do not write the DICOM SEG and TID 1500 SR files (OUTDIR/dicom/)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     add_organ_options(p, per_timepoint=True)
+    p.add_argument("--cts", nargs="+", metavar="CT",
+                   help="one CT per timepoint (folder or NIfTI in HU; 'none' = the CT beside "
+                        "the PET), e.g. with NIfTI PETs as DIR")
+    p.add_argument("--pet-units", choices=("SUVbw", "BQML"), metavar="SUVbw|BQML",
+                   help="quantity of NIfTI PETs given as DIR (required for .nii/.nii.gz)")
+    p.add_argument("--pet-sidecars", nargs="+", metavar="JSON",
+                   help="one JSON sidecar per NIfTI PET timepoint ('none' to skip): units, "
+                        "weight_kg, injected_dose_mbq, injection_time, scan_time, height_m, sex")
     return p
 
 
@@ -117,7 +125,20 @@ def run(args: argparse.Namespace) -> int:
     from emlesion.study import load_study
 
     inputs = list(args.dirs) + [m for m in (args.masks or []) if m != "auto"]
+    from emlesion.io.nifti_image import is_nifti_path
+
     organs = organ_sources(args.organs)
+    cts = organ_sources(args.cts)
+    sidecars = organ_sources(args.pet_sidecars) or [None] * len(args.dirs)
+    if len(sidecars) != len(args.dirs):
+        from emlesion.errors import InvalidParameterError, format_message
+
+        raise InvalidParameterError(format_message(
+            f"{len(sidecars)} sidecar(s) for {len(args.dirs)} timepoint(s)",
+            attribute="--pet-sidecars", fix="give one per timepoint ('none' for DICOM)"))
+    declarations = [pet_declaration(d, args.pet_units if is_nifti_path(d) else None, sc)
+                     for d, sc in zip(args.dirs, sidecars)]
+    inputs += [c for c in (cts or []) if c]
     out_dir = check_output_location(args.out, inputs)
     if len(args.dirs) == 1:
         source: Any = args.dirs[0]
@@ -142,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
             source, labels=labels, masks=masks, method=args.method, sul=args.sul,
             allow_different_patients=args.allow_different_patients, transform=args.transform,
             residual_search=not args.no_residual_search, progress=progress,
-            organs=organs, organ_classes=args.organ_classes)
+            organs=organs, organ_classes=args.organ_classes, cts=cts,
+            pet_declarations=declarations if any(declarations) else None)
         assessments = study.assess(args.criteria)
     with warnings.catch_warnings(record=True) as caught_report:
         warnings.simplefilter("always")

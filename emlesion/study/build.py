@@ -737,6 +737,9 @@ def load_study(
     progress: ProgressCallback | None = None,
     organs: Mapping[str, OrganSource | None] | Sequence[OrganSource | None] | None = None,
     organ_classes: str | None = None,
+    cts: Mapping[str, PathLike | None] | Sequence[PathLike | None] | None = None,
+    pet_declarations: Mapping[str, PetDeclaration | None]
+    | Sequence[PetDeclaration | None] | None = None,
 ) -> Study:
     """Build a longitudinal :class:`Study`: every timepoint through the pipeline, then tracks.
 
@@ -783,6 +786,12 @@ def load_study(
         classical rules), see :func:`load_timepoint`.
     organ_classes : {"total", "total_v1"}, optional
         Class numbering of multilabel NIfTI organ maps without names in their header.
+    cts : mapping or sequence, optional
+        The CT of each timepoint (by label, or in order; ``None``: the CT found beside the
+        PET), e.g. NIfTI CTs for NIfTI PETs (not with one folder of several studies).
+    pet_declarations : mapping or sequence, optional
+        The declared quantity of each NIfTI PET (:class:`~emlesion.io.PetDeclaration`;
+        ``None`` for DICOM timepoints).
 
     Notes
     -----
@@ -864,11 +873,19 @@ def load_study(
                 fix="give one mask per timepoint (None for automatic segmentation)"))
 
     organ_list = _per_timepoint(organs, names, "organ map")
+    decl_list = _per_timepoint(pet_declarations, names, "PET declaration")
+    if cts is not None:
+        if isinstance(source, (str, os.PathLike)):
+            raise InconsistentStudyError(format_message(
+                "cts= is not accepted with one folder of several studies",
+                fix="pass one PET per timepoint (a list or a mapping) with cts="))
+        ct_sources = list(_per_timepoint(cts, names, "CT"))
     images: list[_Images] = []
-    for name, pet_src, ct_src in zip(names, pet_sources, ct_sources):
+    for name, pet_src, ct_src, decl in zip(names, pet_sources, ct_sources, decl_list):
         with _stage(progress, "load", name):
             images.append(_load_images(pet_src, name, ct_src,
-                                       find_ct=not isinstance(pet_src, SeriesInfo)))
+                                       find_ct=not isinstance(pet_src, SeriesInfo),
+                                       pet_declaration=decl))
     dates = [_study_date(im.pet) for im in images]
     patient_id, check = _check_consistency(images, allow_different_patients, dates)
 
