@@ -286,3 +286,10 @@ def test_ct_only_anatomy(phantom: Phantom) -> None:
     assert an.grid.same_as(phantom.ct.grid)
     assert an.iliac_crest_z_mm == pytest.approx(228.0, abs=4.0)
     assert not an.has("kidney_left") and an.has("bladder")
+    # CT-only organ rules (issue 17): the liver from its HU range (Dice against the
+    # phantom's liver, measured 0.908), and no spleen in a phantom that has none (the left
+    # kidney is not taken for one: centroid too close to the axis)
+    liver = an.mask_on("liver", phantom.pet.grid)
+    truth = phantom.truth["liver"]
+    assert 2 * (liver & truth).sum() / (liver.sum() + truth.sum()) > 0.85
+    assert not an.has("spleen")

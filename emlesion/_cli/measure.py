@@ -3,10 +3,15 @@
 ::
 
     emlesion measure PET_DIR [--ct CT_DIR | --no-ct] [--mask MASK | --method NAME]
-                     [--json OUT] [--csv OUT] [--nifti OUT.nii.gz]
+                     [--json OUT] [--csv OUT] [--nifti OUT.nii.gz] [--organs PATH|auto]
+    emlesion measure PET.nii.gz --pet-units SUVbw|BQML [--pet-sidecar JSON]
+                     [--ct CT.nii.gz] ...
 
 The lesions are found automatically (``--method``, default ``41%max``) or taken from a user
 mask (DICOM SEG, RTSTRUCT or NIfTI). Without ``--ct`` the CT is looked for in ``PET_DIR``.
+A NIfTI PET must declare its quantity (``--pet-units``; Bq/mL needs ``--pet-sidecar``); its CT
+is taken only from ``--ct``. ``--organs`` supplies a TotalSegmentator organ map
+(:func:`emlesion.io.organs.load_organ_map`) whose organs replace the classical ones.
 
 ``--json OUT`` writes the public JSON contract (``-`` = stdout; schema
 ``emlesion/schemas/measure.schema.json``, documented in ``emlesion/schemas/README.md``)::
@@ -32,6 +37,7 @@ import warnings
 from typing import Any
 
 from emlesion._cli._common import method_type, normalization_type, safe_text
+from emlesion._cli._inputs import add_nifti_pet_options, add_organ_options, pet_declaration
 
 __all__ = ["add_parser", "run"]
 
@@ -46,10 +52,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Measure the lesions of one PET(/CT) timepoint: SUVmax/mean/peak, SULpeak, "
                     "MTV, TLG, centroid, extents, region and side.",
     )
-    p.add_argument("pet_dir", metavar="PET_DIR", help="folder of the PET DICOM series")
+    p.add_argument("pet_dir", metavar="PET_DIR",
+                   help="folder of the PET DICOM series, or a NIfTI PET (.nii/.nii.gz)")
     ct = p.add_mutually_exclusive_group()
     ct.add_argument("--ct", metavar="CT_DIR",
-                    help="folder of the CT series (default: the CT found in PET_DIR, if any)")
+                    help="folder of the CT series or a NIfTI CT in HU (default: the CT found "
+                         "in PET_DIR, if any)")
     ct.add_argument("--no-ct", action="store_true", help="do not use a CT even if present")
     les = p.add_mutually_exclusive_group()
     les.add_argument("--mask", metavar="MASK",
@@ -70,6 +78,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--nifti", metavar="OUT.nii.gz", dest="nifti_out",
                    help="write the lesion label map (PET grid, the labels of the JSON/CSV) to "
                         "OUT.nii.gz and its JSON sidecar OUT.json")
+    add_nifti_pet_options(p)
+    add_organ_options(p, per_timepoint=False)
     return p
 
 
@@ -110,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     from emlesion.study import load_timepoint
 
     inputs = [args.pet_dir] + ([args.ct] if args.ct else []) + ([args.mask] if args.mask else [])
+    inputs += [p for p in (args.pet_sidecar, args.organs) if p not in (None, "auto")]
+    declaration = pet_declaration(args.pet_dir, args.pet_units, args.pet_sidecar)
     # every output checked before any work: not an input, not inside one, writable
     json_path = (check_output_file(args.json_out, inputs)
                  if args.json_out not in (None, "-") else None)
@@ -131,7 +143,9 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         tp = load_timepoint(args.pet_dir, "timepoint", ct=args.ct, find_ct=not args.no_ct,
-                            mask=args.mask, method=args.method, sul=args.sul, progress=progress)
+                            mask=args.mask, method=args.method, sul=args.sul, progress=progress,
+                            pet_declaration=declaration, organs=args.organs,
+                            organ_classes=args.organ_classes)
         data = measure_dict(tp)
     if not args.quiet:
         for msg in dict.fromkeys(str(w.message) for w in caught):

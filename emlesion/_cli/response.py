@@ -8,11 +8,14 @@
                       [--masks MASK|auto ...] [--method NAME]
                       [--allow-different-patients] [--no-residual-search]
                       [--nifti] [--treatment-date YYYY-MM-DD]
+                      [--organs PATH|auto|none ...] [--organ-classes total|total_v1]
 
 One folder per timepoint, baseline first (or a single folder holding several studies,
 grouped by StudyInstanceUID and ordered by date). Lesions are found automatically (as
 ``emlesion measure`` does) or taken from one user mask per timepoint (``auto`` = segment that
-timepoint). Writes ``OUTDIR/report.json`` (schema ``emlesion/schemas/report.schema.json``;
+timepoint). ``--organs`` gives one organ map per timepoint (TotalSegmentator multilabel
+NIfTI, per-organ folder or DICOM SEG; ``auto`` runs TotalSegmentator, ``none`` keeps the
+classical rules). Writes ``OUTDIR/report.json`` (schema ``emlesion/schemas/report.schema.json``;
 keys ``timepoints``, ``tracks``, ``assessments``), ``OUTDIR/lesions.csv`` (one row per
 lesion per timepoint), ``OUTDIR/report.html`` (:func:`emlesion.report.write_html_report`) and
 ``OUTDIR/dicom/`` (DICOM SEG + TID 1500 SR per timepoint,
@@ -39,6 +42,7 @@ from emlesion._cli._common import (
     normalization_type,
     safe_text,
 )
+from emlesion._cli._inputs import add_organ_options, organ_sources, pet_declaration
 
 __all__ = ["add_parser", "print_summary", "run"]
 
@@ -93,6 +97,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--treatment-date", metavar="YYYY-MM-DD",
                    help="start of treatment (e.g. the CAR-T infusion): report.html then gives "
                         "the days since treatment of every scan")
+    add_organ_options(p, per_timepoint=True)
+    p.add_argument("--cts", nargs="+", metavar="CT",
+                   help="one CT per timepoint (folder or NIfTI in HU; 'none' = the CT beside "
+                        "the PET), e.g. with NIfTI PETs as DIR")
+    p.add_argument("--pet-units", choices=("SUVbw", "BQML"), metavar="SUVbw|BQML",
+                   help="quantity of NIfTI PETs given as DIR (required for .nii/.nii.gz)")
+    p.add_argument("--pet-sidecars", nargs="+", metavar="JSON",
+                   help="one JSON sidecar per NIfTI PET timepoint ('none' to skip): units, "
+                        "weight_kg, injected_dose_mbq, injection_time, scan_time, height_m, sex")
     return p
 
 
@@ -133,6 +146,19 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{len(args.masks)} mask(s) in --masks for {n} folder(s): give one "
                          "mask (or 'auto') per folder")
     inputs = list(args.dirs) + [m for m in (args.masks or []) if m != "auto"]
+    from emlesion.io.nifti_image import is_nifti_path
+
+    organs = organ_sources(args.organs)
+    cts = organ_sources(args.cts)
+    sidecars = organ_sources(args.pet_sidecars) or [None] * len(args.dirs)
+    if len(sidecars) != len(args.dirs):
+        raise UsageError(f"{len(sidecars)} sidecar(s) in --pet-sidecars for {n} folder(s): "
+                         "give one per timepoint ('none' for DICOM)")
+    declarations = [pet_declaration(d, args.pet_units if is_nifti_path(d) else None, sc)
+                     for d, sc in zip(args.dirs, sidecars)]
+    inputs += [c for c in (cts or []) if c]
+    inputs += [o for o in (organs or []) if o not in (None, "auto")]
+    inputs += [sc for sc in sidecars if sc]
     out_dir = check_output_dir(args.out, inputs, force=args.force)
     if n == 1:
         source: Any = args.dirs[0]
@@ -153,7 +179,9 @@ def run(args: argparse.Namespace) -> int:
         study = load_study(
             source, labels=labels, masks=masks, method=args.method, sul=args.sul,
             allow_different_patients=args.allow_different_patients, transform=args.transform,
-            residual_search=not args.no_residual_search, progress=progress)
+            residual_search=not args.no_residual_search, progress=progress,
+            organs=organs, organ_classes=args.organ_classes, cts=cts,
+            pet_declarations=declarations if any(declarations) else None)
         assessments = study.assess(args.criteria)
     with warnings.catch_warnings(record=True) as caught_report:
         warnings.simplefilter("always")

@@ -17,7 +17,12 @@ Public API
     ``left`` / ``right`` / ``midline``).
 """
 
-from emlesion.anatomy.ct import TOTALSEGMENTATOR_NAMES, AnatomyWarning, segment_anatomy
+from emlesion.anatomy.ct import (
+    TOTALSEGMENTATOR_NAMES,
+    AnatomyWarning,
+    organ_target,
+    segment_anatomy,
+)
 from emlesion.anatomy.fov import FieldOfView
 from emlesion.anatomy.model import (
     Anatomy,
@@ -41,5 +46,6 @@ __all__ = [
     "RegionAssignment",
     "Side",
     "assign_region",
+    "organ_target",
     "segment_anatomy",
 ]

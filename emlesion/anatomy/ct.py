@@ -20,7 +20,11 @@ Written for the low-dose, non-contrast CT of an abdomen-pelvis FDG PET/CT. Organ
 contrast is poor without iodinated contrast (kidneys, liver, aorta) are found with the help
 of the PET: kidneys as a bilateral, mirror-symmetric pair of moderately avid paraspinal
 structures, the liver as the large, uniformly moderately avid right upper-quadrant organ,
-the bladder as the hottest fluid-density structure in the low midline pelvis. These trunk
+the bladder as the hottest fluid-density structure in the low midline pelvis. Without PET,
+CT-only rules take over (liver and spleen from their unenhanced HU ranges after an opening,
+kidneys as the mirror-symmetric HU-window pair in front of the paraspinal muscles, the aorta
+as the inscribed blood-density disc in front of the spine); they were checked on one real
+unenhanced CT only (``benchmarks/eval_anatomy_real.py``). These trunk
 organs are searched only on trunk slices of the field of view (a scan or crop of a limb,
 the neck or the head yields none of them); brain, lungs, heart and myocardium come from
 :mod:`emlesion.anatomy.fov` when the head or the lungs are in the field of view. Bowel
@@ -65,10 +69,11 @@ from emlesion.errors import EmlesionWarning, MaskError, format_message, warn_ext
 from emlesion.io.geometry import Grid, resample_array
 from emlesion.io.geometry import ball_structure as _ball
 from emlesion.io.labelmap import LabelMap
+from emlesion.io.organs import ORGAN_CLASS_TABLES
 from emlesion.io.volume import Volume
 from emlesion.provenance import ProvenanceStep, record_warnings
 
-__all__ = ["TOTALSEGMENTATOR_NAMES", "AnatomyWarning", "segment_anatomy"]
+__all__ = ["TOTALSEGMENTATOR_NAMES", "AnatomyWarning", "organ_target", "segment_anatomy"]
 
 # ---------------------------------------------------------------------------- constants
 # Every threshold of the rules below, with its unit in the name and its source. Values
@@ -150,6 +155,11 @@ SPINE_ANTERIOR_MARGIN_MM = 10.0
 #: Smallest in-plane area (mm^2, 0.8 cm^2) of a slice's spine component: rejects bone
 #: specks; chosen on the generator seeds, far below a vertebral cross-section [G41].
 SPINE_MIN_AREA_MM2 = 80.0
+#: Trabecular bone of the vertebral body: about 100-250 HU in adults, below 110 HU in
+#: osteoporosis [S11]; unenhanced soft tissue stays below 100 HU [NA76]. The spine component
+#: grows into this range (same slice, within the midline strip) so that a vertebral body
+#: whose cortex is thinner than the voxel is whole (real CT, benchmarks/eval_anatomy_real.py).
+SPINE_TRABECULAR_HU = 100.0
 #: The anterior vertebral border is the most anterior spine voxel within this distance
 #: (mm) of the axis, i.e. on the vertebral body rather than a transverse process [G41].
 SPINE_BODY_HALF_WIDTH_MM = 15.0
@@ -298,8 +308,11 @@ AORTA_RADIUS_WINDOW_SLICES = 3
 #: Ties of the cylinder margin within this fraction of the in-plane voxel size.
 AORTA_TIE_VOXEL_FRACTION = 0.25
 
-#: Organ names of a user label map (lower case, TotalSegmentator v2 names and a few common
-#: synonyms) and the structure each one feeds.
+#: Organ names of a user label map (lower case, TotalSegmentator v1/v2 names and a few common
+#: synonyms) and the structure each one feeds (see also :func:`organ_target`: every
+#: ``vertebrae_*`` feeds the spine, every ``lung_*`` the lungs). The sacrum, S1 and the hip
+#: bones form the bony pelvis (its landmarks: iliac crests, pubic symphysis, pelvic inlet);
+#: iliopsoas and the great vessels bound the retroperitoneum [G41].
 TOTALSEGMENTATOR_NAMES: Mapping[str, AnatomyLabel] = {
     "kidney_left": AnatomyLabel.KIDNEY_LEFT,
     "left_kidney": AnatomyLabel.KIDNEY_LEFT,
@@ -337,7 +350,61 @@ TOTALSEGMENTATOR_NAMES: Mapping[str, AnatomyLabel] = {
     "sacrum": AnatomyLabel.PELVIS,
     "hip_left": AnatomyLabel.PELVIS,
     "hip_right": AnatomyLabel.PELVIS,
+    "vertebrae_s1": AnatomyLabel.PELVIS,
+    "inferior_vena_cava": AnatomyLabel.VENA_CAVA,
+    "superior_vena_cava": AnatomyLabel.VENA_CAVA,
+    "vena_cava": AnatomyLabel.VENA_CAVA,
+    "iliopsoas_left": AnatomyLabel.PSOAS,
+    "iliopsoas_right": AnatomyLabel.PSOAS,
+    "psoas_left": AnatomyLabel.PSOAS,
+    "psoas_right": AnatomyLabel.PSOAS,
+    "psoas_major_left": AnatomyLabel.PSOAS,
+    "psoas_major_right": AnatomyLabel.PSOAS,
+    "psoas": AnatomyLabel.PSOAS,
+    "iliac_vessels": AnatomyLabel.ILIAC_VESSELS,
 }
+
+
+# CT-only organ rules (no PET; e.g. a CT alone or a NIfTI CT). Non-contrast HU ranges and
+# positions relative to the spinal axis; checked on a real Siemens Biograph mCT trunk CT
+# against TotalSegmentator labels (benchmarks/eval_anatomy_real.py).
+#: Liver and spleen parenchyma, unenhanced: liver 50-65 HU normal, below 40 HU steatotic
+#: [P06]; spleen about 8-10 HU below the liver (Boyce CJ et al., AJR 2010;194:623-628). The
+#: lower bound takes mild steatosis and the 3 mm partial volume.
+CT_LIVER_HU = (25.0, 90.0)
+CT_SPLEEN_HU = (15.0, 80.0)
+#: Opening radius (mm) that detaches the liver/spleen from the abdominal wall and the
+#: diaphragm muscles (about 5-15 mm thick [G41]) before the largest component is taken.
+CT_ORGAN_OPENING_MM = 9.0
+#: Least volume (mL) of a CT-only spleen (normal spleen about 100-250 mL [G41]).
+CT_MIN_SPLEEN_ML = 50.0
+#: The spleen lies in the left upper quadrant, lateral to the left kidney against the
+#: lateral abdominal wall (ribs 9-11) [G41]: candidate voxels at dx >= the first value, and
+#: the component's centroid at dx >= the second (the left kidney, whose centroid lies about
+#: 70 mm from the axis, is not a spleen; real spleen centroid about 105 mm,
+#: benchmarks/eval_anatomy_real.py).
+CT_SPLEEN_MIN_DX_MM = 40.0
+CT_SPLEEN_MIN_CENTROID_DX_MM = 85.0
+#: Unenhanced renal parenchyma is about 30-40 HU (Israel & Bosniak [B05]); at 3 mm the
+#: renal sinus fat and the perirenal fat lower it: range used (the upper bound overlaps
+#: the lower part of the muscle range, about 40-60 HU). Without PET the paraspinal muscles
+#: are as mirror-symmetric as the kidneys, so the search stops this far (mm) behind the
+#: spinal axis: the kidneys lie in front of the erector spinae, their posterior surface
+#: about level with the transverse processes [G41]. Both chosen on the one real CT of
+#: benchmarks/eval_anatomy_real.py (kidney Dice 0.84/0.81 there; 0.0 with the PET-path
+#: posterior limit of 70 mm, which lets the paraspinal muscles win).
+CT_KIDNEY_HU = (-15.0, 50.0)
+CT_KIDNEY_MAX_DY_MM = 35.0
+#: CT-only aortic lumen: unenhanced blood 40-60 HU [NA76], widened by 20 HU for noise and
+#: partial volume (3 x 3 in-plane mean); the lumen is the disc inscribed in that range at
+#: the deepest point (at least this radius, mm: the abdominal aorta is about 2 cm wide
+#: [H02]) within this distance (mm) of the running median of the slices' deepest points
+#: (+- AORTA_TRACK_WINDOW_SLICES x 2). Without PET the lumen merges with the crura and the
+#: IVC in the -20..100 HU range, so the round-component rule of the PET path fails there
+#: (real-CT Dice 0.41 against 0.72 for the inscribed disc, benchmarks/eval_anatomy_real.py).
+CT_AORTA_HU = (20.0, 70.0)
+CT_AORTA_MIN_RADIUS_MM = 6.0
+CT_AORTA_TRACK_MM = 25.0
 
 
 class AnatomyWarning(EmlesionWarning):
@@ -422,11 +489,17 @@ def segment_anatomy(
         (see Notes); ``pet`` is then required.
     pet : Volume, optional
         PET of the same frame of reference, ideally an SUV image from
-        :func:`emlesion.suv.compute_suv`. Without it, kidneys, liver, aorta and myocardium
-        are not searched, the bladder comes from CT alone and the brain is not PET-checked.
+        :func:`emlesion.suv.compute_suv`. Without it (CT-only path) liver, spleen, kidneys
+        and aorta come from the CT-only rules (``_ct_only_organs``: HU ranges and positions,
+        checked on one real CT in ``benchmarks/eval_anatomy_real.py``), the bladder from CT
+        alone, the myocardium is not searched and the brain is not PET-checked.
     organ_labels : LabelMap, optional
-        A user organ label map (e.g. TotalSegmentator NIfTI, loaded as a LabelMap with
-        names). Every named organ it contains replaces the classical one.
+        A user organ label map (e.g. :func:`emlesion.io.organs.load_organ_map` of a
+        TotalSegmentator output). Every named organ it contains replaces the classical one
+        and is used by the rules that depend on it (e.g. the kidney search excludes the
+        map's liver; the map's hip bones and sacrum give the pelvic landmarks; the map's
+        aorta the blood-pool cylinder); the classical rules fill in what it lacks, and
+        :attr:`Anatomy.organ_sources` says which organ came from where.
     organ_names : Mapping[str, AnatomyLabel], optional
         Extra name -> structure mapping for ``organ_labels`` (added to
         :data:`TOTALSEGMENTATOR_NAMES`; names are compared in lower case).
@@ -545,6 +618,11 @@ def segment_anatomy(
         z_slice = np.asarray(np.broadcast_to(zs, grid.shape)[:, 0, 0], dtype=float)
         z_up = bool(z_slice[-1] >= z_slice[0]) if len(z_slice) > 1 else True
         masks: dict[AnatomyLabel, np.ndarray] = {}
+        # user organ map: every organ it names replaces the classical rule's, and is used
+        # by the rules that depend on it (heuristics only fill in what the map lacks)
+        user: dict[AnatomyLabel, np.ndarray] = {}
+        if organ_labels is not None:
+            user = _organ_masks(organ_labels, grid, organ_names)
 
         # 1. body -------------------------------------------------------------
         body = largest_component(fill_slices(hu > BODY_HU), np.ones((3, 3, 3), bool))
@@ -565,7 +643,7 @@ def segment_anatomy(
         trunk3 = np.broadcast_to(trunk[:, None, None], grid.shape)
         lungs, lung_rule = find_lungs(hu, body, trunk, x3, grid)
         # 3. spine axis --------------------------------------------------------
-        axis, ant_y, spine = _spine(bone & trunk3, body, x3, y3, grid)
+        axis, ant_y, spine = _spine(bone & trunk3, body, x3, y3, grid, hu)
         spine_ks = np.nonzero(spine.any(axis=(1, 2)))[0]
         spine_len = float((spine_ks.max() - spine_ks.min() + 1) * sz) if spine_ks.size else 0.0
         if 0.0 < spine_len < MIN_SPINE_LENGTH_MM:
@@ -592,7 +670,8 @@ def segment_anatomy(
         dx = x3 - ax_x[:, None, None]
         dy = y3 - ax_y[:, None, None]
         # 4-5. pelvis landmarks -----------------------------------------------
-        crest_k, symph_k = _pelvic_levels(bone, dx, dy, grid, z_up) if trunk.any() \
+        pelvic_bone = user.get(AnatomyLabel.PELVIS, bone)
+        crest_k, symph_k = _pelvic_levels(pelvic_bone, dx, dy, grid, z_up) if trunk.any() \
             else (None, None)
         crest_z = float(z_slice[crest_k]) if crest_k is not None else None
         symph_z = float(z_slice[symph_k]) if symph_k is not None else None
@@ -617,8 +696,10 @@ def segment_anatomy(
         above = z3 > split_z
         pelvis = bone & below & (crest_z is not None)
         masks[AnatomyLabel.PELVIS] = pelvis
-        steps.append(ProvenanceStep("emlesion.anatomy.pelvis", rule="iliac crest = top of the "
-                                    "bottom-up run of slices with bone at "
+        from_map = "hip bones and sacrum of the organ map: " if AnatomyLabel.PELVIS in user \
+            else ""
+        steps.append(ProvenanceStep("emlesion.anatomy.pelvis", rule=from_map + "iliac crest = "
+                                    "top of the bottom-up run of slices with bone at "
                                     f"|dx|>{ILIAC_MIN_LATERAL_MM:g} mm both sides; symphysis = "
                                     "top of anterior midline bone; pelvic inlet = crest - "
                                     f"{INLET_FRACTION:g} x (crest - symphysis) (arcuate line "
@@ -649,9 +730,12 @@ def segment_anatomy(
                                                      PET_SMOOTHING_SIGMA_MM / sx))
             # 6. bladder
             bladder, brule = _bladder(suv, hu, soft & below, dx, dy, grid)
+            bladder = user.get(AnatomyLabel.BLADDER, bladder)
             # 7. liver
             liver, lrule = _liver(suv_s, hu, soft & above, dx)
             liver_ml = float(liver.sum() * vox_ml)
+            if AnatomyLabel.LIVER in user:
+                liver, liver_ml = user[AnatomyLabel.LIVER], 0.0
             if 0.0 < liver_ml < MIN_LIVER_ML:
                 warn_external(format_message(f"liver candidate dropped: {liver_ml:.0f} mL "
                                              f"(< {MIN_LIVER_ML:g} mL)"), AnatomyWarning)
@@ -660,6 +744,8 @@ def segment_anatomy(
             # 8. kidneys
             k_left, k_right, krule = _kidneys(suv, hu, soft & above & ~liver, dx, dy, ant_y,
                                               ax_x, grid)
+            k_left = user.get(AnatomyLabel.KIDNEY_LEFT, k_left)
+            k_right = user.get(AnatomyLabel.KIDNEY_RIGHT, k_right)
             # 9. ureters
             ureters = _ureters(suv, soft & ~bladder & ~k_left & ~k_right & ~liver, dx, grid,
                                k_left | k_right, bladder, z3)
@@ -668,6 +754,9 @@ def segment_anatomy(
                 suv, hu, soft & above & ~liver & ~k_left & ~k_right, dx, y3, ant_y, grid,
                 z_slice, float(np.median(suv[liver])) if liver.any() else None,
                 np.asarray(lungs.any(axis=(1, 2)), dtype=bool))
+            if AnatomyLabel.AORTA in user:
+                aorta = user[AnatomyLabel.AORTA]
+                blood_ref = _blood_pool_from_mask(aorta, grid, z_slice, lungs)
             for lab, m, rule in (
                 (AnatomyLabel.BLADDER, bladder, brule),
                 (AnatomyLabel.LIVER, liver, lrule),
@@ -678,20 +767,31 @@ def segment_anatomy(
                 (AnatomyLabel.AORTA, aorta, arule),
             ):
                 masks[lab] = m
+                if lab in user:
+                    rule = f"organ map ({organ_labels.source})"  # type: ignore[union-attr]
                 steps.append(ProvenanceStep(f"emlesion.anatomy.{lab.value}", rule=rule,
                                             inputs={"volume_ml": float(m.sum() * vox_ml),
                                                     "pet_scale": scale_rule}))
-                if not m.any() and lab is not AnatomyLabel.URETERS:
+                if not m.any() and lab is not AnatomyLabel.URETERS and lab not in user:
                     warn_external(format_message(f"{lab.value} not found by the classical "
                                                  "rules", fix="supply organ_labels"),
                                   AnatomyWarning)
         else:
-            bladder = _bladder_ct(hu, soft & below, dx, dy, grid)
+            bladder = user.get(AnatomyLabel.BLADDER, _bladder_ct(hu, soft & below, dx, dy, grid))
             masks[AnatomyLabel.BLADDER] = bladder
             steps.append(ProvenanceStep("emlesion.anatomy.bladder", rule="CT only: largest "
                                         f"midline fluid ({FLUID_HU[0]:g}..{FLUID_HU[1]:g} HU) "
                                         "component below the crests",
                                         inputs={"volume_ml": float(bladder.sum() * vox_ml)}))
+            ct_organs = _ct_only_organs(hu, soft & above, dx, dy, y3, ant_y, ax_x, grid, z_slice,
+                                        lungs, user)
+            for lab, (m, rule) in ct_organs.items():
+                masks[lab] = m
+                steps.append(ProvenanceStep(f"emlesion.anatomy.{lab.value}", rule=rule,
+                                            inputs={"volume_ml": float(m.sum() * vox_ml)}))
+            if AnatomyLabel.AORTA in user:
+                blood_ref = _blood_pool_from_mask(user[AnatomyLabel.AORTA], grid, z_slice,
+                                                  lungs)
         # 11. brain, heart (fov) ------------------------------------------------
         brain, brain_rule = find_brain_ct(hu, body, bone, trunk, suv, grid, z_slice,
                                           AnatomyWarning)
@@ -734,12 +834,20 @@ def segment_anatomy(
         steps.insert(2, ProvenanceStep("emlesion.anatomy.field_of_view", rule=fov.rule,
                                        inputs=fov.to_dict()))
         # user organ labels --------------------------------------------------
+        sources = {lab.value: "classical rule" for lab, m in masks.items() if m.any()}
         if organ_labels is not None:
-            replaced = _apply_organ_labels(organ_labels, grid, masks, organ_names)
+            masks.update(user)
+            where = f"organ map {organ_labels.source}"
+            sources.update({lab.value: where for lab in user})
             steps.append(ProvenanceStep("emlesion.anatomy.organ_labels",
-                                        rule="user organ label map replaces classical organs",
+                                        rule="user organ label map replaces classical organs; "
+                                        "the classical rules fill in the organs it lacks",
                                         inputs={"source": organ_labels.source,
-                                                "replaced": sorted(replaced)}))
+                                                "replaced": sorted(k.value for k in user),
+                                                "organ_sources": dict(sorted(sources.items()))}))
+            if AnatomyLabel.AORTA in user and blood_ref is None:
+                blood_ref = _blood_pool_from_mask(user[AnatomyLabel.AORTA], grid, z_slice,
+                                                  lungs)
         liver = masks.get(AnatomyLabel.LIVER, np.zeros(grid.shape, bool))
         if liver.any():
             liver_ref = _liver_reference(liver, dx, grid, z_slice, suv)
@@ -748,7 +856,7 @@ def segment_anatomy(
                                         inputs={"centre_mm": liver_ref.centre_mm if liver_ref
                                                 else None}))
         if AnatomyLabel.AORTA in masks and blood_ref is None and masks[AnatomyLabel.AORTA].any():
-            blood_ref = _blood_pool_from_mask(masks[AnatomyLabel.AORTA], grid, z_slice)
+            blood_ref = _blood_pool_from_mask(masks[AnatomyLabel.AORTA], grid, z_slice, lungs)
     step = ProvenanceStep("emlesion.anatomy.segment_anatomy",
                           rule="classical HU/PET thresholds + morphology"
                           + (" + user organ labels" if organ_labels is not None else ""),
@@ -767,6 +875,7 @@ def segment_anatomy(
         blood_pool_reference=blood_ref,
         field_of_view=fov,
         provenance=(*steps, step),
+        organ_sources=sources,
     )
 
 
@@ -819,7 +928,8 @@ def _body_centres(body: np.ndarray, x3: np.ndarray, y3: np.ndarray) -> np.ndarra
 
 
 def _spine(
-    bone: np.ndarray, body: np.ndarray, x3: np.ndarray, y3: np.ndarray, grid: Grid
+    bone: np.ndarray, body: np.ndarray, x3: np.ndarray, y3: np.ndarray, grid: Grid,
+    hu: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     nz = bone.shape[0]
     axis = np.full((nz, 2), np.nan)
@@ -840,6 +950,13 @@ def _spine(
         comp = lab == int(np.argmax(sizes)) + 1
         if comp.sum() * grid.spacing_mm[0] * grid.spacing_mm[1] < SPINE_MIN_AREA_MM2:
             continue
+        # the trabecular interior of the vertebral body is mostly below BONE_HU [S11]: grow
+        # the component into the trabecular range and fill the ring to get the whole vertebra
+        if hu is not None:
+            trab = ((hu[k] >= SPINE_TRABECULAR_HU)
+                    & (np.abs(x3[k] - cx) < SPINE_MAX_MIDLINE_OFFSET_MM))
+            comp = ndi.binary_propagation(comp, structure=eight, mask=trab | comp)
+        comp = ndi.binary_fill_holes(ndi.binary_closing(comp, eight) | comp)
         axis[k] = (float(x3[k][comp].mean()), float(y3[k][comp].mean()))
         near = comp & (np.abs(x3[k] - axis[k, 0]) < SPINE_BODY_HALF_WIDTH_MM)
         ant[k] = float(y3[k][near].min()) if near.any() else float(y3[k][comp].min())
@@ -965,6 +1082,121 @@ def _liver(
                   f"{LIVER_UNIFORM_FRACTION * 100:g} % of its median uptake")
 
 
+def _ct_organ(cand: np.ndarray, grid: Grid) -> np.ndarray:
+    """Largest component of ``cand`` after an opening of ``CT_ORGAN_OPENING_MM``, grown back
+    into ``cand`` by the opening radius, holes filled slice by slice."""
+    ball = _ball(CT_ORGAN_OPENING_MM, grid.spacing_mm)
+    core = largest_component(ndi.binary_opening(cand, ball))
+    if not core.any():
+        return core
+    grown = ndi.binary_dilation(core, ball) & cand
+    return fill_slices(largest_component(grown))
+
+
+def _ct_only_organs(
+    hu: np.ndarray, region: np.ndarray, dx: np.ndarray, dy: np.ndarray, y3: np.ndarray,
+    ant_y: np.ndarray, ax_x: np.ndarray, grid: Grid, z_slice: np.ndarray, lungs: np.ndarray,
+    user: Mapping[AnatomyLabel, np.ndarray],
+) -> dict[AnatomyLabel, tuple[np.ndarray, str]]:
+    """Liver, spleen, kidneys and aorta from a CT alone (no PET), above the iliac crests.
+
+    Liver: largest right-sided (``dx`` < 0 at its core) component of 3-voxel-mean HU in
+    ``CT_LIVER_HU`` after an opening of ``CT_ORGAN_OPENING_MM``. Spleen: the same in the
+    left upper quadrant (``dx`` >= ``CT_SPLEEN_MIN_DX_MM``, posterior half of the body),
+    HU in ``CT_SPLEEN_HU``, liver removed. Kidneys: the classical mirror-symmetric
+    paraspinal rule with HU in ``CT_KIDNEY_HU`` instead of PET uptake. Aorta: the
+    classical round-lumen tracking rule without the PET condition.
+    """
+    out: dict[AnatomyLabel, tuple[np.ndarray, str]] = {}
+    hu_s = ndi.uniform_filter(hu, size=LIVER_HU_FILTER_VOXELS)
+    vox_ml = grid.voxel_volume_ml
+    liver = user.get(AnatomyLabel.LIVER)
+    if liver is None:
+        cand = region & (hu_s >= CT_LIVER_HU[0]) & (hu_s <= CT_LIVER_HU[1])
+        liver = _ct_organ(cand & (dx < 0.0), grid)
+        if liver.any():  # the left lobe crosses the midline: grow across it
+            liver = _ct_organ(cand & (ndi.binary_dilation(liver, _ball(
+                LIVER_RIGHT_LOBE_MM, grid.spacing_mm)) | liver), grid)
+        if liver.sum() * vox_ml < MIN_LIVER_ML:
+            liver = np.zeros_like(liver)
+        out[AnatomyLabel.LIVER] = (liver, "CT only: largest right-sided component of "
+                                   f"{CT_LIVER_HU[0]:g}-{CT_LIVER_HU[1]:g} HU after a "
+                                   f"{CT_ORGAN_OPENING_MM:g} mm opening")
+    spleen = user.get(AnatomyLabel.SPLEEN)
+    if spleen is None:
+        posterior = dy > -np.inf
+        cand = (region & ~liver & (dx >= CT_SPLEEN_MIN_DX_MM) & posterior
+                & (hu_s >= CT_SPLEEN_HU[0]) & (hu_s <= CT_SPLEEN_HU[1]))
+        spleen = _ct_organ(cand, grid)
+        if spleen.sum() * vox_ml < CT_MIN_SPLEEN_ML or \
+                float(dx[spleen].mean()) < CT_SPLEEN_MIN_CENTROID_DX_MM:
+            spleen = np.zeros_like(spleen)
+        out[AnatomyLabel.SPLEEN] = (spleen, "CT only: largest left-upper-quadrant component "
+                                    f"of {CT_SPLEEN_HU[0]:g}-{CT_SPLEEN_HU[1]:g} HU after a "
+                                    f"{CT_ORGAN_OPENING_MM:g} mm opening")
+    if AnatomyLabel.KIDNEY_LEFT not in user or AnatomyLabel.KIDNEY_RIGHT not in user:
+        in_range = ((hu >= CT_KIDNEY_HU[0]) & (hu <= CT_KIDNEY_HU[1])).astype(np.float32) \
+            * np.float32(KIDNEY_MIN_SUV)
+        k_left, k_right, krule = _kidneys(in_range, hu, region & ~liver & ~spleen, dx, dy,
+                                          ant_y, ax_x, grid,
+                                          (KIDNEY_DY_MM[0], CT_KIDNEY_MAX_DY_MM))
+        krule = f"CT only ({CT_KIDNEY_HU[0]:g}..{CT_KIDNEY_HU[1]:g} HU): {krule}"
+        out.setdefault(AnatomyLabel.KIDNEY_LEFT, (user.get(AnatomyLabel.KIDNEY_LEFT, k_left),
+                                                  krule))
+        out.setdefault(AnatomyLabel.KIDNEY_RIGHT, (user.get(AnatomyLabel.KIDNEY_RIGHT,
+                                                            k_right), krule))
+    if AnatomyLabel.AORTA not in user:
+        out[AnatomyLabel.AORTA] = _aorta_ct(hu, region & ~liver & ~spleen, dx, y3, ant_y, grid)
+    return {k: v for k, v in out.items() if k not in user}
+
+
+def _aorta_ct(
+    hu: np.ndarray, region: np.ndarray, dx: np.ndarray, y3: np.ndarray, ant_y: np.ndarray,
+    grid: Grid,
+) -> tuple[np.ndarray, str]:
+    """CT-only aortic lumen: per slice, the disc inscribed in the blood HU range at the
+    deepest point near the track (see ``CT_AORTA_HU``)."""
+    sx, sy, _sz = grid.spacing_mm
+    nz = hu.shape[0]
+    out = np.zeros(hu.shape, bool)
+    hu_s = ndi.uniform_filter(hu, size=(1, 3, 3))
+    found: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for k in range(nz):
+        if not np.isfinite(ant_y[k]) or not region[k].any():
+            continue
+        box = (region[k] & (y3[k] <= ant_y[k] + SPINE_ANTERIOR_MARGIN_MM / 2.0)
+               & (y3[k] > ant_y[k] - AORTA_MAX_ANTERIOR_MM)
+               & (dx[k] > AORTA_DX_MM[0]) & (dx[k] < AORTA_DX_MM[1]))
+        cand = box & (hu_s[k] >= CT_AORTA_HU[0]) & (hu_s[k] <= CT_AORTA_HU[1])
+        if not cand.any():
+            continue
+        edt = ndi.distance_transform_edt(np.pad(cand, 1), sampling=(sy, sx))[1:-1, 1:-1]
+        jj, ii = np.nonzero(edt >= CT_AORTA_MIN_RADIUS_MM)
+        if jj.size:
+            found[k] = (jj, ii, edt[jj, ii])
+    if not found:
+        return out, "CT only: no blood-density disc in front of the spine"
+    deepest = {k: (float(v[0][np.argmax(v[2])]), float(v[1][np.argmax(v[2])]))
+               for k, v in found.items()}
+    jg, ig = np.ogrid[: hu.shape[1], : hu.shape[2]]
+    half = 2 * AORTA_TRACK_WINDOW_SLICES
+    n = 0
+    for k, (jj, ii, depth) in found.items():
+        near = [p for q, p in deepest.items() if abs(q - k) <= half]
+        mj, mi = float(np.median([p[0] for p in near])), float(np.median([p[1] for p in near]))
+        dist = np.hypot((jj - mj) * sy, (ii - mi) * sx)
+        ok = dist <= CT_AORTA_TRACK_MM
+        if not ok.any():
+            continue
+        w = int(np.argmax(np.where(ok, depth, -1.0)))
+        r = float(depth[w])
+        out[k] = np.hypot((jg - jj[w]) * sy, (ig - ii[w]) * sx) <= r + 0.5 * min(sx, sy)
+        n += 1
+    return out, (f"CT only: per slice the disc inscribed in {CT_AORTA_HU[0]:g}-"
+                 f"{CT_AORTA_HU[1]:g} HU (radius >= {CT_AORTA_MIN_RADIUS_MM:g} mm) in front of "
+                 f"the spine, within {CT_AORTA_TRACK_MM:g} mm of the track; {n} slices")
+
+
 def _mirror_x(mask: np.ndarray, centre_index_x: float) -> np.ndarray:
     """Mirror along the x index axis about a (fractional) column index."""
     nx = mask.shape[2]
@@ -989,10 +1221,11 @@ def _shift(mask: np.ndarray, dz: int, dy: int) -> np.ndarray:
 def _kidneys(
     suv: np.ndarray, hu: np.ndarray, region: np.ndarray, dx: np.ndarray, dy: np.ndarray,
     ant_y: np.ndarray, ax_x: np.ndarray, grid: Grid,
+    dy_mm: tuple[float, float] = KIDNEY_DY_MM,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     _sx, sy, sz = grid.spacing_mm
     cand = (region & (np.abs(dx) >= KIDNEY_DX_MM[0]) & (np.abs(dx) <= KIDNEY_DX_MM[1])
-            & (dy > KIDNEY_DY_MM[0]) & (dy < KIDNEY_DY_MM[1])
+            & (dy > dy_mm[0]) & (dy < dy_mm[1])
             & (hu >= SOFT_HU[0]) & (hu <= SOFT_HU[1]) & (suv >= KIDNEY_MIN_SUV))
     cand = ndi.binary_opening(cand, ndi.generate_binary_structure(3, 1))
     if not cand.any():
@@ -1227,17 +1460,64 @@ def _aorta(
     return out, ref, f"aortic lumen track, {n_run} slices ({where.split(' (')[0]})"
 
 
-def _blood_pool_from_mask(aorta: np.ndarray, grid: Grid, z_slice: np.ndarray) -> \
-        ReferenceRegion | None:
-    ks = np.nonzero(aorta.any(axis=(1, 2)))[0]
-    if ks.size == 0:
+def _blood_pool_from_mask(aorta: np.ndarray, grid: Grid, z_slice: np.ndarray,
+                          lungs: np.ndarray | None = None) -> ReferenceRegion | None:
+    """PERCIST blood-pool cylinder inside a given aorta mask (e.g. from an organ map).
+
+    Per slice the aorta's most posterior component is taken (the descending aorta where the
+    arch and the ascending aorta are also in the slice [W09]); the cylinder is centred on the
+    stretch of ``BLOOD_POOL_LENGTH_MM`` whose lumen stays deepest (in-plane distance to the
+    edge), on thoracic (lung) slices when there are any, the most cranial on ties.
+    """
+    sx, sy, sz = grid.spacing_mm
+    slices = [int(k) for k in np.nonzero(aorta.any(axis=(1, 2)))[0]]
+    if not slices:
         return None
-    k = int(ks[ks.size // 2])
-    jj, ii = np.nonzero(aorta[k])
-    p = grid.index_to_lps((k, float(jj.mean()), float(ii.mean())))
+    cross = ndi.generate_binary_structure(2, 1)
+    depth: dict[int, float] = {}
+    centre: dict[int, tuple[float, float]] = {}
+    for k in slices:
+        lab, n = ndi.label(aorta[k], structure=cross)
+        rows = [float(np.nonzero(lab == i)[0].mean()) for i in range(1, n + 1)]
+        comp = lab == int(np.argmax(rows)) + 1  # larger row = more posterior (LPS, y down)
+        edt = ndi.distance_transform_edt(np.pad(comp, 1), sampling=(sy, sx))[1:-1, 1:-1]
+        jj, ii = np.unravel_index(int(np.argmax(edt)), edt.shape)
+        depth[k] = float(edt[jj, ii])
+        centre[k] = (float(jj), float(ii))
+    if abs(grid.direction_matrix[1, 1]) < AXIS_ALIGNED_MIN_COSINE:
+        mid = slices[len(slices) // 2]
+        depth, centre = {mid: depth[mid]}, {mid: centre[mid]}
+    half = math.floor(BLOOD_POOL_LENGTH_MM / 2.0 / sz + 1e-6)
+    lung_slices = np.asarray(lungs, bool).any(axis=(1, 2)) if lungs is not None \
+        else np.zeros(aorta.shape[0], bool)
+    thoracic = [bool(v) for v in np.asarray(lung_slices).ravel()]
+    up = 1.0 if len(z_slice) < 2 or z_slice[-1] >= z_slice[0] else -1.0
+    cands: list[tuple[bool, float, float, int]] = []
+    for k in centre:
+        window = range(k - half, k + half + 1)
+        if any(w not in depth for w in window):
+            continue
+        cands.append((all(thoracic[w] for w in window), min(depth[w] for w in window),
+                      up * float(z_slice[k]), k))
+    if not cands:  # aorta shorter than the cylinder: its deepest slice
+        deepest = max(centre, key=lambda q: depth[q])
+        cands = [(False, depth[deepest], 0.0, deepest)]
+    any_thoracic = any(c[0] for c in cands)
+    pool = [c for c in cands if c[0]] if any_thoracic else cands
+    top = max(c[1] for c in pool)
+    _, d, _, kbest = max((c for c in pool
+                          if c[1] >= top - AORTA_TIE_VOXEL_FRACTION * min(sx, sy)),
+                         key=lambda c: c[2])
+    cj, ci = centre[kbest]
+    p = grid.index_to_lps((float(kbest), cj, ci))
+    k = kbest
+    where = "descending thoracic aorta" if any_thoracic else "aorta (no thoracic slice)"
     return ReferenceRegion("blood_pool", (float(p[0]), float(p[1]), float(z_slice[k])),
                            BLOOD_POOL_RADIUS_MM, BLOOD_POOL_LENGTH_MM,
-                           rule="centre of the aorta mask at its middle slice")
+                           rule=(f"{2.0 * BLOOD_POOL_RADIUS_MM / 10.0:g} cm x "
+                                 f"{BLOOD_POOL_LENGTH_MM / 10.0:g} cm cylinder in the {where} "
+                                 "of the supplied aorta mask (most posterior component per "
+                                 f"slice), where the lumen is deepest ({d:.1f} mm to its edge)"))
 
 
 def _liver_reference(
@@ -1283,36 +1563,54 @@ def _liver_reference(
     )
 
 
-def _apply_organ_labels(
-    organ_labels: LabelMap, grid: Grid, masks: dict[AnatomyLabel, np.ndarray],
-    organ_names: Mapping[str, AnatomyLabel | str] | None,
-) -> set[str]:
-    names: dict[str, AnatomyLabel] = dict(TOTALSEGMENTATOR_NAMES)
+def organ_target(name: str, organ_names: Mapping[str, AnatomyLabel | str] | None = None
+                 ) -> AnatomyLabel | None:
+    """The structure an organ-map label name feeds (``None``: not used by emlesion).
+
+    Names are compared in lower case with spaces and hyphens as underscores; ``organ_names``
+    adds to (and overrides) :data:`TOTALSEGMENTATOR_NAMES`; every ``vertebrae_*`` label
+    feeds the spine and every ``lung_*`` label the lungs.
+    """
+    key = name.strip().lower().replace(" ", "_").replace("-", "_")
     for k, v in (organ_names or {}).items():
-        names[k.lower()] = AnatomyLabel(v)
+        if k.strip().lower().replace(" ", "_").replace("-", "_") == key:
+            return AnatomyLabel(v)
+    target = TOTALSEGMENTATOR_NAMES.get(key)
+    if target is None and key.startswith("vertebrae_"):
+        target = AnatomyLabel.SPINE
+    if target is None and key.startswith("lung_"):
+        target = AnatomyLabel.LUNGS
+    return target
+
+
+def _organ_masks(
+    organ_labels: LabelMap, grid: Grid,
+    organ_names: Mapping[str, AnatomyLabel | str] | None,
+) -> dict[AnatomyLabel, np.ndarray]:
     labels = organ_labels.resample_to(grid) if not organ_labels.grid.same_as(grid) \
         else organ_labels
     arr = np.asarray(labels.array)
     new: dict[AnatomyLabel, np.ndarray] = {}
     unknown: list[str] = []
+    known = {n.lower() for table in ORGAN_CLASS_TABLES.values() for n in table.values()}
     for value in organ_labels.labels:
-        name = organ_labels.name(value).strip().lower().replace(" ", "_")
-        target = names.get(name)
-        if target is None and name.startswith("vertebrae_"):
-            target = AnatomyLabel.SPINE
+        name = organ_labels.name(value)
+        target = organ_target(name, organ_names)
         if target is None:
-            unknown.append(name)
+            if name.strip().lower() not in known:  # TotalSegmentator classes we do not use
+                unknown.append(name.strip().lower())
             continue
-        new[target] = new.get(target, np.zeros(grid.shape, bool)) | (arr == value)
+        m = arr == value
+        if m.any():
+            new[target] = new.get(target, np.zeros(grid.shape, bool)) | m
     if not new:
         raise MaskError(format_message("no label of the organ label map has a known organ name",
                                        series=organ_labels.source or None,
                                        fix="name the labels (e.g. TotalSegmentator names) or "
                                        "pass organ_names"))
     if unknown:
-        warn_external(format_message(f"organ labels ignored (unknown names): "
-                                     f"{', '.join(sorted(set(unknown))[:10])}"),
+        warn_external(format_message(f"organ labels not used by emlesion: "
+                                     f"{', '.join(sorted(set(unknown))[:10])}"
+                                     + (" ..." if len(set(unknown)) > 10 else "")),
                       AnatomyWarning)
-    masks.update(new)
-    return {k.value for k in new}
-
+    return new

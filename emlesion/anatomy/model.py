@@ -36,7 +36,8 @@ class AnatomyLabel(str, enum.Enum):
 
     The integer written in :meth:`Anatomy.organ_labelmap` is :attr:`code`. New members are
     only ever appended, so that codes stay stable. ``MYOCARDIUM`` is the PET-avid part of
-    ``HEART`` (may be empty: myocardial FDG uptake is variable).
+    ``HEART`` (may be empty: myocardial FDG uptake is variable). ``VENA_CAVA`` (inferior and
+    superior) and ``PSOAS`` (iliopsoas) come only from a user organ map.
     """
 
     BODY = "body"
@@ -56,6 +57,8 @@ class AnatomyLabel(str, enum.Enum):
     ILIAC_VESSELS = "iliac_vessels"
     LUNGS = "lungs"
     MYOCARDIUM = "myocardium"
+    VENA_CAVA = "vena_cava"
+    PSOAS = "psoas"
 
     @property
     def code(self) -> int:
@@ -276,6 +279,9 @@ class Anatomy:
         The body regions the scan covers (head, thorax, trunk, pelvis).
     provenance : tuple of ProvenanceStep
         How each structure was found.
+    organ_sources : Mapping[str, str]
+        Where each mask came from, by :class:`AnatomyLabel` value: ``"classical rule"`` or
+        ``"organ map <source>"`` (empty when not recorded).
     """
 
     grid: Grid
@@ -289,6 +295,7 @@ class Anatomy:
     blood_pool_reference: ReferenceRegion | None = None
     field_of_view: FieldOfView | None = None
     provenance: tuple[ProvenanceStep, ...] = ()
+    organ_sources: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         masks: dict[AnatomyLabel, np.ndarray] = {}
@@ -318,6 +325,11 @@ class Anatomy:
         object.__setattr__(self, "spinal_axis_mm", axis)
         object.__setattr__(self, "vertebral_anterior_y_mm", ant)
         object.__setattr__(self, "provenance", tuple(self.provenance))
+        object.__setattr__(self, "organ_sources", dict(self.organ_sources))
+
+    def from_organ_map(self, label: AnatomyLabel | str) -> bool:
+        """True when the mask of ``label`` came from a user organ map."""
+        return self.organ_sources.get(AnatomyLabel(label).value, "").startswith("organ map")
 
     # ------------------------------------------------------------------ access
     def has(self, label: AnatomyLabel | str) -> bool:
@@ -399,6 +411,7 @@ class Anatomy:
                 self.blood_pool_reference.to_dict() if self.blood_pool_reference else None
             ),
             "field_of_view": self.field_of_view.to_dict() if self.field_of_view else None,
+            "organ_sources": dict(self.organ_sources),
             "provenance": [p.to_dict() for p in self.provenance],
         }
 

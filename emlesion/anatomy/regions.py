@@ -27,6 +27,12 @@ MIDLINE_STRADDLE_FRACTION = 0.25
 RETROPERITONEAL_ANTERIOR_MARGIN_MM = 60.0
 #: Margin (mm) around the bony-pelvis bounding box within which a lesion is ``pelvic``.
 PELVIS_BOX_MARGIN_MM = 10.0
+#: Organ-map structures that lie behind the posterior parietal peritoneum [G41]: where
+#: they reach further forward than the vertebral-border plane, the retroperitoneum
+#: extends to their anterior surface (Standring S, Gray's Anatomy 41st ed. 2016).
+RETROPERITONEAL_ORGANS = (AnatomyLabel.KIDNEY_LEFT, AnatomyLabel.KIDNEY_RIGHT,
+                          AnatomyLabel.PSOAS, AnatomyLabel.AORTA, AnatomyLabel.VENA_CAVA,
+                          AnatomyLabel.ILIAC_VESSELS)
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,29 @@ def _pelvis_box(anatomy: Anatomy) -> tuple[np.ndarray, np.ndarray] | None:
     return pts.min(axis=0), pts.max(axis=0)
 
 
+def _organ_front_y(anatomy: Anatomy, z_mm: float) -> tuple[float, list[str]] | None:
+    """Most anterior LPS y (mm) of the organ-map retroperitoneal organs on the slice at
+    ``z_mm`` (``None`` when the map supplies none of them there)."""
+    if not any(anatomy.from_organ_map(lab) for lab in RETROPERITONEAL_ORGANS):
+        return None
+    g = anatomy.grid
+    k = round(float(g.lps_to_index((0.0, 0.0, z_mm))[0])) if \
+        abs(g.direction_matrix[2, 2]) > 0.99 else None
+    if k is None or not 0 <= k < g.shape[0]:
+        return None
+    sl = np.zeros(g.shape[1:], bool)
+    used = []
+    for lab in RETROPERITONEAL_ORGANS:
+        if anatomy.from_organ_map(lab) and anatomy.mask(lab)[k].any():
+            sl |= anatomy.mask(lab)[k]
+            used.append(lab.value)
+    if not sl.any():
+        return None
+    jj, ii = np.nonzero(sl)
+    pts = g.index_to_lps(np.column_stack([np.full(jj.size, float(k)), jj, ii]).astype(float))
+    return float(pts[:, 1].min()), used
+
+
 def assign_region(mask: np.ndarray, grid: Grid, anatomy: Anatomy) -> RegionAssignment:
     """Region and side of a lesion mask by a fixed, documented rule.
 
@@ -106,6 +135,14 @@ def assign_region(mask: np.ndarray, grid: Grid, anatomy: Anatomy) -> RegionAssig
       iliac nodes, kidneys and psoas lie behind it).
     * **other**: everything else (anterior abdomen, outside the bony pelvis, or landmarks
       missing). Without a pelvic inlet level the iliac-crest level is used.
+
+    With an organ map (:attr:`Anatomy.organ_sources`) that supplies kidneys, psoas, aorta,
+    vena cava or iliac vessels, the retroperitoneum also extends forward to the most
+    anterior of those structures on the centroid's slice (the posterior parietal peritoneum
+    lies on them: behind the peritoneum are the kidneys, psoas and great vessels): a
+    centroid behind that surface is **retroperitoneal** even when it is more than 60 mm in
+    front of the vertebra. The pelvic
+    inlet level then comes from the map's hip bones and sacrum.
 
     Side: ``|c_x - a_x(z)| < 15 mm``, or more than 25 % of the voxels on each side of the
     axis, gives **midline**; otherwise **left** when ``c_x > a_x`` (LPS +x is the patient's
@@ -168,11 +205,17 @@ def assign_region(mask: np.ndarray, grid: Grid, anatomy: Anatomy) -> RegionAssig
         ant = anatomy.vertebral_anterior_mm(centroid[2])
         if ant is None:
             ant = ax_y - 20.0 if np.isfinite(ax_y) else None
+        front = _organ_front_y(anatomy, centroid[2])
         if ant is not None and centroid[1] >= ant - RETROPERITONEAL_ANTERIOR_MARGIN_MM:
             region, reg_rule = Region.RETROPERITONEAL, (
                 f"centroid z {centroid[2]:.0f} > {level_name} {crest:.0f} mm and y "
                 f"{centroid[1]:.0f} >= anterior vertebral border {ant:.0f} - "
                 f"{RETROPERITONEAL_ANTERIOR_MARGIN_MM:g} mm")
+        elif front is not None and centroid[1] >= front[0]:
+            region, reg_rule = Region.RETROPERITONEAL, (
+                f"centroid z {centroid[2]:.0f} > {level_name} {crest:.0f} mm and y "
+                f"{centroid[1]:.0f} >= anterior surface {front[0]:.0f} mm of "
+                f"{', '.join(front[1])} (organ map) on its slice")
         else:
             region, reg_rule = Region.OTHER, (f"above the {level_name} but anterior to the "
                                               "retroperitoneum")

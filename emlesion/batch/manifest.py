@@ -16,6 +16,10 @@ Optional columns:
 ``mask``
     A lesion mask of that timepoint (DICOM SEG, RTSTRUCT or NIfTI) used instead of the
     automatic segmentation.
+``organs``
+    An organ map of that timepoint (TotalSegmentator multilabel NIfTI, its per-organ
+    folder, or a DICOM SEG with organ names; :func:`emlesion.io.organs.load_organ_map`)
+    whose organs replace the classical anatomy's, or ``auto`` to run TotalSegmentator.
 any other column
     A per-patient option, passed to the study pipeline (for example ``method`` or
     ``criteria``; see :data:`emlesion.batch.patient.OPTION_NAMES`). An empty cell means "not
@@ -63,7 +67,7 @@ __all__ = [
 #: Columns every manifest must have.
 REQUIRED_COLUMNS: tuple[str, ...] = ("patient_id", "timepoint", "folder")
 #: Columns with a fixed meaning that a manifest may have; any other column is an option.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("mask",)
+OPTIONAL_COLUMNS: tuple[str, ...] = ("mask", "organs")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9._\-]*$")
 
@@ -87,6 +91,8 @@ class TimepointSpec:
         Absolute folder of the PET/CT series.
     mask : str, optional
         Absolute path of a lesion mask, ``None`` for automatic segmentation.
+    organs : str, optional
+        Absolute path of an organ map, ``"auto"``, or ``None`` (classical anatomy).
     row : int
         Line of the manifest the timepoint came from (the header is line 1).
     """
@@ -95,10 +101,12 @@ class TimepointSpec:
     folder: str
     mask: str | None = None
     row: int = 0
+    organs: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict."""
-        return {"label": self.label, "folder": self.folder, "mask": self.mask, "row": self.row}
+        """JSON-serialisable dict (``organs`` only when set)."""
+        out = {"label": self.label, "folder": self.folder, "mask": self.mask, "row": self.row}
+        return {**out, "organs": self.organs} if self.organs else out
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,11 @@ class PatientJob:
         return {tp.label: tp.mask for tp in self.timepoints if tp.mask}
 
     @property
+    def organs(self) -> dict[str, str]:
+        """``{label: organ map}`` for the timepoints that have one."""
+        return {tp.label: tp.organs for tp in self.timepoints if tp.organs}
+
+    @property
     def option_dict(self) -> dict[str, str]:
         """The options as a dict."""
         return dict(self.options)
@@ -144,7 +157,9 @@ class PatientJob:
         return {
             "patient_id": self.patient_id,
             "timepoints": [
-                {"label": tp.label, "folder": tp.folder, "mask": tp.mask} for tp in self.timepoints
+                # "organs" only when set: the hash of a job without organ maps is unchanged
+                {"label": tp.label, "folder": tp.folder, "mask": tp.mask,
+                 **({"organs": tp.organs} if tp.organs else {})} for tp in self.timepoints
             ],
             "options": dict(self.options),
         }
@@ -278,11 +293,14 @@ class Manifest:
                         f"rows {other.row} and {line}: patient {pid!r} has timepoint {label!r} "
                         "twice", series=source, fix="give each timepoint a distinct label"))
             mask = cells.get("mask") or None
+            organs = cells.get("organs") or None
             specs.append(TimepointSpec(
                 label=label,
                 folder=_absolute(cells["folder"], base),
                 mask=_absolute(mask, base) if mask else None,
                 row=line,
+                organs=(organs if organs.strip().lower() == "auto" else _absolute(organs, base))
+                if organs else None,
             ))
             opts = options.setdefault(pid, {})
             for name in option_names:

@@ -237,7 +237,7 @@ def parse_options(job: PatientJob) -> dict[str, Any]:
             raise ManifestError(format_message(
                 f"patient {job.patient_id!r} (rows {rows}): unknown manifest column/option "
                 f"{name!r}", fix=f"known options: {', '.join(OPTION_NAMES)}; fixed columns: "
-                "patient_id, timepoint, folder, mask"))
+                "patient_id, timepoint, folder, mask, organs"))
         try:
             out[name] = parser(text)
         except ValueError as exc:
@@ -362,13 +362,15 @@ def _run_study(job: PatientJob, folder: Path) -> tuple[str, ...]:
     deidentify = bool(opts.pop("deidentify", False))
     html = bool(opts.pop("html", True))
     dicom = bool(opts.pop("dicom", True))
-    check_output_location(folder, [*job.folders.values(), *job.masks.values()])
+    check_output_location(folder, [*job.folders.values(), *job.masks.values(),
+                                   *(v for v in job.organs.values() if v != "auto")])
     with warnings.catch_warnings(record=True) as caught:
         # Recorded, not printed: from every worker they would only garble the driver's
         # terminal. Tolerated deviations are also in report.json (provenance, assessment
         # warnings); those that can change a number mark the patient for review.
         warnings.simplefilter("always")
-        study = load_study(job.folders, masks=job.masks or None, **opts)
+        study = load_study(job.folders, masks=job.masks or None, organs=job.organs or None,
+                           **opts)
         write_response_outputs(study, folder, criteria=criteria, html=html, dicom=dicom,
                                deidentify=deidentify)
     found = (f"{w.category.__name__}: {' '.join(str(w.message).split())}"

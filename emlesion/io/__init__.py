@@ -6,7 +6,9 @@ Public API
     Find the series under a folder (headers only) as :class:`SeriesInfo` with a
     :class:`SeriesRole`.
 :func:`load_pet`, :func:`load_ct`, :func:`load_volume`
-    Load a series as a :class:`Volume` (float32 ``(z, y, x)`` on an LPS :class:`Grid`).
+    Load a series as a :class:`Volume` (float32 ``(z, y, x)`` on an LPS :class:`Grid`);
+    ``load_pet``/``load_ct`` also read a NIfTI image (:func:`load_nifti_image`; a PET needs a
+    :class:`PetDeclaration` of its quantity).
 :func:`load_mask`
     Read a DICOM SEG, RTSTRUCT or NIfTI label map onto a reference grid as a
     :class:`LabelMap`.
@@ -26,6 +28,12 @@ from emlesion.io.labelmap import LabelMap
 from emlesion.io.loader import GeometryTolerances, load_ct, load_pet, load_volume
 from emlesion.io.masks import MaskFormat, Overlap, detect_mask_format, load_mask
 from emlesion.io.nifti import read_nifti_labels
+from emlesion.io.nifti_image import (
+    NiftiPetUnits,
+    PetDeclaration,
+    load_nifti_image,
+    save_nifti_image,
+)
 from emlesion.io.rtstruct import rasterize_rtstruct
 from emlesion.io.seg import read_seg
 from emlesion.io.volume import SeriesIdentity, SliceInfo, Volume
@@ -35,7 +43,9 @@ __all__ = [
     "Grid",
     "LabelMap",
     "MaskFormat",
+    "NiftiPetUnits",
     "Overlap",
+    "PetDeclaration",
     "SeriesIdentity",
     "SeriesInfo",
     "SeriesRole",
@@ -46,11 +56,13 @@ __all__ = [
     "find_private",
     "load_ct",
     "load_mask",
+    "load_nifti_image",
     "load_pet",
     "load_volume",
     "rasterize_rtstruct",
     "read_nifti_labels",
     "read_seg",
     "resample_array",
+    "save_nifti_image",
 ]
 

@@ -76,6 +76,7 @@ from emlesion.io.discover import (
     warn_reader_warnings,
 )
 from emlesion.io.geometry import Grid
+from emlesion.io.nifti_image import PetDeclaration, is_nifti_path, load_nifti_image
 from emlesion.io.volume import SeriesIdentity, SliceInfo, Volume
 from emlesion.provenance import ProvenanceStep, record_warnings
 
@@ -974,6 +975,7 @@ def load_pet(
     *,
     series_uid: str | None = None,
     tolerances: GeometryTolerances | None = None,
+    declaration: PetDeclaration | None = None,
     **deprecated_tolerances: float,
 ) -> Volume:
     """Load a PET series (values in its stored ``Units``, e.g. Bq/mL for BQML).
@@ -992,11 +994,16 @@ def load_pet(
     **deprecated_tolerances : float
         The fields of :class:`GeometryTolerances` as individual keywords: deprecated (one
         more release, with a :class:`DeprecationWarning`); pass ``tolerances=`` instead.
+    declaration : PetDeclaration, optional
+        For a NIfTI ``source`` (``.nii``/``.nii.gz``, read by
+        :func:`emlesion.io.nifti_image.load_nifti_image`): the declared quantity (SUVbw, or
+        Bq/mL with weight, dose and times). Required for NIfTI, ignored for DICOM.
 
     Returns
     -------
     Volume
-        ``units`` is the PET ``Units`` value (``"BQML"``, ``"CNTS"``, ``"GML"``, ...).
+        ``units`` is the PET ``Units`` value (``"BQML"``, ``"CNTS"``, ``"GML"``, ...), or
+        the declared units of a NIfTI PET.
 
     Examples
     --------
@@ -1004,6 +1011,8 @@ def load_pet(
     >>> pet.units, pet.shape  # doctest: +SKIP
     ('BQML', (545, 168, 168))
     """
+    if is_nifti_path(source):
+        return load_nifti_image(source, "PT", declaration=declaration)  # type: ignore[arg-type]
     tol = _tolerances(tolerances, deprecated_tolerances, "load_pet")
     return load_volume(source, modality="PT", series_uid=series_uid, tolerances=tol,
                        _operation="emlesion.io.load_pet")
@@ -1033,8 +1042,11 @@ def load_ct(
     Returns
     -------
     Volume
-        ``units`` is ``"HU"``.
+        ``units`` is ``"HU"``. A ``.nii``/``.nii.gz`` ``source`` is read by
+        :func:`emlesion.io.nifti_image.load_nifti_image` (values taken as HU).
     """
+    if is_nifti_path(source):
+        return load_nifti_image(source, "CT")  # type: ignore[arg-type]
     tol = _tolerances(tolerances, deprecated_tolerances, "load_ct")
     return load_volume(source, modality="CT", series_uid=series_uid, tolerances=tol,
                        _operation="emlesion.io.load_ct")

@@ -164,8 +164,11 @@ DEFAULT_EXCLUDE: tuple[str, ...] = ("bladder", "kidneys", "ureters", "heart", "b
 #: lesion that abuts them, e.g. a pelvic node against the sigmoid colon, and drop it as
 #: spill-over); instead a lesion keeps the supra-threshold voxels of these masks that touch
 #: it (one-voxel partial-volume rim), see :func:`segment_lesions` Notes.
+#: Aorta and vena cava (blood pool) likewise, when excluded (from a user organ map).
 LOW_UPTAKE_LABELS: frozenset[AnatomyLabel] = frozenset({AnatomyLabel.BOWEL,
-                                                     AnatomyLabel.ILIAC_VESSELS})
+                                                     AnatomyLabel.ILIAC_VESSELS,
+                                                     AnatomyLabel.AORTA,
+                                                     AnatomyLabel.VENA_CAVA})
 _EXCLUDE_LABELS: dict[str, tuple[AnatomyLabel, ...]] = {
     "kidneys": (AnatomyLabel.KIDNEY_LEFT, AnatomyLabel.KIDNEY_RIGHT),
     "kidney": (AnatomyLabel.KIDNEY_LEFT, AnatomyLabel.KIDNEY_RIGHT),

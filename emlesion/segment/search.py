@@ -26,7 +26,7 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,14 @@ from emlesion.io.geometry import ball_structure
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import Volume
 from emlesion.provenance import ProvenanceStep, record_warnings
-from emlesion.segment.lesions import Lesion, Method, PriorMask, Seed, segment_lesions
+from emlesion.segment.lesions import (
+    DEFAULT_EXCLUDE,
+    Lesion,
+    Method,
+    PriorMask,
+    Seed,
+    segment_lesions,
+)
 
 __all__ = [
     "RESIDUAL_SEED",
@@ -124,6 +131,7 @@ def search_residual(
     ct: Volume | None = None,
     liver_reference: ReferenceRegionStats | None = None,
     blood_pool_reference: ReferenceRegionStats | None = None,
+    exclude: Sequence[str] | None = None,
 ) -> ResidualSearch:
     """Look again for lesions inside former lesion footprints, at a lower seed threshold.
 
@@ -150,6 +158,10 @@ def search_residual(
         As for :func:`segment_lesions` (physiological exclusions, CT soft-tissue boundary).
     liver_reference, blood_pool_reference : ReferenceRegionStats, optional
         Reference statistics already computed on ``suv`` (else computed from ``anatomy``).
+    exclude : sequence of str, optional
+        Anatomy labels removed before segmentation (default
+        :data:`~emlesion.segment.DEFAULT_EXCLUDE`; a study with a user organ map adds the
+        great vessels it supplies).
 
     Returns
     -------
@@ -198,7 +210,8 @@ def search_residual(
             seg = segment_lesions(suv, method=method, anatomy=anatomy, ct=ct,
                                   region=PriorMask(region, grid), seed_method=seed,
                                   liver_reference=liver_reference,
-                                  blood_pool_reference=blood_pool_reference)
+                                  blood_pool_reference=blood_pool_reference,
+                                  exclude=DEFAULT_EXCLUDE if exclude is None else tuple(exclude))
             first = True
             seg_arr = np.asarray(seg.labels.array)
             for les in seg.lesions:

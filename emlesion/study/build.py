@@ -27,6 +27,7 @@ from emlesion.anatomy import (
     AnatomyWarning,
     RegionAssignment,
     assign_region,
+    organ_target,
     segment_anatomy,
 )
 from emlesion.errors import (
@@ -36,11 +37,23 @@ from emlesion.errors import (
     format_message,
     warn_external,
 )
-from emlesion.io import LabelMap, SeriesInfo, SeriesRole, Volume, discover, load_ct, load_pet
+from emlesion.io import (
+    LabelMap,
+    PetDeclaration,
+    SeriesInfo,
+    SeriesRole,
+    Volume,
+    discover,
+    load_ct,
+    load_pet,
+)
+from emlesion.io.nifti_image import is_nifti_path, pet_declaration_of
+from emlesion.io.organs import ORGANS_AUTO, load_organ_map, run_totalsegmentator
 from emlesion.measure import LesionTable, check_same_frame_of_reference, measure_lesions
 from emlesion.provenance import ProvenanceStep, jsonable, record_warnings
 from emlesion.response.sites import SiteReading
 from emlesion.segment import (
+    DEFAULT_EXCLUDE,
     RESIDUAL_SEED,
     Method,
     ThresholdRule,
@@ -63,6 +76,7 @@ from emlesion.suv import (
     DecayCorrection,
     Normalization,
     SUVFactors,
+    compute_suv,
     compute_suv_image,
 )
 from emlesion.track import (
@@ -93,6 +107,15 @@ RETRACK_STAGE = "re-track after residual search"
 
 PathLike = str | os.PathLike[str]
 MaskSource = PathLike | LabelMap
+#: An organ map: a path (TotalSegmentator multilabel NIfTI, per-organ folder, DICOM SEG),
+#: a loaded LabelMap, or ``"auto"`` (run TotalSegmentator when installed).
+OrganSource = PathLike | LabelMap
+#: Structures excluded from lesion segmentation, in addition to
+#: :data:`emlesion.segment.DEFAULT_EXCLUDE`, when a user organ map supplies them: the great
+#: vessels (blood-pool uptake, no halo). Liver and spleen are *not* excluded: they hold
+#: lesions (hepatic and splenic involvement is scored by Lugano, Cheson 2014); they give
+#: the PERCIST liver reference instead.
+ORGAN_MAP_EXCLUDE: tuple[str, ...] = ("iliac_vessels", "aorta", "vena_cava")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -114,6 +137,15 @@ def _study_date(pet: Volume) -> _dt.date | None:
         except ValueError:
             continue
     return None
+
+
+def _declared_uptake_time_min(decl: PetDeclaration | None) -> tuple[float | None, str]:
+    """Injection-to-scan time of a NIfTI PET from its declaration (sidecar times)."""
+    if decl is not None and decl.scan_time is not None and decl.injection_time is not None:
+        elapsed_s = (decl.scan_time - decl.injection_time).total_seconds()
+        if elapsed_s > 0:
+            return elapsed_s / 60.0, "declared (PET sidecar): scan time - injection time"
+    return None, "no PET header; the declaration gives no scan and injection times"
 
 
 def _uptake_time_min(pet: Volume, factors: SUVFactors) -> tuple[float | None, str]:
@@ -207,8 +239,9 @@ def _load_images(
     label: str,
     ct_source: PathLike | SeriesInfo | None,
     find_ct: bool,
+    pet_declaration: PetDeclaration | None = None,
 ) -> _Images:
-    pet = load_pet(pet_source)
+    pet = load_pet(pet_source, declaration=pet_declaration)
     steps: list[ProvenanceStep] = []
     where = (pet_source.series_instance_uid if isinstance(pet_source, SeriesInfo)
              else os.fspath(pet_source))
@@ -216,6 +249,8 @@ def _load_images(
     if ct_source is not None:
         ct = load_ct(ct_source)
         rule = "CT given explicitly"
+    elif find_ct and is_nifti_path(pet_source):
+        rule = "no CT: a NIfTI PET is a single file (pass the CT explicitly)"
     elif find_ct and not isinstance(pet_source, SeriesInfo):
         try:
             ct = load_ct(pet_source)
@@ -280,10 +315,37 @@ def _pet_only_anatomy(suv: Volume, label: str) -> tuple[Anatomy | None, Provenan
     return used, step
 
 
+def _organ_map(organs: OrganSource, images: _Images, suv: Volume, classes: str | None
+               ) -> LabelMap:
+    """The organ map of a timepoint on its PET grid (``"auto"``: TotalSegmentator)."""
+    if isinstance(organs, LabelMap):
+        return organs
+    if str(organs) == ORGANS_AUTO:
+        if images.ct is None:
+            raise SeriesNotFoundError(format_message(
+                f"--organs auto needs the CT of timepoint {images.label!r}",
+                fix="supply the CT, or a precomputed organ map"))
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="emlesion-organs-") as work:
+            return run_totalsegmentator(images.ct, suv, work)
+    return load_organ_map(organs, suv, classes=classes,
+                          keep=lambda name: organ_target(name) is not None)
+
+
+def _exclusions(anatomy: Anatomy | None) -> tuple[str, ...]:
+    """Default exclusions, plus the great vessels when a user organ map supplied them."""
+    extra = tuple(x for x in ORGAN_MAP_EXCLUDE
+                  if anatomy is not None and anatomy.from_organ_map(x))
+    return (*DEFAULT_EXCLUDE, *extra)
+
+
 def _process(
     images: _Images,
     *,
     mask: MaskSource | None,
+    organs: OrganSource | None = None,
+    organ_classes: str | None = None,
     method: Method | str,
     sul_normalization: Normalization | str | None,
     progress: ProgressCallback | None,
@@ -294,24 +356,35 @@ def _process(
     pet, ct = images.pet, images.ct
     steps = list(images.steps)
     with _stage(progress, "suv", label):
-        suv_image = compute_suv_image(pet, Normalization.BW)
-        suv = suv_image.volume
+        declaration = pet_declaration_of(pet) if not pet.headers else None
+        suv_image = None if declaration is not None else compute_suv_image(pet, Normalization.BW)
+        # a NIfTI PET with a declared quantity has no header factors: compute_suv applies
+        # the declaration (emlesion.suv.declared)
+        suv = suv_image.volume if suv_image is not None else compute_suv(pet, Normalization.BW)
         sul: Volume | None = None
         if sul_normalization is not None:
             try:
-                sul = suv_image.renormalized(pet, sul_normalization).volume
+                sul = (suv_image.renormalized(pet, sul_normalization).volume
+                       if suv_image is not None else compute_suv(pet, sul_normalization))
             except EmlesionError as exc:
                 steps.append(ProvenanceStep("emlesion.study.sul", rule="no SUL image",
                                             warnings=(str(exc),)))
     anatomy: Anatomy | None = None
     if ct is not None:
         with _stage(progress, "anatomy", label):
-            anatomy = segment_anatomy(ct, suv)
+            organ_map = _organ_map(organs, images, suv, organ_classes) if organs is not None \
+                else None
+            anatomy = segment_anatomy(ct, suv, organ_labels=organ_map)
     else:
         # PET-only fallback: the brain, when it is in the field of view (else None)
         with _stage(progress, "anatomy", label):
             anatomy, brain_step = _pet_only_anatomy(suv, label)
         steps.append(brain_step)
+        if organs is not None:
+            warn_external(format_message(
+                f"the organ map of timepoint {label!r} is not used: it has no CT (the "
+                "anatomy rules need the CT landmarks)", fix="supply the CT of this timepoint"),
+                AnatomyWarning)
     # regions (retroperitoneal / pelvic, side) need the CT landmarks
     ct_anatomy = anatomy if ct is not None else None
     liver = _reference_stats(anatomy, "liver", suv, sul)
@@ -346,7 +419,8 @@ def _process(
                 seg = segment_lesions(
                     suv, method=method, anatomy=anatomy, ct=ct,
                     liver_reference=liver.suv_stats(suv.units) if liver else None,
-                    blood_pool_reference=blood.suv_stats(suv.units) if blood else None)
+                    blood_pool_reference=blood.suv_stats(suv.units) if blood else None,
+                    exclude=_exclusions(anatomy))
                 lesions = seg.labels
                 rules = {les.label: les.threshold_rule for les in seg.lesions}
                 regions = ({les.label: les.assignment for les in seg.lesions}
@@ -355,7 +429,10 @@ def _process(
     with _stage(progress, "measure", label):
         table = _measure(suv, lesions, ct, sul)
         _ = table.rows  # compute now (timed here, not lazily in the report)
-    uptake, uptake_rule = _uptake_time_min(pet, suv_image.factors)
+    if suv_image is not None:
+        uptake, uptake_rule = _uptake_time_min(pet, suv_image.factors)
+    else:
+        uptake, uptake_rule = _declared_uptake_time_min(declaration)
     steps.append(ProvenanceStep("emlesion.study.uptake_time", rule=uptake_rule,
                                 inputs={"uptake_time_min": uptake}))
     steps.extend(s for s in (suv.provenance[-1:] + (anatomy.provenance[-1:] if anatomy else ())))
@@ -380,6 +457,9 @@ def load_timepoint(
     method: Method | str = DEFAULT_METHOD,
     sul: Normalization | str | None = DEFAULT_SUL,
     progress: ProgressCallback | None = None,
+    pet_declaration: PetDeclaration | None = None,
+    organs: OrganSource | None = None,
+    organ_classes: str | None = None,
 ) -> Timepoint:
     """Take one PET/CT session through the pipeline.
 
@@ -407,6 +487,15 @@ def load_timepoint(
         skips it.
     progress : callable, optional
         Receives a :class:`~emlesion.study.StageEvent` when each stage starts and ends.
+    pet_declaration : PetDeclaration, optional
+        The declared quantity of a NIfTI PET (``path`` a ``.nii``/``.nii.gz``; the CT then
+        comes only from ``ct``); see :mod:`emlesion.io.nifti_image`.
+    organs : path, LabelMap or "auto", optional
+        A user organ map (TotalSegmentator multilabel NIfTI, per-organ folder or DICOM SEG;
+        :func:`emlesion.io.organs.load_organ_map`) that replaces the classical organs it
+        names; ``"auto"`` runs TotalSegmentator when installed. Needs the CT.
+    organ_classes : {"total", "total_v1"}, optional
+        Class numbering of a multilabel NIfTI without names in its header.
 
     Returns
     -------
@@ -423,8 +512,9 @@ def load_timepoint(
         The mask does not fit the PET.
     """
     with _stage(progress, "load", label):
-        images = _load_images(path, label, ct, find_ct)
-    return _process(images, mask=mask, method=method, sul_normalization=sul, progress=progress)
+        images = _load_images(path, label, ct, find_ct, pet_declaration)
+    return _process(images, mask=mask, organs=organs, organ_classes=organ_classes,
+                    method=method, sul_normalization=sul, progress=progress)
 
 
 def _default_labels(paths: Sequence[PathLike]) -> list[str]:
@@ -621,7 +711,8 @@ def _residual_search(
                 seed_method=RESIDUAL_SEED, anatomy=tp.anatomy, ct=tp.ct,
                 liver_reference=tp.liver.suv_stats(tp.suv.units) if tp.liver else None,
                 blood_pool_reference=(tp.blood_pool.suv_stats(tp.suv.units)
-                                      if tp.blood_pool else None))
+                                      if tp.blood_pool else None),
+                exclude=_exclusions(tp.anatomy))
             if found.step is None:
                 continue
             rules = {**tp.threshold_rules,
@@ -635,6 +726,24 @@ def _residual_search(
                              threshold_rules=rules, provenance=(*tp.provenance, found.step))
             changed = True
     return out, changed
+
+
+def _per_timepoint(values: Mapping[str, Any] | Sequence[Any] | None, names: Sequence[str],
+                   what: str) -> list[Any]:
+    if values is None:
+        return [None] * len(names)
+    if isinstance(values, Mapping):
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise InconsistentStudyError(format_message(
+                f"{what} given for unknown timepoint(s) {unknown}", fix=f"use labels {names}"))
+        return [values.get(n) for n in names]
+    out = list(values)
+    if len(out) != len(names):
+        raise InconsistentStudyError(format_message(
+            f"{len(out)} {what}(s) for {len(names)} timepoint(s)",
+            fix=f"give one {what} per timepoint (None or 'none' for the classical rules)"))
+    return out
 
 
 def load_study(
@@ -652,6 +761,11 @@ def load_study(
     read_sites: bool = True,
     site_margin_mm: float = SITE_MARGIN_MM,
     progress: ProgressCallback | None = None,
+    organs: Mapping[str, OrganSource | None] | Sequence[OrganSource | None] | None = None,
+    organ_classes: str | None = None,
+    cts: Mapping[str, PathLike | None] | Sequence[PathLike | None] | None = None,
+    pet_declarations: Mapping[str, PetDeclaration | None]
+    | Sequence[PetDeclaration | None] | None = None,
 ) -> Study:
     """Build a longitudinal :class:`Study`: every timepoint through the pipeline, then tracks.
 
@@ -697,6 +811,17 @@ def load_study(
         :data:`emlesion.track.SITE_MARGIN_MM`).
     progress : callable, optional
         Receives a :class:`~emlesion.study.StageEvent` at the start and end of each stage.
+    organs : mapping or sequence, optional
+        User organ map per timepoint (by label, or in order; ``None`` entries use the
+        classical rules), see :func:`load_timepoint`.
+    organ_classes : {"total", "total_v1"}, optional
+        Class numbering of multilabel NIfTI organ maps without names in their header.
+    cts : mapping or sequence, optional
+        The CT of each timepoint (by label, or in order; ``None``: the CT found beside the
+        PET), e.g. NIfTI CTs for NIfTI PETs (not with one folder of several studies).
+    pet_declarations : mapping or sequence, optional
+        The declared quantity of each NIfTI PET (:class:`~emlesion.io.PetDeclaration`;
+        ``None`` for DICOM timepoints).
 
     Notes
     -----
@@ -776,18 +901,28 @@ def load_study(
                 f"{len(mask_list)} mask(s) for {len(names)} timepoint(s)",
                 fix="give one mask per timepoint (None for automatic segmentation)"))
 
+    organ_list = _per_timepoint(organs, names, "organ map")
+    decl_list = _per_timepoint(pet_declarations, names, "PET declaration")
+    if cts is not None:
+        if isinstance(source, (str, os.PathLike)):
+            raise InconsistentStudyError(format_message(
+                "cts= is not accepted with one folder of several studies",
+                fix="pass one PET per timepoint (a list or a mapping) with cts="))
+        ct_sources = list(_per_timepoint(cts, names, "CT"))
     images: list[_Images] = []
-    for name, pet_src, ct_src in zip(names, pet_sources, ct_sources):
+    for name, pet_src, ct_src, decl in zip(names, pet_sources, ct_sources, decl_list):
         with _stage(progress, "load", name):
             images.append(_load_images(pet_src, name, ct_src,
-                                       find_ct=not isinstance(pet_src, SeriesInfo)))
+                                       find_ct=not isinstance(pet_src, SeriesInfo),
+                                       pet_declaration=decl))
     check_distinct_timepoints({im.label: im.pet for im in images})
     dates = [_study_date(im.pet) for im in images]
     patient_id, check = _check_consistency(images, allow_different_patients, dates)
 
     tps: list[Timepoint] = []
-    for im, m in zip(images, mask_list):
-        tps.append(_process(im, mask=m, method=method, sul_normalization=sul, progress=progress,
+    for im, m, o in zip(images, mask_list, organ_list):
+        tps.append(_process(im, mask=m, organs=o, organ_classes=organ_classes,
+                            method=method, sul_normalization=sul, progress=progress,
                             prior=tps[0].lesions if tps else None,
                             prior_margin_mm=NO_CT_MARGIN_MM))
     base_date = tps[0].date

@@ -237,6 +237,14 @@ def compute_suv(
     >>> suv.units, suv.provenance[-1].rule  # doctest: +SKIP
     ('SUVbw', 'BQML/START: SeriesDateTime (QIBA step 1)')
     """
+    if not pet.headers:
+        from emlesion.io.nifti_image import pet_declaration_of
+
+        decl = pet_declaration_of(pet)
+        if decl is not None:  # a NIfTI PET: its quantity was declared, no header rules
+            from emlesion.suv.declared import declared_suv
+
+            return declared_suv(pet, normalization, decl)
     return compute_suv_image(
         pet, normalization, reference_time=reference_time, sex=sex, height_m=height_m,
         reference_time_tolerance_s=reference_time_tolerance_s).volume
@@ -276,6 +284,15 @@ def compute_suv_image(
     >>> image.renormalized(pet, "sul").volume.units  # doctest: +SKIP
     'SULjanma'
     """
+    if not pet.headers:
+        from emlesion.io.nifti_image import pet_declaration_of
+
+        if pet_declaration_of(pet) is not None:
+            raise UnsupportedDataError(format_message(
+                "this PET was read from NIfTI with a declared quantity: it has no DICOM "
+                "header, so there are no header-derived SUV factors",
+                series=pet.identity.series_description or None,
+                fix="use emlesion.suv.compute_suv, which applies the declaration"))
     with record_warnings():
         factors = compute_suv_factors(
             pet, normalization, reference_time=reference_time, sex=sex, height_m=height_m,
