@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 #: Public name -> defining module. Loaded on first access, so that reading the documents
 #: (``report_dict``) does not pull in matplotlib and highdicom (the HTML and DICOM writers).
 _LAZY: dict[str, str] = {
+    "BURDEN_CSV_COLUMNS": "emlesion.report.output",
     "CSV_DECIMALS": "emlesion.report.output",
     "DEIDENTIFIED": "emlesion.report.html",
     "MEASURE_CSV_COLUMNS": "emlesion.report.output",
@@ -56,6 +57,7 @@ _LAZY: dict[str, str] = {
     "TrackingInfo": "emlesion.report.dicom",
     "build_measurement_report": "emlesion.report.dicom",
     "build_segmentation": "emlesion.report.dicom",
+    "burden_rows": "emlesion.report.output",
     "check_output_dir": "emlesion.report.output",
     "check_output_file": "emlesion.report.output",
     "check_output_location": "emlesion.report.output",
@@ -117,9 +119,11 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from emlesion.report.nifti import write_study_nifti, write_timepoint_nifti
     from emlesion.report.output import (
+        BURDEN_CSV_COLUMNS,
         CSV_DECIMALS,
         MEASURE_CSV_COLUMNS,
         StderrProgress,
+        burden_rows,
         check_output_dir,
         check_output_file,
         check_output_location,
@@ -138,6 +142,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
 
 __all__ = [
+    "BURDEN_CSV_COLUMNS",
     "CSV_DECIMALS",
     "DEIDENTIFIED",
     "MEASURE_CSV_COLUMNS",
@@ -150,6 +155,7 @@ __all__ = [
     "TrackingInfo",
     "build_measurement_report",
     "build_segmentation",
+    "burden_rows",
     "check_output_dir",
     "check_output_file",
     "check_output_location",

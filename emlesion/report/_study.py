@@ -108,6 +108,7 @@ def study_views(
             liver=tp.liver.to_dict() if tp.liver is not None else None,
             sites=_sites_of(study, tp.label),
             acquisition=acquisition_of(tp, (glucose_mmol_l or {}).get(tp.label)),
+            burden=tp.burden.row(),
         )
         for tp in study.timepoints
     ]

@@ -147,6 +147,10 @@ class TimepointView:
         Track id -> :class:`emlesion.response.SiteReading` of this timepoint (the
         :attr:`emlesion.study.Study.sites` entries of the timepoint); empty when the study
         has no site readouts (the site section then says so).
+    burden : Mapping, optional
+        The whole-body burden of the timepoint
+        (:meth:`emlesion.measure.WholeBodyBurden.row`: lesion count, TMTV, total TLG, Dmax,
+        SDmax, threshold rule); the burden table is left out when no view has one.
     acquisition : Mapping, optional
         Acquisition facts of the PET (the acquisition table and the PERCIST comparability
         flags): ``scanner``, ``reconstruction``, ``uptake_time_min``,
@@ -163,6 +167,7 @@ class TimepointView:
     liver: Mapping[str, Any] | None = field(default=None)
     sites: Mapping[str, SiteReading] = field(default_factory=dict)
     acquisition: Mapping[str, Any] = field(default_factory=dict)
+    burden: Mapping[str, Any] | None = None
 
 
 def header_from_identity(identity: SeriesIdentity) -> dict[str, str]:
@@ -707,6 +712,33 @@ def _acquisition_table(timepoints: Sequence[TimepointView],
     return parts
 
 
+def _burden_table(timepoints: Sequence[TimepointView]) -> list[str]:
+    """The whole-body burden per timepoint (TMTV, total TLG, count, Dmax, SDmax)."""
+    if not any(tp.burden for tp in timepoints):
+        return []
+    parts = [
+        '<section id="burden"><h2>Whole-body burden of each timepoint</h2>'
+        '<p class="note">Total metabolic tumour volume (TMTV) and total lesion glycolysis of '
+        "every lesion; Dmax is the largest distance between two lesion centroids and SDmax "
+        "Dmax normalised by the body surface area (Cottereau 2020, 2021); the threshold rule "
+        "is the segmentation that defined the lesions.</p>",
+        '<table class="burden"><thead><tr><th>Timepoint</th><th>Lesions</th>'
+        "<th>TMTV (mL)</th><th>Total TLG (g)</th><th>Dmax (mm)</th><th>SDmax (1/m)</th>"
+        "<th>Threshold rule</th></tr></thead><tbody>",
+    ]
+    for tp in timepoints:
+        b = dict(tp.burden or {})
+        parts.append(
+            f"<tr><td>{_e(tp.label)}</td><td class=\"n\">{_num(b.get('n_lesions'), 0)}</td>"
+            f'<td class="n">{_num(b.get("tmtv_ml"), 1)}</td>'
+            f'<td class="n">{_num(b.get("tlg_total"), 1)}</td>'
+            f'<td class="n">{_num(b.get("dmax_mm"), 1)}</td>'
+            f'<td class="n">{_num(b.get("sdmax_per_m"), 3)}</td>'
+            f"<td>{_e(b.get('threshold_rule') or '')}</td></tr>")
+    parts.append("</tbody></table></section>")
+    return parts
+
+
 def _summary(
     hdr: Mapping[str, str],
     title: str,
@@ -879,6 +911,7 @@ def render_html(
                       peak_name, flags)
     parts += _lesion_table(cells, peak_name, units, tlg_unit, labels[0] if labels else "")
     parts += _acquisition_table(timepoints, flags)
+    parts += _burden_table(timepoints)
 
     # ---- coronal MIPs, one shared SUV scale
     parts.append('<section id="mips"><h2>Coronal PET maximum-intensity projections</h2>'
