@@ -340,8 +340,9 @@ def test_response_force_replaces_the_folder_as_a_whole(
     code, stdout, err = _run(argv, [t0, t1], capsys)
     assert code == 0, err
     first = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    # report.json, lesions.csv and one SEG + SR per timepoint (dicom/<label>_seg.dcm ...)
-    assert first == ["dicom/t0_seg.dcm", "dicom/t0_sr.dcm", "dicom/t1_seg.dcm",
+    # report.json, lesions.csv, burden.csv and one SEG + SR per timepoint
+    # (dicom/<label>_seg.dcm ...)
+    assert first == ["burden.csv", "dicom/t0_seg.dcm", "dicom/t0_sr.dcm", "dicom/t1_seg.dcm",
                      "dicom/t1_sr.dcm", "lesions.csv", "report.json"]
     assert f"wrote {out / 'report.json'}" in stdout
     stale = out / "dicom" / "old_seg.dcm"

@@ -139,7 +139,10 @@ def test_sample_organ_map_same_lesions_as_heuristics(
     truth = json.loads((sample_scans_dir / "truth.json").read_text())
     for tp in ("baseline", "month1"):
         ref = nib.load(str(sample_scans_dir / tp / "truth_lesions.nii.gz"))
-        path = tmp_path / f"{tp}_organs.nii.gz"
+        # the map in its own folder: a mask's or map's folder counts as an input folder,
+        # and the JSON outputs go to tmp_path
+        (tmp_path / "maps").mkdir(exist_ok=True)
+        path = tmp_path / "maps" / f"{tp}_organs.nii.gz"
         nib.save(nib.Nifti1Image(sample_organ_map(tp).transpose(2, 1, 0), ref.affine,
                                  ref.header), str(path))
         outs = {}

@@ -232,7 +232,8 @@ def test_html_marks_unreliable_volume(study: Any) -> None:
     page = render_html(header, views, tracks, ())
     table = page[page.index('<section id="lesion-table">'):]
     table = table[:table.index("</section>")]
-    rows = re.findall(r"<tr><td>b</td>.*?</tr>", table)
+    # one row per (track, timepoint): the first cell is the track, the second the timepoint
+    rows = re.findall(r"<tr(?: class=\"resolved\")?><td>[^<]*</td><td>b</td>.*?</tr>", table)
     assert len(rows) == 2
     hot = next(r for r in rows if "hot &lt;b&gt;" in r)      # names stay escaped
     faint = next(r for r in rows if "faint &amp; low" in r)
