@@ -508,7 +508,8 @@ def find_brain_pet(
     if n == 0:
         return body, empty, f"no uptake >= {level:.3g} at the cranial end"
     best: tuple[float, int] | None = None
-    reasons = []
+    reasons: list[str] = []
+    out_of_range: list[float] = []  # volumes (mL) of the regions outside the brain's range
     for i, sl in enumerate(ndi.find_objects(lab), start=1):
         if sl is None:
             continue
@@ -519,8 +520,7 @@ def find_brain_pet(
         if top - ctop > BRAIN_TOP_MARGIN_MM:
             continue
         if not BRAIN_MIN_ML <= vol <= BRAIN_MAX_ML:
-            reasons.append(f"cranial hot region of {vol:.0f} mL outside "
-                           f"{BRAIN_MIN_ML:g}-{BRAIN_MAX_ML:g} mL")
+            out_of_range.append(vol)
             continue
         full = np.zeros(suv.shape, bool)
         full[sl] = comp
@@ -531,6 +531,11 @@ def find_brain_pet(
             continue
         if best is None or vol > best[0]:
             best = (vol, i)
+    if out_of_range:  # one clause for all of them, not one per region (issue 16)
+        vols = sorted(out_of_range, reverse=True)
+        shown = ", ".join(f"{v:.0f}" for v in vols[:3]) + (", ..." if len(vols) > 3 else "")
+        reasons.insert(0, f"{len(vols)} cranial hot region(s) outside "
+                          f"{BRAIN_MIN_ML:g}-{BRAIN_MAX_ML:g} mL ({shown} mL)")
     if best is None:
         why = "; ".join(reasons) or (f"no region >= {level:.3g} reaching within "
                                      f"{BRAIN_TOP_MARGIN_MM:g} mm of the top of the body")

@@ -72,6 +72,8 @@ class Region(str, enum.Enum):
     RETROPERITONEAL = "retroperitoneal"
     PELVIC = "pelvic"
     OTHER = "other"
+    #: No anatomy to decide from (a PET without CT): not "other", which is a decision.
+    UNKNOWN = "unknown"
 
 
 class Side(str, enum.Enum):
@@ -80,6 +82,8 @@ class Side(str, enum.Enum):
     LEFT = "left"
     RIGHT = "right"
     MIDLINE = "midline"
+    #: No spinal axis to decide from (a PET without CT).
+    UNKNOWN = "unknown"
 
 
 def voxel_centres_mm(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -674,9 +674,12 @@ def segment_lesions(
                     found = True
             (used if found else missing).append(ex_name)
         if wanted and anatomy is None:
+            names_not_excluded = ", ".join(sorted(wanted))
             warn_external(format_message(
-                "no anatomy: physiological uptake (bladder, kidneys...) is NOT excluded",
-                fix="pass anatomy= or ct="), SegmentationWarning)
+                f"no CT anatomy: the physiological uptake of {names_not_excluded} is NOT "
+                "excluded, and lesion regions and sides are unknown",
+                fix="give the PET's CT (--ct CT_DIR on the command line, ct= or anatomy= in "
+                    "the API)"), SegmentationWarning)
         reach = _ball(halo_mm, grid.spacing_mm)
         halo = (ndi.binary_dilation(hot_organ, reach) & ~organ) if hot_organ.any() \
             else np.zeros(grid.shape, bool)
@@ -889,7 +892,7 @@ def segment_lesions(
                 ra = _no_anatomy_assignment(m, grid)
             key = (ra.region, ra.side)
             counters[key] = counters.get(key, 0) + 1
-            name = f"{ra.region.value} {ra.side.value} {counters[key]}"
+            name = _lesion_name(ra, counters[key])
             arr[m & (arr == 0)] = k
             names[k] = name
             out.append(Lesion(k, name, ra.region, ra.side, int(m.sum()),
@@ -1010,8 +1013,16 @@ def _pick_seed(lesions: list[tuple[np.ndarray, float, ThresholdRule]], seed: See
     return [lesions[best[1]]] if best is not None else []
 
 
+def _lesion_name(ra: RegionAssignment, n: int) -> str:
+    """``"<region> <side> <n>"``, or ``"lesion <n>"`` when region and side are unknown."""
+    if ra.region is Region.UNKNOWN and ra.side is Side.UNKNOWN:
+        return f"lesion {n}"
+    return f"{ra.region.value} {ra.side.value} {n}"
+
+
 def _no_anatomy_assignment(m: np.ndarray, grid: Grid) -> RegionAssignment:
     pts = grid.index_to_lps(np.argwhere(m).astype(float))
     c = pts.mean(axis=0)
-    return RegionAssignment(Region.OTHER, Side.MIDLINE, (float(c[0]), float(c[1]), float(c[2])),
-                            math.nan, math.nan, "no anatomy: region and side unknown")
+    return RegionAssignment(Region.UNKNOWN, Side.UNKNOWN,
+                            (float(c[0]), float(c[1]), float(c[2])), math.nan, math.nan,
+                            "no anatomy: region and side unknown")
