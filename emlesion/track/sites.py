@@ -25,6 +25,7 @@ Public API
     One boolean mask from one timepoint's grid onto another's, through the registrations.
 :func:`registration_map`
     The map between two timepoints' spaces that :func:`map_mask` takes.
+
 :class:`TrackSite`, :class:`SiteContext`
 
 References
