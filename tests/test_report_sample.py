@@ -75,7 +75,8 @@ def test_report_is_deidentified_and_complete(outputs: dict[str, Any]) -> None:
     n_sites = sum(len(by_tp) for by_tp in study.sites.values())
     assert n_sites == 2 * len(LABELS)  # both tracks at every timepoint
     assert page.count("<img ") == 3 + 1 + n_sites
-    assert page.count("<table") == 7
+    # the seven tables of the reader-first layout plus the whole-body burden table
+    assert page.count("<table") == 8 and '<section id="burden">' in page
     assert len(page.encode()) < 5_000_000
     assert "PERCIST 1.0" in page  # response table filled by Study.assess()
 
