@@ -324,3 +324,15 @@ def test_sr_records_the_response_category_of_every_criterion(tmp_path: Path) -> 
     # the private scheme is declared
     ds = pydicom.dcmread(tmp_path / "month1_sr.dcm")
     assert ds.CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == "99EMLESION"
+
+
+def test_seg_and_sr_of_a_pet_without_patient_birth_date(tmp_path: Path) -> None:
+    # Found by the bad-input suite: a PET without PatientBirthDate (Type 2 in PS3.3 C.7.1.1,
+    # omitted by some exporters) crashed the SEG writer inside highdicom. The SEG now carries
+    # it empty, and the loaded volume's own headers are not modified.
+    suv, lesions = make_timepoint(1.0)
+    for ds in suv.headers:
+        del ds.PatientBirthDate
+    seg = build_segmentation(suv, lesions, tracking=infos(lesions.labels))
+    assert seg.PatientBirthDate == "" and seg.PatientID == "P-001"
+    assert all("PatientBirthDate" not in ds for ds in suv.headers)

@@ -313,7 +313,29 @@ def _source_images(suv: Volume) -> list[Dataset]:
                 fix="load the PET with emlesion.io.load_pet (resampled volumes lose them)",
             )
         )
-    return list(suv.headers)
+    missing = [k for k in _TYPE2_PATIENT_STUDY if any(k not in ds for ds in suv.headers)]
+    if not missing:
+        return list(suv.headers)
+    # Type 2 attributes of the Patient and General Study modules (DICOM PS3.3 C.7.1.1,
+    # C.7.2.1) that highdicom copies from the source images; absent in some real headers
+    # (e.g. no PatientBirthDate), they are empty (Type 2: present, may be empty) in copies of
+    # the headers, never in the loaded volume's own datasets.
+    out = []
+    for ds in suv.headers:
+        copy = Dataset()
+        copy.update(ds)
+        copy.file_meta = getattr(ds, "file_meta", Dataset())
+        for keyword in missing:
+            if keyword not in copy:
+                setattr(copy, keyword, "")
+        out.append(copy)
+    return out
+
+
+#: Type 2 Patient / General Study attributes that the SEG and SR copy from the PET.
+_TYPE2_PATIENT_STUDY: tuple[str, ...] = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+    "StudyID", "AccessionNumber", "ReferringPhysicianName")
 
 
 def _check_grid(suv: Volume, lesions: LabelMap) -> None:
