@@ -324,7 +324,8 @@ def _source_images(suv: Volume) -> list[Dataset]:
     for ds in suv.headers:
         copy = Dataset()
         copy.update(ds)
-        copy.file_meta = getattr(ds, "file_meta", Dataset())
+        if hasattr(ds, "file_meta"):
+            copy.file_meta = ds.file_meta
         for keyword in missing:
             if keyword not in copy:
                 setattr(copy, keyword, "")
