@@ -1,0 +1,125 @@
+"""Registration on real anatomy: a real CT against a copy of itself moved by a known rigid
+transform, for the body-cropped, fixed-step registration of issue 18 (whose constants were
+checked on the generator seeds only).
+
+The real scans are the TotalSegmentator trunk CT (Siemens Biograph mCT, 3 mm) and the
+STS_001 GE CT of the thigh (``../shared/data``). The moving CT is the fixed one resampled
+through a known rotation + translation (linear interpolation, Gaussian noise of 10 HU, the
+noise of a low-dose PET/CT CT), so the truth displacement of every point is known. The
+error is measured at body voxels (every 4th in each axis) as |recovered - true| displacement.
+Acceptance follows issue 18: the patient shift at the lesions within 0.5 mm.
+
+Usage::
+
+    python benchmarks/eval_registration_real.py [--data ../shared/data]
+
+Results (2026-12-02, idle 2-core machine; registration with the defaults of
+``emlesion.track.register_ct``)::
+
+    case (rotation about z, shift mm)        HEAD median / max, time   1aad2ef median / max, time
+    trunk   0 deg (10.3, -7.1, 15.6)         0.70 / 0.73 mm, 1.2 s      0.56 / 0.63 mm, 6.8 s
+    trunk   3 deg (-12.4, 5.2, -22.8)        0.58 / 0.83 mm, 1.3 s      0.50 / 0.52 mm, 3.3 s
+    STS_001 0 deg                            0.17 / 0.36 mm, 0.7 s      0.18 / 0.29 mm, 1.5 s
+    STS_001 3 deg                            0.69 / 1.16 mm, 0.6 s      0.21 / 0.39 mm, 1.5 s
+
+    (HEAD: body-cropped working CT, fixed-step descent, 4 mm grid; 1aad2ef: line search.)
+
+    The speed-up costs accuracy on real anatomy: up to +0.48 mm median on the rotated thigh
+    (issue 18 asks for no drop, and for 0.5 mm at the lesions). On that case
+    ``working_spacing_mm=3.0`` gives median 0.13, max 0.26 mm; more metric samples do not
+    help (30 000: unchanged). Not yet the default: it needs the 12-seed check and its cost.
+    The DICOM copy of the trunk CT is a 40 mm slab (20 x 2 mm slices): a 15.6 mm shift
+    along z leaves too little overlap (errors 4.9-5.5 mm, one of the two not flagged by
+    the quality check), so the full NIfTI CT is used here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from emlesion.io import Volume, load_ct  # noqa: E402
+from emlesion.track import register_ct  # noqa: E402
+
+#: Known motions (rotation about z in degrees, translation LPS mm): a typical repositioning
+#: between PET/CT sessions (a few cm, a few degrees), within the default search range.
+MOTIONS: tuple[tuple[float, tuple[float, float, float]], ...] = (
+    (0.0, (10.3, -7.1, 15.6)),
+    (3.0, (-12.4, 5.2, -22.8)),
+)
+NOISE_HU = 10.0
+
+
+def moved_copy(ct: Volume, angle_deg: float, shift_mm: tuple[float, float, float],
+               seed: int = 0) -> tuple[Volume, np.ndarray]:
+    """``ct`` moved by the rigid map T (rotation about the image centre, then shift): the
+    moving image holds at T(p) what ``ct`` holds at p. Returns it and T (4 x 4)."""
+    img = ct.to_sitk()
+    centre = img.TransformContinuousIndexToPhysicalPoint(
+        [(s - 1) / 2.0 for s in img.GetSize()])
+    t = sitk.Euler3DTransform(centre, 0.0, 0.0, np.deg2rad(angle_deg), shift_mm)
+    m = np.eye(4)
+    m[:3, :3] = np.asarray(t.GetMatrix()).reshape(3, 3)
+    c = np.asarray(centre)
+    m[:3, 3] = m[:3, :3] @ (-c) + c + np.asarray(shift_mm)
+    out = sitk.Resample(img, img, t.GetInverse(), sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
+    arr = sitk.GetArrayFromImage(out)
+    arr += np.random.default_rng(seed).normal(0.0, NOISE_HU, arr.shape).astype(np.float32)
+    noisy = sitk.GetImageFromArray(arr)
+    noisy.CopyInformation(out)
+    return Volume.from_sitk(noisy, identity=ct.identity), m
+
+
+def body_points(ct: Volume, step: int = 4) -> np.ndarray:
+    """LPS points (mm) of every ``step``-th body voxel (CT > -500 HU)."""
+    idx = np.argwhere(np.asarray(ct.array)[::step, ::step, ::step] > -500.0) * step
+    return ct.grid.index_to_lps(idx.astype(float))
+
+
+def evaluate(name: str, ct: Volume) -> list[str]:
+    rows = []
+    pts = body_points(ct)
+    for k, (angle, shift) in enumerate(MOTIONS):
+        moving, m = moved_copy(ct, angle, shift, seed=k)
+        t0 = time.perf_counter()
+        reg = register_ct(ct, moving)
+        dt = time.perf_counter() - t0
+        true = pts @ m[:3, :3].T + m[:3, 3]
+        got = pts @ reg.matrix_array.T + np.asarray(reg.offset_mm)
+        err = np.linalg.norm(got - true, axis=1)
+        rows.append(f"{name:<22} rot {angle:3.1f} deg shift {shift}: error at "
+                    f"{len(pts)} body points median {np.median(err):.2f} mm, max "
+                    f"{err.max():.2f} mm; quality {'passed' if reg.quality.passed else 'FAILED'}"
+                    f"; {dt:.1f} s")
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    args = ap.parse_args()
+    data = Path(args.data)
+    cases = {
+        "TotalSegmentator trunk": data / "totalsegmentator-example-ct" / "example_ct.nii.gz",
+        "STS_001 thigh (GE)": data / "sts-001-ge-pet" / "cropped" / "CT",
+    }
+    for name, path in cases.items():
+        # the NIfTI through SimpleITK (LPS), so that older emlesion versions compare too
+        ct = (Volume.from_sitk(sitk.ReadImage(str(path), sitk.sitkFloat32))
+              if path.suffix == ".gz" else load_ct(path))
+        for row in evaluate(name, ct):
+            print(row, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
