@@ -45,6 +45,7 @@ from emlesion.segment.lesions import (
     Method,
     PriorMask,
     Seed,
+    _box,
     segment_lesions,
 )
 
@@ -304,13 +305,9 @@ def segment_near_lesions(
 
 def _dilate_in_box(mask: np.ndarray, ball: np.ndarray) -> np.ndarray:
     """``ndi.binary_dilation(mask, ball)``, computed in the mask's bounding box grown by the
-    ball's half-size + 1 voxel, where the whole-volume result lies (issue 18: no
-    whole-volume dilation per footprint); identical output."""
-    idx = np.argwhere(mask)
-    pad = np.asarray(ball.shape) // 2 + 1
-    lo = np.maximum(idx.min(axis=0) - pad, 0)
-    hi = np.minimum(idx.max(axis=0) + pad + 1, np.asarray(mask.shape))
-    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    ball's half-size + 1 voxel (:func:`emlesion.segment.lesions._box`), where the
+    whole-volume result lies (issue 18: no whole-volume dilation per footprint)."""
+    box = _box(mask, tuple(int(n) // 2 + 1 for n in ball.shape))
     out = np.zeros(mask.shape, bool)
     out[box] = ndi.binary_dilation(mask[box], structure=ball)
     return out
