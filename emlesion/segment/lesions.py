@@ -625,12 +625,7 @@ def segment_lesions(
     .. [5] Bagci U et al. Joint segmentation of anatomical and functional images. Med Image
        Anal 2013;17:929-45 (PET-CT co-segmentation; the CT rule for low-contrast lesions).
     """
-    try:
-        method = Method(method)
-    except ValueError:
-        raise SegmentationError(format_message(
-            f"unknown segmentation method {method!r}",
-            fix=f"use one of {[m.value for m in Method]}")) from None
+    method = _parse_method(method)
     region = region if region is not None else WholeScan()
     structure = _structure(connectivity)
     grid = suv.grid
@@ -1011,6 +1006,16 @@ def _pick_seed(lesions: list[tuple[np.ndarray, float, ThresholdRule]], seed: See
         if d <= seed.radius_mm and (best is None or d < best[0]):
             best = (d, j)
     return [lesions[best[1]]] if best is not None else []
+
+
+def _parse_method(method: Method | str) -> Method:
+    """``method`` as a :class:`Method`, or a SegmentationError naming the valid ones."""
+    try:
+        return Method(method)
+    except ValueError:
+        raise SegmentationError(format_message(
+            f"unknown segmentation method {method!r}",
+            fix=f"use one of {[m.value for m in Method]}")) from None
 
 
 def _lesion_name(ra: RegionAssignment, n: int) -> str:

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from emlesion.errors import InvalidAttributeError, format_message
+from emlesion.suv.enums import Normalization
 
 __all__ = [
     "bsa_dubois_m2",
@@ -41,6 +42,7 @@ __all__ = [
     "lbm_janmahasatian_kg",
     "lbm_morgan_kg",
     "normalize_sex",
+    "sex_specific_body_mass_kg",
 ]
 
 
@@ -214,3 +216,29 @@ def ibw_kg(height_m: float, sex: str) -> float:
     _check(1.0, height_m)
     h_cm = height_m * 100.0
     return _by_sex(sex, lambda: 48.0 + 1.06 * (h_cm - 152.0), lambda: 45.5 + 0.91 * (h_cm - 152.0))
+
+
+def sex_specific_body_mass_kg(norm: Normalization, weight_kg: float, height_m: float,
+                              sex: str) -> float:
+    """The body mass (kg) of a sex-specific normalisation: IBW or one of the LBM formulas.
+
+    One dispatch for the DICOM-header SUV engine (:mod:`emlesion.suv.factors`) and the
+    declared NIfTI route (:mod:`emlesion.suv.declared`); body weight and BSA are not
+    sex-specific and are not handled here.
+
+    Raises
+    ------
+    InvalidAttributeError
+        ``norm`` is body weight or BSA.
+    """
+    if norm is Normalization.IBW:
+        return ibw_kg(height_m, sex)
+    if norm is Normalization.LBM_JAMES128:
+        return lbm_james128_kg(weight_kg, height_m, sex)
+    if norm is Normalization.LBM_MORGAN:
+        return lbm_morgan_kg(weight_kg, height_m, sex)
+    if norm is Normalization.SUL_JANMAHASATIAN:
+        return lbm_janmahasatian_kg(weight_kg, height_m, sex)
+    raise InvalidAttributeError(format_message(
+        f"{norm.value} is not a sex-specific body mass",
+        fix="use bsa_dubois_m2 or the body weight for this normalisation"))

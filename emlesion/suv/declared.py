@@ -64,14 +64,7 @@ def _body_size_g(norm: Normalization, decl: PetDeclaration, series: str) -> floa
             f"{norm.quantity} of a NIfTI PET needs the sex (sex-specific formula)",
             series=series, attribute="sex", fix="add \"sex\": \"M\" or \"F\" to the sidecar"))
     s = bodysize.normalize_sex(decl.sex)
-    if norm is Normalization.IBW:
-        kg = bodysize.ibw_kg(h, s)
-    elif norm is Normalization.LBM_JAMES128:
-        kg = bodysize.lbm_james128_kg(w, h, s)
-    elif norm is Normalization.LBM_MORGAN:
-        kg = bodysize.lbm_morgan_kg(w, h, s)
-    else:
-        kg = bodysize.lbm_janmahasatian_kg(w, h, s)
+    kg = bodysize.sex_specific_body_mass_kg(norm, w, h, s)
     if not kg > 0:
         raise SUVError(format_message(
             f"{norm.quantity} body size is {kg:.4g} kg (formula outside its range)",

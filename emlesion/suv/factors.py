@@ -730,14 +730,7 @@ class _Engine:
         if norm is Normalization.BSA_DUBOIS:
             return bodysize.bsa_dubois_m2(w_kg, h) * 1e4, h, ""
         s = self.sex()
-        if norm is Normalization.IBW:
-            kg = bodysize.ibw_kg(h, s)
-        elif norm is Normalization.LBM_JAMES128:
-            kg = bodysize.lbm_james128_kg(w_kg, h, s)
-        elif norm is Normalization.LBM_MORGAN:
-            kg = bodysize.lbm_morgan_kg(w_kg, h, s)
-        else:
-            kg = bodysize.lbm_janmahasatian_kg(w_kg, h, s)
+        kg = bodysize.sex_specific_body_mass_kg(norm, w_kg, h, s)
         if not kg > 0:
             raise SUVError(format_message(
                 f"{norm.quantity} body size is {kg:.4g} kg for weight {w_kg:g} kg, height "
