@@ -49,36 +49,44 @@ import psutil  # noqa: E402
 from emlesion.report import report_dict  # noqa: E402
 from emlesion.study import StageEvent, load_study  # noqa: E402
 
-TARGET_S = 60.0
-TARGET_BYTES = 4 * 1024**3
+#: Issue 18's targets (issue 7 asked for 60 s and 4 GiB).
+TARGET_S = 6.0
+TARGET_BYTES = 1024**3
 
 
 class _RssSampler(threading.Thread):
-    """Samples the RSS; :meth:`take` returns the peak since the previous call."""
+    """Samples the RSS every ``interval_s``; :meth:`peak_between` gives the highest sample
+    of a time window (stages of different timepoints overlap, so no reset per stage)."""
 
     def __init__(self, interval_s: float = 0.02) -> None:
         super().__init__(daemon=True)
         self._proc = psutil.Process(os.getpid())
         self._interval = interval_s
-        self._peak = self._proc.memory_info().rss
-        self.overall = self._peak
+        self._samples: list[tuple[float, int]] = [(time.perf_counter(),
+                                                    self._proc.memory_info().rss)]
         self._lock = threading.Lock()
         self._stop = threading.Event()
 
     def run(self) -> None:
         while not self._stop.is_set():
-            rss = self._proc.memory_info().rss
-            with self._lock:
-                self._peak = max(self._peak, rss)
-                self.overall = max(self.overall, rss)
+            self.sample()
             time.sleep(self._interval)
 
-    def take(self) -> int:
-        rss = self._proc.memory_info().rss
+    def sample(self) -> None:
+        item = (time.perf_counter(), self._proc.memory_info().rss)
         with self._lock:
-            peak, self._peak = max(self._peak, rss), rss
-            self.overall = max(self.overall, peak)
-        return peak
+            self._samples.append(item)
+
+    def peak_between(self, t0: float, t1: float) -> int:
+        with self._lock:
+            inside = [rss for t, rss in self._samples if t0 <= t <= t1]
+            before = [rss for t, rss in self._samples if t < t0]
+        return max(inside + before[-1:]) if inside or before else 0
+
+    @property
+    def overall(self) -> int:
+        with self._lock:
+            return max(rss for _, rss in self._samples)
 
     def stop(self) -> None:
         self._stop.set()
@@ -93,19 +101,26 @@ def main(argv: list[str] | None = None) -> int:
     sampler = _RssSampler()
     sampler.start()
     stages: list[dict[str, Any]] = []
-    cpu_start = [time.process_time()]
+    started: dict[tuple[str, str | None], tuple[float, float]] = {}
 
     def progress(event: StageEvent) -> None:
+        # the callback runs in the thread that runs the stage (load_study processes the
+        # timepoints and registers the follow-ups in worker threads): thread_time is the CPU
+        # time of the stage itself, not of the stages running beside it
+        key = (event.stage, event.timepoint)
         if not event.finished:
-            sampler.take()  # reset the peak at the start of the stage
-            cpu_start[0] = time.process_time()
+            started[key] = (time.perf_counter(), time.thread_time())
             return
+        w0, c0 = started.pop(key)
+        now = time.perf_counter()
+        sampler.sample()
         stages.append({"stage": event.stage, "timepoint": event.timepoint,
+                       "start_s": round(w0 - t_start, 3),
                        "seconds": round(float(event.seconds or 0.0), 3),
-                       "cpu_s": round(time.process_time() - cpu_start[0], 3),
-                       "peak_rss_mb": round(sampler.take() / 1e6, 1)})
+                       "cpu_s": round(time.thread_time() - c0, 3),
+                       "peak_rss_mb": round(sampler.peak_between(w0, now) / 1e6, 1)})
 
-    t0 = time.perf_counter()
+    t0 = t_start = time.perf_counter()
     c0 = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -119,8 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = study.lesions_rows()
     t2 = time.perf_counter()
     c2 = time.process_time()
-    stages.append({"stage": "assess+report", "timepoint": None, "seconds": round(t2 - t1, 3),
-                   "cpu_s": round(c2 - c1, 3), "peak_rss_mb": round(sampler.take() / 1e6, 1)})
+    sampler.sample()
+    stages.append({"stage": "assess+report", "timepoint": None,
+                   "start_s": round(t1 - t_start, 3), "seconds": round(t2 - t1, 3),
+                   "cpu_s": round(c2 - c1, 3),
+                   "peak_rss_mb": round(sampler.peak_between(t1, t2) / 1e6, 1)})
     sampler.stop()
     total = t2 - t0
     peak = sampler.overall
@@ -146,11 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        for s in stages:
-            print(f"{(s['timepoint'] or 'study'):<10} {s['stage']:<14} {s['seconds']:7.2f} s  "
-                  f"cpu {s['cpu_s']:7.2f} s  peak RSS {s['peak_rss_mb']:8.1f} MB")
-        print(f"total {total:.1f} s (target < {TARGET_S:.0f} s), cpu {c2 - c0:.1f} s, "
-              f"peak RSS {peak / 1e6:.0f} MB (target < 4 GiB) on {os.cpu_count()} CPU(s), "
+        print("stage (start at, wall, CPU of its thread; stages of different timepoints "
+              "overlap)")
+        for s in sorted(stages, key=lambda s: s["start_s"]):
+            print(f"{(s['timepoint'] or 'study'):<10} {s['stage']:<14} at {s['start_s']:6.2f} s"
+                  f"  {s['seconds']:6.2f} s  cpu {s['cpu_s']:6.2f} s  "
+                  f"peak RSS {s['peak_rss_mb']:7.1f} MB")
+        print(f"total {total:.1f} s (target <= {TARGET_S:.0f} s), cpu {c2 - c0:.1f} s, "
+              f"peak RSS {peak / 1e6:.0f} MB (target <= 1 GiB) on {os.cpu_count()} CPU(s), "
               f"load average {result['load_average']}")
         for k, v in result["categories"].items():
             print(f"  {k}: {v}")

@@ -21,11 +21,16 @@ References
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 __all__ = [
+    "DeferredWarning",
     "DicomQuirkWarning",
     "DicomReadError",
     "EmlesionError",
@@ -48,6 +53,8 @@ __all__ = [
     "SeriesNotFoundError",
     "UnknownKeyError",
     "UnsupportedDataError",
+    "deferred_warnings",
+    "emit_warnings",
     "external_stacklevel",
     "format_message",
     "warn_external",
@@ -247,8 +254,97 @@ def external_stacklevel() -> int:
     return level
 
 
+@dataclass(frozen=True)
+class DeferredWarning:
+    """A warning of :func:`warn_external` held back by :func:`deferred_warnings`.
+
+    Parameters
+    ----------
+    message : str
+        The warning message.
+    category : type of Warning
+        Its class.
+    """
+
+    message: str
+    category: type[Warning]
+
+
+#: The lists collecting deferred warnings in the current context (innermost last). A
+#: :class:`contextvars.ContextVar`, so each thread (and each asyncio task) has its own:
+#: ``warnings.catch_warnings`` swaps process-global state and is not thread-safe before
+#: Python 3.14, which is why emlesion does not use it to record its own warnings.
+_DEFERRED: contextvars.ContextVar[tuple[list[DeferredWarning], ...]] = contextvars.ContextVar(
+    "emlesion_deferred_warnings", default=())
+
+
+@contextmanager
+def deferred_warnings() -> Iterator[list[DeferredWarning]]:
+    """Hold back the warnings that :func:`warn_external` emits in this block, in this thread.
+
+    The block's warnings are appended to the yielded list instead of being emitted; the
+    caller decides what to do with them (record them in a provenance step, re-emit them
+    with :func:`emit_warnings`, or drop them). Only the current thread (context) is
+    affected: a worker thread running its own block does not see or steal them, which is
+    what lets :func:`emlesion.study.load_study` process timepoints in parallel threads.
+    Warnings that third-party code emits with :func:`warnings.warn` are not held back.
+
+    Yields
+    ------
+    list of DeferredWarning
+        Filled while the block runs, in emission order.
+
+    References
+    ----------
+    .. [1] Python documentation, ``warnings.catch_warnings`` ("not thread-safe") and
+       :mod:`contextvars`.
+
+    Examples
+    --------
+    >>> with deferred_warnings() as held:
+    ...     warn_external("weight looks like pounds", SUVWarning)
+    >>> [(w.category.__name__, w.message) for w in held]
+    [('SUVWarning', 'weight looks like pounds')]
+    """
+    held: list[DeferredWarning] = []
+    token = _DEFERRED.set((*_DEFERRED.get(), held))
+    try:
+        yield held
+    finally:
+        _DEFERRED.reset(token)
+
+
+def emit_warnings(held: Iterable[DeferredWarning]) -> None:
+    """Emit held-back warnings, in order, as :func:`warn_external` would emit them here.
+
+    Inside an enclosing :func:`deferred_warnings` block of this thread they are held by
+    that block; otherwise they go to :func:`warnings.warn`, attributed to the first frame
+    outside emlesion of the calling thread (so that the caller's filters, such as
+    ``warnings.simplefilter("error")`` or ``pytest.warns``, apply).
+
+    Parameters
+    ----------
+    held : iterable of DeferredWarning
+        Usually the list of a finished :func:`deferred_warnings` block.
+    """
+    for w in held:
+        _emit(w.message, w.category)
+
+
+def _emit(message: str, category: type[Warning]) -> None:
+    stack = _DEFERRED.get()
+    if stack:
+        stack[-1].append(DeferredWarning(message, category))
+        return
+    # the stack walk starts at this frame and skips every emlesion frame
+    warnings.warn(message, category, stacklevel=external_stacklevel())
+
+
 def warn_external(message: str, category: type[Warning]) -> None:
     """``warnings.warn(message, category)`` attributed to the first frame outside emlesion.
+
+    Inside a :func:`deferred_warnings` block of the current thread (as inside
+    :func:`emlesion.provenance.record_warnings`) the warning is held by the block instead.
 
     Parameters
     ----------
@@ -257,4 +353,4 @@ def warn_external(message: str, category: type[Warning]) -> None:
     category : type of Warning
         Usually a subclass of :class:`EmlesionWarning`.
     """
-    warnings.warn(message, category, stacklevel=external_stacklevel())
+    _emit(message, category)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import math
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -114,36 +113,44 @@ class WarningRecorder:
 
 @contextmanager
 def record_warnings() -> Iterator[WarningRecorder]:
-    """Record emlesion warnings emitted in the block and re-emit them to the caller.
+    """Record the emlesion warnings emitted in the block and re-emit them to the caller.
 
-    The warnings are re-emitted after the block, so that filters set by the
-    caller (``warnings.simplefilter("error")``, pytest's ``pytest.warns``) still
-    apply, and their messages are available for a :class:`ProvenanceStep`.
+    The warnings that emlesion emits (through :func:`emlesion.errors.warn_external`) in
+    the block are held back (:func:`emlesion.errors.deferred_warnings`), their messages
+    stored for a :class:`ProvenanceStep`, and re-emitted after the block, also when the
+    block raised, so that the filters set by the caller
+    (``warnings.simplefilter("error")``, pytest's ``pytest.warns``) still apply.
+
+    The recording is local to the current thread: unlike ``warnings.catch_warnings``
+    (process-global state, not thread-safe before Python 3.14) it neither sees nor steals
+    the warnings of another thread, so stages can run in parallel threads. Warnings that
+    third-party code emits with :func:`warnings.warn` pass through unchanged.
+
+    References
+    ----------
+    .. [1] Python documentation, ``warnings.catch_warnings``.
 
     Examples
     --------
+    >>> from emlesion.errors import SUVWarning, warn_external
     >>> import warnings
-    >>> from emlesion.errors import SUVWarning
-    >>> with record_warnings() as rec:
-    ...     warnings.warn("dose looks like MBq", SUVWarning)  # doctest: +SKIP
-    >>> rec.as_tuple()  # doctest: +SKIP
-    ('dose looks like MBq',)
+    >>> with warnings.catch_warnings(record=True) as shown:
+    ...     warnings.simplefilter("always")
+    ...     with record_warnings() as rec:
+    ...         warn_external("dose looks like MBq", SUVWarning)
+    >>> rec.as_tuple(), [str(w.message) for w in shown]
+    (('dose looks like MBq',), ['dose looks like MBq'])
     """
-    from emlesion.errors import EmlesionWarning
+    from emlesion.errors import EmlesionWarning, deferred_warnings, emit_warnings
 
     recorder = WarningRecorder()
-    caught: list[warnings.WarningMessage] = []
+    held: list[Any] = []
     try:
-        with warnings.catch_warnings(record=True) as caught_now:
-            warnings.simplefilter("always")
-            try:
-                yield recorder
-            finally:
-                caught = list(caught_now)
+        with deferred_warnings() as held:
+            yield recorder
     finally:
-        # Re-emit even when the block raised, so that warnings issued before an
-        # error still reach the caller.
-        for w in caught:
-            if issubclass(w.category, EmlesionWarning):
-                recorder.messages.append(str(w.message))
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        # re-emitted even when the block raised: warnings issued before an error still
+        # reach the caller
+        recorder.messages.extend(w.message for w in held
+                                 if issubclass(w.category, EmlesionWarning))
+        emit_warnings(held)

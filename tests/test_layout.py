@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "emlesion"
 #: level and the levels to its left). ``segment`` uses the anatomy's organ masks, so it sits
 #: just right of ``anatomy``.
 RANK: dict[str, float] = {
-    "errors": 0, "provenance": 0, "_atomic": 0, "_version": 0,
+    "errors": 0, "provenance": 0, "parallel": 0, "_atomic": 0, "_version": 0,
     "io": 1, "suv": 2, "anatomy": 3, "segment": 3.5, "measure": 4, "track": 5,
     "response": 6, "study": 7, "report": 8, "batch": 9, "sample": 9, "_cli": 10, "cli": 11,
     "__main__": 12,

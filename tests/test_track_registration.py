@@ -285,7 +285,7 @@ def test_followups_registered_in_parallel_match_one_by_one(
     # thread and recorded in both the registration and the tracking provenance.
     import emlesion.track.tracking as tracking
 
-    monkeypatch.setattr(tracking, "_usable_cores", lambda: 2)
+    monkeypatch.setattr(tracking, "usable_cores", lambda: 2)
     ct2 = render_ct(CT_GRID, rot_z(-2.0), np.array([-6.0, 4.0, -9.0]))
     les = render_lesions(PET_GRID, np.eye(3), np.zeros(3), [12.0, 9.0])
     kw = {"min_ncc": 0.9999, "search_range_mm": None}

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from emlesion.errors import MaskError, UnsupportedDataError, format_message
+from emlesion.errors import MaskError, UnsupportedDataError, deferred_warnings, format_message
 from emlesion.io.geometry import Grid
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import Volume
@@ -170,10 +170,10 @@ def _folder(folder: Path, ref: Volume | Grid, keep: Callable[[str], bool] | None
 
 
 def _binary_on(path: Path, grid: Grid, reader: Any) -> np.ndarray | None:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # an organ outside the PET field of view is normal
+    # the reader's warnings (an organ partly or wholly outside the PET field of view) are
+    # normal here and dropped; deferred_warnings, not warnings.catch_warnings, which is not
+    # thread-safe (the study processes timepoints in parallel threads)
+    with deferred_warnings():
         try:
             lm = reader(path, grid)
         except MaskError as exc:

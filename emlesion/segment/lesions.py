@@ -643,48 +643,9 @@ def segment_lesions(
         a = np.asarray(suv.array, dtype=np.float64)
         vox_ml = grid.voxel_volume_ml
         # --- exclusions ------------------------------------------------------
-        wanted = exclusion_labels(exclude)
-        organ = np.zeros(grid.shape, bool)
-        hot_organ = np.zeros(grid.shape, bool)
-        low_organ = np.zeros(grid.shape, bool)
-        used: list[str] = []
-        missing: list[str] = []
-        for ex_name, ex_labels in wanted.items():
-            found = False
-            for ex_label in ex_labels:
-                if anatomy is not None and anatomy.has(ex_label):
-                    m_organ = anatomy.mask_on(ex_label, grid)
-                    organ |= m_organ
-                    if ex_label in LOW_UPTAKE_LABELS:
-                        low_organ |= m_organ
-                    elif (ex_label is AnatomyLabel.HEART
-                          and AnatomyLabel.MYOCARDIUM in anatomy.masks):
-                        # classical heart with PET: the halo surrounds only its avid part
-                        # (myocardial uptake is variable; the blood pool is not avid)
-                        m_myo = anatomy.mask_on(AnatomyLabel.MYOCARDIUM, grid)
-                        organ |= m_myo
-                        hot_organ |= m_myo
-                    else:
-                        hot_organ |= m_organ
-                    found = True
-            (used if found else missing).append(ex_name)
-        if wanted and anatomy is None:
-            names_not_excluded = ", ".join(sorted(wanted))
-            warn_external(format_message(
-                f"no CT anatomy: the physiological uptake of {names_not_excluded} is NOT "
-                "excluded, and lesion regions and sides are unknown",
-                fix="give the PET's CT (--ct CT_DIR on the command line, ct= or anatomy= in "
-                    "the API)"), SegmentationWarning)
-        reach = _ball(halo_mm, grid.spacing_mm)
-        halo = (ndi.binary_dilation(hot_organ, reach) & ~organ) if hot_organ.any() \
-            else np.zeros(grid.shape, bool)
-        steps.append(ProvenanceStep(
-            "emlesion.segment.exclusion",
-            rule=f"organ voxels removed; halo {halo_mm:g} mm around the avid organs (none "
-            f"around {', '.join(sorted(x.value for x in LOW_UPTAKE_LABELS))}); components > "
-            f"{max_halo_fraction:.0%} in halo dropped as spill-over",
-            inputs={"excluded": used, "unavailable": missing,
-                    "organ_volume_ml": float(organ.sum() * vox_ml)}))
+        ex = _exclusions(anatomy, grid, exclude, halo_mm, max_halo_fraction)
+        organ, low_organ, halo, reach = ex.organ, ex.low_organ, ex.halo, ex.reach
+        steps.append(ex.step)
         # --- search region ---------------------------------------------------
         body = anatomy.mask_on(AnatomyLabel.BODY, grid) if (
             anatomy is not None and anatomy.has(AnatomyLabel.BODY)) else None
@@ -695,169 +656,30 @@ def segment_lesions(
                                             "connectivity": connectivity,
                                             "min_volume_ml": min_volume_ml}))
         allowed = search & ~organ
-        # --- liver reference -------------------------------------------------
-        liver: ReferenceRegionStats | None
-        if isinstance(liver_reference, tuple):
-            liver = ReferenceRegionStats(float(liver_reference[0]), float(liver_reference[1]),
-                                         0, (math.nan, math.nan, math.nan), math.nan,
-                                         "liver", suv.units)
-        else:
-            liver = liver_reference
-        if liver is None and anatomy is not None and anatomy.liver_reference is not None:
-            liver = anatomy.liver_reference.reference_stats(suv)
-        blood: ReferenceRegionStats | None
-        if isinstance(blood_pool_reference, tuple):
-            blood = ReferenceRegionStats(float(blood_pool_reference[0]),
-                                         float(blood_pool_reference[1]), 0,
-                                         (math.nan, math.nan, math.nan), math.nan,
-                                         "blood_pool", suv.units)
-        else:
-            blood = blood_pool_reference
-        if blood is None and anatomy is not None and anatomy.blood_pool_reference is not None:
-            blood = anatomy.blood_pool_reference.reference_stats(suv)
+        # --- reference regions ------------------------------------------------
+        liver, blood = _references(suv, anatomy, liver_reference, blood_pool_reference)
         if method is Method.PERCIST_LIVER and liver is None:
             raise SegmentationError(format_message(
                 "the PERCIST liver threshold needs a liver reference and none was found",
                 series=suv.identity.series_instance_uid or None,
                 fix="pass liver_reference=(mean, sd), anatomy=, or ct="))
         # --- candidates ------------------------------------------------------
-        if method.is_relative:
-            seed = Method(seed_method) if seed_method is not None else (
-                Method.PERCIST_LIVER if liver is not None else Method.SUV_2_5)
-            if seed.is_relative or (seed is Method.PERCIST_LIVER and liver is None):
-                raise SegmentationError(format_message(
-                    f"seed_method {seed.value} cannot seed a percent-of-max method",
-                    fix="use suv2.5, suv4.0 or percist-liver"))
-        else:
-            seed = method
-        if seed in _FIXED:
-            t_seed = _FIXED[seed]
-        else:
-            assert liver is not None  # checked above
-            t_seed = liver.percist_threshold
+        seed, t_seed = _seed_threshold(method, seed_method, liver)
         cand = (a >= t_seed) & allowed
-        core = cand & ~halo
-        lab, n = ndi.label(core, structure=structure)
-        sizes = np.bincount(lab.ravel(), minlength=n + 1)
-        full_lab, n_full = ndi.label(cand, structure=structure)
-        # voxels and halo voxels per connected component of the candidates, counted once
-        full_sizes = np.bincount(full_lab.ravel(), minlength=n_full + 1)
-        full_in_halo = np.bincount(full_lab[halo], minlength=n_full + 1)
         rim_zone = low_organ & search
-        seed_rule = ThresholdRule.FIXED if seed in _FIXED else ThresholdRule.PERCIST_LIVER
-        lesions: list[tuple[np.ndarray, float, ThresholdRule]] = []
-        dropped_small = dropped_spill = 0
-        order: list[int] = (
-            [int(v) + 1 for v in np.argsort(-np.asarray(ndi.maximum(a, lab, np.arange(1, n + 1))))]
-            if n else []
-        )
-        for i in order:
-            if sizes[i] * vox_ml < min_volume_ml:
-                dropped_small += 1
-                continue
-            c = lab == i
-            m = _attach_halo(c, cand, halo, reach, structure)
-            comp_ids = np.unique(full_lab[c])
-            comp_ids = comp_ids[comp_ids > 0]
-            if full_in_halo[comp_ids].sum() > max_halo_fraction * full_sizes[comp_ids].sum():
-                dropped_spill += 1
-                continue
-            lesions.append((_add_rim(m, a, t_seed, rim_zone), t_seed, seed_rule))
-        steps.append(ProvenanceStep(
-            "emlesion.segment.candidates",
-            rule=f"{seed.value}: SUV >= {t_seed:.4g}",
-            inputs={"threshold": t_seed, "cores": int(n), "kept": len(lesions),
-                    "dropped_below_min_volume": dropped_small,
-                    "dropped_as_organ_spill_over": dropped_spill}))
+        lesions, cand_step = _candidates(a, grid, cand, halo, rim_zone, reach, structure, seed,
+                                         t_seed, min_volume_ml, max_halo_fraction)
+        steps.append(cand_step)
         # --- percent-of-max regrowth ------------------------------------------
         regrowth: tuple[dict[str, Any], ...] = ()
         if method.is_relative:
-            frac = _FRACTION[method]
-            floor = blood.mean if (blood_pool_floor and blood is not None) else None
-            taken = np.zeros(grid.shape, bool)
-            grown: list[tuple[np.ndarray, float, ThresholdRule]] = []
-            voi_ball = _ball(voi_margin_mm, grid.spacing_mm)
-            details: list[dict[str, Any]] = []
-            below_floor = 0
-            bowel_uptake = 0
-            lungs = (anatomy.mask_on(AnatomyLabel.LUNGS, grid)
-                     if anatomy is not None and anatomy.has(AnatomyLabel.LUNGS)
-                     else np.zeros(grid.shape, bool))
-            for m, _t, _r in sorted(lesions, key=lambda x: -float(a[x[0]].max())):
-                m = m & ~taken
-                if not m.any():
-                    continue
-                g, t, info = _regrow(a, m, allowed & ~taken, halo, reach, structure, voi_ball,
-                                     frac, floor, voi_max_iterations)
-                if g is None:
-                    below_floor += 1
-                    continue
-                if not info["converged"]:
-                    warn_external(format_message(
-                        f"the {frac:.0%} region of the lesion with SUVmax {info['suv_max']:.3g} "
-                        f"still reaches its VOI after {voi_max_iterations} enlargements: "
-                        "possible leak into adjacent physiological uptake",
-                        series=suv.identity.series_instance_uid or None,
-                        fix="check the contour; pass a lesion mask or a tighter search region"),
-                        SegmentationWarning)
-                g = _add_rim(g, a, t, rim_zone & ~taken)
-                rule = classify_threshold_rule(method, float(info["suv_max"]), floor)
-                floored = rule is ThresholdRule.BLOOD_POOL_FLOOR
-                # the floor region is also consumed when the CT replaces it: the rest of it is
-                # the adjacent physiological uptake, not another lesion
-                consumed = g
-                if floored and ct is not None and ct_soft_tissue:
-                    assert floor is not None
-                    peak = np.unravel_index(int(np.argmax(np.where(g, a, -np.inf))), a.shape)
-                    on_ct, ct_info = delineate_on_ct(
-                        a, grid, ct, g, (int(peak[0]), int(peak[1]), int(peak[2])),
-                        blood_pool_mean=floor, fraction=frac, allowed=allowed & ~taken,
-                        rule=ct_rule, gas_region=g & ~lungs)
-                    info["ct_soft_tissue"] = ct_info
-                    if on_ct is not None:
-                        info["floor_n_voxels"] = int(g.sum())
-                        g = on_ct
-                        rule = ThresholdRule.CT_SOFT_TISSUE
-                        info["n_voxels"] = int(g.sum())
-                    elif (ct_info.get("core_ml") is not None
-                          and ct_info.get("gas_ml", 0.0) >= BOWEL_GAS_ML):
-                        # no soft-tissue nodule under the uptake, and bowel gas in it
-                        info["dropped"] = "bowel uptake"
-                        details.append(info)
-                        bowel_uptake += 1
-                        taken |= consumed
-                        centre = grid.index_to_lps(np.asarray(peak, dtype=float))
-                        warn_external(format_message(
-                            f"low-contrast uptake (SUVmax {float(a[peak]):.2f} at LPS "
-                            f"({centre[0]:.0f}, {centre[1]:.0f}, {centre[2]:.0f}) mm) dropped "
-                            f"as bowel uptake: no soft-tissue core on the CT "
-                            f"({ct_info['core_ml']:.2f} mL), {ct_info['gas_ml']:.2f} mL of gas "
-                            "under it",
-                            series=suv.identity.series_instance_uid or None,
-                            fix="pass a lesion mask if this is a lesion, or "
-                            "ct_soft_tissue=False"), SegmentationWarning)
-                        continue
-                if g.sum() * vox_ml < min_volume_ml:
-                    continue
-                taken |= g | consumed
-                grown.append((g, t, rule))
-                details.append(info)
-            lesions = grown
-            steps.append(ProvenanceStep(
-                "emlesion.segment.percent_of_max",
-                rule=f"max({frac:.0%} of each lesion's SUVmax, blood-pool mean) inside a VOI "
-                f"= candidate + {voi_margin_mm:g} mm, enlarged to lesion + {voi_margin_mm:g} mm "
-                f"until the lesion stops reaching it (<= {voi_max_iterations} times); "
-                "component containing the max",
-                inputs={"fraction": frac, "thresholds": [t for _, t, _ in lesions],
-                        "blood_pool_floor": floor,
-                        "blood_pool_floor_rule": (
-                            "blood-pool SUVmean" if floor is not None else
-                            "none (disabled)" if not blood_pool_floor else
-                            "none (no blood-pool reference)"),
-                        "not_delineated_below_floor": below_floor,
-                        "dropped_as_bowel_uptake": bowel_uptake,
-                        "lesions": details}))
+            lesions, details, regrow_step = _percent_of_max(
+                a, suv, lesions, method, blood, blood_pool_floor=blood_pool_floor,
+                allowed=allowed, halo=halo, reach=reach, structure=structure,
+                rim_zone=rim_zone, anatomy=anatomy, ct=ct, ct_soft_tissue=ct_soft_tissue,
+                ct_rule=ct_rule, voi_margin_mm=voi_margin_mm,
+                voi_max_iterations=voi_max_iterations, min_volume_ml=min_volume_ml)
+            steps.append(regrow_step)
             regrowth = tuple(details)
         elif method is Method.PERCIST_LIVER:
             assert liver is not None
@@ -875,33 +697,7 @@ def segment_lesions(
                     f"no lesion contains or lies within {region.radius_mm:g} mm of the seed "
                     f"{region.point_mm}"), SegmentationWarning)
         # --- labels, regions, names -----------------------------------------------
-        lesions.sort(key=lambda x: -float(a[x[0]].max()))
-        arr = np.zeros(grid.shape, np.uint16)
-        out: list[Lesion] = []
-        counters: dict[tuple[Region, Side], int] = {}
-        names: dict[int, str] = {}
-        for k, (m, t, rule) in enumerate(lesions, start=1):
-            if anatomy is not None:
-                ra = assign_region(m, grid, anatomy)
-            else:
-                ra = _no_anatomy_assignment(m, grid)
-            key = (ra.region, ra.side)
-            counters[key] = counters.get(key, 0) + 1
-            name = _lesion_name(ra, counters[key])
-            arr[m & (arr == 0)] = k
-            names[k] = name
-            out.append(Lesion(k, name, ra.region, ra.side, int(m.sum()),
-                              float(m.sum() * vox_ml), float(a[m].max()), float(t), ra, rule))
-            if rule is ThresholdRule.BLOOD_POOL_FLOOR:
-                frac = _FRACTION[method]
-                warn_external(format_message(
-                    f"lesion {name}: SUVmax {float(a[m].max()):.2f} is below blood-pool mean / "
-                    f"{frac:.0%} ({t:.2f} / {frac:g} = {t / frac:.2f}); its boundary is the "
-                    f"blood-pool floor (SUV {t:.2f}) and its MTV may include adjacent "
-                    "physiological uptake (bowel, vessels)",
-                    series=suv.identity.series_instance_uid or None,
-                    fix="check the contour; pass a lesion mask or a tighter search region"),
-                    SegmentationWarning)
+        arr, out, names = _label(lesions, a, grid, anatomy, method, suv)
     step = ProvenanceStep(
         "emlesion.segment.segment_lesions",
         rule=f"method {method.value}, connectivity {connectivity}, min volume "
@@ -912,8 +708,301 @@ def segment_lesions(
     steps.append(step)
     label_map = LabelMap(arr, grid, names, source=f"emlesion.segment:{method.value}",
                          provenance=tuple(steps))
-    return SegmentationResult(label_map, tuple(out), method, liver, tuple(used), tuple(steps),
+    return SegmentationResult(label_map, tuple(out), method, liver, ex.used, tuple(steps),
                               regrowth)
+
+
+@dataclass(frozen=True)
+class _Exclusion:
+    """The organ masks removed before segmentation and the halo around the avid ones."""
+
+    organ: np.ndarray
+    low_organ: np.ndarray
+    halo: np.ndarray
+    reach: np.ndarray
+    used: tuple[str, ...]
+    step: ProvenanceStep
+
+
+def _exclusions(anatomy: Anatomy | None, grid: Grid, exclude: Sequence[str | AnatomyLabel],
+                halo_mm: float, max_halo_fraction: float) -> _Exclusion:
+    """Step 1 of :func:`segment_lesions`: organ voxels, low-uptake organs, avid-organ halo."""
+    wanted = exclusion_labels(exclude)
+    organ = np.zeros(grid.shape, bool)
+    hot_organ = np.zeros(grid.shape, bool)
+    low_organ = np.zeros(grid.shape, bool)
+    used: list[str] = []
+    missing: list[str] = []
+    for ex_name, ex_labels in wanted.items():
+        found = False
+        for ex_label in ex_labels:
+            if anatomy is not None and anatomy.has(ex_label):
+                m_organ = anatomy.mask_on(ex_label, grid)
+                organ |= m_organ
+                if ex_label in LOW_UPTAKE_LABELS:
+                    low_organ |= m_organ
+                elif (ex_label is AnatomyLabel.HEART
+                      and AnatomyLabel.MYOCARDIUM in anatomy.masks):
+                    # classical heart with PET: the halo surrounds only its avid part
+                    # (myocardial uptake is variable; the blood pool is not avid)
+                    m_myo = anatomy.mask_on(AnatomyLabel.MYOCARDIUM, grid)
+                    organ |= m_myo
+                    hot_organ |= m_myo
+                else:
+                    hot_organ |= m_organ
+                found = True
+        (used if found else missing).append(ex_name)
+    if wanted and anatomy is None:
+        names_not_excluded = ", ".join(sorted(wanted))
+        warn_external(format_message(
+            f"no CT anatomy: the physiological uptake of {names_not_excluded} is NOT "
+            "excluded, and lesion regions and sides are unknown",
+            fix="give the PET's CT (--ct CT_DIR on the command line, ct= or anatomy= in "
+                "the API)"), SegmentationWarning)
+    reach = _ball(halo_mm, grid.spacing_mm)
+    halo = (ndi.binary_dilation(hot_organ, reach) & ~organ) if hot_organ.any() \
+        else np.zeros(grid.shape, bool)
+    step = ProvenanceStep(
+        "emlesion.segment.exclusion",
+        rule=f"organ voxels removed; halo {halo_mm:g} mm around the avid organs (none "
+        f"around {', '.join(sorted(x.value for x in LOW_UPTAKE_LABELS))}); components > "
+        f"{max_halo_fraction:.0%} in halo dropped as spill-over",
+        inputs={"excluded": used, "unavailable": missing,
+                "organ_volume_ml": float(organ.sum() * grid.voxel_volume_ml)})
+    return _Exclusion(organ, low_organ, halo, reach, tuple(used), step)
+
+
+def _references(
+    suv: Volume, anatomy: Anatomy | None,
+    liver_reference: ReferenceRegionStats | tuple[float, float] | None,
+    blood_pool_reference: ReferenceRegionStats | tuple[float, float] | None,
+) -> tuple[ReferenceRegionStats | None, ReferenceRegionStats | None]:
+    """Step 2 of :func:`segment_lesions`: the liver and blood-pool statistics, as given
+    (statistics or ``(mean, sd)``) or measured on ``suv`` in the anatomy's VOIs."""
+    liver: ReferenceRegionStats | None
+    if isinstance(liver_reference, tuple):
+        liver = ReferenceRegionStats(float(liver_reference[0]), float(liver_reference[1]),
+                                     0, (math.nan, math.nan, math.nan), math.nan,
+                                     "liver", suv.units)
+    else:
+        liver = liver_reference
+    if liver is None and anatomy is not None and anatomy.liver_reference is not None:
+        liver = anatomy.liver_reference.reference_stats(suv)
+    blood: ReferenceRegionStats | None
+    if isinstance(blood_pool_reference, tuple):
+        blood = ReferenceRegionStats(float(blood_pool_reference[0]),
+                                     float(blood_pool_reference[1]), 0,
+                                     (math.nan, math.nan, math.nan), math.nan,
+                                     "blood_pool", suv.units)
+    else:
+        blood = blood_pool_reference
+    if blood is None and anatomy is not None and anatomy.blood_pool_reference is not None:
+        blood = anatomy.blood_pool_reference.reference_stats(suv)
+    return liver, blood
+
+
+def _seed_threshold(method: Method, seed_method: Method | str | None,
+                    liver: ReferenceRegionStats | None) -> tuple[Method, float]:
+    """Step 3 of :func:`segment_lesions`: the seed rule and its SUV threshold."""
+    if method.is_relative:
+        seed = Method(seed_method) if seed_method is not None else (
+            Method.PERCIST_LIVER if liver is not None else Method.SUV_2_5)
+        if seed.is_relative or (seed is Method.PERCIST_LIVER and liver is None):
+            raise SegmentationError(format_message(
+                f"seed_method {seed.value} cannot seed a percent-of-max method",
+                fix="use suv2.5, suv4.0 or percist-liver"))
+    else:
+        seed = method
+    if seed in _FIXED:
+        return seed, _FIXED[seed]
+    assert liver is not None  # checked by the caller (PERCIST_LIVER) or above (seed)
+    return seed, liver.percist_threshold
+
+
+def _percent_of_max(
+    a: np.ndarray, suv: Volume, lesions: list[tuple[np.ndarray, float, ThresholdRule]],
+    method: Method, blood: ReferenceRegionStats | None, *, blood_pool_floor: bool,
+    allowed: np.ndarray, halo: np.ndarray, reach: np.ndarray, structure: np.ndarray,
+    rim_zone: np.ndarray, anatomy: Anatomy | None, ct: Volume | None, ct_soft_tissue: bool,
+    ct_rule: CTSoftTissueRule | None, voi_margin_mm: float, voi_max_iterations: int,
+    min_volume_ml: float,
+) -> tuple[list[tuple[np.ndarray, float, ThresholdRule]], list[dict[str, Any]], ProvenanceStep]:
+    """Step 5 of :func:`segment_lesions` (percent-of-max methods): each candidate regrown at
+    ``max(fraction x its SUVmax, blood-pool floor)``, hottest first; floor-limited
+    low-contrast lesions delineated on the CT or dropped as bowel uptake (Notes there)."""
+    grid = suv.grid
+    vox_ml = grid.voxel_volume_ml
+    frac = _FRACTION[method]
+    floor = blood.mean if (blood_pool_floor and blood is not None) else None
+    taken = np.zeros(grid.shape, bool)
+    grown: list[tuple[np.ndarray, float, ThresholdRule]] = []
+    voi_ball = _ball(voi_margin_mm, grid.spacing_mm)
+    details: list[dict[str, Any]] = []
+    below_floor = 0
+    bowel_uptake = 0
+    lungs = (anatomy.mask_on(AnatomyLabel.LUNGS, grid)
+             if anatomy is not None and anatomy.has(AnatomyLabel.LUNGS)
+             else np.zeros(grid.shape, bool))
+    for m, _t, _r in sorted(lesions, key=lambda x: -float(a[x[0]].max())):
+        m = m & ~taken
+        if not m.any():
+            continue
+        g, t, info = _regrow(a, m, allowed & ~taken, halo, reach, structure, voi_ball,
+                             frac, floor, voi_max_iterations)
+        if g is None:
+            below_floor += 1
+            continue
+        if not info["converged"]:
+            warn_external(format_message(
+                f"the {frac:.0%} region of the lesion with SUVmax {info['suv_max']:.3g} "
+                f"still reaches its VOI after {voi_max_iterations} enlargements: "
+                "possible leak into adjacent physiological uptake",
+                series=suv.identity.series_instance_uid or None,
+                fix="check the contour; pass a lesion mask or a tighter search region"),
+                SegmentationWarning)
+        g = _add_rim(g, a, t, rim_zone & ~taken)
+        rule = classify_threshold_rule(method, float(info["suv_max"]), floor)
+        floored = rule is ThresholdRule.BLOOD_POOL_FLOOR
+        # the floor region is also consumed when the CT replaces it: the rest of it is
+        # the adjacent physiological uptake, not another lesion
+        consumed = g
+        if floored and ct is not None and ct_soft_tissue:
+            assert floor is not None
+            peak = np.unravel_index(int(np.argmax(np.where(g, a, -np.inf))), a.shape)
+            on_ct, ct_info = delineate_on_ct(
+                a, grid, ct, g, (int(peak[0]), int(peak[1]), int(peak[2])),
+                blood_pool_mean=floor, fraction=frac, allowed=allowed & ~taken,
+                rule=ct_rule, gas_region=g & ~lungs)
+            info["ct_soft_tissue"] = ct_info
+            if on_ct is not None:
+                info["floor_n_voxels"] = int(g.sum())
+                g = on_ct
+                rule = ThresholdRule.CT_SOFT_TISSUE
+                info["n_voxels"] = int(g.sum())
+            elif (ct_info.get("core_ml") is not None
+                  and ct_info.get("gas_ml", 0.0) >= BOWEL_GAS_ML):
+                # no soft-tissue nodule under the uptake, and bowel gas in it
+                info["dropped"] = "bowel uptake"
+                details.append(info)
+                bowel_uptake += 1
+                taken |= consumed
+                centre = grid.index_to_lps(np.asarray(peak, dtype=float))
+                warn_external(format_message(
+                    f"low-contrast uptake (SUVmax {float(a[peak]):.2f} at LPS "
+                    f"({centre[0]:.0f}, {centre[1]:.0f}, {centre[2]:.0f}) mm) dropped "
+                    f"as bowel uptake: no soft-tissue core on the CT "
+                    f"({ct_info['core_ml']:.2f} mL), {ct_info['gas_ml']:.2f} mL of gas "
+                    "under it",
+                    series=suv.identity.series_instance_uid or None,
+                    fix="pass a lesion mask if this is a lesion, or "
+                    "ct_soft_tissue=False"), SegmentationWarning)
+                continue
+        if g.sum() * vox_ml < min_volume_ml:
+            continue
+        taken |= g | consumed
+        grown.append((g, t, rule))
+        details.append(info)
+    step = ProvenanceStep(
+        "emlesion.segment.percent_of_max",
+        rule=f"max({frac:.0%} of each lesion's SUVmax, blood-pool mean) inside a VOI "
+        f"= candidate + {voi_margin_mm:g} mm, enlarged to lesion + {voi_margin_mm:g} mm "
+        f"until the lesion stops reaching it (<= {voi_max_iterations} times); "
+        "component containing the max",
+        inputs={"fraction": frac, "thresholds": [t for _, t, _ in grown],
+                "blood_pool_floor": floor,
+                "blood_pool_floor_rule": (
+                    "blood-pool SUVmean" if floor is not None else
+                    "none (disabled)" if not blood_pool_floor else
+                    "none (no blood-pool reference)"),
+                "not_delineated_below_floor": below_floor,
+                "dropped_as_bowel_uptake": bowel_uptake,
+                "lesions": details})
+    return grown, details, step
+
+
+def _label_maxima(a: np.ndarray, lab: np.ndarray, n: int) -> np.ndarray:
+    """SUVmax of labels ``1..n`` (as ``ndi.maximum(a, lab, range(1, n + 1))``, on the
+    labelled voxels only: scipy sorts every voxel of the arrays it is given)."""
+    inside = lab > 0
+    return np.asarray(ndi.maximum(a[inside], lab[inside], np.arange(1, n + 1)), dtype=float)
+
+
+def _candidates(
+    a: np.ndarray, grid: Grid, cand: np.ndarray, halo: np.ndarray, rim_zone: np.ndarray,
+    reach: np.ndarray, structure: np.ndarray, seed: Method, t_seed: float, min_volume_ml: float,
+    max_halo_fraction: float,
+) -> tuple[list[tuple[np.ndarray, float, ThresholdRule]], ProvenanceStep]:
+    """Step 4 of :func:`segment_lesions`: seed components outside the halo, hottest first,
+    with their halo part attached; small ones and organ spill-over dropped."""
+    core = cand & ~halo
+    lab, n = ndi.label(core, structure=structure)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    full_lab, n_full = ndi.label(cand, structure=structure)
+    # voxels and halo voxels per connected component of the candidates, counted once
+    full_sizes = np.bincount(full_lab.ravel(), minlength=n_full + 1)
+    full_in_halo = np.bincount(full_lab[halo], minlength=n_full + 1)
+    seed_rule = ThresholdRule.FIXED if seed in _FIXED else ThresholdRule.PERCIST_LIVER
+    lesions: list[tuple[np.ndarray, float, ThresholdRule]] = []
+    dropped_small = dropped_spill = 0
+    vox_ml = grid.voxel_volume_ml
+    order: list[int] = ([int(v) + 1 for v in np.argsort(-_label_maxima(a, lab, n))]
+                        if n else [])
+    for i in order:
+        if sizes[i] * vox_ml < min_volume_ml:
+            dropped_small += 1
+            continue
+        c = lab == i
+        m = _attach_halo(c, cand, halo, reach, structure)
+        comp_ids = np.unique(full_lab[c])
+        comp_ids = comp_ids[comp_ids > 0]
+        if full_in_halo[comp_ids].sum() > max_halo_fraction * full_sizes[comp_ids].sum():
+            dropped_spill += 1
+            continue
+        lesions.append((_add_rim(m, a, t_seed, rim_zone), t_seed, seed_rule))
+    step = ProvenanceStep(
+        "emlesion.segment.candidates",
+        rule=f"{seed.value}: SUV >= {t_seed:.4g}",
+        inputs={"threshold": t_seed, "cores": int(n), "kept": len(lesions),
+                "dropped_below_min_volume": dropped_small,
+                "dropped_as_organ_spill_over": dropped_spill})
+    return lesions, step
+
+
+def _label(
+    lesions: list[tuple[np.ndarray, float, ThresholdRule]], a: np.ndarray, grid: Grid,
+    anatomy: Anatomy | None, method: Method, suv: Volume,
+) -> tuple[np.ndarray, list[Lesion], dict[int, str]]:
+    """Last step of :func:`segment_lesions`: labels by decreasing SUVmax, region, side and
+    name of each lesion; a warning per floor-limited lesion."""
+    lesions.sort(key=lambda x: -float(a[x[0]].max()))
+    arr = np.zeros(grid.shape, np.uint16)
+    out: list[Lesion] = []
+    counters: dict[tuple[Region, Side], int] = {}
+    names: dict[int, str] = {}
+    vox_ml = grid.voxel_volume_ml
+    for k, (m, t, rule) in enumerate(lesions, start=1):
+        if anatomy is not None:
+            ra = assign_region(m, grid, anatomy)
+        else:
+            ra = _no_anatomy_assignment(m, grid)
+        key = (ra.region, ra.side)
+        counters[key] = counters.get(key, 0) + 1
+        name = _lesion_name(ra, counters[key])
+        arr[m & (arr == 0)] = k
+        names[k] = name
+        out.append(Lesion(k, name, ra.region, ra.side, int(m.sum()),
+                          float(m.sum() * vox_ml), float(a[m].max()), float(t), ra, rule))
+        if rule is ThresholdRule.BLOOD_POOL_FLOOR:
+            frac = _FRACTION[method]
+            warn_external(format_message(
+                f"lesion {name}: SUVmax {float(a[m].max()):.2f} is below blood-pool mean / "
+                f"{frac:.0%} ({t:.2f} / {frac:g} = {t / frac:.2f}); its boundary is the "
+                f"blood-pool floor (SUV {t:.2f}) and its MTV may include adjacent "
+                "physiological uptake (bowel, vessels)",
+                series=suv.identity.series_instance_uid or None,
+                fix="check the contour; pass a lesion mask or a tighter search region"),
+                SegmentationWarning)
+    return arr, out, names
 
 
 def _box(mask: np.ndarray, pad: tuple[int, ...]) -> tuple[slice, ...]:

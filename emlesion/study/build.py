@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,6 +52,7 @@ from emlesion.io import (
 from emlesion.io.nifti_image import is_nifti_path, pet_declaration_of
 from emlesion.io.organs import ORGANS_AUTO, load_organ_map, run_totalsegmentator
 from emlesion.measure import LesionTable, check_same_frame_of_reference, measure_lesions
+from emlesion.parallel import Deferred, submit, usable_cores
 from emlesion.provenance import ProvenanceStep, jsonable, record_warnings
 from emlesion.response.sites import SiteReading
 from emlesion.segment import (
@@ -80,10 +83,12 @@ from emlesion.suv import (
     compute_suv_image,
 )
 from emlesion.track import (
+    Registration,
     TimepointLesions,
     TrackingResult,
     TrackState,
     map_mask,
+    register_ct,
     registration_map,
     track_lesions,
 )
@@ -446,6 +451,67 @@ def _process(
     )
 
 
+def _serialised(progress: ProgressCallback | None) -> ProgressCallback | None:
+    """The callback, called under a lock: stages of different timepoints run in threads."""
+    if progress is None:
+        return None
+    lock = threading.Lock()
+    callback = progress
+
+    def locked(event: StageEvent) -> None:
+        with lock:
+            callback(event)
+
+    return locked
+
+
+@contextmanager
+def _pool(workers: int, name: str) -> Iterator[ThreadPoolExecutor | None]:
+    """A thread pool of ``workers`` threads, or None (run in this thread) for one worker.
+
+    On an error the queued calls are cancelled; running ones are waited for.
+    """
+    if workers < 2:
+        yield None
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _register(progress: ProgressCallback | None, fixed: Volume, moving: Volume, *,
+              transform: str, fixed_label: str, moving_label: str,
+              threads: int) -> Registration:
+    with _stage(progress, "register", moving_label):
+        return register_ct(fixed, moving, transform=transform, fixed_label=fixed_label,
+                           moving_label=moving_label, number_of_threads=threads)
+
+
+def _process_all(
+    images: Sequence[_Images],
+    masks: Sequence[MaskSource | None],
+    organs: Sequence[OrganSource | None],
+    pool: ThreadPoolExecutor | None,
+    **options: Any,
+) -> list[Timepoint]:
+    """Every timepoint through :func:`_process`, in ``pool`` when given; in order.
+
+    A follow-up without CT and without mask is searched at the baseline lesions
+    (``prior``), so it waits for the baseline; the others run side by side.
+    """
+    needs_prior = any(im.ct is None and m is None for im, m in zip(images[1:], masks[1:]))
+    first = submit(pool, _process, images[0], mask=masks[0], organs=organs[0], **options)
+    prior = first.result().lesions if needs_prior else None
+    rest = [submit(pool, _process, im, mask=m, organs=o, prior=prior,
+                   prior_margin_mm=NO_CT_MARGIN_MM, **options)
+            for im, m, o in zip(images[1:], masks[1:], organs[1:])]
+    return [first.result(), *(d.result() for d in rest)]
+
+
 # ---------------------------------------------------------------------------- public
 def load_timepoint(
     path: PathLike | SeriesInfo,
@@ -687,45 +753,56 @@ def _last_footprint(study_tps: Sequence[Timepoint], tracking: TrackingResult, tr
 
 def _residual_search(
     tps: list[Timepoint], tracking: TrackingResult, *, margin_mm: float,
-    progress: ProgressCallback | None,
+    progress: ProgressCallback | None, pool: ThreadPoolExecutor | None = None,
 ) -> tuple[list[Timepoint], bool]:
     """Look again, at a lower seed threshold, where a tracked lesion was not found
-    (:func:`emlesion.segment.search_residual` inside each lost track's last footprint)."""
-    changed = False
-    out = list(tps)
-    for k in range(1, len(out)):
-        tp = out[k]
-        if tp.lesion_source is not LesionSource.SEGMENTATION:
-            continue
-        lost = [t.id for t in tracking.tracks if t.state_at(tp.label) is TrackState.RESOLVED]
-        if not lost:
-            continue
-        with _stage(progress, "residual", tp.label):
-            footprints: dict[str, np.ndarray] = {}
-            for tid in lost:
-                fp = _last_footprint(out, tracking, tid, k)
-                if fp is not None:
-                    footprints[tid] = fp
-            found = search_residual(
-                tp.suv, tp.lesions, footprints, margin_mm=margin_mm, method=tp.method,
-                seed_method=RESIDUAL_SEED, anatomy=tp.anatomy, ct=tp.ct,
-                liver_reference=tp.liver.suv_stats(tp.suv.units) if tp.liver else None,
-                blood_pool_reference=(tp.blood_pool.suv_stats(tp.suv.units)
-                                      if tp.blood_pool else None),
-                exclude=_exclusions(tp.anatomy))
-            if found.step is None:
-                continue
-            rules = {**tp.threshold_rules,
-                     **{f.label: f.lesion.threshold_rule for f in found.added}}
-            regions = dict(tp.regions)
-            if tp.ct is not None:  # regions need the CT landmarks
-                regions.update({f.label: f.lesion.assignment for f in found.added})
-            table = _measure(tp.suv, found.labels, tp.ct, tp.sul)
-            _ = table.rows
-            out[k] = replace(tp, lesions=found.labels, measurements=table, regions=regions,
-                             threshold_rules=rules, provenance=(*tp.provenance, found.step))
-            changed = True
-    return out, changed
+    (:func:`emlesion.segment.search_residual` inside each lost track's last footprint).
+
+    The follow-ups are searched side by side (in ``pool`` when given): a search keeps the
+    lesions already found unchanged and only labels free voxels, so the footprints that a
+    later follow-up takes from an earlier one are the same before and after that earlier
+    one's search.
+    """
+    pending = [submit(pool, _residual_one, tps, tracking, k, margin_mm=margin_mm,
+                      progress=progress) for k in range(1, len(tps))]
+    found = [d.result() for d in pending]
+    out = [tps[0], *(new if new is not None else tp for new, tp in zip(found, tps[1:]))]
+    return out, any(new is not None for new in found)
+
+
+def _residual_one(tps: Sequence[Timepoint], tracking: TrackingResult, k: int, *,
+                  margin_mm: float, progress: ProgressCallback | None) -> Timepoint | None:
+    """Timepoint ``k`` with the residual lesions added, or None when nothing was added."""
+    tp = tps[k]
+    if tp.lesion_source is not LesionSource.SEGMENTATION:
+        return None
+    lost = [t.id for t in tracking.tracks if t.state_at(tp.label) is TrackState.RESOLVED]
+    if not lost:
+        return None
+    with _stage(progress, "residual", tp.label):
+        footprints: dict[str, np.ndarray] = {}
+        for tid in lost:
+            fp = _last_footprint(tps, tracking, tid, k)
+            if fp is not None:
+                footprints[tid] = fp
+        found = search_residual(
+            tp.suv, tp.lesions, footprints, margin_mm=margin_mm, method=tp.method,
+            seed_method=RESIDUAL_SEED, anatomy=tp.anatomy, ct=tp.ct,
+            liver_reference=tp.liver.suv_stats(tp.suv.units) if tp.liver else None,
+            blood_pool_reference=(tp.blood_pool.suv_stats(tp.suv.units)
+                                  if tp.blood_pool else None),
+            exclude=_exclusions(tp.anatomy))
+        if found.step is None:
+            return None
+        rules = {**tp.threshold_rules,
+                 **{f.label: f.lesion.threshold_rule for f in found.added}}
+        regions = dict(tp.regions)
+        if tp.ct is not None:  # regions need the CT landmarks
+            regions.update({f.label: f.lesion.assignment for f in found.added})
+        table = _measure(tp.suv, found.labels, tp.ct, tp.sul)
+        _ = table.rows
+        return replace(tp, lesions=found.labels, measurements=table, regions=regions,
+                       threshold_rules=rules, provenance=(*tp.provenance, found.step))
 
 
 def _per_timepoint(values: Mapping[str, Any] | Sequence[Any] | None, names: Sequence[str],
@@ -909,44 +986,58 @@ def load_study(
                 "cts= is not accepted with one folder of several studies",
                 fix="pass one PET per timepoint (a list or a mapping) with cts="))
         ct_sources = list(_per_timepoint(cts, names, "CT"))
-    images: list[_Images] = []
-    for name, pet_src, ct_src, decl in zip(names, pet_sources, ct_sources, decl_list):
-        with _stage(progress, "load", name):
-            images.append(_load_images(pet_src, name, ct_src,
-                                       find_ct=not isinstance(pet_src, SeriesInfo),
-                                       pet_declaration=decl))
-    check_distinct_timepoints({im.label: im.pet for im in images})
-    dates = [_study_date(im.pet) for im in images]
-    patient_id, check = _check_consistency(images, allow_different_patients, dates)
-
-    tps: list[Timepoint] = []
-    for im, m, o in zip(images, mask_list, organ_list):
-        tps.append(_process(im, mask=m, organs=o, organ_classes=organ_classes,
-                            method=method, sul_normalization=sul, progress=progress,
-                            prior=tps[0].lesions if tps else None,
-                            prior_margin_mm=NO_CT_MARGIN_MM))
-    base_date = tps[0].date
-    tps = [replace(tp, days_since_baseline=(tp.date - base_date).days
-                   if tp.date is not None and base_date is not None else None) for tp in tps]
-    steps = [check]
-    tracking: TrackingResult | None = None
-    if track and len(tps) > 1:
-        inputs = [TimepointLesions(tp.label, tp.lesions, tp.ct) for tp in tps]
-        with _stage(progress, "track", None):
-            tracking = track_lesions(inputs, transform=transform)
-        if residual_search:
-            tps, changed = _residual_search(tps, tracking, margin_mm=residual_margin_mm,
-                                            progress=progress)
-            if changed:
-                # the second matching reuses the registrations: a short re-match, reported
-                # under its own name so that "track" appears once (the registration + match)
-                with _stage(progress, RETRACK_STAGE, None):
-                    tracking = track_lesions(
-                        [TimepointLesions(tp.label, tp.lesions, tp.ct) for tp in tps],
-                        transform=transform, registrations=tracking.registrations)
-    sites: dict[str, dict[str, SiteReading]] = {}
-    if read_sites and (tracking is not None or len(tps) == 1):
-        with _stage(progress, "sites", None):
-            sites, site_step = _read_sites(tps, tracking, margin_mm=site_margin_mm)
-        steps.append(site_step)
-    return Study(tuple(tps), tracking, patient_id, tuple(steps), sites)
+    workers = usable_cores()
+    progress = _serialised(progress)
+    # Registrations start as soon as a follow-up CT is loaded (ITK releases the GIL, so they
+    # overlap the loading of the next timepoint); the timepoints are then processed in
+    # parallel threads (the anatomy and segmentation rules run mostly in NumPy and
+    # scipy.ndimage, which release the GIL too). One thread, in order, when one core is
+    # usable (a batch worker). Workers hold their warnings back: they are emitted here, in
+    # timepoint order (emlesion.parallel).
+    with _pool(workers, "emlesion-register") as reg_pool, \
+            _pool(workers, "emlesion-timepoint") as tp_pool:
+        images: list[_Images] = []
+        pending: dict[str, Deferred[Registration]] = {}
+        for name, pet_src, ct_src, decl in zip(names, pet_sources, ct_sources, decl_list):
+            with _stage(progress, "load", name):
+                images.append(_load_images(pet_src, name, ct_src,
+                                           find_ct=not isinstance(pet_src, SeriesInfo),
+                                           pet_declaration=decl))
+            base_ct, ct = images[0].ct, images[-1].ct
+            if track and len(images) > 1 and base_ct is not None and ct is not None:
+                # as track_lesions would: one ITK thread per registration when they run
+                # side by side (one registration per core beats two threads each)
+                pending[name] = submit(
+                    reg_pool, _register, progress, base_ct, ct, transform=transform,
+                    fixed_label=images[0].label, moving_label=name,
+                    threads=max(1, workers // max(1, len(names) - 1)))
+        check_distinct_timepoints({im.label: im.pet for im in images})
+        dates = [_study_date(im.pet) for im in images]
+        patient_id, check = _check_consistency(images, allow_different_patients, dates)
+        tps = _process_all(images, mask_list, organ_list, tp_pool, organ_classes=organ_classes,
+                           method=method, sul_normalization=sul, progress=progress)
+        base_date = tps[0].date
+        tps = [replace(tp, days_since_baseline=(tp.date - base_date).days
+                       if tp.date is not None and base_date is not None else None) for tp in tps]
+        steps = [check]
+        tracking: TrackingResult | None = None
+        if track and len(tps) > 1:
+            inputs = [TimepointLesions(tp.label, tp.lesions, tp.ct) for tp in tps]
+            with _stage(progress, "track", None):
+                tracking = track_lesions(inputs, transform=transform, registrations=pending)
+            if residual_search:
+                tps, changed = _residual_search(tps, tracking, margin_mm=residual_margin_mm,
+                                                progress=progress, pool=tp_pool)
+                if changed:
+                    # the second matching reuses the registrations: a short re-match, reported
+                    # under its own name so that "track" appears once (the registration + match)
+                    with _stage(progress, RETRACK_STAGE, None):
+                        tracking = track_lesions(
+                            [TimepointLesions(tp.label, tp.lesions, tp.ct) for tp in tps],
+                            transform=transform, registrations=tracking.registrations)
+        sites: dict[str, dict[str, SiteReading]] = {}
+        if read_sites and (tracking is not None or len(tps) == 1):
+            with _stage(progress, "sites", None):
+                sites, site_step = _read_sites(tps, tracking, margin_mm=site_margin_mm)
+            steps.append(site_step)
+        return Study(tuple(tps), tracking, patient_id, tuple(steps), sites)

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -54,6 +53,8 @@ from emlesion.errors import (
     SUVError,
     SUVWarning,
     UnsupportedDataError,
+    deferred_warnings,
+    emit_warnings,
     format_message,
     warn_external,
 )
@@ -1022,13 +1023,15 @@ class _Engine:
         act: list[float | None] = []
         literal = False
         for ds in self.h:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DicomQuirkWarning)
+            # the creator-less fallback is reported once below (literal), not per slice;
+            # deferred_warnings is thread-local, unlike warnings.catch_warnings
+            with deferred_warnings() as held:
                 e_suv = private_value(ds, 0x7053, PHILIPS_CREATOR, 0x00,
                                       label="Philips SUV scale factor", series=self.series)
                 e_act = private_value(ds, 0x7053, PHILIPS_CREATOR, 0x09,
                                       label="Philips activity concentration scale factor",
                                       series=self.series)
+            emit_warnings(w for w in held if not issubclass(w.category, DicomQuirkWarning))
             literal |= any(e is not None and not e.by_creator for e in (e_suv, e_act))
             suv.append(private_float(e_suv, "Philips SUV scale factor", self.series))
             act.append(private_float(e_act, "Philips activity concentration scale factor",

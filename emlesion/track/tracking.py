@@ -31,14 +31,12 @@ References
 from __future__ import annotations
 
 import enum
-import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
 
 from emlesion.errors import (
     GeometryWarning,
@@ -49,6 +47,7 @@ from emlesion.errors import (
 )
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import Volume
+from emlesion.parallel import Deferred, usable_cores
 from emlesion.provenance import ProvenanceStep, record_warnings
 from emlesion.track.matching import (
     DEFAULT_MAX_DISTANCE_MM,
@@ -326,7 +325,7 @@ def track_lesions(
     timepoints: Sequence[TimepointLesions | tuple[str, Volume | None, LabelMap]],
     *,
     transform: TransformType | str = TransformType.RIGID,
-    registrations: Mapping[str, Registration] | None = None,
+    registrations: Mapping[str, Registration | Deferred[Registration]] | None = None,
     register: bool = True,
     max_distance_mm: float = DEFAULT_MAX_DISTANCE_MM,
     min_fraction: float = DEFAULT_MIN_FRACTION,
@@ -341,9 +340,12 @@ def track_lesions(
         (its lesion grid).
     transform : {"rigid", "affine"}
         Transform searched by :func:`register_ct`.
-    registrations : Mapping[str, Registration], optional
+    registrations : Mapping[str, Registration or Deferred], optional
         Precomputed baseline-to-follow-up transforms by follow-up label (skips
-        registration for those timepoints).
+        registration for those timepoints), or registrations still running in worker
+        threads (:func:`emlesion.parallel.submit` of :func:`register_ct`, as
+        :func:`emlesion.study.load_study` starts them while it loads the other timepoints):
+        they are waited for here, and their warnings recorded in this step.
     register : bool
         When False, scanner coordinates are trusted (identity transforms) for every
         follow-up without a precomputed registration.
@@ -399,13 +401,14 @@ def track_lesions(
             )
         )
     ttype = TransformType(transform)
-    given = dict(registrations or {})
     base = tps[0]
     ref_grid = base.lesions.grid
     regs: dict[str, Registration] = {}
     aligned: dict[str, LabelMap] = {base.label: base.lesions}
     events: list[LesionEvent] = []
     with record_warnings() as rec:
+        given = {label: reg.result() if isinstance(reg, Deferred) else reg
+                 for label, reg in (registrations or {}).items()}
         # the follow-ups registered in parallel are looked up like precomputed ones
         solved = {**given, **_register_in_parallel(tps, given, register, ttype, register_kwargs)}
         builders: list[_Builder] = []
@@ -488,7 +491,9 @@ def track_lesions(
             "max_distance_mm": max_distance_mm,
             "min_fraction": min_fraction,
             "register": register,
-            "precomputed_registrations": sorted(given),
+            "precomputed_registrations": sorted(
+                label for label, reg in (registrations or {}).items()
+                if not isinstance(reg, Deferred)),
         },
         warnings=rec.as_tuple(),
     )
@@ -500,21 +505,6 @@ def track_lesions(
         aligned,
         (step,),
     )
-
-
-def _usable_cores() -> int:
-    """CPU cores this process may run on, within ITK's global thread budget.
-
-    A batch worker process limits ITK to its share of the cores
-    (``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``, :func:`emlesion.batch.run_batch`); its
-    follow-ups are then registered one after the other instead of in more threads than
-    it has cores.
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, int(sitk.ProcessObject.GetGlobalDefaultNumberOfThreads())))
 
 
 def _register_in_parallel(
@@ -541,7 +531,7 @@ def _register_in_parallel(
         tp for tp in tps[1:]
         if tp.label not in given and register and base.ct is not None and tp.ct is not None
     ]
-    cores = _usable_cores()
+    cores = usable_cores()
     if len(todo) < 2 or cores < 2:
         return {}
     workers = min(len(todo), cores)
