@@ -160,6 +160,36 @@ def _lugano_warnings(pet: Assessment, ct: Assessment, basis: LyricBasis) -> list
     return [f"Lugano {'/'.join(names)}: {message}" for message, names in seen.items()]
 
 
+def _spd_against_nadir(
+    ct: Assessment, baseline: TimepointObservation, followup: TimepointObservation,
+    history: Sequence[_Decision], numbers: dict[str, Any], warn: list[str],
+) -> tuple[float | None, str | None, float | None]:
+    """SPD of the Lugano baseline targets now, and its change from the nadir (the smallest
+    SPD at baseline or an earlier follow-up): ``(spd_now, nadir label, change %)``; the
+    values also go into ``numbers``, a missing target measurement into ``warn``."""
+    spd_now = _complete_spd(ct, followup)
+    b_spd = ct.numbers.get("baseline_spd_mm2")
+    numbers["targets"] = list(ct.numbers.get("targets", []))
+    numbers["baseline_spd_mm2"] = b_spd
+    numbers["followup_spd_mm2"] = spd_now
+    nadir_label: str | None = None
+    d_nadir: float | None = None
+    if b_spd is not None:
+        nadir_label, nadir_spd = baseline.label, float(b_spd)
+        for past in history:
+            if past.spd is not None and past.spd < nadir_spd:
+                nadir_label, nadir_spd = past.timepoint.label, past.spd
+        numbers["nadir_spd_mm2"] = nadir_spd
+        numbers["nadir_spd_timepoint"] = nadir_label
+        if spd_now is not None:
+            d_nadir = percent_change(spd_now, nadir_spd)
+            numbers["spd_change_from_baseline_pct"] = percent_change(spd_now, float(b_spd))
+            numbers["spd_change_from_nadir_pct"] = d_nadir
+    if ct.numbers.get("targets") and spd_now is None and ct.category is not LuganoCtCategory.NE:
+        warn.append("a Lugano target was not measured at this follow-up: SPD not computed")
+    return spd_now, nadir_label, d_nadir
+
+
 def _decide(
     baseline: TimepointObservation,
     followup: TimepointObservation,
@@ -187,26 +217,8 @@ def _decide(
             numbers["hottest_uptake_change_pct"] = pet.numbers["change_pct"]
 
     # --- SPD of the Lugano baseline targets: now, at baseline, at its nadir
-    spd_now = _complete_spd(ct, followup)
-    b_spd = ct.numbers.get("baseline_spd_mm2")
-    numbers["targets"] = list(ct.numbers.get("targets", []))
-    numbers["baseline_spd_mm2"] = b_spd
-    numbers["followup_spd_mm2"] = spd_now
-    nadir_label: str | None = None
-    d_nadir: float | None = None
-    if b_spd is not None:
-        nadir_label, nadir_spd = baseline.label, float(b_spd)
-        for past in history:
-            if past.spd is not None and past.spd < nadir_spd:
-                nadir_label, nadir_spd = past.timepoint.label, past.spd
-        numbers["nadir_spd_mm2"] = nadir_spd
-        numbers["nadir_spd_timepoint"] = nadir_label
-        if spd_now is not None:
-            d_nadir = percent_change(spd_now, nadir_spd)
-            numbers["spd_change_from_baseline_pct"] = percent_change(spd_now, float(b_spd))
-            numbers["spd_change_from_nadir_pct"] = d_nadir
-    if ct.numbers.get("targets") and spd_now is None and ct.category is not LuganoCtCategory.NE:
-        warn.append("a Lugano target was not measured at this follow-up: SPD not computed")
+    spd_now, nadir_label, d_nadir = _spd_against_nadir(ct, baseline, followup, history,
+                                                       numbers, warn)
 
     start = cfg.therapy_start or baseline.date
     days = _days_since_start(followup, start)
