@@ -245,18 +245,40 @@ class _ReadingFilter(logging.Filter):
 logging.getLogger("pydicom").addFilter(_ReadingFilter())
 
 
+#: Modules whose warnings are always shown (never hidden by the once-per-location
+#: registry) while a file is read: a quirk repeated in the next series must be seen again.
+_READING_MODULES = r"(pydicom|emlesion\.io)(\.|$)"
+
+
 @contextmanager
 def _pydicom_warnings(out: list[str]) -> Iterator[None]:
-    """Collect the warnings pydicom emits while reading (and silence its log records)."""
+    """Collect the warnings emitted in this thread while it reads a file (pydicom's), and
+    silence pydicom's log records.
+
+    :func:`emlesion.study.load_study` processes earlier timepoints in worker threads while
+    it reads the next one, so only this thread's warnings are collected; another thread's
+    pass on to the handler in place, and only the reading modules' warnings are forced to
+    "always" (the other threads' keep the caller's filters).
+    """
     previous = getattr(_READING, "active", False)
     _READING.active = True
+    reader = threading.get_ident()
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("always", module=_READING_MODULES)
+            shown = warnings.showwarning
+
+            def collect(message: Warning | str, category: type[Warning], filename: str,
+                        lineno: int, file: Any = None, line: str | None = None) -> None:
+                if threading.get_ident() == reader:
+                    out.append(str(message))
+                else:
+                    shown(message, category, filename, lineno, file, line)
+
+            warnings.showwarning = collect
             yield
     finally:
         _READING.active = previous
-    out.extend(str(w.message) for w in caught)
 
 
 def tag_label(keyword: str, tag: int) -> str:

@@ -491,25 +491,30 @@ def _register(progress: ProgressCallback | None, fixed: Volume, moving: Volume, 
                            moving_label=moving_label, number_of_threads=threads)
 
 
-def _process_all(
+def _needs_prior(images: _Images, mask: MaskSource | None) -> bool:
+    """A follow-up without CT and mask is searched at the baseline lesions (``prior``)."""
+    return images.ct is None and mask is None
+
+
+def _processed(
     images: Sequence[_Images],
+    processing: Sequence[Deferred[Timepoint] | None],
     masks: Sequence[MaskSource | None],
     organs: Sequence[OrganSource | None],
     pool: ThreadPoolExecutor | None,
-    **options: Any,
+    options: Mapping[str, Any],
 ) -> list[Timepoint]:
-    """Every timepoint through :func:`_process`, in ``pool`` when given; in order.
-
-    A follow-up without CT and without mask is searched at the baseline lesions
-    (``prior``), so it waits for the baseline; the others run side by side.
-    """
-    needs_prior = any(im.ct is None and m is None for im, m in zip(images[1:], masks[1:]))
-    first = submit(pool, _process, images[0], mask=masks[0], organs=organs[0], **options)
-    prior = first.result().lesions if needs_prior else None
-    rest = [submit(pool, _process, im, mask=m, organs=o, prior=prior,
-                   prior_margin_mm=NO_CT_MARGIN_MM, **options)
-            for im, m, o in zip(images[1:], masks[1:], organs[1:])]
-    return [first.result(), *(d.result() for d in rest)]
+    """The processed timepoints, in order: the running ones waited for, the ones that need
+    the baseline lesions (``None`` in ``processing``) started now, side by side."""
+    first = processing[0]
+    assert first is not None  # the baseline never waits
+    later = list(processing[1:])
+    if any(d is None for d in later):
+        prior = first.result().lesions
+        later = [d if d is not None else submit(
+            pool, _process, im, mask=m, organs=o, prior=prior, prior_margin_mm=NO_CT_MARGIN_MM,
+            **options) for d, im, m, o in zip(later, images[1:], masks[1:], organs[1:])]
+    return [first.result(), *(d.result() for d in later if d is not None)]
 
 
 # ---------------------------------------------------------------------------- public
@@ -988,34 +993,41 @@ def load_study(
         ct_sources = list(_per_timepoint(cts, names, "CT"))
     workers = usable_cores()
     progress = _serialised(progress)
-    # Registrations start as soon as a follow-up CT is loaded (ITK releases the GIL, so they
-    # overlap the loading of the next timepoint); the timepoints are then processed in
-    # parallel threads (the anatomy and segmentation rules run mostly in NumPy and
-    # scipy.ndimage, which release the GIL too). One thread, in order, when one core is
-    # usable (a batch worker). Workers hold their warnings back: they are emitted here, in
-    # timepoint order (emlesion.parallel).
+    options: dict[str, Any] = {"organ_classes": organ_classes, "method": method,
+                               "sul_normalization": sul, "progress": progress}
+    # A timepoint is processed in a worker thread as soon as it is loaded, and a follow-up's
+    # registration starts as soon as its CT is loaded, both overlapping the loading of the
+    # next timepoint (ITK, NumPy and scipy.ndimage release the GIL; reading the headers
+    # holds it). One thread, in order, when one core is usable (a batch worker). Workers
+    # hold their warnings back: they are emitted here, in timepoint order
+    # (emlesion.parallel); loading and the checks stay in this thread.
     with _pool(workers, "emlesion-register") as reg_pool, \
             _pool(workers, "emlesion-timepoint") as tp_pool:
         images: list[_Images] = []
         pending: dict[str, Deferred[Registration]] = {}
-        for name, pet_src, ct_src, decl in zip(names, pet_sources, ct_sources, decl_list):
+        processing: list[Deferred[Timepoint] | None] = []
+        for k, (name, pet_src, ct_src, decl) in enumerate(
+                zip(names, pet_sources, ct_sources, decl_list)):
             with _stage(progress, "load", name):
-                images.append(_load_images(pet_src, name, ct_src,
-                                           find_ct=not isinstance(pet_src, SeriesInfo),
-                                           pet_declaration=decl))
-            base_ct, ct = images[0].ct, images[-1].ct
-            if track and len(images) > 1 and base_ct is not None and ct is not None:
+                im = _load_images(pet_src, name, ct_src,
+                                  find_ct=not isinstance(pet_src, SeriesInfo),
+                                  pet_declaration=decl)
+            images.append(im)
+            base_ct = images[0].ct
+            if track and k > 0 and base_ct is not None and im.ct is not None:
                 # as track_lesions would: one ITK thread per registration when they run
                 # side by side (one registration per core beats two threads each)
                 pending[name] = submit(
-                    reg_pool, _register, progress, base_ct, ct, transform=transform,
+                    reg_pool, _register, progress, base_ct, im.ct, transform=transform,
                     fixed_label=images[0].label, moving_label=name,
                     threads=max(1, workers // max(1, len(names) - 1)))
+            # a follow-up without CT and mask is searched at the baseline lesions: later
+            processing.append(None if k > 0 and _needs_prior(im, mask_list[k]) else submit(
+                tp_pool, _process, im, mask=mask_list[k], organs=organ_list[k], **options))
         check_distinct_timepoints({im.label: im.pet for im in images})
         dates = [_study_date(im.pet) for im in images]
         patient_id, check = _check_consistency(images, allow_different_patients, dates)
-        tps = _process_all(images, mask_list, organ_list, tp_pool, organ_classes=organ_classes,
-                           method=method, sul_normalization=sul, progress=progress)
+        tps = _processed(images, processing, mask_list, organ_list, tp_pool, options)
         base_date = tps[0].date
         tps = [replace(tp, days_since_baseline=(tp.date - base_date).days
                        if tp.date is not None and base_date is not None else None) for tp in tps]
