@@ -235,8 +235,19 @@ def test_progress_live_line_on_a_terminal() -> None:
     progress(StageEvent("anatomy", "month1", 0.5))
     text = stream.getvalue()
     # redrawn while running (spinner), then cleared and replaced by the finished line
-    assert text.count("month1 anatomy |") + text.count("month1 anatomy /") >= 2
+    assert text.count("month1 anatomy 0 s |") + text.count("month1 anatomy 0 s /") >= 2
     assert text.endswith("month1 anatomy 0.50 s\n")
+    # stages of two timepoints running side by side (load_study's worker threads) share
+    # the line; when one finishes its line is printed and the other stays on the live line
+    progress(StageEvent("anatomy", "baseline", None))
+    progress(StageEvent("register", "month1", None))
+    assert stream.getvalue().endswith("baseline anatomy 0 s, month1 register 0 s |")
+    progress(StageEvent("anatomy", "baseline", 1.25))
+    last_line = stream.getvalue().rsplit("\n", 1)
+    assert last_line[0].endswith("baseline anatomy 1.25 s")
+    assert "month1 register 0 s" in last_line[1] and "baseline" not in last_line[1]
+    progress(StageEvent("register", "month1", 2.0))
+    assert stream.getvalue().endswith("month1 register 2.00 s\n")
     size = len(stream.getvalue())
     time.sleep(0.05)
     assert len(stream.getvalue()) == size  # the ticker stopped with the stage

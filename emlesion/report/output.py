@@ -615,10 +615,11 @@ class StderrProgress:
     Finished stages print one line each, ``[   3.4 s] month1 anatomy 0.87 s`` (elapsed since
     creation, stage wall time), flushed immediately.
 
-    * On a terminal (``stream.isatty()``) the running stage is shown on one line that is
-      rewritten every ``interval_s`` with a spinner and its running time
-      (``[   5.0 s] study track | 12 s``), then replaced by its finished line, so a long
-      stage (the registration of the tracking step, 14-36 s) is visibly alive.
+    * On a terminal (``stream.isatty()``) the running stages are shown on one line that is
+      rewritten every ``interval_s`` with a spinner and their running times
+      (``[   5.0 s] month1 anatomy 1 s, month3 register 0 s |``); a finished stage prints
+      its line above it. :func:`emlesion.study.load_study` runs the stages of different
+      timepoints side by side, so several can be running at once.
     * Elsewhere (a pipe, a log file, CI) no control character is written: a stage prints a
       plain ``... started`` line when it begins and its finished line when it ends.
 
@@ -651,7 +652,7 @@ class StderrProgress:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
-        self._running: tuple[str, float] | None = None  # (what, start time)
+        self._running: dict[str, float] = {}  # what -> start time, in start order
         StderrProgress._active.add(self)
 
     def _stamp(self) -> str:
@@ -661,29 +662,41 @@ class StderrProgress:
         where = event.timepoint or "study"
         what = f"{where} {event.stage}"
         if not event.finished:
-            self._end_running()
             if self._tty:
                 with self._lock:
-                    self._running = (what, self._clock())
-                self._stop.clear()
+                    self._running[what] = self._clock()
                 self._draw()
-                self._ticker = threading.Thread(target=self._tick, daemon=True,
-                                                name="emlesion-progress")
-                self._ticker.start()
+                if self._ticker is None:
+                    self._stop.clear()
+                    self._ticker = threading.Thread(target=self._tick, daemon=True,
+                                                    name="emlesion-progress")
+                    self._ticker.start()
             else:
                 print(f"{self._stamp()} {what} started", file=self._stream, flush=True)
             return
-        self._end_running()
-        print(f"{self._stamp()} {what} {event.seconds:.2f} s", file=self._stream, flush=True)
+        if not self._tty:
+            print(f"{self._stamp()} {what} {event.seconds:.2f} s", file=self._stream,
+                  flush=True)
+            return
+        with self._lock:
+            self._running.pop(what, None)
+            others = bool(self._running)
+            self._stream.write(f"\r\033[K{self._stamp()} {what} {event.seconds:.2f} s\n")
+            self._stream.flush()
+        if others:
+            self._draw()
+        else:
+            self._stop_ticker()
 
     def _draw(self, k: int = 0) -> None:
         with self._lock:
-            if self._running is None:
+            if not self._running:
                 return
-            what, start = self._running
+            now = self._clock()
             spinner = "|/-\\"[k % 4]
-            self._stream.write(f"\r\033[K{self._stamp()} {what} {spinner} "
-                               f"{self._clock() - start:.0f} s")
+            running = ", ".join(f"{what} {now - start:.0f} s"
+                                for what, start in self._running.items())
+            self._stream.write(f"\r\033[K{self._stamp()} {running} {spinner}")
             self._stream.flush()
 
     def _tick(self) -> None:
@@ -692,16 +705,19 @@ class StderrProgress:
             k += 1
             self._draw(k)
 
-    def _end_running(self) -> None:
-        """Stop the ticker and clear the running line (terminal mode)."""
+    def _stop_ticker(self) -> None:
         ticker = self._ticker
         if ticker is not None:
             self._stop.set()
             ticker.join()
             self._ticker = None
+
+    def _end_running(self) -> None:
+        """Stop the ticker and clear the running line (terminal mode)."""
+        self._stop_ticker()
         with self._lock:
-            if self._running is not None:
-                self._running = None
+            if self._running:
+                self._running.clear()
                 self._stream.write("\r\033[K")
                 self._stream.flush()
 
