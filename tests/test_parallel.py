@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-import emlesion.study.build as build
 from emlesion.errors import (
     DeferredWarning,
     GeometryWarning,
@@ -134,17 +133,23 @@ def _digest(study: Study) -> dict[str, Any]:
     return {"report": rep, "arrays": arrays}
 
 
+def test_threads_must_be_positive(sample_scans_dir: Path) -> None:
+    from emlesion.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="threads must be >= 1, got 0"):
+        load_study({"baseline": sample_scans_dir / "baseline"}, threads=0)
+
+
 @pytest.mark.slow
 def test_parallel_study_equals_the_one_thread_study(
-    sample_study: Study, sample_scans_dir: Path, monkeypatch: pytest.MonkeyPatch
+    sample_study: Study, sample_scans_dir: Path
 ) -> None:
-    # The session study ran on every usable core; on one core load_study runs every stage
-    # in this thread, in timepoint order (the code path of a batch worker). Same lesions,
-    # same measurements, provenance, tracks, sites and categories; the registrations agree
-    # to float noise (ITK sums in another order in another thread).
+    # The session study ran on every usable core; with threads=1 load_study runs every
+    # stage in this thread, in timepoint order (the code path of a batch worker). Same
+    # lesions, measurements, provenance, tracks, sites and categories; the registrations
+    # agree to float noise (ITK sums in another order in another thread).
     if usable_cores() < 2:
         pytest.skip("one usable core: the session study already ran in one thread")
-    monkeypatch.setattr(build, "usable_cores", lambda: 1)
     events: list[tuple[str, str | None, str]] = []
 
     def progress(event: StageEvent) -> None:
@@ -153,7 +158,7 @@ def test_parallel_study_equals_the_one_thread_study(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         serial = load_study({n: sample_scans_dir / n for n in ("baseline", "month1", "month3")},
-                            progress=progress)
+                            progress=progress, threads=1)
     assert {name for *_, name in events} == {threading.current_thread().name}
     a, b = _digest(sample_study), _digest(serial)
     for label, arr in a["arrays"].items():

@@ -369,8 +369,9 @@ def _run_study(job: PatientJob, folder: Path) -> tuple[str, ...]:
         # terminal. Tolerated deviations are also in report.json (provenance, assessment
         # warnings); those that can change a number mark the patient for review.
         warnings.simplefilter("always")
+        # one thread: in a batch the patients are the parallel work (one worker per core)
         study = load_study(job.folders, masks=job.masks or None, organs=job.organs or None,
-                           **opts)
+                           threads=1, **opts)
         write_response_outputs(study, folder, criteria=criteria, html=html, dicom=dicom,
                                deidentify=deidentify)
     found = (f"{w.category.__name__}: {' '.join(str(w.message).split())}"

@@ -35,6 +35,7 @@ from emlesion.anatomy import (
 from emlesion.errors import (
     EmlesionError,
     InconsistentStudyError,
+    InvalidParameterError,
     SeriesNotFoundError,
     format_message,
     warn_external,
@@ -848,6 +849,7 @@ def load_study(
     cts: Mapping[str, PathLike | None] | Sequence[PathLike | None] | None = None,
     pet_declarations: Mapping[str, PetDeclaration | None]
     | Sequence[PetDeclaration | None] | None = None,
+    threads: int | None = None,
 ) -> Study:
     """Build a longitudinal :class:`Study`: every timepoint through the pipeline, then tracks.
 
@@ -904,6 +906,16 @@ def load_study(
     pet_declarations : mapping or sequence, optional
         The declared quantity of each NIfTI PET (:class:`~emlesion.io.PetDeclaration`;
         ``None`` for DICOM timepoints).
+    threads : int, optional
+        Worker threads (default: the usable cores, :func:`emlesion.parallel.usable_cores`).
+        Each timepoint is processed as soon as it is loaded and each follow-up CT registered
+        as soon as it is loaded, side by side with the loading of the next timepoint; the
+        result does not depend on it. ``1`` runs the stages one after the other in this
+        thread (what the workers of :func:`emlesion.batch.run_batch` do: there the patients
+        are the unit of parallel work; :func:`~emlesion.track.track_lesions` may still
+        register two follow-ups in two threads when ITK has two cores). Warnings of the workers are emitted in this thread, in timepoint
+        order; ``progress`` is called from the thread that runs the stage, one call at a
+        time.
 
     Notes
     -----
@@ -991,7 +1003,10 @@ def load_study(
                 "cts= is not accepted with one folder of several studies",
                 fix="pass one PET per timepoint (a list or a mapping) with cts="))
         ct_sources = list(_per_timepoint(cts, names, "CT"))
-    workers = usable_cores()
+    if threads is not None and threads < 1:
+        raise InvalidParameterError(format_message(
+            f"threads must be >= 1, got {threads}", fix="pass a positive number or None"))
+    workers = usable_cores() if threads is None else int(threads)
     progress = _serialised(progress)
     options: dict[str, Any] = {"organ_classes": organ_classes, "method": method,
                                "sul_normalization": sul, "progress": progress}
