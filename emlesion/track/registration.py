@@ -876,17 +876,8 @@ def register_ct(
 
     The start is near the answer before the optimiser runs: the initialiser (the body
     centres of mass for ``"moments"``) and the exhaustive translation search put it
-    within half a search step (4 mm), so that a fixed-step descent converges in 20-30
-    iterations per level. A second descent level at 8 mm (the default until the second
-    pass of issue 18) only repeated what the search had found: a single 4 mm level with
-    10 000 samples, a 0.005 mm end step, 5 000 search draws per position, the quality
-    metric on the 8 mm pair and the baseline CT prepared once for all follow-ups
-    (:func:`~emlesion.track.track_lesions`) halve the CPU time of a ``sample_scans``
-    registration (1.9 s -> 0.95 s, one ITK thread) with errors at the real-CT body points
-    of ``benchmarks/eval_registration_real.py`` of 0.08-0.67 mm median, 0.18-0.71 mm max
-    (0.17-0.70 / 0.36-1.16 mm before); on the 12 generator seeds below the tracks and the
-    144 categories are unchanged and the patient shift at the baseline lesions is within
-    0.23 mm per axis (0.21 mm before). The conjugate-gradient line search used before (issue 18)
+    within half a search step (4 mm), so that a fixed-step descent converges in 15-30
+    iterations. The conjugate-gradient line search used before (issue 18)
     gave the same transforms within 0.2 mm on ``sample_scans`` and generator seeds 7
     and 12 at about 10 times the cost: it evaluates the metric 5-20 times per iteration
     and its convergence window kept it iterating after it had stopped moving. On the 12
@@ -895,6 +886,21 @@ def register_ct(
     the 144 response categories are those of the line search, and the recovered patient
     shift at the baseline lesions is within 0.22 mm of the truth (0.22 mm before); the two
     registrations of ``sample_scans`` take 4.7 s of CPU instead of 32.8 s.
+
+    A second descent level at 8 mm (the default until the second pass of issue 18) only
+    repeated what the translation search had found. One 4 mm level with 10 000 samples,
+    a 0.005 mm end step, 5 000 search draws per position, the quality metric on the 8 mm
+    pair and the baseline CT prepared once for all follow-ups
+    (:func:`~emlesion.track.track_lesions`) halve the CPU time of a ``sample_scans``
+    registration (1.9 s -> 0.95 s, one ITK thread). The errors at the real-CT body points
+    of ``benchmarks/eval_registration_real.py`` are those of the two-level schedule within
+    the 0.1-0.3 mm spread of the sampling seed (default seed: 0.08-0.67 mm median,
+    0.18-0.71 mm max, against 0.17-0.70 / 0.36-1.16 mm). On the 12 generator seeds the
+    tracks, site states, Deauville scores, MTVs and the 144 categories are unchanged, the
+    patient shift at the baseline lesions is within 0.23 mm per axis (0.21 mm before), and
+    only the footprints mapped onto resolved month-3 sites move (VOIs by up to 3 mL; on
+    seed 13 the CT no longer finds a 1.5 mL mass at the resolved pelvic site, where the
+    truth has none).
 
     References
     ----------
