@@ -283,9 +283,20 @@ def test_followups_registered_in_parallel_match_one_by_one(
     # quality warning of each follow-up (threshold set out of reach, as in
     # test_failed_quality_check_warns_and_is_recorded) must be emitted in the caller's
     # thread and recorded in both the registration and the tracking provenance.
+    # The baseline CT is prepared once for both workers (issue 18): one fixed preparation
+    # (with sampling mask) and two moving ones, and still the transforms of one by one.
+    import emlesion.track.registration as registration
     import emlesion.track.tracking as tracking
 
     monkeypatch.setattr(tracking, "usable_cores", lambda: 2)
+    prepared: list[bool] = []
+    real_prepare = registration._prepare
+
+    def counting_prepare(*args: object, with_mask: bool, **kwargs: object) -> object:
+        prepared.append(with_mask)
+        return real_prepare(*args, with_mask=with_mask, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registration, "_prepare", counting_prepare)
     ct2 = render_ct(CT_GRID, rot_z(-2.0), np.array([-6.0, 4.0, -9.0]))
     les = render_lesions(PET_GRID, np.eye(3), np.zeros(3), [12.0, 9.0])
     kw = {"min_ncc": 0.9999, "search_range_mm": None}
@@ -294,6 +305,7 @@ def test_followups_registered_in_parallel_match_one_by_one(
             [("baseline", cts[0], les), ("m1", cts[1], les), ("m3", ct2, les)],
             register_kwargs=kw,
         )
+    assert sorted(prepared) == [False, False, True]
     assert sum("quality check failed" in str(w.message) for w in caught) >= 2
     for label, moving in (("m1", cts[1]), ("m3", ct2)):
         with pytest.warns(GeometryWarning):

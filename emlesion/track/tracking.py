@@ -63,6 +63,7 @@ from emlesion.track.registration import (
     Registration,
     TransformType,
     _finish_registration,
+    _prepare_fixed_ct,
     _solve_ct,
     map_points,
     register_ct,
@@ -522,7 +523,9 @@ def _register_in_parallel(
     thousand samples) and scale poorly across threads, so one registration per core is
     faster than two registrations one after the other with two threads each. The
     quality warnings are emitted here, in the caller's thread, in timepoint order
-    (``warnings.catch_warnings`` is not thread-safe). Returns ``{}`` when fewer than
+    (``warnings.catch_warnings`` is not thread-safe). The baseline CT, the fixed image of
+    every registration, is prepared once (working image, coarse copy, sampling masks) and
+    copied to each worker. Returns ``{}`` when fewer than
     two follow-ups need a registration or only one core is usable; they are then
     registered one by one by :func:`_registration_for`.
     """
@@ -539,11 +542,12 @@ def _register_in_parallel(
     kwargs.setdefault("number_of_threads", max(1, cores // workers))
     assert base.ct is not None
     base_ct = base.ct
+    prepared = _prepare_fixed_ct(base_ct, **kwargs)
 
     def solve(tp: TimepointLesions) -> Any:
         assert tp.ct is not None
-        return _solve_ct(base_ct, tp.ct, transform=ttype, fixed_label=base.label,
-                         moving_label=tp.label, **kwargs)
+        return _solve_ct(base_ct, tp.ct, prepared_fixed=prepared.own_copy(), transform=ttype,
+                         fixed_label=base.label, moving_label=tp.label, **kwargs)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emlesion-register") as pool:
         solved = list(pool.map(solve, todo))
