@@ -84,11 +84,13 @@ from emlesion.suv import (
     compute_suv_image,
 )
 from emlesion.track import (
+    PreparedCT,
     Registration,
     TimepointLesions,
     TrackingResult,
     TrackState,
     map_mask,
+    prepare_fixed_ct,
     register_ct,
     registration_map,
     track_lesions,
@@ -484,12 +486,13 @@ def _pool(workers: int, name: str) -> Iterator[ThreadPoolExecutor | None]:
     pool.shutdown(wait=True)
 
 
-def _register(progress: ProgressCallback | None, fixed: Volume, moving: Volume, *,
-              transform: str, fixed_label: str, moving_label: str,
-              threads: int) -> Registration:
+def _register(progress: ProgressCallback | None, fixed: Volume, moving: Volume,
+              prepared: Deferred[PreparedCT], *, transform: str, fixed_label: str,
+              moving_label: str, threads: int) -> Registration:
     with _stage(progress, "register", moving_label):
         return register_ct(fixed, moving, transform=transform, fixed_label=fixed_label,
-                           moving_label=moving_label, number_of_threads=threads)
+                           moving_label=moving_label, number_of_threads=threads,
+                           prepared_fixed=prepared.result())
 
 
 def _needs_prior(images: _Images, mask: MaskSource | None) -> bool:
@@ -913,9 +916,9 @@ def load_study(
         result does not depend on it. ``1`` runs the stages one after the other in this
         thread (what the workers of :func:`emlesion.batch.run_batch` do: there the patients
         are the unit of parallel work; :func:`~emlesion.track.track_lesions` may still
-        register two follow-ups in two threads when ITK has two cores). Warnings of the workers are emitted in this thread, in timepoint
-        order; ``progress`` is called from the thread that runs the stage, one call at a
-        time.
+        register two follow-ups in two threads when ITK has two cores). Warnings of the
+        workers are emitted in this thread, in timepoint order; ``progress`` is called from
+        the thread that runs the stage, one call at a time.
 
     Notes
     -----
@@ -1020,6 +1023,7 @@ def load_study(
             _pool(workers, "emlesion-timepoint") as tp_pool:
         images: list[_Images] = []
         pending: dict[str, Deferred[Registration]] = {}
+        fixed: Deferred[PreparedCT] | None = None
         processing: list[Deferred[Timepoint] | None] = []
         for k, (name, pet_src, ct_src, decl) in enumerate(
                 zip(names, pet_sources, ct_sources, decl_list)):
@@ -1029,12 +1033,15 @@ def load_study(
                                   pet_declaration=decl)
             images.append(im)
             base_ct = images[0].ct
+            if track and k == 0 and base_ct is not None and len(names) > 1:
+                # the baseline CT is the fixed image of every registration: prepared once
+                fixed = submit(reg_pool, prepare_fixed_ct, base_ct)
             if track and k > 0 and base_ct is not None and im.ct is not None:
                 # as track_lesions would: one ITK thread per registration when they run
                 # side by side (one registration per core beats two threads each)
                 pending[name] = submit(
-                    reg_pool, _register, progress, base_ct, im.ct, transform=transform,
-                    fixed_label=images[0].label, moving_label=name,
+                    reg_pool, _register, progress, base_ct, im.ct, fixed,
+                    transform=transform, fixed_label=images[0].label, moving_label=name,
                     threads=max(1, workers // max(1, len(names) - 1)))
             # a follow-up without CT and mask is searched at the baseline lesions: later
             processing.append(None if k > 0 and _needs_prior(im, mask_list[k]) else submit(

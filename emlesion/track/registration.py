@@ -535,7 +535,7 @@ def _initial_transform(
     ``geometry_shift_mm`` is the shift between the centres of the two CT fields of view
     (the working images are cropped to the body, so their own centres are body centres);
     default: the centres of the working images. ``coarse`` is the (fixed, moving, fixed
-    mask) triple at twice the working spacing (:class:`_Prepared`), on which candidates
+    mask) triple at twice the working spacing (:class:`PreparedCT`), on which candidates
     are scored and the translation is searched; ``None`` when the images are too small.
     """
     centre = fixed.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2.0 for s in fixed.GetSize()])
@@ -611,13 +611,17 @@ def _coarse(img: sitk.Image) -> sitk.Image:
 
 
 @dataclass(frozen=True)
-class _Prepared:
-    """One CT prepared for registration: the working image (:func:`_working_image`), its
-    coarse copy (:func:`_coarse`: twice the working spacing) and, for a fixed CT, the
-    sampling masks of both (:func:`_sampling_mask`, subsampled for the coarse copy).
+class PreparedCT:
+    """A CT prepared for :func:`register_ct`: its working image (body box, HU window,
+    ``working_spacing_mm`` grid), a coarse copy at twice that spacing and, for a fixed CT,
+    the sampling masks of both.
 
-    The baseline CT is the fixed image of every follow-up registration: it is prepared
-    once (:func:`_prepare`) and shared (:func:`_solve_ct` with ``prepared_fixed``).
+    The baseline CT is the fixed image of every follow-up registration: prepare it once
+    (:func:`prepare_fixed_ct`) and pass it as ``prepared_fixed`` to each
+    :func:`register_ct` (:func:`~emlesion.track.track_lesions` and
+    :func:`~emlesion.study.load_study` do); each call works on its own copy of the
+    images, so the registrations may run in parallel threads. The result is the same as
+    without it.
     """
 
     volume: Volume
@@ -637,7 +641,7 @@ class _Prepared:
             and self.hu_window == (float(hu_window[0]), float(hu_window[1]))
         )
 
-    def own_copy(self) -> _Prepared:
+    def own_copy(self) -> PreparedCT:
         """A copy whose images own their pixel buffers (one per worker thread: ITK
         pipelines write bookkeeping such as the requested region into their inputs)."""
 
@@ -665,14 +669,14 @@ def _prepare(
     hu_window: tuple[float, float],
     *,
     with_mask: bool,
-) -> _Prepared:
+) -> PreparedCT:
     """Working image, coarse copy (``None`` if smaller than 4 voxels) and masks of a CT."""
     img = _working_image(volume, working_spacing_mm, hu_window)
     coarse: sitk.Image | None = None
     if min(img.GetSize()) >= 8:
         coarse = _coarse(img)
     mask = _sampling_mask(img) if with_mask else None
-    return _Prepared(
+    return PreparedCT(
         volume,
         float(working_spacing_mm),
         (float(hu_window[0]), float(hu_window[1])),
@@ -794,6 +798,7 @@ def register_ct(
     fixed_label: str = "",
     moving_label: str = "",
     number_of_threads: int | None = None,
+    prepared_fixed: PreparedCT | None = None,
 ) -> Registration:
     """Register a follow-up CT (moving) to the baseline CT (fixed) by mutual information.
 
@@ -849,6 +854,10 @@ def register_ct(
         ITK threads of the metric evaluations (default: SimpleITK's global default).
         :func:`~emlesion.track.track_lesions` registers several follow-ups in parallel
         threads with one ITK thread each.
+    prepared_fixed : PreparedCT, optional
+        ``fixed`` already prepared (:func:`prepare_fixed_ct`), shared by the registrations
+        of several follow-ups to one baseline; ignored (``fixed`` is prepared again) when
+        it was made from another volume or with another working spacing or HU window.
 
     Returns
     -------
@@ -932,6 +941,7 @@ def register_ct(
         min_ncc=min_ncc,
         seed=seed,
         number_of_threads=number_of_threads,
+        prepared_fixed=prepared_fixed.own_copy() if prepared_fixed is not None else None,
     )
     return _finish_registration(solved, fixed_label=fixed_label, moving_label=moving_label)
 
@@ -976,7 +986,7 @@ def _solve_registration(
     min_ncc: float,
     seed: int,
     number_of_threads: int | None,
-    prepared_fixed: _Prepared | None = None,
+    prepared_fixed: PreparedCT | None = None,
 ) -> _Solved:
     """The work of :func:`register_ct` (same parameters); raises, never warns.
 
@@ -1143,28 +1153,47 @@ def _register_ct_args(fixed: Volume, moving: Volume | None, **kwargs: Any) -> di
     return dict(bound.arguments)
 
 
-def _prepare_fixed_ct(fixed: Volume, **kwargs: Any) -> _Prepared:
-    """The fixed CT prepared as :func:`register_ct` with ``kwargs`` would prepare it, to be
-    shared by the registrations of several follow-ups (``prepared_fixed`` of
-    :func:`_solve_ct`)."""
+def prepare_fixed_ct(fixed: Volume, **kwargs: Any) -> PreparedCT:
+    """The fixed CT prepared as :func:`register_ct` with ``kwargs`` prepares it.
+
+    Parameters
+    ----------
+    fixed : Volume
+        The baseline CT (HU).
+    **kwargs
+        The keyword arguments of :func:`register_ct` that will be used (only
+        ``working_spacing_mm`` and ``hu_window`` matter).
+
+    Returns
+    -------
+    PreparedCT
+        To pass as ``prepared_fixed`` to every registration to this baseline.
+
+    Examples
+    --------
+    >>> prepared = prepare_fixed_ct(baseline_ct)  # doctest: +SKIP
+    >>> regs = [register_ct(baseline_ct, ct, prepared_fixed=prepared)
+    ...         for ct in (month1_ct, month3_ct)]  # doctest: +SKIP
+    """
     args = _register_ct_args(fixed, None, **kwargs)
     return _prepare(fixed, args["working_spacing_mm"], args["hu_window"], with_mask=True)
 
 
 def _solve_ct(
-    fixed: Volume, moving: Volume, *, prepared_fixed: _Prepared | None = None, **kwargs: Any
+    fixed: Volume, moving: Volume, *, prepared_fixed: PreparedCT | None = None, **kwargs: Any
 ) -> tuple[_Solved, dict[str, str]]:
     """The work of :func:`register_ct` with its defaults, without emitting a warning.
 
     For worker threads (:func:`~emlesion.track.track_lesions`): returns the solved
     registration and the label arguments of :func:`_finish_registration`, which the
-    caller's thread runs. ``prepared_fixed`` (:func:`_prepare_fixed_ct`) saves preparing
+    caller's thread runs. ``prepared_fixed`` (:func:`prepare_fixed_ct`) saves preparing
     the same baseline CT once per follow-up; the result is the same.
     """
     args = _register_ct_args(fixed, moving, **kwargs)
     labels = {"fixed_label": str(args.pop("fixed_label")),
               "moving_label": str(args.pop("moving_label"))}
-    return _solve_registration(**args, prepared_fixed=prepared_fixed), labels
+    args["prepared_fixed"] = prepared_fixed
+    return _solve_registration(**args), labels
 
 
 def _finish_registration(

@@ -63,9 +63,9 @@ from emlesion.track.registration import (
     Registration,
     TransformType,
     _finish_registration,
-    _prepare_fixed_ct,
     _solve_ct,
     map_points,
+    prepare_fixed_ct,
     register_ct,
     resample_labels,
 )
@@ -542,7 +542,7 @@ def _register_in_parallel(
     kwargs.setdefault("number_of_threads", max(1, cores // workers))
     assert base.ct is not None
     base_ct = base.ct
-    prepared = _prepare_fixed_ct(base_ct, **kwargs)
+    prepared = prepare_fixed_ct(base_ct, **kwargs)
 
     def solve(tp: TimepointLesions) -> Any:
         assert tp.ct is not None
