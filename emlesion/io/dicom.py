@@ -944,9 +944,12 @@ def decode_pixels(file: DicomFile, *, series: str | None = None) -> np.ndarray:
             )
         )
     implicit, little = file.header.original_encoding
+    # a shallow copy of the element dict, raw elements as they are: ``dict(header)`` would
+    # convert every element through pydicom (most of the time of a compressed series load),
+    # while the decoder reads only group 0028, the pixel data and the transfer syntax
     full = FileDataset(
         file.path,
-        dict(file.header),
+        dict(file.header._dict),
         file.header.preamble,
         file.header.file_meta,
         bool(implicit) if implicit is not None else False,
