@@ -59,6 +59,7 @@ from emlesion.errors import (
 )
 from emlesion.io.dicom import (
     DicomFile,
+    LocatedHeader,
     decode_pixels,
     header_text,
     open_regular_file,
@@ -226,19 +227,25 @@ class _Unread:
     header: Dataset | None
 
 
-def _read_all(paths: Sequence[str]) -> tuple[list[DicomFile], list[_Unread], list[str]]:
+def _read_all(
+    paths: Sequence[str], located: Mapping[str, LocatedHeader] | None = None
+) -> tuple[list[DicomFile], list[_Unread], list[str]]:
     """Read every file: (DICOM files read, DICOM files that failed, non-DICOM files).
 
     A file that fails to load (truncated pixel data, not a regular file, unreadable) is not
     dropped: it is returned with its problem, and with its header when the header alone can
     be read, so that the caller can tell whether it belongs to the series being loaded.
+    A file whose header discovery already read (``located``) is not parsed again unless it
+    changed since (:meth:`~emlesion.io.dicom.LocatedHeader.reopen`).
     """
     out: list[DicomFile] = []
     broken: list[_Unread] = []
     ignored: list[str] = []
     for p in paths:
         try:
-            out.append(read_file(p, lazy_pixels=True))
+            known = located.get(p) if located else None
+            again = known.reopen() if known is not None else None
+            out.append(again if again is not None else read_file(p, lazy_pixels=True))
         except DicomReadError as exc:
             if not looks_like_dicom(p) and _opens(p):
                 logger.debug("ignoring non-DICOM file %s", p)
@@ -413,7 +420,9 @@ def _resolve(
         raise SeriesNotFoundError(
             format_message(f"no files to load in {where}", fix="check the path")
         )
-    files, broken, ignored = _read_all(paths)
+    located = ({h.file.path: h for h in source._located}
+               if isinstance(source, SeriesInfo) else None)
+    files, broken, ignored = _read_all(paths, located)
     try:
         chosen, info = _select(files, roles, what, where, series_uid, modalities)
     except SeriesNotFoundError as exc:
