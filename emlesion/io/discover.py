@@ -23,9 +23,9 @@ import re
 import stat
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydicom.dataset import Dataset
 
@@ -188,11 +188,14 @@ class SeriesInfo:
         PET CorrectedImage (0028,0051) values of the first instance.
     files : tuple of str
         Paths of the instances, sorted by path (not a geometric order).
-    _located : tuple of LocatedHeader
-        The headers :func:`discover` read, kept for image series so that the loader does
-        not parse them again (:meth:`~emlesion.io.dicom.LocatedHeader.reopen` re-reads any
-        file changed since). Not compared, not shown, and left out when the object is
-        pickled (a process pool reads the files itself).
+
+    Notes
+    -----
+    :func:`discover` keeps the headers it read of image series (PET, CT) in the private
+    attribute ``_located``, so that the loader does not parse them again
+    (``emlesion.io.dicom.LocatedHeader.reopen`` reads again any file changed since).
+    They are not part of the value (equality, repr, ``to_dict``) and are left out when the
+    object is pickled or copied (a process pool reads the files itself).
     """
 
     series_instance_uid: str
@@ -208,11 +211,13 @@ class SeriesInfo:
     units: str = ""
     corrected_image: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
-    _located: tuple[LocatedHeader, ...] = field(default=(), compare=False, repr=False)
+    #: Set by :func:`discover` on its own objects (not a dataclass field: not compared,
+    #: not shown, not in ``to_dict``/``jsonable``, not copied by ``dataclasses.replace``).
+    _located: ClassVar[tuple[LocatedHeader, ...]] = ()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_located"] = ()  # headers stay in the process that read them
+        state.pop("_located", None)  # headers stay in the process that read them
         return state
 
     @property
@@ -524,7 +529,9 @@ def _attach_located(found: list[SeriesInfo], located: dict[str, LocatedHeader]
     out = []
     for info in found:
         heads = tuple(located[p] for p in info.files if p in located)
-        out.append(replace(info, _located=heads) if heads else info)
+        if heads:
+            object.__setattr__(info, "_located", heads)
+        out.append(info)
     return out
 
 
