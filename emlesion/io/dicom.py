@@ -46,7 +46,10 @@ from pydicom.datadict import dictionary_VR, keyword_dict
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.pixels import get_decoder
+from pydicom.pixels.utils import as_pixel_options
 from pydicom.tag import BaseTag
+from pydicom.uid import UID
 
 from emlesion.errors import (
     DicomQuirkWarning,
@@ -305,6 +308,25 @@ def _tag_of(keyword: str) -> int:
     return tag
 
 
+#: One BaseTag object per tag value, shared by every header the scanner builds and by
+#: :func:`header_text`: a dict lookup with the very key object stored skips pydicom's
+#: Python-level ``BaseTag.__eq__``. Bounded, so that files full of odd private tags cannot
+#: grow it without end (tags beyond the bound get a fresh BaseTag, as before).
+_BASE_TAGS: dict[int, BaseTag] = {}
+_BASE_TAGS_MAX = 8192
+_KEYWORD_TAGS: dict[str, BaseTag] = {}
+
+
+def _interned(tag: int) -> BaseTag:
+    """The shared BaseTag of ``tag`` (see ``_BASE_TAGS``)."""
+    key = _BASE_TAGS.get(tag)
+    if key is None:
+        key = BaseTag(tag)
+        if len(_BASE_TAGS) < _BASE_TAGS_MAX:
+            _BASE_TAGS[tag] = key
+    return key
+
+
 def header_text(ds: Dataset, keyword: str) -> str:
     """The value of a header attribute as text; ``""`` when absent, empty or malformed.
 
@@ -346,8 +368,11 @@ def header_text(ds: Dataset, keyword: str) -> str:
     >>> print(header_text(ds, "ImageType"), repr(header_text(ds, "PatientName")))
     ORIGINAL\\PRIMARY ''
     """
-    tag = _tag_of(keyword)
-    elem = ds._dict.get(BaseTag(tag))
+    key = _KEYWORD_TAGS.get(keyword)
+    if key is None:
+        key = _KEYWORD_TAGS[keyword] = _interned(_tag_of(keyword))
+    tag = int(key)
+    elem = ds._dict.get(key)
     if elem is None:
         return ""
     if isinstance(elem, RawDataElement):
@@ -372,6 +397,8 @@ def _text_of(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bytes):
+        if b"\\" not in value:  # one value: the common case
+            return value.decode("latin-1").strip(_PADDING)
         value = value.decode("latin-1").split("\\")
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         return "\\".join(_one_text(v) for v in value)
@@ -586,7 +613,9 @@ def _scan(
     unpack_explicit = _EXPLICIT_HEAD.unpack_from
     unpack_u32 = _U32.unpack_from
     vr_names = _VR_NAMES
-    make = RawDataElement
+    base_tags = _BASE_TAGS
+    new_tuple = tuple.__new__
+    raw_element = RawDataElement
     while pos + 8 <= n:
         if stop_at_group_end is not None and _U16.unpack_from(buf, pos)[0] != stop_at_group_end:
             break
@@ -628,16 +657,19 @@ def _scan(
                 raise _ScanError(f"undefined length with VR {vr_str}")
             end = _skip_sequence(buf, value_pos, implicit, n)
             seq_value = buf[value_pos : end - 8]
-            key = BaseTag(tag)
-            out[key] = make(key, "SQ", len(seq_value), seq_value, value_pos, implicit, True)
+            key = base_tags.get(tag) or _interned(tag)
+            out[key] = new_tuple(raw_element, (key, "SQ", len(seq_value), seq_value, value_pos,
+                                               implicit, True))
             pos = end
             continue
         end = value_pos + length
         if end > n:
             raise _Truncated(f"element ({tag >> 16:04X},{tag & 0xFFFF:04X}) truncated")
         value: bytes | None = buf[value_pos:end] if length else None
-        key = BaseTag(tag)
-        out[key] = make(key, vr_str, length, value, value_pos, implicit, True)
+        key = base_tags.get(tag) or _interned(tag)
+        # tuple.__new__ builds the RawDataElement (a NamedTuple) without a Python frame
+        out[key] = new_tuple(raw_element, (key, vr_str, length, value, value_pos, implicit,
+                                           True))
         pos = end
     if pos != n and stop_at_group_end is None:
         raise _Truncated(f"{n - pos} byte(s) after the last complete element")
@@ -802,6 +834,135 @@ class DicomFile:
         return decode_pixels(self, series=series)
 
 
+#: What identifies the content of a file between two reads: size, modification time (ns),
+#: inode and device (``os.stat``).
+FileSignature = tuple[int, int, int, int]
+
+
+def _signature(info: os.stat_result) -> FileSignature:
+    return (info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev)
+
+
+def _read_whole(spath: str) -> tuple[bytes, FileSignature]:
+    """The bytes of a regular file (within the size cap) and its signature."""
+    with open_regular_file(spath) as fh:
+        try:
+            # read(n) allocates n bytes up front: ask for the size checked at opening (a
+            # file that grew since is read up to that size and found truncated or intact)
+            info = os.fstat(fh.fileno())
+            buf = fh.read(info.st_size)
+        except OSError as exc:
+            message = format_message(f"cannot read {spath} ({exc.strerror or exc})",
+                                     fix="check the file and the drive it is on")
+            raise DicomReadError(message) from exc
+    return buf, _signature(info)
+
+
+@dataclass(frozen=True, eq=False)
+class LocatedHeader:
+    """A header read without pixel data, with where its pixel data is in the file.
+
+    Discovery reads every header once; the loader turns a located header into the
+    :class:`DicomFile` :func:`read_file` would give (:meth:`reopen`) without parsing the
+    header again, as long as the file is unchanged (same :data:`FileSignature`).
+
+    Parameters
+    ----------
+    file : DicomFile
+        The header-only read (as ``read_file(path, with_pixels=False)``).
+    signature : FileSignature
+        Size, modification time, inode and device of the file when it was read.
+    pixel_offset, pixel_length : int
+        Byte offset and length of the pixel data value found by the fast scanner
+        (``pixel_length`` 0xFFFFFFFF: encapsulated, items not checked yet); ``pixel_offset``
+        is -1 when the file has no pixel data.
+    scanned : bool
+        True when the fast scanner read the file (False: pydicom did, and nothing is known
+        about the pixel data).
+    """
+
+    file: DicomFile
+    signature: FileSignature
+    pixel_offset: int = -1
+    pixel_length: int = 0
+    scanned: bool = False
+
+    def reopen(self) -> DicomFile | None:
+        """The :class:`DicomFile` of ``read_file(path, lazy_pixels=True)``, or None when the
+        file must be read again (changed since, read by pydicom, or encapsulated pixel data
+        the scanner cannot follow).
+
+        Native pixel data stays on disk (``lazy_pixels``); encapsulated pixel data is read
+        from its offset and checked for completeness as :func:`read_file` checks it.
+
+        Raises
+        ------
+        DicomReadError
+            The encapsulated pixel data is truncated (the message of :func:`read_file`).
+        """
+        path = self.file.path
+        if not self.scanned:
+            return None
+        try:
+            if _signature(os.stat(path)) != self.signature:
+                return None
+        except OSError:
+            return None
+        if self.pixel_offset < 0:
+            return self.file
+        header = self.file.header
+        if self.pixel_length != _UNDEFINED:
+            return DicomFile(path, header, pixel_offset=self.pixel_offset,
+                             pixel_length=self.pixel_length)
+        try:
+            with open_regular_file(path) as fh:
+                if _signature(os.fstat(fh.fileno())) != self.signature:
+                    return None
+                fh.seek(self.pixel_offset)
+                tail = fh.read(self.signature[0] - self.pixel_offset)
+        except (OSError, DicomReadError):
+            return None  # read again, and fail there with read_file's message
+        try:
+            length = _encapsulated_length(tail, 0)
+        except _PixelsTruncated as exc:
+            raise DicomReadError(
+                format_message(
+                    f"{path} is truncated: {exc} ({self.signature[0]} bytes)",
+                    attribute="PixelData (7FE0,0010)",
+                    fix="copy the file again from the source; the transfer was incomplete",
+                )
+            ) from exc
+        except (_ScanError, struct.error):
+            return None  # read_file hands such a file to pydicom
+        encapsulated = DataElement(BaseTag(_PIXEL_DATA), "OB", tail[:length],
+                                   is_undefined_length=True)
+        return DicomFile(path, header, None, encapsulated)
+
+
+def read_located(path: PathLike) -> LocatedHeader:
+    """Read the header of one DICOM file (as ``read_file(path, with_pixels=False)``) and
+    remember where its pixel data is, for :meth:`LocatedHeader.reopen`.
+
+    Raises
+    ------
+    DicomReadError
+        The file cannot be opened, is not DICOM, or its header is truncated/corrupt.
+    """
+    spath = os.fspath(path)
+    buf, signature = _read_whole(spath)
+    fast = _fast_read(spath, buf, check_pixels=False)
+    if fast is not None:
+        ds, pixel_pos, pixel_len = fast
+        return LocatedHeader(DicomFile(spath, ds), signature, pixel_pos, pixel_len, True)
+    caught: list[str] = []
+    ds = read_dataset(spath, stop_before_pixels=True, reader_warnings=caught)
+    for tag in (_PIXEL_DATA, _FLOAT_PIXEL_DATA, _DOUBLE_PIXEL_DATA):
+        if tag in ds:
+            del ds[tag]
+    return LocatedHeader(DicomFile(spath, ds, None, None, reader_warnings=tuple(caught)),
+                         signature)
+
+
 def read_file(path: PathLike, *, with_pixels: bool = True, lazy_pixels: bool = False) -> DicomFile:
     """Read one DICOM file tolerantly (fast scanner, pydicom fallback).
 
@@ -827,19 +988,13 @@ def read_file(path: PathLike, *, with_pixels: bool = True, lazy_pixels: bool = F
         The file cannot be opened, is not DICOM, or is truncated/corrupt.
     """
     spath = os.fspath(path)
-    with open_regular_file(spath) as fh:
-        try:
-            # read(n) allocates n bytes up front: ask for the size checked at opening (a
-            # file that grew since is read up to that size and found truncated or intact)
-            buf = fh.read(os.fstat(fh.fileno()).st_size)
-        except OSError as exc:
-            message = format_message(f"cannot read {spath} ({exc.strerror or exc})",
-                                     fix="check the file and the drive it is on")
-            raise DicomReadError(message) from exc
+    if not with_pixels:
+        return read_located(spath).file
+    buf, _ = _read_whole(spath)
     fast = _fast_read(spath, buf, check_pixels=with_pixels)
     if fast is not None:
         ds, pixel_pos, pixel_len = fast
-        if not with_pixels or pixel_pos < 0:
+        if pixel_pos < 0:
             return DicomFile(spath, ds)
         if pixel_len == _UNDEFINED:  # an encapsulated (compressed) image
             end = pixel_pos + _encapsulated_length(buf, pixel_pos)
@@ -965,16 +1120,6 @@ def decode_pixels(file: DicomFile, *, series: str | None = None) -> np.ndarray:
                 fix="remove non-image files from the series or choose another series",
             )
         )
-    implicit, little = file.header.original_encoding
-    full = FileDataset(
-        file.path,
-        dict(file.header),
-        file.header.preamble,
-        file.header.file_meta,
-        bool(implicit) if implicit is not None else False,
-        bool(little) if little is not None else True,
-    )
-    full[file.pixel_element.tag] = file.pixel_element
     syntax_uid = str(getattr(file.header.file_meta, "TransferSyntaxUID", ""))
     bits_alloc = _int(ds, "BitsAllocated", 0)
     bits_stored = _int(ds, "BitsStored", bits_alloc)
@@ -984,11 +1129,8 @@ def decode_pixels(file: DicomFile, *, series: str | None = None) -> np.ndarray:
     # carry their own precision
     raw_bits = syntax_uid == _RLE_LOSSLESS and bits_alloc in (8, 16, 32) and (
         0 < bits_stored < bits_alloc)
-    if raw_bits:
-        full[_BITS_STORED] = DataElement(BaseTag(_BITS_STORED), "US", bits_alloc)
-        full[_HIGH_BIT] = DataElement(BaseTag(_HIGH_BIT), "US", bits_alloc - 1)
     try:
-        arr = np.asarray(full.pixel_array)
+        arr = np.asarray(_pydicom_pixels(file, file.pixel_element, syntax_uid, raw_bits))
     except Exception as exc:
         syntax = str(getattr(file.header.file_meta, "TransferSyntaxUID", "?"))
         raise DicomReadError(
@@ -1016,6 +1158,58 @@ def decode_pixels(file: DicomFile, *, series: str | None = None) -> np.ndarray:
         _check_bits_stored(arr, bits_stored, bits_alloc, signed, file.path, where)
         arr = _mask_bits(arr, bits_stored, signed=signed)
     return arr
+
+
+def _pydicom_pixels(file: DicomFile, element: DataElement, syntax_uid: str,
+                    raw_bits: bool) -> np.ndarray:
+    """Decode pixel data that is not native through pydicom's decoders.
+
+    Compressed ``PixelData`` goes straight to the decoder of its transfer syntax, with the
+    options pydicom derives from the Image Pixel elements (groups 0028 and 7FE0 of the
+    header): the same call ``Dataset.pixel_array`` makes, without building a data set of
+    the whole header (whose per-frame overhead was most of the time of a compressed series
+    load). Anything else (float pixel data, a syntax without a decoder) goes through
+    ``Dataset.pixel_array`` on the whole header, which raises pydicom's own errors.
+    With ``raw_bits`` BitsStored/HighBit are set to all BitsAllocated bits first.
+    """
+    header = file.header
+    decoder = None
+    if element.tag == _PIXEL_DATA and syntax_uid not in _NATIVE_SYNTAXES:
+        try:
+            decoder = get_decoder(UID(syntax_uid))
+        except NotImplementedError:
+            decoder = None
+    if decoder is not None:
+        pixel_module = Dataset({tag: elem for tag, elem in header._dict.items()
+                                if tag >> 16 in (0x0028, 0x7FE0)})
+        if raw_bits:
+            _set_all_bits(pixel_module, _int(header, "BitsAllocated", 0))
+        opts: dict[str, Any] = as_pixel_options(pixel_module, use_pdh=False)
+        opts["pixel_keyword"] = "PixelData"
+        opts["pixel_vr"] = element.VR
+        return decoder.as_array(element.value, index=None, validate=True, raw=False,
+                                decoding_plugin="", **opts)[0]
+    implicit, little = header.original_encoding
+    # a shallow copy of the element dict, raw elements as they are: ``dict(header)`` would
+    # convert every element through pydicom
+    full = FileDataset(
+        file.path,
+        dict(header._dict),
+        header.preamble,
+        header.file_meta,
+        bool(implicit) if implicit is not None else False,
+        bool(little) if little is not None else True,
+    )
+    full[element.tag] = element
+    if raw_bits:
+        _set_all_bits(full, _int(header, "BitsAllocated", 0))
+    return full.pixel_array
+
+
+def _set_all_bits(ds: Dataset, bits_allocated: int) -> None:
+    """BitsStored = BitsAllocated, HighBit = BitsAllocated - 1 (decode every bit)."""
+    ds[_BITS_STORED] = DataElement(BaseTag(_BITS_STORED), "US", bits_allocated)
+    ds[_HIGH_BIT] = DataElement(BaseTag(_HIGH_BIT), "US", bits_allocated - 1)
 
 
 def _check_bits_stored(arr: np.ndarray, bits_stored: int, bits_allocated: int, signed: bool,

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydicom.dataset import Dataset
 
@@ -37,7 +37,13 @@ from emlesion.errors import (
     format_message,
     warn_external,
 )
-from emlesion.io.dicom import header_text, open_regular_file, read_dataset, read_file
+from emlesion.io.dicom import (
+    LocatedHeader,
+    header_text,
+    open_regular_file,
+    read_dataset,
+    read_located,
+)
 from emlesion.io.volume import SeriesIdentity
 
 __all__ = [
@@ -182,6 +188,14 @@ class SeriesInfo:
         PET CorrectedImage (0028,0051) values of the first instance.
     files : tuple of str
         Paths of the instances, sorted by path (not a geometric order).
+
+    Notes
+    -----
+    :func:`discover` keeps the headers it read of image series (PET, CT) in the private
+    attribute ``_located``, so that the loader does not parse them again
+    (``emlesion.io.dicom.LocatedHeader.reopen`` reads again any file changed since).
+    They are not part of the value (equality, repr, ``to_dict``) and are left out when the
+    object is pickled or copied (a process pool reads the files itself).
     """
 
     series_instance_uid: str
@@ -197,6 +211,14 @@ class SeriesInfo:
     units: str = ""
     corrected_image: tuple[str, ...] = ()
     files: tuple[str, ...] = ()
+    #: Set by :func:`discover` on its own objects (not a dataclass field: not compared,
+    #: not shown, not in ``to_dict``/``jsonable``, not copied by ``dataclasses.replace``).
+    _located: ClassVar[tuple[LocatedHeader, ...]] = ()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_located", None)  # headers stay in the process that read them
+        return state
 
     @property
     def study_instance_uid(self) -> str:
@@ -356,13 +378,21 @@ def read_header(path: str, *, problems: list[str] | None = None,
     ``problems`` (or logged as a warning without it). pydicom's warnings about the file go
     to ``reader_warnings``.
     """
+    ds, _ = _read_head(path, problems, reader_warnings)
+    return ds
+
+
+def _read_head(path: str, problems: list[str] | None, reader_warnings: list[str] | None
+               ) -> tuple[Dataset | None, LocatedHeader | None]:
+    """:func:`read_header`, and the located header when the whole file was read."""
     try:
         if os.path.getsize(path) > _WHOLE_FILE_LIMIT_BYTES:
-            return read_dataset(path, stop_before_pixels=True, reader_warnings=reader_warnings)
-        f = read_file(path, with_pixels=False)
+            return read_dataset(path, stop_before_pixels=True,
+                                reader_warnings=reader_warnings), None
+        located = read_located(path)
         if reader_warnings is not None:
-            reader_warnings.extend(f.reader_warnings)
-        return f.header
+            reader_warnings.extend(located.file.reader_warnings)
+        return located.file.header, located
     except (DicomReadError, OSError) as exc:
         if looks_like_dicom(path) or not _opens(path):
             if problems is not None:
@@ -371,7 +401,7 @@ def read_header(path: str, *, problems: list[str] | None = None,
                 logger.warning("skipping unreadable DICOM file %s: %s", path, exc)
         else:
             logger.debug("ignoring non-DICOM file %s: %s", path, exc)
-        return None
+        return None, None
 
 
 def _short(exc: Exception) -> str:
@@ -429,16 +459,31 @@ class FileFacts:
 _Outcome = tuple[FileFacts | None, str]
 
 
+#: Roles of the series whose headers discovery hands to the loader (SeriesInfo._located).
+_LOCATED_ROLES = frozenset({SeriesRole.PET_AC, SeriesRole.PET_NAC, SeriesRole.CT})
+#: Most headers discovery keeps for the loader (about 20-40 kB each in memory).
+_LOCATED_MAX_FILES = 2000
+
+
 def _facts(path: str) -> FileFacts | None:
     return _outcome(path)[0]
 
 
 def _outcome(path: str) -> _Outcome:
+    return _located_outcome(path)[0]
+
+
+def _located_outcome(path: str) -> tuple[_Outcome, LocatedHeader | None]:
+    """One file's outcome, and its located header when it may be kept for the loader."""
     problems: list[str] = []
     caught: list[str] = []
-    ds = read_header(path, problems=problems, reader_warnings=caught)
+    ds, located = _read_head(path, problems, caught)
     if ds is None:
-        return None, problems[0] if problems else ""
+        return (None, problems[0] if problems else ""), None
+    return _facts_of(path, ds, caught), located
+
+
+def _facts_of(path: str, ds: Dataset, caught: list[str]) -> _Outcome:
     try:
         uid = _text(ds, "SeriesInstanceUID")
         if not uid:
@@ -461,6 +506,33 @@ def _outcome(path: str) -> _Outcome:
 
 def _facts_chunk(paths: Sequence[str]) -> list[_Outcome]:
     return [_outcome(p) for p in paths]
+
+
+def _facts_located(paths: Sequence[str]) -> tuple[list[_Outcome], dict[str, LocatedHeader]]:
+    """The outcomes of ``paths``, and the located headers of the files of image series."""
+    outcomes: list[_Outcome] = []
+    located: dict[str, LocatedHeader] = {}
+    for p in paths:
+        outcome, head = _located_outcome(p)
+        outcomes.append(outcome)
+        facts = outcome[0]
+        if head is not None and facts is not None and facts.role in _LOCATED_ROLES:
+            located[p] = head
+    return outcomes, located
+
+
+def _attach_located(found: list[SeriesInfo], located: dict[str, LocatedHeader]
+                    ) -> list[SeriesInfo]:
+    """Hand the located headers of each series to its SeriesInfo (see ``_located``)."""
+    if not located or len(located) > _LOCATED_MAX_FILES:
+        return found
+    out = []
+    for info in found:
+        heads = tuple(located[p] for p in info.files if p in located)
+        if heads:
+            object.__setattr__(info, "_located", heads)
+        out.append(info)
+    return out
 
 
 def _warn_reader_warnings(facts: Sequence[FileFacts], found: Sequence[SeriesInfo]) -> None:
@@ -609,8 +681,9 @@ def discover(path: str | os.PathLike[str], *, workers: int | None = None) -> lis
     if workers is None:
         workers = 1 if len(paths) < _PARALLEL_MIN_FILES else min(4, os.cpu_count() or 1)
     outcomes: list[_Outcome]
+    located: dict[str, LocatedHeader] = {}
     if workers <= 1 or len(paths) < 2 * workers:
-        outcomes = _facts_chunk(paths)
+        outcomes, located = _facts_located(paths)
     else:
         n_chunks = workers * 4
         chunks = [paths[i::n_chunks] for i in range(n_chunks)]
@@ -622,6 +695,7 @@ def discover(path: str | os.PathLike[str], *, workers: int | None = None) -> lis
         _warn_left_out(left_out, os.fspath(path))
     found = group_series(facts)
     _warn_reader_warnings(facts, found)
+    found = _attach_located(found, located)
     if not found:
         raise SeriesNotFoundError(
             format_message(

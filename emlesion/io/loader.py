@@ -59,6 +59,7 @@ from emlesion.errors import (
 )
 from emlesion.io.dicom import (
     DicomFile,
+    LocatedHeader,
     decode_pixels,
     header_text,
     open_regular_file,
@@ -226,19 +227,25 @@ class _Unread:
     header: Dataset | None
 
 
-def _read_all(paths: Sequence[str]) -> tuple[list[DicomFile], list[_Unread], list[str]]:
+def _read_all(
+    paths: Sequence[str], located: Mapping[str, LocatedHeader] | None = None
+) -> tuple[list[DicomFile], list[_Unread], list[str]]:
     """Read every file: (DICOM files read, DICOM files that failed, non-DICOM files).
 
     A file that fails to load (truncated pixel data, not a regular file, unreadable) is not
     dropped: it is returned with its problem, and with its header when the header alone can
     be read, so that the caller can tell whether it belongs to the series being loaded.
+    A file whose header discovery already read (``located``) is not parsed again unless it
+    changed since (:meth:`~emlesion.io.dicom.LocatedHeader.reopen`).
     """
     out: list[DicomFile] = []
     broken: list[_Unread] = []
     ignored: list[str] = []
     for p in paths:
         try:
-            out.append(read_file(p, lazy_pixels=True))
+            known = located.get(p) if located else None
+            again = known.reopen() if known is not None else None
+            out.append(again if again is not None else read_file(p, lazy_pixels=True))
         except DicomReadError as exc:
             if not looks_like_dicom(p) and _opens(p):
                 logger.debug("ignoring non-DICOM file %s", p)
@@ -413,7 +420,9 @@ def _resolve(
         raise SeriesNotFoundError(
             format_message(f"no files to load in {where}", fix="check the path")
         )
-    files, broken, ignored = _read_all(paths)
+    located = ({h.file.path: h for h in source._located}
+               if isinstance(source, SeriesInfo) else None)
+    files, broken, ignored = _read_all(paths, located)
     try:
         chosen, info = _select(files, roles, what, where, series_uid, modalities)
     except SeriesNotFoundError as exc:
@@ -655,6 +664,7 @@ def _fmt_iop(v: np.ndarray) -> str:
 
 def _geometry(files: list[DicomFile], series: str, tol: GeometryTolerances,
               suspects: str = "") -> _Stack:
+    """Check the slices' geometry and stack them along the normal (module docstring)."""
     n_files = len(files)
     if n_files < 2:
         raise GeometryError(
@@ -671,6 +681,42 @@ def _geometry(files: list[DicomFile], series: str, tol: GeometryTolerances,
                      for h, f in zip(heads, files)])
     spacings = np.array([_floats(h, "PixelSpacing", 2, series, f.path)
                          for h, f in zip(heads, files)])
+    _check_same_plane_grid(files, iops, spacings, series, tol)
+    row, col = _unit_cosines(files, iops, spacings, series)
+    normal = np.cross(row, col)
+    normal /= np.linalg.norm(normal)
+    order, d_sorted, steps = _sort_along_normal(files, ipps, normal, series, tol)
+    pos = ipps[order]
+    tilt_deg = _check_tilt(pos, normal, series, tol)
+    median, max_dev = _slice_spacing(files, order, d_sorted, steps, series, tol, suspects)
+    sx, sy = float(spacings[0, 1]), float(spacings[0, 0])
+    direction = np.column_stack([row, col, normal]).reshape(-1)
+    grid = Grid(
+        shape=(n_files, int(heads[0].Rows), int(heads[0].Columns)),
+        origin_mm=tuple(pos[0]),
+        spacing_mm=(sx, sy, median),
+        direction=tuple(direction),
+    )
+    rule = (
+        "sorted by position along the normal (row x column cosine); slice spacing = median "
+        "step"
+    )
+    inputs = {
+        "n_slices": n_files,
+        "slice_spacing_mm": median,
+        "slice_step_min_mm": float(steps.min()),
+        "slice_step_max_mm": float(steps.max()),
+        "slice_step_max_deviation_mm": max_dev,
+        "tilt_deg": tilt_deg,
+        "tolerances": tol.to_dict(),
+    }
+    return _Stack(order, grid, pos, steps, rule, inputs)
+
+
+def _check_same_plane_grid(files: list[DicomFile], iops: np.ndarray, spacings: np.ndarray,
+                           series: str, tol: GeometryTolerances) -> None:
+    """Every slice has the orientation, matrix size and PixelSpacing of the first."""
+    heads = [f.header for f in files]
     dev = np.max(np.abs(iops - iops[0]), axis=1)
     if np.any(dev > tol.orientation):
         groups: dict[str, list[str]] = {}
@@ -708,6 +754,12 @@ def _geometry(files: list[DicomFile], series: str, tol: GeometryTolerances,
                 fix="the files mix several reconstructions; load one of them",
             )
         )
+
+
+def _unit_cosines(files: list[DicomFile], iops: np.ndarray, spacings: np.ndarray,
+                  series: str) -> tuple[np.ndarray, np.ndarray]:
+    """The row and column cosines of the first slice, normalised, once checked: unit length
+    (within COSINE_NORM_TOLERANCE), PixelSpacing within SPACING_RANGE_MM, perpendicular."""
     row = iops[0, :3]
     col = iops[0, 3:]
     norms = (float(np.linalg.norm(row)), float(np.linalg.norm(col)))
@@ -748,8 +800,15 @@ def _geometry(files: list[DicomFile], series: str, tol: GeometryTolerances,
                 fix="repair the header",
             )
         )
-    normal = np.cross(row, col)
-    normal /= np.linalg.norm(normal)
+    return row, col
+
+
+def _sort_along_normal(files: list[DicomFile], ipps: np.ndarray, normal: np.ndarray,
+                       series: str, tol: GeometryTolerances
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(order, d_sorted, steps)``: the slices sorted by ``d = n . IPP`` (InstanceNumber
+    breaks ties), their sorted positions and the steps between them; duplicates refused."""
+    heads = [f.header for f in files]
     d = ipps @ normal
     instance = [(_opt_int(h, "InstanceNumber") or 0) for h in heads]
     order = np.lexsort((np.array(instance), d))
@@ -776,8 +835,13 @@ def _geometry(files: list[DicomFile], series: str, tol: GeometryTolerances,
                 "frames; remove the extra files or load one reconstruction via series_uid",
             )
         )
-    # gantry tilt: the slice positions must progress along the normal
-    pos = ipps[order]
+    return order, d_sorted, steps
+
+
+def _check_tilt(pos: np.ndarray, normal: np.ndarray, series: str,
+                tol: GeometryTolerances) -> float:
+    """The angle (degrees) between the normal and the direction the sorted slice positions
+    progress in; a gantry-tilted (or sheared) stack is refused."""
     span = pos[-1] - pos[0]
     along = float(span @ normal)
     lateral = float(np.linalg.norm(span - along * normal))
@@ -793,6 +857,16 @@ def _geometry(files: list[DicomFile], series: str, tol: GeometryTolerances,
                 "gantry tilt), or raise tilt_deg= if the angle is negligible for your use",
             )
         )
+    return tilt_deg
+
+
+def _slice_spacing(files: list[DicomFile], order: np.ndarray, d_sorted: np.ndarray,
+                   steps: np.ndarray, series: str, tol: GeometryTolerances,
+                   suspects: str) -> tuple[float, float]:
+    """``(median step, largest deviation from it)``: the slice spacing, once the steps are
+    checked (within SPACING_RANGE_MM; no missing slices; regular within the tolerances,
+    with a GeometryWarning above ``spacing_warn_mm``)."""
+    lo, hi = SPACING_RANGE_MM
     median = float(np.median(steps))
     if not lo <= median <= hi:
         raise GeometryError(
@@ -853,28 +927,7 @@ def _geometry(files: list[DicomFile], series: str, tol: GeometryTolerances,
             ),
             GeometryWarning,
         )
-    sx, sy = float(spacings[0, 1]), float(spacings[0, 0])
-    direction = np.column_stack([row, col, normal]).reshape(-1)
-    grid = Grid(
-        shape=(n_files, int(heads[0].Rows), int(heads[0].Columns)),
-        origin_mm=tuple(pos[0]),
-        spacing_mm=(sx, sy, median),
-        direction=tuple(direction),
-    )
-    rule = (
-        "sorted by position along the normal (row x column cosine); slice spacing = median "
-        "step"
-    )
-    inputs = {
-        "n_slices": n_files,
-        "slice_spacing_mm": median,
-        "slice_step_min_mm": float(steps.min()),
-        "slice_step_max_mm": float(steps.max()),
-        "slice_step_max_deviation_mm": max_dev,
-        "tilt_deg": tilt_deg,
-        "tolerances": tol.to_dict(),
-    }
-    return _Stack(order, grid, pos, steps, rule, inputs)
+    return median, max_dev
 
 
 # ---------------------------------------------------------------------------- public

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 import SimpleITK as sitk
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from emlesion.errors import GeometryError, format_message
@@ -43,8 +44,26 @@ class SeriesIdentity:
 
     @classmethod
     def from_dataset(cls, ds: Dataset) -> SeriesIdentity:
-        """Read the identity attributes of one instance."""
+        """Read the identity attributes of one instance.
 
+        The instances of a series carry the same identity bytes, and converting 18 elements
+        through pydicom costs more than scanning the whole header, so the result is
+        memoised on the raw (not yet converted) bytes of the elements it reads and of
+        SpecificCharacterSet: the same bytes give the same identity, computed once.
+        """
+        key = _identity_key(ds)
+        if key is None:
+            return cls._read(ds)
+        found = _IDENTITY_MEMO.get(key)
+        if found is None:
+            found = cls._read(ds)
+            if len(_IDENTITY_MEMO) >= _IDENTITY_MEMO_SIZE:
+                _IDENTITY_MEMO.clear()
+            _IDENTITY_MEMO[key] = found
+        return found
+
+    @classmethod
+    def _read(cls, ds: Dataset) -> SeriesIdentity:
         def s(kw: str) -> str:
             v = ds.get(kw, "")
             return "" if v is None else str(v)
@@ -90,6 +109,39 @@ class SeriesIdentity:
         return (
             f"{self.modality or '?'}{desc} ({self.series_instance_uid or 'no SeriesInstanceUID'})"
         )
+
+
+#: Tags read by :meth:`SeriesIdentity.from_dataset`.
+_IDENTITY_TAGS: tuple[int, ...] = (
+    0x00100020, 0x00100010, 0x00100030, 0x00100040, 0x0020000D, 0x00080020,
+    0x00080030, 0x00081030, 0x0020000E, 0x00200011, 0x0008103E, 0x00080021, 0x00080031,
+    0x00200052, 0x00080060, 0x00080016, 0x00080070, 0x00081090,
+)
+_IDENTITY_MEMO: dict[tuple[Any, ...], SeriesIdentity] = {}
+_IDENTITY_MEMO_SIZE = 256
+
+
+def _identity_key(ds: Dataset) -> tuple[Any, ...] | None:
+    """The raw bytes (with VR and encoding) of the identity elements of ``ds`` and the
+    character set pydicom decodes them with; None when one of them has already been
+    converted by pydicom (then it is read, not memoised)."""
+    elements = getattr(ds, "_dict", None)
+    if not isinstance(elements, dict):
+        return None
+    try:
+        charset = str(ds._character_set)
+    except Exception:  # a malformed SpecificCharacterSet: read, do not memoise
+        return None
+    key: list[Any] = [type(ds), charset]
+    for tag in _IDENTITY_TAGS:
+        elem = elements.get(tag)
+        if elem is None:
+            key.append(None)
+        elif isinstance(elem, RawDataElement):
+            key.append((elem.value, elem.VR, elem.is_implicit_VR, elem.is_little_endian))
+        else:
+            return None
+    return tuple(key)
 
 
 @dataclass(frozen=True)
