@@ -41,7 +41,7 @@ supply ``organ_labels`` then.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -57,6 +57,7 @@ from emlesion.anatomy.fov import (
     find_heart,
     find_lungs,
     largest_component,
+    padded_box,
     trunk_slices,
 )
 from emlesion.anatomy.model import (
@@ -420,6 +421,26 @@ def _remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     keep = counts >= min_voxels
     keep[0] = False
     return keep[lab]
+
+
+def _crop_apply(
+    mask: np.ndarray, margin: int | tuple[int, ...], fn: Callable[..., np.ndarray],
+    *others: np.ndarray,
+) -> np.ndarray:
+    """``fn`` applied to ``mask`` cropped to its box grown by ``margin`` voxels.
+
+    ``fn`` receives the cropped mask (or, with ``others``, the tuple of the cropped mask
+    and the same crop of each of ``others``) and returns a mask of the crop's shape, which
+    is placed into an all-False array of ``mask``'s shape. The caller chooses ``margin``
+    so that the result is the same as on the whole array: at least the reach of the
+    structuring elements used (twice for a closing, plus one for a hole filling).
+    """
+    out = np.zeros(mask.shape, bool)
+    box = padded_box(mask, margin)
+    if box is None:
+        return out
+    out[box] = fn((mask[box], *(o[box] for o in others)) if others else mask[box])
+    return out
 
 
 def _interp_nan(values: np.ndarray) -> np.ndarray:
@@ -1022,28 +1043,35 @@ def _bladder(
         return empty, "no low-pelvis search box"
     local_max = float(suv[box].max())
     hot = box & (suv >= max(BLADDER_MIN_SUV, BLADDER_HOT_FRACTION * local_max))
-    lab, n = ndi.label(hot, structure=np.ones((3, 3, 3), bool))
-    if n == 0:
+    # every mask below lies within the hot voxels' box grown by the fluid reach (+1 voxel
+    # for the slice hole filling): work on that crop
+    reach = _ball(BLADDER_FLUID_REACH_MM, grid.spacing_mm)
+    crop = padded_box(hot, tuple(n // 2 + 1 for n in reach.shape))
+    if crop is None:
         return empty, "no hot structure in the low midline pelvis"
+    suv_c, hu_c, dx_c, region_c = suv[crop], hu[crop], dx[crop], region[crop]
+    lab, n = ndi.label(hot[crop], structure=np.ones((3, 3, 3), bool))
     idx = np.arange(1, n + 1)
-    maxima = ndi.maximum(suv, lab, idx)
+    labelled = lab > 0
+    maxima = ndi.maximum(suv_c[labelled], lab[labelled], idx)
     for i in np.argsort(maxima)[::-1]:
         comp = lab == idx[i]
         m = float(maxima[i])
-        core = comp & (suv >= BLADDER_CORE_FRACTION * m)
+        core = comp & (suv_c >= BLADDER_CORE_FRACTION * m)
         if core.sum() * grid.voxel_volume_ml < BLADDER_MIN_CORE_ML:
             continue
-        if float(np.median(hu[core])) >= BLADDER_CORE_MAX_HU:  # soft tissue: a lesion, not urine
+        if float(np.median(hu_c[core])) >= BLADDER_CORE_MAX_HU:  # soft tissue: a lesion
             continue
-        if abs(float(dx[core].mean())) > BLADDER_CORE_MAX_MIDLINE_MM:
+        if abs(float(dx_c[core].mean())) > BLADDER_CORE_MAX_MIDLINE_MM:
             continue
-        iso = largest_component(comp & (suv >= BLADDER_ISO_FRACTION * m))
-        fluid = (hu >= FLUID_HU[0]) & (hu <= FLUID_HU[1]) & ndi.binary_dilation(
-            iso, _ball(BLADDER_FLUID_REACH_MM, grid.spacing_mm)) & region
+        iso = largest_component(comp & (suv_c >= BLADDER_ISO_FRACTION * m))
+        fluid = (hu_c >= FLUID_HU[0]) & (hu_c <= FLUID_HU[1]) & ndi.binary_dilation(
+            iso, reach) & region_c
         fluid = largest_component(fluid & ndi.binary_dilation(core, _ball(BLADDER_CORE_REACH_MM,
                                                                  grid.spacing_mm))
                                    | (fluid & iso)) if fluid.any() else fluid
-        bladder = fill_slices(iso | fluid)
+        bladder = empty
+        bladder[crop] = fill_slices(iso | fluid)
         return bladder, (f"hottest fluid-core midline pelvic PET component (SUVmax {m:.3g}); "
                          f"{BLADDER_ISO_FRACTION * 100:g} %-of-max region + CT fluid within "
                          f"{BLADDER_FLUID_REACH_MM:g} mm")
@@ -1066,8 +1094,18 @@ def _liver(
     hu_s = ndi.uniform_filter(hu, size=LIVER_HU_FILTER_VOXELS)
     cand = (region & (dx < 0.0) & (hu_s >= LIVER_HU[0]) & (hu_s <= LIVER_HU[1])
             & (suv_s >= LIVER_SUV[0]) & (suv_s <= LIVER_SUV[1]))
-    cand = ndi.binary_opening(cand, np.ones((3, 3, 3), bool))
-    comp = largest_component(cand)
+    comp = _crop_apply(cand, 2, _liver_component, suv_s)
+    return comp, ("largest right-upper-quadrant component, CT "
+                  f"{LIVER_HU[0]:g}-{LIVER_HU[1]:g} HU ({LIVER_HU_FILTER_VOXELS}-voxel mean) "
+                  f"and smoothed PET {LIVER_SUV[0]:.1f}-{LIVER_SUV[1]:.1f}, then within "
+                  f"{LIVER_UNIFORM_FRACTION * 100:g} % of its median uptake")
+
+
+def _liver_component(crop: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The liver rule of :func:`_liver` on a crop ``(candidates, smoothed PET)``: largest
+    component after a one-voxel opening, then its uniform-uptake part, slice holes filled."""
+    cand, suv_s = crop
+    comp = largest_component(ndi.binary_opening(cand, np.ones((3, 3, 3), bool)))
     if comp.any():
         # uniform uptake: keep voxels within 35 % of the organ's median (drops kidney, lesions)
         med = float(np.median(suv_s[comp]))
@@ -1076,10 +1114,7 @@ def _liver(
                                np.ones((3, 3, 3), bool))
         )
         comp = fill_slices(comp)
-    return comp, ("largest right-upper-quadrant component, CT "
-                  f"{LIVER_HU[0]:g}-{LIVER_HU[1]:g} HU ({LIVER_HU_FILTER_VOXELS}-voxel mean) "
-                  f"and smoothed PET {LIVER_SUV[0]:.1f}-{LIVER_SUV[1]:.1f}, then within "
-                  f"{LIVER_UNIFORM_FRACTION * 100:g} % of its median uptake")
+    return comp
 
 
 def _ct_organ(cand: np.ndarray, grid: Grid) -> np.ndarray:
@@ -1227,7 +1262,8 @@ def _kidneys(
     cand = (region & (np.abs(dx) >= KIDNEY_DX_MM[0]) & (np.abs(dx) <= KIDNEY_DX_MM[1])
             & (dy > dy_mm[0]) & (dy < dy_mm[1])
             & (hu >= SOFT_HU[0]) & (hu <= SOFT_HU[1]) & (suv >= KIDNEY_MIN_SUV))
-    cand = ndi.binary_opening(cand, ndi.generate_binary_structure(3, 1))
+    cand = _crop_apply(cand, 1, lambda m: ndi.binary_opening(
+        m, ndi.generate_binary_structure(3, 1)))
     if not cand.any():
         e = np.zeros(suv.shape, bool)
         return e, e, "no paraspinal avid soft tissue above the crests"
@@ -1237,27 +1273,35 @@ def _kidneys(
     centre_ix = float(grid.lps_to_index((float(np.nanmedian(ax_x)), 0.0, 0.0))[2]) if \
         abs(grid.direction_matrix[0, 0]) > AXIS_ALIGNED_MIN_COSINE else (suv.shape[2] - 1) / 2.0
     mir_r = _mirror_x(right, centre_ix)
+    # the overlap of ``left`` with the shifted mirror image only involves voxels of the box
+    # of both (a voxel shifted out of it lands outside ``left``'s box)
+    both = padded_box(left | mir_r)
+    left_b = left[both] if both is not None else left
+    mir_b = mir_r[both] if both is not None else mir_r
     best = (-1, 0, 0)
     for dz in range(-int(KIDNEY_MAX_SHIFT_Z_MM // sz), int(KIDNEY_MAX_SHIFT_Z_MM // sz) + 1):
         for dyv in range(-int(KIDNEY_MAX_SHIFT_Y_MM // sy),
                          int(KIDNEY_MAX_SHIFT_Y_MM // sy) + 1):
-            ov = int((left & _shift(mir_r, dz, dyv)).sum())
+            ov = int(np.count_nonzero(left_b & _shift(mir_b, dz, dyv)))
             if ov > best[0]:
                 best = (ov, dz, dyv)
     _, dz, dyv = best
     grow = _ball(KIDNEY_PARTNER_REACH_MM, grid.spacing_mm)
-    partner_l = ndi.binary_dilation(_shift(mir_r, dz, dyv), grow)
+    reach = tuple(n // 2 for n in grow.shape)
     mir_l = _mirror_x(_shift(left, -dz, -dyv), centre_ix)
-    partner_r = ndi.binary_dilation(mir_l, grow)
     min_vox = round(KIDNEY_MIN_ML / grid.voxel_volume_ml)
     out = []
-    for side, partner in ((left, partner_l), (right, partner_r)):
-        sym = side & partner
-        comp = largest_component(sym)
+    for side, other in ((left, _shift(mir_r, dz, dyv)), (right, mir_l)):
+        # mirror partner: the other side's image dilated by the reach, needed on ``side`` only
+        box = padded_box(side, reach)
+        comp = np.zeros(side.shape, bool)
+        if box is not None:
+            comp[box] = largest_component(side[box] & ndi.binary_dilation(other[box], grow))
         if comp.sum() < min_vox:
             comp = np.zeros_like(comp)
         else:
-            comp = fill_slices(ndi.binary_closing(comp, grow) & side | comp)
+            comp = _crop_apply(comp, tuple(2 * r + 1 for r in reach), lambda m: fill_slices(
+                ndi.binary_closing(m[0], grow) & m[1] | m[0]), side)
         out.append(comp)
     rule = (f"paraspinal avid soft tissue, mirror-symmetric part (right mirrored, shift "
             f"dz={dz * sz:.0f} mm, dy={dyv * sy:.0f} mm)")
