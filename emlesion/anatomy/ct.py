@@ -962,22 +962,24 @@ def _spine(
         if not bone[k].any() or not np.isfinite(centres[k, 0]):
             continue
         cx, cy = centres[k]
-        strip = (bone[k] & (np.abs(x3[k] - cx) < SPINE_MAX_MIDLINE_OFFSET_MM)
-                 & (y3[k] > cy - SPINE_ANTERIOR_MARGIN_MM))
-        lab, n = ndi.label(strip, structure=eight)
-        if n == 0:
+        midline = np.abs(x3[k] - cx) < SPINE_MAX_MIDLINE_OFFSET_MM
+        strip = bone[k] & midline & (y3[k] > cy - SPINE_ANTERIOR_MARGIN_MM)
+        # the trabecular interior of the vertebral body is mostly below BONE_HU [S11]: the
+        # component grows into the trabecular range of the midline strip (below)
+        trab = (hu[k] >= SPINE_TRABECULAR_HU) & midline if hu is not None else None
+        # everything below stays in the box of strip and trab (+2 voxels: closing, holes)
+        box = padded_box(strip if trab is None else strip | trab, 2)
+        if box is None or not strip.any():
             continue
-        sizes = ndi.sum(strip, lab, index=np.arange(1, n + 1))
-        comp = lab == int(np.argmax(sizes)) + 1
-        if comp.sum() * grid.spacing_mm[0] * grid.spacing_mm[1] < SPINE_MIN_AREA_MM2:
+        lab, n = ndi.label(strip[box], structure=eight)
+        sizes = ndi.sum(strip[box], lab, index=np.arange(1, n + 1))
+        comp_b = lab == int(np.argmax(sizes)) + 1
+        if comp_b.sum() * grid.spacing_mm[0] * grid.spacing_mm[1] < SPINE_MIN_AREA_MM2:
             continue
-        # the trabecular interior of the vertebral body is mostly below BONE_HU [S11]: grow
-        # the component into the trabecular range and fill the ring to get the whole vertebra
-        if hu is not None:
-            trab = ((hu[k] >= SPINE_TRABECULAR_HU)
-                    & (np.abs(x3[k] - cx) < SPINE_MAX_MIDLINE_OFFSET_MM))
-            comp = ndi.binary_propagation(comp, structure=eight, mask=trab | comp)
-        comp = ndi.binary_fill_holes(ndi.binary_closing(comp, eight) | comp)
+        if trab is not None:  # grow, then fill the ring to get the whole vertebra
+            comp_b = ndi.binary_propagation(comp_b, structure=eight, mask=trab[box] | comp_b)
+        comp = np.zeros(strip.shape, bool)
+        comp[box] = ndi.binary_fill_holes(ndi.binary_closing(comp_b, eight) | comp_b)
         axis[k] = (float(x3[k][comp].mean()), float(y3[k][comp].mean()))
         near = comp & (np.abs(x3[k] - axis[k, 0]) < SPINE_BODY_HALF_WIDTH_MM)
         ant[k] = float(y3[k][near].min()) if near.any() else float(y3[k][comp].min())
@@ -1381,19 +1383,32 @@ def _aorta(
                & (dx[k] > AORTA_DX_MM[0]) & (dx[k] < AORTA_DX_MM[1]))
         cand = (box & (hu[k] >= AORTA_HU[0]) & (hu[k] <= AORTA_HU[1]) & (suv_l[k] >= AORTA_MIN_SUV)
                 & (suv_l[k] <= pet_max))
-        cand = ndi.binary_opening(ndi.binary_fill_holes(cand) & box, cross)
-        lab, n = ndi.label(cand, structure=cross)
-        for i in range(1, n + 1):
-            comp = lab == i
-            area = float(comp.sum()) * px
+        # the search box grown by 2 voxels (hole filling, opening) holds every step below
+        crop = padded_box(box, 2)
+        if crop is None:
+            continue
+        cand = ndi.binary_opening(ndi.binary_fill_holes(cand[crop]) & box[crop], cross)
+        lab, _n = ndi.label(cand, structure=cross)
+        for i, obj in enumerate(ndi.find_objects(lab), start=1):
+            if obj is None:
+                continue
+            comp_c = lab == i
+            area = float(comp_c.sum()) * px
             if not AORTA_AREA_MM2[0] <= area <= AORTA_AREA_MM2[1]:
                 continue
-            edt = ndi.distance_transform_edt(np.pad(comp, 1), sampling=(sy, sx))[1:-1, 1:-1]
+            # in-plane depth: the nearest background lies within the component's box + 1
+            j0, i0 = max(obj[0].start - 1, 0), max(obj[1].start - 1, 0)
+            sub = np.pad(comp_c[j0: obj[0].stop + 1, i0: obj[1].stop + 1], 1)
+            edt = ndi.distance_transform_edt(sub, sampling=(sy, sx))[1:-1, 1:-1]
             # not round (elongated, merged)
             if area > AORTA_MAX_AREA_TO_INSCRIBED_RATIO * math.pi * float(edt.max()) ** 2:
                 continue
             jj, ii = np.nonzero(edt >= AORTA_CORE_DEPTH_FRACTION * float(edt.max()))
+            jj = jj + (j0 + crop[0].start)
+            ii = ii + (i0 + crop[1].start)
             p = grid.index_to_lps((float(k), float(jj.mean()), float(ii.mean())))
+            comp = np.zeros(box.shape, bool)
+            comp[crop] = comp_c
             cands.setdefault(k, []).append((float(p[0]), float(p[1]),
                                             math.sqrt(area / math.pi), comp))
     if not cands:
@@ -1569,13 +1584,19 @@ def _liver_reference(
     suv: np.ndarray | None,
 ) -> ReferenceRegion | None:
     sx, sy, sz = grid.spacing_mm
-    edt = ndi.distance_transform_edt(liver, sampling=(sz, sy, sx))
-    right_lobe = liver & (dx < -LIVER_RIGHT_LOBE_MM)
+    # the score is -inf outside the liver: work in its box; + 1 voxel keeps the background
+    # nearest to every liver voxel inside the box, so the depths are those of the full grid
+    crop = padded_box(liver, 1)
+    if crop is None:
+        return None
+    liver_c = liver[crop]
+    edt = ndi.distance_transform_edt(liver_c, sampling=(sz, sy, sx))
+    right_lobe = liver_c & (dx[crop] < -LIVER_RIGHT_LOBE_MM)
     if not right_lobe.any():
-        right_lobe = liver
+        right_lobe = liver_c
     ks = np.nonzero(liver.any(axis=(1, 2)))[0]
     z_mid = float((z_slice[ks].min() + z_slice[ks].max()) / 2.0)
-    z3 = z_slice[:, None, None]
+    z3 = z_slice[crop[0], None, None]
     score = np.where(right_lobe, edt - LIVER_MID_LEVEL_PENALTY_MM_PER_MM * np.abs(z3 - z_mid),
                      -np.inf)
     if suv is not None:
@@ -1583,13 +1604,14 @@ def _liver_reference(
         liver_med = float(np.median(suv[liver]))
         local = ndi.uniform_filter(suv, size=(max(1, int(LIVER_LOCAL_MEAN_MM / sz)),
                                               max(1, int(LIVER_LOCAL_MEAN_MM / sy)),
-                                              max(1, int(LIVER_LOCAL_MEAN_MM / sx))))
+                                              max(1, int(LIVER_LOCAL_MEAN_MM / sx))))[crop]
         score = np.where(np.abs(local - liver_med) > LIVER_HOTSPOT_FRACTION * liver_med,
                          score - LIVER_HOTSPOT_PENALTY_MM, score)
-    best = np.unravel_index(int(np.argmax(score)), liver.shape)
-    if not np.isfinite(score[best]):
+    best_c = np.unravel_index(int(np.argmax(score)), score.shape)
+    if not np.isfinite(score[best_c]):
         return None
-    depth = float(edt[best])
+    depth = float(edt[best_c])
+    best = tuple(int(v) + c.start for v, c in zip(best_c, crop))
     p = grid.index_to_lps(tuple(float(v) for v in best))  # type: ignore[arg-type]
     if depth < LIVER_SPHERE_RADIUS_MM:
         warn_external(format_message(f"the liver is too thin for a "
