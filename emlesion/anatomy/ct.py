@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -627,257 +628,35 @@ def segment_anatomy(
                                            fix="pass ct= and/or pet="))
         return _segment_pet_only(pet)
     steps: list[ProvenanceStep] = []
+    masks: dict[AnatomyLabel, np.ndarray] = {}
     with record_warnings() as rec:
-        grid = _working_grid(ct, pet)
-        hu = resample_array(np.asarray(ct.array), ct.grid, grid, interpolation="linear",
-                            default_value=OUTSIDE_CT_HU).astype(np.float32)
-        sx, sy, sz = grid.spacing_mm
-        vox_ml = grid.voxel_volume_ml
-        xs, ys, zs = voxel_centres_mm(grid)
-        x3 = np.broadcast_to(xs, grid.shape)
-        y3 = np.broadcast_to(ys, grid.shape)
-        z_slice = np.asarray(np.broadcast_to(zs, grid.shape)[:, 0, 0], dtype=float)
-        z_up = bool(z_slice[-1] >= z_slice[0]) if len(z_slice) > 1 else True
-        masks: dict[AnatomyLabel, np.ndarray] = {}
+        frame = _working_frame(ct, pet)
+        grid = frame.grid
         # user organ map: every organ it names replaces the classical rule's, and is used
         # by the rules that depend on it (heuristics only fill in what the map lacks)
         user: dict[AnatomyLabel, np.ndarray] = {}
         if organ_labels is not None:
             user = _organ_masks(organ_labels, grid, organ_names)
-
-        # 1. body -------------------------------------------------------------
-        body = largest_component(fill_slices(hu > BODY_HU), np.ones((3, 3, 3), bool))
-        masks[AnatomyLabel.BODY] = body
-        steps.append(ProvenanceStep("emlesion.anatomy.body", rule=f"CT > {BODY_HU:g} HU, slice "
-                                    "holes filled, largest 3-D component",
-                                    inputs={"volume_ml": float(body.sum() * vox_ml),
-                                            "working_grid_shape": grid.shape,
-                                            "working_spacing_mm": grid.spacing_mm}))
-        # 2. bone --------------------------------------------------------------
-        bone = _remove_small((hu >= BONE_HU) & body, max(1, round(BONE_MIN_COMPONENT_ML / vox_ml)))
-        masks[AnatomyLabel.BONE] = bone
-        steps.append(ProvenanceStep("emlesion.anatomy.bone", rule=f"CT >= {BONE_HU:g} HU in "
-                                    f"body, components < {BONE_MIN_COMPONENT_ML:g} mL removed",
-                                    inputs={"volume_ml": float(bone.sum() * vox_ml)}))
-        # field of view: trunk slices, lungs ---------------------------------------
+        body, bone = _body_and_bone(frame, masks, steps)
+        # field of view: trunk slices, lungs
         trunk = trunk_slices(body, grid)
-        trunk3 = np.broadcast_to(trunk[:, None, None], grid.shape)
-        lungs, lung_rule = find_lungs(hu, body, trunk, x3, grid)
-        # 3. spine axis --------------------------------------------------------
-        axis, ant_y, spine = _spine(bone & trunk3, body, x3, y3, grid, hu)
-        spine_ks = np.nonzero(spine.any(axis=(1, 2)))[0]
-        spine_len = float((spine_ks.max() - spine_ks.min() + 1) * sz) if spine_ks.size else 0.0
-        if 0.0 < spine_len < MIN_SPINE_LENGTH_MM:
-            warn_external(format_message(f"spine candidate dropped: it spans {spine_len:.0f} mm "
-                                         f"(< {MIN_SPINE_LENGTH_MM:g} mm)"), AnatomyWarning)
-            axis = np.full_like(axis, np.nan)
-            ant_y = np.full_like(ant_y, np.nan)
-            spine = np.zeros_like(spine)
-        masks[AnatomyLabel.SPINE] = spine
-        n_axis = int(np.isfinite(axis[:, 0]).sum())
-        steps.append(ProvenanceStep("emlesion.anatomy.spine", rule="largest bone component "
-                                    f"within {SPINE_MAX_MIDLINE_OFFSET_MM:g} mm of body "
-                                    "x-centre, posterior half; slice centroids, gaps "
-                                    "interpolated",
-                                    inputs={"slices_with_axis": n_axis}))
-        if n_axis == 0:
-            warn_external(format_message(
-                "no spine found on the CT; the body centre is used as the midline"
-                + ("" if trunk.any() else " (no trunk slice in the field of view: trunk "
-                   "organs are not searched)")), AnatomyWarning)
-            axis = _body_centres(body, x3, y3)
-        ax_x = np.where(np.isfinite(axis[:, 0]), axis[:, 0], np.nanmedian(axis[:, 0]))
-        ax_y = np.where(np.isfinite(axis[:, 1]), axis[:, 1], np.nanmedian(axis[:, 1]))
-        dx = x3 - ax_x[:, None, None]
-        dy = y3 - ax_y[:, None, None]
-        # 4-5. pelvis landmarks -----------------------------------------------
-        pelvic_bone = user.get(AnatomyLabel.PELVIS, bone)
-        crest_k, symph_k = _pelvic_levels(pelvic_bone, dx, dy, grid, z_up) if trunk.any() \
-            else (None, None)
-        crest_z = float(z_slice[crest_k]) if crest_k is not None else None
-        symph_z = float(z_slice[symph_k]) if symph_k is not None else None
-        if crest_z is None:
-            inlet_z = None
-        elif symph_z is not None:
-            inlet_z = crest_z - INLET_FRACTION * (crest_z - symph_z)
-        else:
-            inlet_z = crest_z - INLET_DEFAULT_DEPTH_MM
-        if crest_z is None:
-            warn_external(format_message("iliac crests not found (pelvis outside the field of "
-                                         "view?); pelvic/retroperitoneal regions use the scan "
-                                         "middle"), AnatomyWarning)
-        z3 = np.broadcast_to(z_slice[:, None, None], grid.shape)
-        if crest_z is not None:
-            split_z = crest_z
-        elif lungs.any():  # thorax without pelvis: the whole field lies above the crests
-            split_z = float(z_slice.min()) - sz
-        else:
-            split_z = float(np.median(z_slice))
-        below = z3 <= split_z + sz  # at or below the crest level
-        above = z3 > split_z
-        pelvis = bone & below & (crest_z is not None)
-        masks[AnatomyLabel.PELVIS] = pelvis
-        from_map = "hip bones and sacrum of the organ map: " if AnatomyLabel.PELVIS in user \
-            else ""
-        steps.append(ProvenanceStep("emlesion.anatomy.pelvis", rule=from_map + "iliac crest = "
-                                    "top of the bottom-up run of slices with bone at "
-                                    f"|dx|>{ILIAC_MIN_LATERAL_MM:g} mm both sides; symphysis = "
-                                    "top of anterior midline bone; pelvic inlet = crest - "
-                                    f"{INLET_FRACTION:g} x (crest - symphysis) (arcuate line "
-                                    "level)",
-                                    inputs={"iliac_crest_z_mm": crest_z,
-                                            "pubic_symphysis_z_mm": symph_z,
-                                            "pelvic_inlet_z_mm": inlet_z}))
-        liver_ref: ReferenceRegion | None = None
-        blood_ref: ReferenceRegion | None = None
-        # trunk organs are searched on trunk slices only, and only with a spine (the
-        # midline reference of their rules)
-        soft = body & ~bone & trunk3
-        search_trunk = bool(trunk.any()) and n_axis > 0
+        lungs, lung_rule = find_lungs(frame.hu, body, trunk, frame.x3, grid)
+        axis = _spinal_axis(frame, body, bone, trunk, masks, steps)
+        levels = _pelvic_landmarks(frame, bone, trunk, lungs, axis, user, masks, steps)
         suv: np.ndarray | None = None
         scale_rule = ""
         if pet is not None:
             suv, scale_rule = _suv_scale(pet, body)
-        if not search_trunk:
-            why = ("no trunk slice in the field of view" if not trunk.any()
-                   else "no spine (midline reference) on the trunk slices")
-            warn_external(format_message(f"trunk organs (bladder, liver, kidneys, ureters, "
-                                         f"aorta) not searched: {why}"), AnatomyWarning)
-            steps.append(ProvenanceStep("emlesion.anatomy.trunk_organs",
-                                        rule=f"not searched: {why}"))
-        elif suv is not None:
-            suv_s = ndi.gaussian_filter(suv, sigma=(PET_SMOOTHING_SIGMA_MM / sz,
-                                                     PET_SMOOTHING_SIGMA_MM / sy,
-                                                     PET_SMOOTHING_SIGMA_MM / sx))
-            # 6. bladder
-            bladder, brule = _bladder(suv, hu, soft & below, dx, dy, grid)
-            bladder = user.get(AnatomyLabel.BLADDER, bladder)
-            # 7. liver
-            liver, lrule = _liver(suv_s, hu, soft & above, dx)
-            liver_ml = float(liver.sum() * vox_ml)
-            if AnatomyLabel.LIVER in user:
-                liver, liver_ml = user[AnatomyLabel.LIVER], 0.0
-            if 0.0 < liver_ml < MIN_LIVER_ML:
-                warn_external(format_message(f"liver candidate dropped: {liver_ml:.0f} mL "
-                                             f"(< {MIN_LIVER_ML:g} mL)"), AnatomyWarning)
-                liver = np.zeros_like(liver)
-                lrule += f"; candidate of {liver_ml:.0f} mL dropped (< {MIN_LIVER_ML:g} mL)"
-            # 8. kidneys
-            k_left, k_right, krule = _kidneys(suv, hu, soft & above & ~liver, dx, dy, ant_y,
-                                              ax_x, grid)
-            k_left = user.get(AnatomyLabel.KIDNEY_LEFT, k_left)
-            k_right = user.get(AnatomyLabel.KIDNEY_RIGHT, k_right)
-            # 9. ureters
-            ureters = _ureters(suv, soft & ~bladder & ~k_left & ~k_right & ~liver, dx, grid,
-                               k_left | k_right, bladder, z3)
-            # 10. aorta
-            aorta, blood_ref, arule = _aorta(
-                suv, hu, soft & above & ~liver & ~k_left & ~k_right, dx, y3, ant_y, grid,
-                z_slice, float(np.median(suv[liver])) if liver.any() else None,
-                np.asarray(lungs.any(axis=(1, 2)), dtype=bool))
-            if AnatomyLabel.AORTA in user:
-                aorta = user[AnatomyLabel.AORTA]
-                blood_ref = _blood_pool_from_mask(aorta, grid, z_slice, lungs)
-            for lab, m, rule in (
-                (AnatomyLabel.BLADDER, bladder, brule),
-                (AnatomyLabel.LIVER, liver, lrule),
-                (AnatomyLabel.KIDNEY_LEFT, k_left, krule),
-                (AnatomyLabel.KIDNEY_RIGHT, k_right, krule),
-                (AnatomyLabel.URETERS, ureters, "hot thin vertical tubes between kidneys and "
-                                                  "bladder"),
-                (AnatomyLabel.AORTA, aorta, arule),
-            ):
-                masks[lab] = m
-                if lab in user:
-                    rule = f"organ map ({organ_labels.source})"  # type: ignore[union-attr]
-                steps.append(ProvenanceStep(f"emlesion.anatomy.{lab.value}", rule=rule,
-                                            inputs={"volume_ml": float(m.sum() * vox_ml),
-                                                    "pet_scale": scale_rule}))
-                if not m.any() and lab is not AnatomyLabel.URETERS and lab not in user:
-                    warn_external(format_message(f"{lab.value} not found by the classical "
-                                                 "rules", fix="supply organ_labels"),
-                                  AnatomyWarning)
-        else:
-            bladder = user.get(AnatomyLabel.BLADDER, _bladder_ct(hu, soft & below, dx, dy, grid))
-            masks[AnatomyLabel.BLADDER] = bladder
-            steps.append(ProvenanceStep("emlesion.anatomy.bladder", rule="CT only: largest "
-                                        f"midline fluid ({FLUID_HU[0]:g}..{FLUID_HU[1]:g} HU) "
-                                        "component below the crests",
-                                        inputs={"volume_ml": float(bladder.sum() * vox_ml)}))
-            ct_organs = _ct_only_organs(hu, soft & above, dx, dy, y3, ant_y, ax_x, grid, z_slice,
-                                        lungs, user)
-            for lab, (m, rule) in ct_organs.items():
-                masks[lab] = m
-                steps.append(ProvenanceStep(f"emlesion.anatomy.{lab.value}", rule=rule,
-                                            inputs={"volume_ml": float(m.sum() * vox_ml)}))
-            if AnatomyLabel.AORTA in user:
-                blood_ref = _blood_pool_from_mask(user[AnatomyLabel.AORTA], grid, z_slice,
-                                                  lungs)
-        # 11. brain, heart (fov) ------------------------------------------------
-        brain, brain_rule = find_brain_ct(hu, body, bone, trunk, suv, grid, z_slice,
-                                          AnatomyWarning)
-        head_z = None
-        if brain.any():
-            masks[AnatomyLabel.BRAIN] = brain
-            ks = np.nonzero(brain.any(axis=(1, 2)))[0]
-            head_z = (float(z_slice[ks].min()), float(z_slice[ks].max()))
-        steps.append(ProvenanceStep("emlesion.anatomy.brain", rule=brain_rule,
-                                    inputs={"volume_ml": float(brain.sum() * vox_ml)}))
-        if lungs.any():
-            masks[AnatomyLabel.LUNGS] = lungs
-            heart, myo, heart_rule = find_heart(
-                hu, lungs, body, bone, masks.get(AnatomyLabel.LIVER, np.zeros(grid.shape, bool)),
-                dx, y3, ant_y, suv, grid, AnatomyWarning)
-            masks[AnatomyLabel.HEART] = heart
-            if myo is not None and heart.any():
-                masks[AnatomyLabel.MYOCARDIUM] = myo
-            steps.append(ProvenanceStep("emlesion.anatomy.heart", rule=heart_rule,
-                                        inputs={"volume_ml": float(heart.sum() * vox_ml),
-                                                "myocardium_volume_ml": float(
-                                                    myo.sum() * vox_ml) if myo is not None
-                                                else None}))
-        ks_t = np.nonzero(trunk)[0]
-        fov = FieldOfView(
-            z_range_mm=(float(z_slice.min()), float(z_slice.max())),
-            trunk_z_mm=(float(z_slice[ks_t].min()), float(z_slice[ks_t].max()))
-            if ks_t.size else None,
-            n_trunk_slices=int(ks_t.size),
-            lungs_z_mm=(float(z3[lungs].min()), float(z3[lungs].max())) if lungs.any()
-            else None,
-            lungs_volume_ml=float(lungs.sum() * vox_ml),
-            head_z_mm=head_z,
-            pelvis=crest_z is not None,
-            rule=f"trunk = body cross-section >= {TRUNK_MIN_WIDTH_MM:g} mm wide, >= "
-            f"{TRUNK_MIN_AREA_CM2:g} cm^2, not cut by the image edge; lungs: {lung_rule}; "
-            f"head: {brain_rule}",
-            brain_rule=brain_rule,
-        )
+        blood_ref = _trunk_organs(frame, body, bone, trunk, lungs, axis, levels, suv,
+                                  scale_rule, user, organ_labels, masks, steps)
+        brain_rule, head_z = _brain_and_heart(frame, body, bone, trunk, lungs, axis, suv,
+                                              masks, steps)
+        fov = _field_of_view(frame, trunk, lungs, lung_rule, brain_rule, head_z,
+                             levels.crest_z is not None)
         steps.insert(2, ProvenanceStep("emlesion.anatomy.field_of_view", rule=fov.rule,
                                        inputs=fov.to_dict()))
-        # user organ labels --------------------------------------------------
-        sources = {lab.value: "classical rule" for lab, m in masks.items() if m.any()}
-        if organ_labels is not None:
-            masks.update(user)
-            where = f"organ map {organ_labels.source}"
-            sources.update({lab.value: where for lab in user})
-            steps.append(ProvenanceStep("emlesion.anatomy.organ_labels",
-                                        rule="user organ label map replaces classical organs; "
-                                        "the classical rules fill in the organs it lacks",
-                                        inputs={"source": organ_labels.source,
-                                                "replaced": sorted(k.value for k in user),
-                                                "organ_sources": dict(sorted(sources.items()))}))
-            if AnatomyLabel.AORTA in user and blood_ref is None:
-                blood_ref = _blood_pool_from_mask(user[AnatomyLabel.AORTA], grid, z_slice,
-                                                  lungs)
-        liver = masks.get(AnatomyLabel.LIVER, np.zeros(grid.shape, bool))
-        if liver.any():
-            liver_ref = _liver_reference(liver, dx, grid, z_slice, suv)
-            steps.append(ProvenanceStep("emlesion.anatomy.liver_reference",
-                                        rule=liver_ref.rule if liver_ref else "no valid centre",
-                                        inputs={"centre_mm": liver_ref.centre_mm if liver_ref
-                                                else None}))
-        if AnatomyLabel.AORTA in masks and blood_ref is None and masks[AnatomyLabel.AORTA].any():
-            blood_ref = _blood_pool_from_mask(masks[AnatomyLabel.AORTA], grid, z_slice, lungs)
+        sources, liver_ref, blood_ref = _organ_map_and_references(
+            frame, axis, lungs, suv, user, organ_labels, blood_ref, masks, steps)
     step = ProvenanceStep("emlesion.anatomy.segment_anatomy",
                           rule="classical HU/PET thresholds + morphology"
                           + (" + user organ labels" if organ_labels is not None else ""),
@@ -887,17 +666,395 @@ def segment_anatomy(
     return Anatomy(
         grid=grid,
         masks=masks,
-        spinal_axis_mm=axis,
-        vertebral_anterior_y_mm=ant_y,
-        iliac_crest_z_mm=crest_z,
-        pubic_symphysis_z_mm=symph_z,
-        pelvic_inlet_z_mm=inlet_z,
+        spinal_axis_mm=axis.axis_mm,
+        vertebral_anterior_y_mm=axis.anterior_y_mm,
+        iliac_crest_z_mm=levels.crest_z,
+        pubic_symphysis_z_mm=levels.symphysis_z,
+        pelvic_inlet_z_mm=levels.inlet_z,
         liver_reference=liver_ref,
         blood_pool_reference=blood_ref,
         field_of_view=fov,
         provenance=(*steps, step),
         organ_sources=sources,
     )
+
+
+# ---------------------------------------------------------------------------- steps
+# The named steps of :func:`segment_anatomy`, in its order. Each one appends its
+# provenance step(s) to ``steps`` and its masks to ``masks`` (the order of both, and of
+# the warnings, is part of the recorded provenance).
+@dataclass(frozen=True)
+class _Frame:
+    """The working grid of one :func:`segment_anatomy` call, the CT on it (HU) and the LPS
+    coordinates (mm) of its voxels (``x3``, ``y3``, ``z3`` broadcast to the grid shape;
+    ``z_slice`` one z per slice)."""
+
+    grid: Grid
+    hu: np.ndarray
+    x3: np.ndarray
+    y3: np.ndarray
+    z3: np.ndarray
+    z_slice: np.ndarray
+
+    @property
+    def vox_ml(self) -> float:
+        return self.grid.voxel_volume_ml
+
+    @property
+    def z_up(self) -> bool:
+        """True when the slice index runs towards the head."""
+        return bool(self.z_slice[-1] >= self.z_slice[0]) if len(self.z_slice) > 1 else True
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """Spinal axis per slice (``axis_mm``: LPS x, y; NaN where unknown), the anterior
+    vertebral border, the number of slices where the spine was found, the axis with its
+    gaps filled by the median (``ax_x``, ``ax_y``) and every voxel's offset from it
+    (``dx``, ``dy``, mm)."""
+
+    axis_mm: np.ndarray
+    anterior_y_mm: np.ndarray
+    n_slices: int
+    ax_x: np.ndarray
+    ax_y: np.ndarray
+    dx: np.ndarray
+    dy: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Levels:
+    """Pelvic landmark levels (LPS z, mm, or ``None``) and the voxels at or below
+    (``below``) and above (``above``) the level that splits pelvis from abdomen."""
+
+    crest_z: float | None
+    symphysis_z: float | None
+    inlet_z: float | None
+    below: np.ndarray
+    above: np.ndarray
+
+
+def _working_frame(ct: Volume, pet: Volume | None) -> _Frame:
+    """The CT resampled onto the working grid (see the module notes) and its coordinates."""
+    grid = _working_grid(ct, pet)
+    hu = resample_array(np.asarray(ct.array), ct.grid, grid, interpolation="linear",
+                        default_value=OUTSIDE_CT_HU).astype(np.float32)
+    xs, ys, zs = voxel_centres_mm(grid)
+    z_slice = np.asarray(np.broadcast_to(zs, grid.shape)[:, 0, 0], dtype=float)
+    return _Frame(grid, hu, np.broadcast_to(xs, grid.shape), np.broadcast_to(ys, grid.shape),
+                  np.broadcast_to(z_slice[:, None, None], grid.shape), z_slice)
+
+
+def _body_and_bone(
+    frame: _Frame, masks: dict[AnatomyLabel, np.ndarray], steps: list[ProvenanceStep],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rules 1-2 of :func:`segment_anatomy`: body and bone."""
+    grid, hu, vox_ml = frame.grid, frame.hu, frame.vox_ml
+    body = largest_component(fill_slices(hu > BODY_HU), np.ones((3, 3, 3), bool))
+    masks[AnatomyLabel.BODY] = body
+    steps.append(ProvenanceStep("emlesion.anatomy.body", rule=f"CT > {BODY_HU:g} HU, slice "
+                                "holes filled, largest 3-D component",
+                                inputs={"volume_ml": float(body.sum() * vox_ml),
+                                        "working_grid_shape": grid.shape,
+                                        "working_spacing_mm": grid.spacing_mm}))
+    bone = _remove_small((hu >= BONE_HU) & body, max(1, round(BONE_MIN_COMPONENT_ML / vox_ml)))
+    masks[AnatomyLabel.BONE] = bone
+    steps.append(ProvenanceStep("emlesion.anatomy.bone", rule=f"CT >= {BONE_HU:g} HU in "
+                                f"body, components < {BONE_MIN_COMPONENT_ML:g} mL removed",
+                                inputs={"volume_ml": float(bone.sum() * vox_ml)}))
+    return body, bone
+
+
+def _spinal_axis(
+    frame: _Frame, body: np.ndarray, bone: np.ndarray, trunk: np.ndarray,
+    masks: dict[AnatomyLabel, np.ndarray], steps: list[ProvenanceStep],
+) -> _Axis:
+    """Rule 3 of :func:`segment_anatomy`: spine and spinal axis on the trunk slices (a spine
+    shorter than ``MIN_SPINE_LENGTH_MM`` is dropped; without one, the body centres)."""
+    grid = frame.grid
+    sz = grid.spacing_mm[2]
+    trunk3 = np.broadcast_to(trunk[:, None, None], grid.shape)
+    axis, ant_y, spine = _spine(bone & trunk3, body, frame.x3, frame.y3, grid, frame.hu)
+    spine_ks = np.nonzero(spine.any(axis=(1, 2)))[0]
+    spine_len = float((spine_ks.max() - spine_ks.min() + 1) * sz) if spine_ks.size else 0.0
+    if 0.0 < spine_len < MIN_SPINE_LENGTH_MM:
+        warn_external(format_message(f"spine candidate dropped: it spans {spine_len:.0f} mm "
+                                     f"(< {MIN_SPINE_LENGTH_MM:g} mm)"), AnatomyWarning)
+        axis = np.full_like(axis, np.nan)
+        ant_y = np.full_like(ant_y, np.nan)
+        spine = np.zeros_like(spine)
+    masks[AnatomyLabel.SPINE] = spine
+    n_axis = int(np.isfinite(axis[:, 0]).sum())
+    steps.append(ProvenanceStep("emlesion.anatomy.spine", rule="largest bone component "
+                                f"within {SPINE_MAX_MIDLINE_OFFSET_MM:g} mm of body "
+                                "x-centre, posterior half; slice centroids, gaps "
+                                "interpolated",
+                                inputs={"slices_with_axis": n_axis}))
+    if n_axis == 0:
+        warn_external(format_message(
+            "no spine found on the CT; the body centre is used as the midline"
+            + ("" if trunk.any() else " (no trunk slice in the field of view: trunk "
+               "organs are not searched)")), AnatomyWarning)
+        axis = _body_centres(body, frame.x3, frame.y3)
+    ax_x = np.where(np.isfinite(axis[:, 0]), axis[:, 0], np.nanmedian(axis[:, 0]))
+    ax_y = np.where(np.isfinite(axis[:, 1]), axis[:, 1], np.nanmedian(axis[:, 1]))
+    return _Axis(axis, ant_y, n_axis, ax_x, ax_y, frame.x3 - ax_x[:, None, None],
+                 frame.y3 - ax_y[:, None, None])
+
+
+def _pelvic_landmarks(
+    frame: _Frame, bone: np.ndarray, trunk: np.ndarray, lungs: np.ndarray, axis: _Axis,
+    user: Mapping[AnatomyLabel, np.ndarray], masks: dict[AnatomyLabel, np.ndarray],
+    steps: list[ProvenanceStep],
+) -> _Levels:
+    """Rules 4-5 of :func:`segment_anatomy`: iliac crests, pubic symphysis, pelvic inlet
+    level and the bony pelvis (from the organ map's hip bones and sacrum when given)."""
+    grid, z_slice = frame.grid, frame.z_slice
+    sz = grid.spacing_mm[2]
+    pelvic_bone = user.get(AnatomyLabel.PELVIS, bone)
+    crest_k, symph_k = _pelvic_levels(pelvic_bone, axis.dx, axis.dy, grid, frame.z_up) \
+        if trunk.any() else (None, None)
+    crest_z = float(z_slice[crest_k]) if crest_k is not None else None
+    symph_z = float(z_slice[symph_k]) if symph_k is not None else None
+    if crest_z is None:
+        inlet_z = None
+    elif symph_z is not None:
+        inlet_z = crest_z - INLET_FRACTION * (crest_z - symph_z)
+    else:
+        inlet_z = crest_z - INLET_DEFAULT_DEPTH_MM
+    if crest_z is None:
+        warn_external(format_message("iliac crests not found (pelvis outside the field of "
+                                     "view?); pelvic/retroperitoneal regions use the scan "
+                                     "middle"), AnatomyWarning)
+    if crest_z is not None:
+        split_z = crest_z
+    elif lungs.any():  # thorax without pelvis: the whole field lies above the crests
+        split_z = float(z_slice.min()) - sz
+    else:
+        split_z = float(np.median(z_slice))
+    below = frame.z3 <= split_z + sz  # at or below the crest level
+    above = frame.z3 > split_z
+    masks[AnatomyLabel.PELVIS] = bone & below & (crest_z is not None)
+    from_map = "hip bones and sacrum of the organ map: " if AnatomyLabel.PELVIS in user \
+        else ""
+    steps.append(ProvenanceStep("emlesion.anatomy.pelvis", rule=from_map + "iliac crest = "
+                                "top of the bottom-up run of slices with bone at "
+                                f"|dx|>{ILIAC_MIN_LATERAL_MM:g} mm both sides; symphysis = "
+                                "top of anterior midline bone; pelvic inlet = crest - "
+                                f"{INLET_FRACTION:g} x (crest - symphysis) (arcuate line "
+                                "level)",
+                                inputs={"iliac_crest_z_mm": crest_z,
+                                        "pubic_symphysis_z_mm": symph_z,
+                                        "pelvic_inlet_z_mm": inlet_z}))
+    return _Levels(crest_z, symph_z, inlet_z, below, above)
+
+
+def _trunk_organs(
+    frame: _Frame, body: np.ndarray, bone: np.ndarray, trunk: np.ndarray, lungs: np.ndarray,
+    axis: _Axis, levels: _Levels, suv: np.ndarray | None, scale_rule: str,
+    user: Mapping[AnatomyLabel, np.ndarray], organ_labels: LabelMap | None,
+    masks: dict[AnatomyLabel, np.ndarray], steps: list[ProvenanceStep],
+) -> ReferenceRegion | None:
+    """Rules 6-10 of :func:`segment_anatomy` (bladder, liver, kidneys, ureters, aorta; with
+    a PET, else the CT-only rules), searched on trunk slices only and only with a spine
+    (the midline reference of their rules). Returns the blood-pool cylinder, if any."""
+    if not (bool(trunk.any()) and axis.n_slices > 0):
+        why = ("no trunk slice in the field of view" if not trunk.any()
+               else "no spine (midline reference) on the trunk slices")
+        warn_external(format_message(f"trunk organs (bladder, liver, kidneys, ureters, "
+                                     f"aorta) not searched: {why}"), AnatomyWarning)
+        steps.append(ProvenanceStep("emlesion.anatomy.trunk_organs",
+                                    rule=f"not searched: {why}"))
+        return None
+    soft = body & ~bone & np.broadcast_to(trunk[:, None, None], frame.grid.shape)
+    if suv is not None:
+        return _trunk_organs_pet(frame, soft, lungs, axis, levels, suv, scale_rule, user,
+                                 organ_labels, masks, steps)
+    return _trunk_organs_ct(frame, soft, lungs, axis, levels, user, masks, steps)
+
+
+def _trunk_organs_pet(
+    frame: _Frame, soft: np.ndarray, lungs: np.ndarray, axis: _Axis, levels: _Levels,
+    suv: np.ndarray, scale_rule: str, user: Mapping[AnatomyLabel, np.ndarray],
+    organ_labels: LabelMap | None, masks: dict[AnatomyLabel, np.ndarray],
+    steps: list[ProvenanceStep],
+) -> ReferenceRegion | None:
+    """Rules 6-10 with a PET; an organ of the user map replaces the classical one."""
+    grid, hu, vox_ml, z_slice = frame.grid, frame.hu, frame.vox_ml, frame.z_slice
+    sx, sy, sz = grid.spacing_mm
+    dx, dy, below, above = axis.dx, axis.dy, levels.below, levels.above
+    suv_s = ndi.gaussian_filter(suv, sigma=(PET_SMOOTHING_SIGMA_MM / sz,
+                                             PET_SMOOTHING_SIGMA_MM / sy,
+                                             PET_SMOOTHING_SIGMA_MM / sx))
+    # 6. bladder
+    bladder, brule = _bladder(suv, hu, soft & below, dx, dy, grid)
+    bladder = user.get(AnatomyLabel.BLADDER, bladder)
+    # 7. liver
+    liver, lrule = _liver(suv_s, hu, soft & above, dx)
+    liver_ml = float(liver.sum() * vox_ml)
+    if AnatomyLabel.LIVER in user:
+        liver, liver_ml = user[AnatomyLabel.LIVER], 0.0
+    if 0.0 < liver_ml < MIN_LIVER_ML:
+        warn_external(format_message(f"liver candidate dropped: {liver_ml:.0f} mL "
+                                     f"(< {MIN_LIVER_ML:g} mL)"), AnatomyWarning)
+        liver = np.zeros_like(liver)
+        lrule += f"; candidate of {liver_ml:.0f} mL dropped (< {MIN_LIVER_ML:g} mL)"
+    # 8. kidneys
+    k_left, k_right, krule = _kidneys(suv, hu, soft & above & ~liver, dx, dy,
+                                      axis.anterior_y_mm, axis.ax_x, grid)
+    k_left = user.get(AnatomyLabel.KIDNEY_LEFT, k_left)
+    k_right = user.get(AnatomyLabel.KIDNEY_RIGHT, k_right)
+    # 9. ureters
+    ureters = _ureters(suv, soft & ~bladder & ~k_left & ~k_right & ~liver, dx, grid,
+                       k_left | k_right, bladder, frame.z3)
+    # 10. aorta
+    aorta, blood_ref, arule = _aorta(
+        suv, hu, soft & above & ~liver & ~k_left & ~k_right, dx, frame.y3,
+        axis.anterior_y_mm, grid, z_slice,
+        float(np.median(suv[liver])) if liver.any() else None,
+        np.asarray(lungs.any(axis=(1, 2)), dtype=bool))
+    if AnatomyLabel.AORTA in user:
+        aorta = user[AnatomyLabel.AORTA]
+        blood_ref = _blood_pool_from_mask(aorta, grid, z_slice, lungs)
+    for lab, m, rule in (
+        (AnatomyLabel.BLADDER, bladder, brule),
+        (AnatomyLabel.LIVER, liver, lrule),
+        (AnatomyLabel.KIDNEY_LEFT, k_left, krule),
+        (AnatomyLabel.KIDNEY_RIGHT, k_right, krule),
+        (AnatomyLabel.URETERS, ureters, "hot thin vertical tubes between kidneys and "
+                                          "bladder"),
+        (AnatomyLabel.AORTA, aorta, arule),
+    ):
+        masks[lab] = m
+        if lab in user:
+            rule = f"organ map ({organ_labels.source})"  # type: ignore[union-attr]
+        steps.append(ProvenanceStep(f"emlesion.anatomy.{lab.value}", rule=rule,
+                                    inputs={"volume_ml": float(m.sum() * vox_ml),
+                                            "pet_scale": scale_rule}))
+        if not m.any() and lab is not AnatomyLabel.URETERS and lab not in user:
+            warn_external(format_message(f"{lab.value} not found by the classical "
+                                         "rules", fix="supply organ_labels"),
+                          AnatomyWarning)
+    return blood_ref
+
+
+def _trunk_organs_ct(
+    frame: _Frame, soft: np.ndarray, lungs: np.ndarray, axis: _Axis, levels: _Levels,
+    user: Mapping[AnatomyLabel, np.ndarray], masks: dict[AnatomyLabel, np.ndarray],
+    steps: list[ProvenanceStep],
+) -> ReferenceRegion | None:
+    """Rules 6-10 without a PET: the CT-only bladder and organ rules."""
+    grid, hu, vox_ml = frame.grid, frame.hu, frame.vox_ml
+    bladder = user.get(AnatomyLabel.BLADDER,
+                       _bladder_ct(hu, soft & levels.below, axis.dx, axis.dy, grid))
+    masks[AnatomyLabel.BLADDER] = bladder
+    steps.append(ProvenanceStep("emlesion.anatomy.bladder", rule="CT only: largest "
+                                f"midline fluid ({FLUID_HU[0]:g}..{FLUID_HU[1]:g} HU) "
+                                "component below the crests",
+                                inputs={"volume_ml": float(bladder.sum() * vox_ml)}))
+    ct_organs = _ct_only_organs(hu, soft & levels.above, axis.dx, axis.dy, frame.y3,
+                                axis.anterior_y_mm, axis.ax_x, grid, frame.z_slice, lungs, user)
+    for lab, (m, rule) in ct_organs.items():
+        masks[lab] = m
+        steps.append(ProvenanceStep(f"emlesion.anatomy.{lab.value}", rule=rule,
+                                    inputs={"volume_ml": float(m.sum() * vox_ml)}))
+    if AnatomyLabel.AORTA in user:
+        return _blood_pool_from_mask(user[AnatomyLabel.AORTA], grid, frame.z_slice, lungs)
+    return None
+
+
+def _brain_and_heart(
+    frame: _Frame, body: np.ndarray, bone: np.ndarray, trunk: np.ndarray, lungs: np.ndarray,
+    axis: _Axis, suv: np.ndarray | None, masks: dict[AnatomyLabel, np.ndarray],
+    steps: list[ProvenanceStep],
+) -> tuple[str, tuple[float, float] | None]:
+    """Rule 11 of :func:`segment_anatomy`: brain, lungs, heart and myocardium
+    (:mod:`emlesion.anatomy.fov`). Returns the brain rule and the head's z range."""
+    grid, z_slice, vox_ml = frame.grid, frame.z_slice, frame.vox_ml
+    brain, brain_rule = find_brain_ct(frame.hu, body, bone, trunk, suv, grid, z_slice,
+                                      AnatomyWarning)
+    head_z = None
+    if brain.any():
+        masks[AnatomyLabel.BRAIN] = brain
+        ks = np.nonzero(brain.any(axis=(1, 2)))[0]
+        head_z = (float(z_slice[ks].min()), float(z_slice[ks].max()))
+    steps.append(ProvenanceStep("emlesion.anatomy.brain", rule=brain_rule,
+                                inputs={"volume_ml": float(brain.sum() * vox_ml)}))
+    if lungs.any():
+        masks[AnatomyLabel.LUNGS] = lungs
+        heart, myo, heart_rule = find_heart(
+            frame.hu, lungs, body, bone,
+            masks.get(AnatomyLabel.LIVER, np.zeros(grid.shape, bool)),
+            axis.dx, frame.y3, axis.anterior_y_mm, suv, grid, AnatomyWarning)
+        masks[AnatomyLabel.HEART] = heart
+        if myo is not None and heart.any():
+            masks[AnatomyLabel.MYOCARDIUM] = myo
+        steps.append(ProvenanceStep("emlesion.anatomy.heart", rule=heart_rule,
+                                    inputs={"volume_ml": float(heart.sum() * vox_ml),
+                                            "myocardium_volume_ml": float(
+                                                myo.sum() * vox_ml) if myo is not None
+                                            else None}))
+    return brain_rule, head_z
+
+
+def _field_of_view(
+    frame: _Frame, trunk: np.ndarray, lungs: np.ndarray, lung_rule: str, brain_rule: str,
+    head_z: tuple[float, float] | None, pelvis: bool,
+) -> FieldOfView:
+    """The :class:`~emlesion.anatomy.fov.FieldOfView` of the scan."""
+    z_slice = frame.z_slice
+    ks_t = np.nonzero(trunk)[0]
+    return FieldOfView(
+        z_range_mm=(float(z_slice.min()), float(z_slice.max())),
+        trunk_z_mm=(float(z_slice[ks_t].min()), float(z_slice[ks_t].max()))
+        if ks_t.size else None,
+        n_trunk_slices=int(ks_t.size),
+        lungs_z_mm=(float(frame.z3[lungs].min()), float(frame.z3[lungs].max()))
+        if lungs.any() else None,
+        lungs_volume_ml=float(lungs.sum() * frame.vox_ml),
+        head_z_mm=head_z,
+        pelvis=pelvis,
+        rule=f"trunk = body cross-section >= {TRUNK_MIN_WIDTH_MM:g} mm wide, >= "
+        f"{TRUNK_MIN_AREA_CM2:g} cm^2, not cut by the image edge; lungs: {lung_rule}; "
+        f"head: {brain_rule}",
+        brain_rule=brain_rule,
+    )
+
+
+def _organ_map_and_references(
+    frame: _Frame, axis: _Axis, lungs: np.ndarray, suv: np.ndarray | None,
+    user: Mapping[AnatomyLabel, np.ndarray], organ_labels: LabelMap | None,
+    blood_ref: ReferenceRegion | None, masks: dict[AnatomyLabel, np.ndarray],
+    steps: list[ProvenanceStep],
+) -> tuple[dict[str, str], ReferenceRegion | None, ReferenceRegion | None]:
+    """The user organ map's masks replace the classical ones; then the PERCIST references
+    (liver sphere, blood-pool cylinder from the final masks when not placed yet). Returns
+    the organ sources, the liver and the blood-pool references."""
+    grid, z_slice = frame.grid, frame.z_slice
+    sources = {lab.value: "classical rule" for lab, m in masks.items() if m.any()}
+    if organ_labels is not None:
+        masks.update(user)
+        where = f"organ map {organ_labels.source}"
+        sources.update({lab.value: where for lab in user})
+        steps.append(ProvenanceStep("emlesion.anatomy.organ_labels",
+                                    rule="user organ label map replaces classical organs; "
+                                    "the classical rules fill in the organs it lacks",
+                                    inputs={"source": organ_labels.source,
+                                            "replaced": sorted(k.value for k in user),
+                                            "organ_sources": dict(sorted(sources.items()))}))
+        if AnatomyLabel.AORTA in user and blood_ref is None:
+            blood_ref = _blood_pool_from_mask(user[AnatomyLabel.AORTA], grid, z_slice, lungs)
+    liver_ref: ReferenceRegion | None = None
+    liver = masks.get(AnatomyLabel.LIVER, np.zeros(grid.shape, bool))
+    if liver.any():
+        liver_ref = _liver_reference(liver, axis.dx, grid, z_slice, suv)
+        steps.append(ProvenanceStep("emlesion.anatomy.liver_reference",
+                                    rule=liver_ref.rule if liver_ref else "no valid centre",
+                                    inputs={"centre_mm": liver_ref.centre_mm if liver_ref
+                                            else None}))
+    if AnatomyLabel.AORTA in masks and blood_ref is None and masks[AnatomyLabel.AORTA].any():
+        blood_ref = _blood_pool_from_mask(masks[AnatomyLabel.AORTA], grid, z_slice, lungs)
+    return sources, liver_ref, blood_ref
 
 
 def _segment_pet_only(pet: Volume) -> Anatomy:
