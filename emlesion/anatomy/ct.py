@@ -52,6 +52,7 @@ from emlesion.anatomy.fov import (
     TRUNK_MIN_AREA_CM2,
     TRUNK_MIN_WIDTH_MM,
     FieldOfView,
+    ball_dilation,
     fill_slices,
     find_brain_ct,
     find_brain_pet,
@@ -1309,8 +1310,8 @@ def _ct_only_organs(
         cand = region & (hu_s >= CT_LIVER_HU[0]) & (hu_s <= CT_LIVER_HU[1])
         liver = _ct_organ(cand & (dx < 0.0), grid)
         if liver.any():  # the left lobe crosses the midline: grow across it
-            liver = _ct_organ(cand & (ndi.binary_dilation(liver, _ball(
-                LIVER_RIGHT_LOBE_MM, grid.spacing_mm)) | liver), grid)
+            liver = _ct_organ(cand & (ball_dilation(liver, LIVER_RIGHT_LOBE_MM,
+                                                    grid.spacing_mm) | liver), grid)
         if liver.sum() * vox_ml < MIN_LIVER_ML:
             liver = np.zeros_like(liver)
         out[AnatomyLabel.LIVER] = (liver, "CT only: largest right-sided component of "

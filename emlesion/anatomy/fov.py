@@ -105,6 +105,7 @@ __all__ = [
     "TRUNK_MIN_AREA_CM2",
     "TRUNK_MIN_WIDTH_MM",
     "FieldOfView",
+    "ball_dilation",
     "fill_slices",
     "find_brain_ct",
     "find_brain_pet",
@@ -362,6 +363,56 @@ def padded_box(
         out.append(slice(max(0, int(hit[0]) - pad[axis]),
                          min(m.shape[axis], int(hit[-1]) + 1 + pad[axis])))
     return tuple(out)
+
+
+def ball_dilation(
+    mask: np.ndarray, radius_mm: float, spacing_mm: tuple[float, float, float],
+) -> np.ndarray:
+    """Dilation of a 3-D mask by :func:`emlesion.io.geometry.ball_structure`, for large balls.
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        ``(z, y, x)`` mask.
+    radius_mm : float
+        Ball radius (mm).
+    spacing_mm : tuple of float
+        Voxel spacing ``(x, y, z)`` (mm), as :attr:`emlesion.io.geometry.Grid.spacing_mm`.
+
+    Returns
+    -------
+    ndarray of bool
+        The voxels whose offset to the nearest ``mask`` voxel lies in the ball: the same
+        voxels as ``scipy.ndimage.binary_dilation(mask, ball_structure(radius_mm,
+        spacing_mm))`` (``tests/test_anatomy_fov.py`` compares them).
+
+    Notes
+    -----
+    The nearest ``mask`` voxel of every voxel comes from one Euclidean feature transform
+    (:func:`scipy.ndimage.distance_transform_edt`), whose cost does not grow with the
+    ball: a 30 mm ball on a 2.5 mm grid (about 6000 structure voxels) takes 0.2 s instead
+    of 8 s on a 2.3-million-voxel grid. The ball test on the offset is the one of
+    ``ball_structure`` (its 1e-6 mm^2 tolerance, its box of ``floor(radius / spacing)``
+    voxels), so that a voxel is in the result exactly when some mask voxel is in its ball.
+    """
+    m = np.asarray(mask, dtype=bool)
+    out = np.zeros(m.shape, bool)
+    if not m.any():
+        return out
+    sx, sy, sz = spacing_mm
+    reach = [max(math.floor(radius_mm / s), 0) for s in (sz, sy, sx)]
+    nearest = ndi.distance_transform_edt(~m, sampling=(sz, sy, sx), return_distances=False,
+                                         return_indices=True)
+    d2 = np.zeros(m.shape, np.float64)
+    inside = np.ones(m.shape, bool)
+    for axis, (step, r) in enumerate(zip((sz, sy, sx), reach)):
+        shape = [1, 1, 1]
+        shape[axis] = m.shape[axis]
+        offset = nearest[axis] - np.arange(m.shape[axis]).reshape(shape)
+        d2 += (offset * step) ** 2
+        inside &= np.abs(offset) <= r
+    out[:] = inside & (d2 <= radius_mm**2 + 1e-6)
+    return out
 
 
 #: In-plane (y, x) face connectivity inside a 3-D array: the 2-D default of
