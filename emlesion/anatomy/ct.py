@@ -1115,33 +1115,42 @@ def _spine(
     ant = np.full(nz, np.nan)
     spine = np.zeros_like(bone)
     centres = _body_centres(body, x3, y3)
-    eight = np.ones((3, 3), bool)
-    for k in range(nz):
-        if not bone[k].any() or not np.isfinite(centres[k, 0]):
-            continue
-        cx, cy = centres[k]
-        midline = np.abs(x3[k] - cx) < SPINE_MAX_MIDLINE_OFFSET_MM
-        strip = bone[k] & midline & (y3[k] > cy - SPINE_ANTERIOR_MARGIN_MM)
-        # the trabecular interior of the vertebral body is mostly below BONE_HU [S11]: the
-        # component grows into the trabecular range of the midline strip (below)
-        trab = (hu[k] >= SPINE_TRABECULAR_HU) & midline if hu is not None else None
-        # everything below stays in the box of strip and trab (+2 voxels: closing, holes)
-        box = padded_box(strip if trab is None else strip | trab, 2)
-        if box is None or not strip.any():
-            continue
-        lab, n = ndi.label(strip[box], structure=eight)
-        sizes = ndi.sum(strip[box], lab, index=np.arange(1, n + 1))
-        comp_b = lab == int(np.argmax(sizes)) + 1
-        if comp_b.sum() * grid.spacing_mm[0] * grid.spacing_mm[1] < SPINE_MIN_AREA_MM2:
-            continue
+    # all slices at once: labelling, growth, closing and hole filling use the in-plane
+    # 8-connectivity only (no coupling between slices), on the box of the candidates
+    eight = np.zeros((3, 3, 3), bool)
+    eight[1] = True
+    valid = bone.any(axis=(1, 2)) & np.isfinite(centres[:, 0])
+    cx = np.where(valid, centres[:, 0], 0.0)[:, None, None]
+    cy = np.where(valid, centres[:, 1], 0.0)[:, None, None]
+    midline = (np.abs(x3 - cx) < SPINE_MAX_MIDLINE_OFFSET_MM) & valid[:, None, None]
+    strip = bone & midline & (y3 > cy - SPINE_ANTERIOR_MARGIN_MM)
+    # the trabecular interior of the vertebral body is mostly below BONE_HU [S11]: the
+    # component grows into the trabecular range of the midline strip (below)
+    trab = (hu >= SPINE_TRABECULAR_HU) & midline if hu is not None else None
+    box = padded_box(strip if trab is None else strip | trab, (0, 2, 2))
+    if box is not None and strip.any():
+        lab, _n = ndi.label(strip[box], structure=eight)
+        sizes = np.bincount(lab.ravel())
+        # per slice, its largest component (the first one on ties)
+        best: dict[int, int] = {}
+        for i, obj in enumerate(ndi.find_objects(lab), start=1):
+            if obj is not None:
+                k = obj[0].start
+                if k not in best or sizes[i] > sizes[best[k]]:
+                    best[k] = i
+        keep = np.zeros(sizes.size, bool)
+        for i in best.values():
+            if sizes[i] * grid.spacing_mm[0] * grid.spacing_mm[1] >= SPINE_MIN_AREA_MM2:
+                keep[i] = True
+        comp_b = keep[lab]
         if trab is not None:  # grow, then fill the ring to get the whole vertebra
             comp_b = ndi.binary_propagation(comp_b, structure=eight, mask=trab[box] | comp_b)
-        comp = np.zeros(strip.shape, bool)
-        comp[box] = ndi.binary_fill_holes(ndi.binary_closing(comp_b, eight) | comp_b)
+        spine[box] = fill_slices(ndi.binary_closing(comp_b, eight) | comp_b)
+    for k in np.nonzero(spine.any(axis=(1, 2)))[0]:
+        comp = spine[k]
         axis[k] = (float(x3[k][comp].mean()), float(y3[k][comp].mean()))
         near = comp & (np.abs(x3[k] - axis[k, 0]) < SPINE_BODY_HALF_WIDTH_MM)
         ant[k] = float(y3[k][near].min()) if near.any() else float(y3[k][comp].min())
-        spine[k] = comp
     ok = np.isfinite(axis[:, 0])
     if ok.sum() >= 3:
         # reject outliers (far from the running median) then interpolate gaps
