@@ -1533,9 +1533,29 @@ def _aorta(
     .. [1] Wahl RL et al. From RECIST to PERCIST. J Nucl Med 2009;50 Suppl 1:122S-150S
        (blood pool: 1 cm diameter x 2 cm cylinder in the descending thoracic aorta).
     """
-    sx, sy, sz = grid.spacing_mm
-    nz = suv.shape[0]
+    cands = _aorta_candidates(suv, hu, region, dx, y3, ant_y, grid, liver_suv)
     out = np.zeros(suv.shape, bool)
+    if not cands:
+        return out, None, "no round soft-tissue structure anterior to the spine"
+    chosen = _aorta_track(cands)
+    if not chosen:
+        return out, None, "no continuous round soft-tissue structure anterior to the spine"
+    run = _aorta_run(chosen)
+    for c in run:
+        if c[3] > 0.0:
+            out[c[0]] = chosen[c[0]][3]
+    ref, rule = _blood_pool_cylinder(run, grid, z_slice, lung_slices)
+    return out, ref, rule
+
+
+def _aorta_candidates(
+    suv: np.ndarray, hu: np.ndarray, region: np.ndarray, dx: np.ndarray, y3: np.ndarray,
+    ant_y: np.ndarray, grid: Grid, liver_suv: float | None,
+) -> dict[int, list[tuple[float, float, float, np.ndarray]]]:
+    """Aortic lumen candidates of :func:`_aorta` per slice: ``(x, y, radius_mm, mask)`` of
+    every round blood-density component of the search box in front of the spine."""
+    sx, sy, _sz = grid.spacing_mm
+    nz = suv.shape[0]
     px = sx * sy
     suv_l = ndi.gaussian_filter(suv, sigma=(0.0, AORTA_PET_SIGMA_MM / sy,
                                             AORTA_PET_SIGMA_MM / sx))
@@ -1578,8 +1598,14 @@ def _aorta(
             comp[crop] = comp_c
             cands.setdefault(k, []).append((float(p[0]), float(p[1]),
                                             math.sqrt(area / math.pi), comp))
-    if not cands:
-        return out, None, "no round soft-tissue structure anterior to the spine"
+    return cands
+
+
+def _aorta_track(
+    cands: dict[int, list[tuple[float, float, float, np.ndarray]]],
+) -> dict[int, tuple[float, float, float, np.ndarray]]:
+    """The candidate of each slice that continues the track of its neighbours (running
+    median of the picks), for :func:`_aorta`."""
 
     def nearest(k: int, ref: tuple[float, float], within: float) -> int | None:
         d = [math.hypot(c[0] - ref[0], c[1] - ref[1]) for c in cands[k]]
@@ -1604,11 +1630,16 @@ def _aorta(
         pick = nearest(k, local, AORTA_TRACK_PICK_MM)
         if pick is not None:
             chosen[k] = cands[k][pick]
-    if not chosen:
-        return out, None, "no continuous round soft-tissue structure anterior to the spine"
-    # longest run of slices with centres moving < AORTA_MAX_STEP_MM_PER_SLICE; up to two missed
-    # slices
-    # are bridged (radius 0: no cylinder may cover them)
+    return chosen
+
+
+def _aorta_run(
+    chosen: dict[int, tuple[float, float, float, np.ndarray]],
+) -> list[tuple[int, float, float, float]]:
+    """Longest straight run ``(slice, x, y, radius)`` of the tracked lumen centres, bridged
+    slices with radius 0 and merged slices with a negative radius, for :func:`_aorta`."""
+    # longest run of slices with centres moving < AORTA_MAX_STEP_MM_PER_SLICE; up to two
+    # missed slices are bridged (radius 0: no cylinder may cover them)
     centres = [(k, c[0], c[1], c[2]) for k, c in sorted(chosen.items())]
     runs: list[list[tuple[int, float, float, float]]] = [[centres[0]]]
     for c in centres[1:]:
@@ -1632,9 +1663,16 @@ def _aorta(
         around = around[around > 0.0]
         if c[3] > 0.0 and around.size and c[3] > AORTA_MERGED_RATIO * float(np.median(around)):
             run[j] = (c[0], c[1], c[2], -c[3])
-    for c in run:
-        if c[3] > 0.0:
-            out[c[0]] = chosen[c[0]][3]
+    return run
+
+
+def _blood_pool_cylinder(
+    run: list[tuple[int, float, float, float]], grid: Grid, z_slice: np.ndarray,
+    lung_slices: np.ndarray,
+) -> tuple[ReferenceRegion | None, str]:
+    """The PERCIST blood-pool cylinder on the lumen track of :func:`_aorta` and the rule
+    (or why there is none)."""
+    sx, sy, sz = grid.spacing_mm
     half = math.floor(BLOOD_POOL_LENGTH_MM / 2.0 / sz + 1e-6)  # slices each side
     end_gap = math.ceil(AORTA_END_MARGIN_MM / sz)
     n_run = len(run)
@@ -1642,7 +1680,7 @@ def _aorta(
     if last < first:  # short track: drop the end margin, keep the cylinder inside it
         first, last = half, n_run - 1 - half
     if last < first:
-        return out, None, (f"aorta track of {n_run} slices is shorter than the "
+        return None, (f"aorta track of {n_run} slices is shorter than the "
                            f"{BLOOD_POOL_LENGTH_MM:.0f} mm blood-pool cylinder")
     # candidate positions: (margin, run index, centre, mean radius, thoracic); margin = least
     # distance from the cylinder surface to the lumen edge over the cylinder's slices
@@ -1657,7 +1695,7 @@ def _aorta(
         pos.append((margin, m, (cx, cy), float(np.mean([c[3] for c in sl])),
                     bool(all(lung_slices[c[0]] for c in sl))))
     if not pos:
-        return out, None, (f"no {BLOOD_POOL_LENGTH_MM / 10.0:g} cm stretch of the aorta track "
+        return None, (f"no {BLOOD_POOL_LENGTH_MM / 10.0:g} cm stretch of the aorta track "
                            "without a missed slice")
     thoracic = any(p[4] for p in pos)
     pool = [p for p in pos if p[4]] if thoracic else pos
@@ -1683,7 +1721,7 @@ def _aorta(
               f"radius {radius:.1f} mm (area-equivalent), cylinder surface >= "
               f"{margin:.1f} mm inside the lumen edge"),
     )
-    return out, ref, f"aortic lumen track, {n_run} slices ({where.split(' (')[0]})"
+    return ref, f"aortic lumen track, {n_run} slices ({where.split(' (')[0]})"
 
 
 def _blood_pool_from_mask(aorta: np.ndarray, grid: Grid, z_slice: np.ndarray,
