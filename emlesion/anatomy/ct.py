@@ -1555,49 +1555,53 @@ def _aorta_candidates(
     """Aortic lumen candidates of :func:`_aorta` per slice: ``(x, y, radius_mm, mask)`` of
     every round blood-density component of the search box in front of the spine."""
     sx, sy, _sz = grid.spacing_mm
-    nz = suv.shape[0]
     px = sx * sy
     suv_l = ndi.gaussian_filter(suv, sigma=(0.0, AORTA_PET_SIGMA_MM / sy,
                                             AORTA_PET_SIGMA_MM / sx))
     pet_max = AORTA_LIVER_FRACTION * liver_suv if liver_suv else AORTA_MAX_SUV_WITHOUT_LIVER
-    cross = ndi.generate_binary_structure(2, 1)
-    # candidates per slice: (x, y, radius_mm, component)
+    # all slices at once (in-plane connectivity only), on the search boxes grown by 2 voxels
+    # (hole filling, opening)
+    cross = np.zeros((3, 3, 3), bool)
+    cross[1] = ndi.generate_binary_structure(2, 1)
+    valid = np.isfinite(ant_y)
+    ant = np.where(valid, ant_y, 0.0)[:, None, None]
+    box = (region & valid[:, None, None] & (y3 <= ant) & (y3 > ant - AORTA_MAX_ANTERIOR_MM)
+           & (dx > AORTA_DX_MM[0]) & (dx < AORTA_DX_MM[1]))
     cands: dict[int, list[tuple[float, float, float, np.ndarray]]] = {}
-    for k in range(nz):
-        if not np.isfinite(ant_y[k]) or not region[k].any():
+    crop = padded_box(box, (0, 2, 2))
+    if crop is None:
+        return cands
+    box_c = box[crop]
+    hu_c, suv_c = hu[crop], suv_l[crop]
+    cand = (box_c & (hu_c >= AORTA_HU[0]) & (hu_c <= AORTA_HU[1]) & (suv_c >= AORTA_MIN_SUV)
+            & (suv_c <= pet_max))
+    cand = ndi.binary_opening(fill_slices(cand) & box_c, cross)
+    lab, _n = ndi.label(cand, structure=cross)
+    # candidates per slice: (x, y, radius_mm, component)
+    for i, obj in enumerate(ndi.find_objects(lab), start=1):
+        if obj is None:
             continue
-        box = (region[k] & (y3[k] <= ant_y[k]) & (y3[k] > ant_y[k] - AORTA_MAX_ANTERIOR_MM)
-               & (dx[k] > AORTA_DX_MM[0]) & (dx[k] < AORTA_DX_MM[1]))
-        cand = (box & (hu[k] >= AORTA_HU[0]) & (hu[k] <= AORTA_HU[1]) & (suv_l[k] >= AORTA_MIN_SUV)
-                & (suv_l[k] <= pet_max))
-        # the search box grown by 2 voxels (hole filling, opening) holds every step below
-        crop = padded_box(box, 2)
-        if crop is None:
+        kc = obj[0].start
+        k = kc + crop[0].start
+        comp_c = lab[kc] == i
+        area = float(comp_c.sum()) * px
+        if not AORTA_AREA_MM2[0] <= area <= AORTA_AREA_MM2[1]:
             continue
-        cand = ndi.binary_opening(ndi.binary_fill_holes(cand[crop]) & box[crop], cross)
-        lab, _n = ndi.label(cand, structure=cross)
-        for i, obj in enumerate(ndi.find_objects(lab), start=1):
-            if obj is None:
-                continue
-            comp_c = lab == i
-            area = float(comp_c.sum()) * px
-            if not AORTA_AREA_MM2[0] <= area <= AORTA_AREA_MM2[1]:
-                continue
-            # in-plane depth: the nearest background lies within the component's box + 1
-            j0, i0 = max(obj[0].start - 1, 0), max(obj[1].start - 1, 0)
-            sub = np.pad(comp_c[j0: obj[0].stop + 1, i0: obj[1].stop + 1], 1)
-            edt = ndi.distance_transform_edt(sub, sampling=(sy, sx))[1:-1, 1:-1]
-            # not round (elongated, merged)
-            if area > AORTA_MAX_AREA_TO_INSCRIBED_RATIO * math.pi * float(edt.max()) ** 2:
-                continue
-            jj, ii = np.nonzero(edt >= AORTA_CORE_DEPTH_FRACTION * float(edt.max()))
-            jj = jj + (j0 + crop[0].start)
-            ii = ii + (i0 + crop[1].start)
-            p = grid.index_to_lps((float(k), float(jj.mean()), float(ii.mean())))
-            comp = np.zeros(box.shape, bool)
-            comp[crop] = comp_c
-            cands.setdefault(k, []).append((float(p[0]), float(p[1]),
-                                            math.sqrt(area / math.pi), comp))
+        # in-plane depth: the nearest background lies within the component's box + 1
+        j0, i0 = max(obj[1].start - 1, 0), max(obj[2].start - 1, 0)
+        sub = np.pad(comp_c[j0: obj[1].stop + 1, i0: obj[2].stop + 1], 1)
+        edt = ndi.distance_transform_edt(sub, sampling=(sy, sx))[1:-1, 1:-1]
+        # not round (elongated, merged)
+        if area > AORTA_MAX_AREA_TO_INSCRIBED_RATIO * math.pi * float(edt.max()) ** 2:
+            continue
+        jj, ii = np.nonzero(edt >= AORTA_CORE_DEPTH_FRACTION * float(edt.max()))
+        jj = jj + (j0 + crop[1].start)
+        ii = ii + (i0 + crop[2].start)
+        p = grid.index_to_lps((float(k), float(jj.mean()), float(ii.mean())))
+        comp = np.zeros(box.shape[1:], bool)
+        comp[crop[1:]] = comp_c
+        cands.setdefault(k, []).append((float(p[0]), float(p[1]),
+                                        math.sqrt(area / math.pi), comp))
     return cands
 
 
