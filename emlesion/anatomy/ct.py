@@ -41,7 +41,8 @@ supply ``organ_labels`` then.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -51,12 +52,14 @@ from emlesion.anatomy.fov import (
     TRUNK_MIN_AREA_CM2,
     TRUNK_MIN_WIDTH_MM,
     FieldOfView,
+    ball_dilation,
     fill_slices,
     find_brain_ct,
     find_brain_pet,
     find_heart,
     find_lungs,
     largest_component,
+    padded_box,
     trunk_slices,
 )
 from emlesion.anatomy.model import (
@@ -422,6 +425,26 @@ def _remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     return keep[lab]
 
 
+def _crop_apply(
+    mask: np.ndarray, margin: int | tuple[int, ...], fn: Callable[..., np.ndarray],
+    *others: np.ndarray,
+) -> np.ndarray:
+    """``fn`` applied to ``mask`` cropped to its box grown by ``margin`` voxels.
+
+    ``fn`` receives the cropped mask (or, with ``others``, the tuple of the cropped mask
+    and the same crop of each of ``others``) and returns a mask of the crop's shape, which
+    is placed into an all-False array of ``mask``'s shape. The caller chooses ``margin``
+    so that the result is the same as on the whole array: at least the reach of the
+    structuring elements used (twice for a closing, plus one for a hole filling).
+    """
+    out = np.zeros(mask.shape, bool)
+    box = padded_box(mask, margin)
+    if box is None:
+        return out
+    out[box] = fn((mask[box], *(o[box] for o in others)) if others else mask[box])
+    return out
+
+
 def _interp_nan(values: np.ndarray) -> np.ndarray:
     """Linear interpolation of NaN entries between known ones (NaN kept outside the range)."""
     out = np.asarray(values, dtype=float).copy()
@@ -606,257 +629,35 @@ def segment_anatomy(
                                            fix="pass ct= and/or pet="))
         return _segment_pet_only(pet)
     steps: list[ProvenanceStep] = []
+    masks: dict[AnatomyLabel, np.ndarray] = {}
     with record_warnings() as rec:
-        grid = _working_grid(ct, pet)
-        hu = resample_array(np.asarray(ct.array), ct.grid, grid, interpolation="linear",
-                            default_value=OUTSIDE_CT_HU).astype(np.float32)
-        sx, sy, sz = grid.spacing_mm
-        vox_ml = grid.voxel_volume_ml
-        xs, ys, zs = voxel_centres_mm(grid)
-        x3 = np.broadcast_to(xs, grid.shape)
-        y3 = np.broadcast_to(ys, grid.shape)
-        z_slice = np.asarray(np.broadcast_to(zs, grid.shape)[:, 0, 0], dtype=float)
-        z_up = bool(z_slice[-1] >= z_slice[0]) if len(z_slice) > 1 else True
-        masks: dict[AnatomyLabel, np.ndarray] = {}
+        frame = _working_frame(ct, pet)
+        grid = frame.grid
         # user organ map: every organ it names replaces the classical rule's, and is used
         # by the rules that depend on it (heuristics only fill in what the map lacks)
         user: dict[AnatomyLabel, np.ndarray] = {}
         if organ_labels is not None:
             user = _organ_masks(organ_labels, grid, organ_names)
-
-        # 1. body -------------------------------------------------------------
-        body = largest_component(fill_slices(hu > BODY_HU), np.ones((3, 3, 3), bool))
-        masks[AnatomyLabel.BODY] = body
-        steps.append(ProvenanceStep("emlesion.anatomy.body", rule=f"CT > {BODY_HU:g} HU, slice "
-                                    "holes filled, largest 3-D component",
-                                    inputs={"volume_ml": float(body.sum() * vox_ml),
-                                            "working_grid_shape": grid.shape,
-                                            "working_spacing_mm": grid.spacing_mm}))
-        # 2. bone --------------------------------------------------------------
-        bone = _remove_small((hu >= BONE_HU) & body, max(1, round(BONE_MIN_COMPONENT_ML / vox_ml)))
-        masks[AnatomyLabel.BONE] = bone
-        steps.append(ProvenanceStep("emlesion.anatomy.bone", rule=f"CT >= {BONE_HU:g} HU in "
-                                    f"body, components < {BONE_MIN_COMPONENT_ML:g} mL removed",
-                                    inputs={"volume_ml": float(bone.sum() * vox_ml)}))
-        # field of view: trunk slices, lungs ---------------------------------------
+        body, bone = _body_and_bone(frame, masks, steps)
+        # field of view: trunk slices, lungs
         trunk = trunk_slices(body, grid)
-        trunk3 = np.broadcast_to(trunk[:, None, None], grid.shape)
-        lungs, lung_rule = find_lungs(hu, body, trunk, x3, grid)
-        # 3. spine axis --------------------------------------------------------
-        axis, ant_y, spine = _spine(bone & trunk3, body, x3, y3, grid, hu)
-        spine_ks = np.nonzero(spine.any(axis=(1, 2)))[0]
-        spine_len = float((spine_ks.max() - spine_ks.min() + 1) * sz) if spine_ks.size else 0.0
-        if 0.0 < spine_len < MIN_SPINE_LENGTH_MM:
-            warn_external(format_message(f"spine candidate dropped: it spans {spine_len:.0f} mm "
-                                         f"(< {MIN_SPINE_LENGTH_MM:g} mm)"), AnatomyWarning)
-            axis = np.full_like(axis, np.nan)
-            ant_y = np.full_like(ant_y, np.nan)
-            spine = np.zeros_like(spine)
-        masks[AnatomyLabel.SPINE] = spine
-        n_axis = int(np.isfinite(axis[:, 0]).sum())
-        steps.append(ProvenanceStep("emlesion.anatomy.spine", rule="largest bone component "
-                                    f"within {SPINE_MAX_MIDLINE_OFFSET_MM:g} mm of body "
-                                    "x-centre, posterior half; slice centroids, gaps "
-                                    "interpolated",
-                                    inputs={"slices_with_axis": n_axis}))
-        if n_axis == 0:
-            warn_external(format_message(
-                "no spine found on the CT; the body centre is used as the midline"
-                + ("" if trunk.any() else " (no trunk slice in the field of view: trunk "
-                   "organs are not searched)")), AnatomyWarning)
-            axis = _body_centres(body, x3, y3)
-        ax_x = np.where(np.isfinite(axis[:, 0]), axis[:, 0], np.nanmedian(axis[:, 0]))
-        ax_y = np.where(np.isfinite(axis[:, 1]), axis[:, 1], np.nanmedian(axis[:, 1]))
-        dx = x3 - ax_x[:, None, None]
-        dy = y3 - ax_y[:, None, None]
-        # 4-5. pelvis landmarks -----------------------------------------------
-        pelvic_bone = user.get(AnatomyLabel.PELVIS, bone)
-        crest_k, symph_k = _pelvic_levels(pelvic_bone, dx, dy, grid, z_up) if trunk.any() \
-            else (None, None)
-        crest_z = float(z_slice[crest_k]) if crest_k is not None else None
-        symph_z = float(z_slice[symph_k]) if symph_k is not None else None
-        if crest_z is None:
-            inlet_z = None
-        elif symph_z is not None:
-            inlet_z = crest_z - INLET_FRACTION * (crest_z - symph_z)
-        else:
-            inlet_z = crest_z - INLET_DEFAULT_DEPTH_MM
-        if crest_z is None:
-            warn_external(format_message("iliac crests not found (pelvis outside the field of "
-                                         "view?); pelvic/retroperitoneal regions use the scan "
-                                         "middle"), AnatomyWarning)
-        z3 = np.broadcast_to(z_slice[:, None, None], grid.shape)
-        if crest_z is not None:
-            split_z = crest_z
-        elif lungs.any():  # thorax without pelvis: the whole field lies above the crests
-            split_z = float(z_slice.min()) - sz
-        else:
-            split_z = float(np.median(z_slice))
-        below = z3 <= split_z + sz  # at or below the crest level
-        above = z3 > split_z
-        pelvis = bone & below & (crest_z is not None)
-        masks[AnatomyLabel.PELVIS] = pelvis
-        from_map = "hip bones and sacrum of the organ map: " if AnatomyLabel.PELVIS in user \
-            else ""
-        steps.append(ProvenanceStep("emlesion.anatomy.pelvis", rule=from_map + "iliac crest = "
-                                    "top of the bottom-up run of slices with bone at "
-                                    f"|dx|>{ILIAC_MIN_LATERAL_MM:g} mm both sides; symphysis = "
-                                    "top of anterior midline bone; pelvic inlet = crest - "
-                                    f"{INLET_FRACTION:g} x (crest - symphysis) (arcuate line "
-                                    "level)",
-                                    inputs={"iliac_crest_z_mm": crest_z,
-                                            "pubic_symphysis_z_mm": symph_z,
-                                            "pelvic_inlet_z_mm": inlet_z}))
-        liver_ref: ReferenceRegion | None = None
-        blood_ref: ReferenceRegion | None = None
-        # trunk organs are searched on trunk slices only, and only with a spine (the
-        # midline reference of their rules)
-        soft = body & ~bone & trunk3
-        search_trunk = bool(trunk.any()) and n_axis > 0
+        lungs, lung_rule = find_lungs(frame.hu, body, trunk, frame.x3, grid)
+        axis = _spinal_axis(frame, body, bone, trunk, masks, steps)
+        levels = _pelvic_landmarks(frame, bone, trunk, lungs, axis, user, masks, steps)
         suv: np.ndarray | None = None
         scale_rule = ""
         if pet is not None:
             suv, scale_rule = _suv_scale(pet, body)
-        if not search_trunk:
-            why = ("no trunk slice in the field of view" if not trunk.any()
-                   else "no spine (midline reference) on the trunk slices")
-            warn_external(format_message(f"trunk organs (bladder, liver, kidneys, ureters, "
-                                         f"aorta) not searched: {why}"), AnatomyWarning)
-            steps.append(ProvenanceStep("emlesion.anatomy.trunk_organs",
-                                        rule=f"not searched: {why}"))
-        elif suv is not None:
-            suv_s = ndi.gaussian_filter(suv, sigma=(PET_SMOOTHING_SIGMA_MM / sz,
-                                                     PET_SMOOTHING_SIGMA_MM / sy,
-                                                     PET_SMOOTHING_SIGMA_MM / sx))
-            # 6. bladder
-            bladder, brule = _bladder(suv, hu, soft & below, dx, dy, grid)
-            bladder = user.get(AnatomyLabel.BLADDER, bladder)
-            # 7. liver
-            liver, lrule = _liver(suv_s, hu, soft & above, dx)
-            liver_ml = float(liver.sum() * vox_ml)
-            if AnatomyLabel.LIVER in user:
-                liver, liver_ml = user[AnatomyLabel.LIVER], 0.0
-            if 0.0 < liver_ml < MIN_LIVER_ML:
-                warn_external(format_message(f"liver candidate dropped: {liver_ml:.0f} mL "
-                                             f"(< {MIN_LIVER_ML:g} mL)"), AnatomyWarning)
-                liver = np.zeros_like(liver)
-                lrule += f"; candidate of {liver_ml:.0f} mL dropped (< {MIN_LIVER_ML:g} mL)"
-            # 8. kidneys
-            k_left, k_right, krule = _kidneys(suv, hu, soft & above & ~liver, dx, dy, ant_y,
-                                              ax_x, grid)
-            k_left = user.get(AnatomyLabel.KIDNEY_LEFT, k_left)
-            k_right = user.get(AnatomyLabel.KIDNEY_RIGHT, k_right)
-            # 9. ureters
-            ureters = _ureters(suv, soft & ~bladder & ~k_left & ~k_right & ~liver, dx, grid,
-                               k_left | k_right, bladder, z3)
-            # 10. aorta
-            aorta, blood_ref, arule = _aorta(
-                suv, hu, soft & above & ~liver & ~k_left & ~k_right, dx, y3, ant_y, grid,
-                z_slice, float(np.median(suv[liver])) if liver.any() else None,
-                np.asarray(lungs.any(axis=(1, 2)), dtype=bool))
-            if AnatomyLabel.AORTA in user:
-                aorta = user[AnatomyLabel.AORTA]
-                blood_ref = _blood_pool_from_mask(aorta, grid, z_slice, lungs)
-            for lab, m, rule in (
-                (AnatomyLabel.BLADDER, bladder, brule),
-                (AnatomyLabel.LIVER, liver, lrule),
-                (AnatomyLabel.KIDNEY_LEFT, k_left, krule),
-                (AnatomyLabel.KIDNEY_RIGHT, k_right, krule),
-                (AnatomyLabel.URETERS, ureters, "hot thin vertical tubes between kidneys and "
-                                                  "bladder"),
-                (AnatomyLabel.AORTA, aorta, arule),
-            ):
-                masks[lab] = m
-                if lab in user:
-                    rule = f"organ map ({organ_labels.source})"  # type: ignore[union-attr]
-                steps.append(ProvenanceStep(f"emlesion.anatomy.{lab.value}", rule=rule,
-                                            inputs={"volume_ml": float(m.sum() * vox_ml),
-                                                    "pet_scale": scale_rule}))
-                if not m.any() and lab is not AnatomyLabel.URETERS and lab not in user:
-                    warn_external(format_message(f"{lab.value} not found by the classical "
-                                                 "rules", fix="supply organ_labels"),
-                                  AnatomyWarning)
-        else:
-            bladder = user.get(AnatomyLabel.BLADDER, _bladder_ct(hu, soft & below, dx, dy, grid))
-            masks[AnatomyLabel.BLADDER] = bladder
-            steps.append(ProvenanceStep("emlesion.anatomy.bladder", rule="CT only: largest "
-                                        f"midline fluid ({FLUID_HU[0]:g}..{FLUID_HU[1]:g} HU) "
-                                        "component below the crests",
-                                        inputs={"volume_ml": float(bladder.sum() * vox_ml)}))
-            ct_organs = _ct_only_organs(hu, soft & above, dx, dy, y3, ant_y, ax_x, grid, z_slice,
-                                        lungs, user)
-            for lab, (m, rule) in ct_organs.items():
-                masks[lab] = m
-                steps.append(ProvenanceStep(f"emlesion.anatomy.{lab.value}", rule=rule,
-                                            inputs={"volume_ml": float(m.sum() * vox_ml)}))
-            if AnatomyLabel.AORTA in user:
-                blood_ref = _blood_pool_from_mask(user[AnatomyLabel.AORTA], grid, z_slice,
-                                                  lungs)
-        # 11. brain, heart (fov) ------------------------------------------------
-        brain, brain_rule = find_brain_ct(hu, body, bone, trunk, suv, grid, z_slice,
-                                          AnatomyWarning)
-        head_z = None
-        if brain.any():
-            masks[AnatomyLabel.BRAIN] = brain
-            ks = np.nonzero(brain.any(axis=(1, 2)))[0]
-            head_z = (float(z_slice[ks].min()), float(z_slice[ks].max()))
-        steps.append(ProvenanceStep("emlesion.anatomy.brain", rule=brain_rule,
-                                    inputs={"volume_ml": float(brain.sum() * vox_ml)}))
-        if lungs.any():
-            masks[AnatomyLabel.LUNGS] = lungs
-            heart, myo, heart_rule = find_heart(
-                hu, lungs, body, bone, masks.get(AnatomyLabel.LIVER, np.zeros(grid.shape, bool)),
-                dx, y3, ant_y, suv, grid, AnatomyWarning)
-            masks[AnatomyLabel.HEART] = heart
-            if myo is not None and heart.any():
-                masks[AnatomyLabel.MYOCARDIUM] = myo
-            steps.append(ProvenanceStep("emlesion.anatomy.heart", rule=heart_rule,
-                                        inputs={"volume_ml": float(heart.sum() * vox_ml),
-                                                "myocardium_volume_ml": float(
-                                                    myo.sum() * vox_ml) if myo is not None
-                                                else None}))
-        ks_t = np.nonzero(trunk)[0]
-        fov = FieldOfView(
-            z_range_mm=(float(z_slice.min()), float(z_slice.max())),
-            trunk_z_mm=(float(z_slice[ks_t].min()), float(z_slice[ks_t].max()))
-            if ks_t.size else None,
-            n_trunk_slices=int(ks_t.size),
-            lungs_z_mm=(float(z3[lungs].min()), float(z3[lungs].max())) if lungs.any()
-            else None,
-            lungs_volume_ml=float(lungs.sum() * vox_ml),
-            head_z_mm=head_z,
-            pelvis=crest_z is not None,
-            rule=f"trunk = body cross-section >= {TRUNK_MIN_WIDTH_MM:g} mm wide, >= "
-            f"{TRUNK_MIN_AREA_CM2:g} cm^2, not cut by the image edge; lungs: {lung_rule}; "
-            f"head: {brain_rule}",
-            brain_rule=brain_rule,
-        )
+        blood_ref = _trunk_organs(frame, body, bone, trunk, lungs, axis, levels, suv,
+                                  scale_rule, user, organ_labels, masks, steps)
+        brain_rule, head_z = _brain_and_heart(frame, body, bone, trunk, lungs, axis, suv,
+                                              masks, steps)
+        fov = _field_of_view(frame, trunk, lungs, lung_rule, brain_rule, head_z,
+                             levels.crest_z is not None)
         steps.insert(2, ProvenanceStep("emlesion.anatomy.field_of_view", rule=fov.rule,
                                        inputs=fov.to_dict()))
-        # user organ labels --------------------------------------------------
-        sources = {lab.value: "classical rule" for lab, m in masks.items() if m.any()}
-        if organ_labels is not None:
-            masks.update(user)
-            where = f"organ map {organ_labels.source}"
-            sources.update({lab.value: where for lab in user})
-            steps.append(ProvenanceStep("emlesion.anatomy.organ_labels",
-                                        rule="user organ label map replaces classical organs; "
-                                        "the classical rules fill in the organs it lacks",
-                                        inputs={"source": organ_labels.source,
-                                                "replaced": sorted(k.value for k in user),
-                                                "organ_sources": dict(sorted(sources.items()))}))
-            if AnatomyLabel.AORTA in user and blood_ref is None:
-                blood_ref = _blood_pool_from_mask(user[AnatomyLabel.AORTA], grid, z_slice,
-                                                  lungs)
-        liver = masks.get(AnatomyLabel.LIVER, np.zeros(grid.shape, bool))
-        if liver.any():
-            liver_ref = _liver_reference(liver, dx, grid, z_slice, suv)
-            steps.append(ProvenanceStep("emlesion.anatomy.liver_reference",
-                                        rule=liver_ref.rule if liver_ref else "no valid centre",
-                                        inputs={"centre_mm": liver_ref.centre_mm if liver_ref
-                                                else None}))
-        if AnatomyLabel.AORTA in masks and blood_ref is None and masks[AnatomyLabel.AORTA].any():
-            blood_ref = _blood_pool_from_mask(masks[AnatomyLabel.AORTA], grid, z_slice, lungs)
+        sources, liver_ref, blood_ref = _organ_map_and_references(
+            frame, axis, lungs, suv, user, organ_labels, blood_ref, masks, steps)
     step = ProvenanceStep("emlesion.anatomy.segment_anatomy",
                           rule="classical HU/PET thresholds + morphology"
                           + (" + user organ labels" if organ_labels is not None else ""),
@@ -866,17 +667,395 @@ def segment_anatomy(
     return Anatomy(
         grid=grid,
         masks=masks,
-        spinal_axis_mm=axis,
-        vertebral_anterior_y_mm=ant_y,
-        iliac_crest_z_mm=crest_z,
-        pubic_symphysis_z_mm=symph_z,
-        pelvic_inlet_z_mm=inlet_z,
+        spinal_axis_mm=axis.axis_mm,
+        vertebral_anterior_y_mm=axis.anterior_y_mm,
+        iliac_crest_z_mm=levels.crest_z,
+        pubic_symphysis_z_mm=levels.symphysis_z,
+        pelvic_inlet_z_mm=levels.inlet_z,
         liver_reference=liver_ref,
         blood_pool_reference=blood_ref,
         field_of_view=fov,
         provenance=(*steps, step),
         organ_sources=sources,
     )
+
+
+# ---------------------------------------------------------------------------- steps
+# The named steps of :func:`segment_anatomy`, in its order. Each one appends its
+# provenance step(s) to ``steps`` and its masks to ``masks`` (the order of both, and of
+# the warnings, is part of the recorded provenance).
+@dataclass(frozen=True)
+class _Frame:
+    """The working grid of one :func:`segment_anatomy` call, the CT on it (HU) and the LPS
+    coordinates (mm) of its voxels (``x3``, ``y3``, ``z3`` broadcast to the grid shape;
+    ``z_slice`` one z per slice)."""
+
+    grid: Grid
+    hu: np.ndarray
+    x3: np.ndarray
+    y3: np.ndarray
+    z3: np.ndarray
+    z_slice: np.ndarray
+
+    @property
+    def vox_ml(self) -> float:
+        return self.grid.voxel_volume_ml
+
+    @property
+    def z_up(self) -> bool:
+        """True when the slice index runs towards the head."""
+        return bool(self.z_slice[-1] >= self.z_slice[0]) if len(self.z_slice) > 1 else True
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """Spinal axis per slice (``axis_mm``: LPS x, y; NaN where unknown), the anterior
+    vertebral border, the number of slices where the spine was found, the axis with its
+    gaps filled by the median (``ax_x``, ``ax_y``) and every voxel's offset from it
+    (``dx``, ``dy``, mm)."""
+
+    axis_mm: np.ndarray
+    anterior_y_mm: np.ndarray
+    n_slices: int
+    ax_x: np.ndarray
+    ax_y: np.ndarray
+    dx: np.ndarray
+    dy: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Levels:
+    """Pelvic landmark levels (LPS z, mm, or ``None``) and the voxels at or below
+    (``below``) and above (``above``) the level that splits pelvis from abdomen."""
+
+    crest_z: float | None
+    symphysis_z: float | None
+    inlet_z: float | None
+    below: np.ndarray
+    above: np.ndarray
+
+
+def _working_frame(ct: Volume, pet: Volume | None) -> _Frame:
+    """The CT resampled onto the working grid (see the module notes) and its coordinates."""
+    grid = _working_grid(ct, pet)
+    hu = resample_array(np.asarray(ct.array), ct.grid, grid, interpolation="linear",
+                        default_value=OUTSIDE_CT_HU).astype(np.float32)
+    xs, ys, zs = voxel_centres_mm(grid)
+    z_slice = np.asarray(np.broadcast_to(zs, grid.shape)[:, 0, 0], dtype=float)
+    return _Frame(grid, hu, np.broadcast_to(xs, grid.shape), np.broadcast_to(ys, grid.shape),
+                  np.broadcast_to(z_slice[:, None, None], grid.shape), z_slice)
+
+
+def _body_and_bone(
+    frame: _Frame, masks: dict[AnatomyLabel, np.ndarray], steps: list[ProvenanceStep],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rules 1-2 of :func:`segment_anatomy`: body and bone."""
+    grid, hu, vox_ml = frame.grid, frame.hu, frame.vox_ml
+    body = largest_component(fill_slices(hu > BODY_HU), np.ones((3, 3, 3), bool))
+    masks[AnatomyLabel.BODY] = body
+    steps.append(ProvenanceStep("emlesion.anatomy.body", rule=f"CT > {BODY_HU:g} HU, slice "
+                                "holes filled, largest 3-D component",
+                                inputs={"volume_ml": float(body.sum() * vox_ml),
+                                        "working_grid_shape": grid.shape,
+                                        "working_spacing_mm": grid.spacing_mm}))
+    bone = _remove_small((hu >= BONE_HU) & body, max(1, round(BONE_MIN_COMPONENT_ML / vox_ml)))
+    masks[AnatomyLabel.BONE] = bone
+    steps.append(ProvenanceStep("emlesion.anatomy.bone", rule=f"CT >= {BONE_HU:g} HU in "
+                                f"body, components < {BONE_MIN_COMPONENT_ML:g} mL removed",
+                                inputs={"volume_ml": float(bone.sum() * vox_ml)}))
+    return body, bone
+
+
+def _spinal_axis(
+    frame: _Frame, body: np.ndarray, bone: np.ndarray, trunk: np.ndarray,
+    masks: dict[AnatomyLabel, np.ndarray], steps: list[ProvenanceStep],
+) -> _Axis:
+    """Rule 3 of :func:`segment_anatomy`: spine and spinal axis on the trunk slices (a spine
+    shorter than ``MIN_SPINE_LENGTH_MM`` is dropped; without one, the body centres)."""
+    grid = frame.grid
+    sz = grid.spacing_mm[2]
+    trunk3 = np.broadcast_to(trunk[:, None, None], grid.shape)
+    axis, ant_y, spine = _spine(bone & trunk3, body, frame.x3, frame.y3, grid, frame.hu)
+    spine_ks = np.nonzero(spine.any(axis=(1, 2)))[0]
+    spine_len = float((spine_ks.max() - spine_ks.min() + 1) * sz) if spine_ks.size else 0.0
+    if 0.0 < spine_len < MIN_SPINE_LENGTH_MM:
+        warn_external(format_message(f"spine candidate dropped: it spans {spine_len:.0f} mm "
+                                     f"(< {MIN_SPINE_LENGTH_MM:g} mm)"), AnatomyWarning)
+        axis = np.full_like(axis, np.nan)
+        ant_y = np.full_like(ant_y, np.nan)
+        spine = np.zeros_like(spine)
+    masks[AnatomyLabel.SPINE] = spine
+    n_axis = int(np.isfinite(axis[:, 0]).sum())
+    steps.append(ProvenanceStep("emlesion.anatomy.spine", rule="largest bone component "
+                                f"within {SPINE_MAX_MIDLINE_OFFSET_MM:g} mm of body "
+                                "x-centre, posterior half; slice centroids, gaps "
+                                "interpolated",
+                                inputs={"slices_with_axis": n_axis}))
+    if n_axis == 0:
+        warn_external(format_message(
+            "no spine found on the CT; the body centre is used as the midline"
+            + ("" if trunk.any() else " (no trunk slice in the field of view: trunk "
+               "organs are not searched)")), AnatomyWarning)
+        axis = _body_centres(body, frame.x3, frame.y3)
+    ax_x = np.where(np.isfinite(axis[:, 0]), axis[:, 0], np.nanmedian(axis[:, 0]))
+    ax_y = np.where(np.isfinite(axis[:, 1]), axis[:, 1], np.nanmedian(axis[:, 1]))
+    return _Axis(axis, ant_y, n_axis, ax_x, ax_y, frame.x3 - ax_x[:, None, None],
+                 frame.y3 - ax_y[:, None, None])
+
+
+def _pelvic_landmarks(
+    frame: _Frame, bone: np.ndarray, trunk: np.ndarray, lungs: np.ndarray, axis: _Axis,
+    user: Mapping[AnatomyLabel, np.ndarray], masks: dict[AnatomyLabel, np.ndarray],
+    steps: list[ProvenanceStep],
+) -> _Levels:
+    """Rules 4-5 of :func:`segment_anatomy`: iliac crests, pubic symphysis, pelvic inlet
+    level and the bony pelvis (from the organ map's hip bones and sacrum when given)."""
+    grid, z_slice = frame.grid, frame.z_slice
+    sz = grid.spacing_mm[2]
+    pelvic_bone = user.get(AnatomyLabel.PELVIS, bone)
+    crest_k, symph_k = _pelvic_levels(pelvic_bone, axis.dx, axis.dy, grid, frame.z_up) \
+        if trunk.any() else (None, None)
+    crest_z = float(z_slice[crest_k]) if crest_k is not None else None
+    symph_z = float(z_slice[symph_k]) if symph_k is not None else None
+    if crest_z is None:
+        inlet_z = None
+    elif symph_z is not None:
+        inlet_z = crest_z - INLET_FRACTION * (crest_z - symph_z)
+    else:
+        inlet_z = crest_z - INLET_DEFAULT_DEPTH_MM
+    if crest_z is None:
+        warn_external(format_message("iliac crests not found (pelvis outside the field of "
+                                     "view?); pelvic/retroperitoneal regions use the scan "
+                                     "middle"), AnatomyWarning)
+    if crest_z is not None:
+        split_z = crest_z
+    elif lungs.any():  # thorax without pelvis: the whole field lies above the crests
+        split_z = float(z_slice.min()) - sz
+    else:
+        split_z = float(np.median(z_slice))
+    below = frame.z3 <= split_z + sz  # at or below the crest level
+    above = frame.z3 > split_z
+    masks[AnatomyLabel.PELVIS] = bone & below & (crest_z is not None)
+    from_map = "hip bones and sacrum of the organ map: " if AnatomyLabel.PELVIS in user \
+        else ""
+    steps.append(ProvenanceStep("emlesion.anatomy.pelvis", rule=from_map + "iliac crest = "
+                                "top of the bottom-up run of slices with bone at "
+                                f"|dx|>{ILIAC_MIN_LATERAL_MM:g} mm both sides; symphysis = "
+                                "top of anterior midline bone; pelvic inlet = crest - "
+                                f"{INLET_FRACTION:g} x (crest - symphysis) (arcuate line "
+                                "level)",
+                                inputs={"iliac_crest_z_mm": crest_z,
+                                        "pubic_symphysis_z_mm": symph_z,
+                                        "pelvic_inlet_z_mm": inlet_z}))
+    return _Levels(crest_z, symph_z, inlet_z, below, above)
+
+
+def _trunk_organs(
+    frame: _Frame, body: np.ndarray, bone: np.ndarray, trunk: np.ndarray, lungs: np.ndarray,
+    axis: _Axis, levels: _Levels, suv: np.ndarray | None, scale_rule: str,
+    user: Mapping[AnatomyLabel, np.ndarray], organ_labels: LabelMap | None,
+    masks: dict[AnatomyLabel, np.ndarray], steps: list[ProvenanceStep],
+) -> ReferenceRegion | None:
+    """Rules 6-10 of :func:`segment_anatomy` (bladder, liver, kidneys, ureters, aorta; with
+    a PET, else the CT-only rules), searched on trunk slices only and only with a spine
+    (the midline reference of their rules). Returns the blood-pool cylinder, if any."""
+    if not (bool(trunk.any()) and axis.n_slices > 0):
+        why = ("no trunk slice in the field of view" if not trunk.any()
+               else "no spine (midline reference) on the trunk slices")
+        warn_external(format_message(f"trunk organs (bladder, liver, kidneys, ureters, "
+                                     f"aorta) not searched: {why}"), AnatomyWarning)
+        steps.append(ProvenanceStep("emlesion.anatomy.trunk_organs",
+                                    rule=f"not searched: {why}"))
+        return None
+    soft = body & ~bone & np.broadcast_to(trunk[:, None, None], frame.grid.shape)
+    if suv is not None:
+        return _trunk_organs_pet(frame, soft, lungs, axis, levels, suv, scale_rule, user,
+                                 organ_labels, masks, steps)
+    return _trunk_organs_ct(frame, soft, lungs, axis, levels, user, masks, steps)
+
+
+def _trunk_organs_pet(
+    frame: _Frame, soft: np.ndarray, lungs: np.ndarray, axis: _Axis, levels: _Levels,
+    suv: np.ndarray, scale_rule: str, user: Mapping[AnatomyLabel, np.ndarray],
+    organ_labels: LabelMap | None, masks: dict[AnatomyLabel, np.ndarray],
+    steps: list[ProvenanceStep],
+) -> ReferenceRegion | None:
+    """Rules 6-10 with a PET; an organ of the user map replaces the classical one."""
+    grid, hu, vox_ml, z_slice = frame.grid, frame.hu, frame.vox_ml, frame.z_slice
+    sx, sy, sz = grid.spacing_mm
+    dx, dy, below, above = axis.dx, axis.dy, levels.below, levels.above
+    suv_s = ndi.gaussian_filter(suv, sigma=(PET_SMOOTHING_SIGMA_MM / sz,
+                                             PET_SMOOTHING_SIGMA_MM / sy,
+                                             PET_SMOOTHING_SIGMA_MM / sx))
+    # 6. bladder
+    bladder, brule = _bladder(suv, hu, soft & below, dx, dy, grid)
+    bladder = user.get(AnatomyLabel.BLADDER, bladder)
+    # 7. liver
+    liver, lrule = _liver(suv_s, hu, soft & above, dx)
+    liver_ml = float(liver.sum() * vox_ml)
+    if AnatomyLabel.LIVER in user:
+        liver, liver_ml = user[AnatomyLabel.LIVER], 0.0
+    if 0.0 < liver_ml < MIN_LIVER_ML:
+        warn_external(format_message(f"liver candidate dropped: {liver_ml:.0f} mL "
+                                     f"(< {MIN_LIVER_ML:g} mL)"), AnatomyWarning)
+        liver = np.zeros_like(liver)
+        lrule += f"; candidate of {liver_ml:.0f} mL dropped (< {MIN_LIVER_ML:g} mL)"
+    # 8. kidneys
+    k_left, k_right, krule = _kidneys(suv, hu, soft & above & ~liver, dx, dy,
+                                      axis.anterior_y_mm, axis.ax_x, grid)
+    k_left = user.get(AnatomyLabel.KIDNEY_LEFT, k_left)
+    k_right = user.get(AnatomyLabel.KIDNEY_RIGHT, k_right)
+    # 9. ureters
+    ureters = _ureters(suv, soft & ~bladder & ~k_left & ~k_right & ~liver, dx, grid,
+                       k_left | k_right, bladder, frame.z3)
+    # 10. aorta
+    aorta, blood_ref, arule = _aorta(
+        suv, hu, soft & above & ~liver & ~k_left & ~k_right, dx, frame.y3,
+        axis.anterior_y_mm, grid, z_slice,
+        float(np.median(suv[liver])) if liver.any() else None,
+        np.asarray(lungs.any(axis=(1, 2)), dtype=bool))
+    if AnatomyLabel.AORTA in user:
+        aorta = user[AnatomyLabel.AORTA]
+        blood_ref = _blood_pool_from_mask(aorta, grid, z_slice, lungs)
+    for lab, m, rule in (
+        (AnatomyLabel.BLADDER, bladder, brule),
+        (AnatomyLabel.LIVER, liver, lrule),
+        (AnatomyLabel.KIDNEY_LEFT, k_left, krule),
+        (AnatomyLabel.KIDNEY_RIGHT, k_right, krule),
+        (AnatomyLabel.URETERS, ureters, "hot thin vertical tubes between kidneys and "
+                                          "bladder"),
+        (AnatomyLabel.AORTA, aorta, arule),
+    ):
+        masks[lab] = m
+        if lab in user:
+            rule = f"organ map ({organ_labels.source})"  # type: ignore[union-attr]
+        steps.append(ProvenanceStep(f"emlesion.anatomy.{lab.value}", rule=rule,
+                                    inputs={"volume_ml": float(m.sum() * vox_ml),
+                                            "pet_scale": scale_rule}))
+        if not m.any() and lab is not AnatomyLabel.URETERS and lab not in user:
+            warn_external(format_message(f"{lab.value} not found by the classical "
+                                         "rules", fix="supply organ_labels"),
+                          AnatomyWarning)
+    return blood_ref
+
+
+def _trunk_organs_ct(
+    frame: _Frame, soft: np.ndarray, lungs: np.ndarray, axis: _Axis, levels: _Levels,
+    user: Mapping[AnatomyLabel, np.ndarray], masks: dict[AnatomyLabel, np.ndarray],
+    steps: list[ProvenanceStep],
+) -> ReferenceRegion | None:
+    """Rules 6-10 without a PET: the CT-only bladder and organ rules."""
+    grid, hu, vox_ml = frame.grid, frame.hu, frame.vox_ml
+    bladder = user.get(AnatomyLabel.BLADDER,
+                       _bladder_ct(hu, soft & levels.below, axis.dx, axis.dy, grid))
+    masks[AnatomyLabel.BLADDER] = bladder
+    steps.append(ProvenanceStep("emlesion.anatomy.bladder", rule="CT only: largest "
+                                f"midline fluid ({FLUID_HU[0]:g}..{FLUID_HU[1]:g} HU) "
+                                "component below the crests",
+                                inputs={"volume_ml": float(bladder.sum() * vox_ml)}))
+    ct_organs = _ct_only_organs(hu, soft & levels.above, axis.dx, axis.dy, frame.y3,
+                                axis.anterior_y_mm, axis.ax_x, grid, frame.z_slice, lungs, user)
+    for lab, (m, rule) in ct_organs.items():
+        masks[lab] = m
+        steps.append(ProvenanceStep(f"emlesion.anatomy.{lab.value}", rule=rule,
+                                    inputs={"volume_ml": float(m.sum() * vox_ml)}))
+    if AnatomyLabel.AORTA in user:
+        return _blood_pool_from_mask(user[AnatomyLabel.AORTA], grid, frame.z_slice, lungs)
+    return None
+
+
+def _brain_and_heart(
+    frame: _Frame, body: np.ndarray, bone: np.ndarray, trunk: np.ndarray, lungs: np.ndarray,
+    axis: _Axis, suv: np.ndarray | None, masks: dict[AnatomyLabel, np.ndarray],
+    steps: list[ProvenanceStep],
+) -> tuple[str, tuple[float, float] | None]:
+    """Rule 11 of :func:`segment_anatomy`: brain, lungs, heart and myocardium
+    (:mod:`emlesion.anatomy.fov`). Returns the brain rule and the head's z range."""
+    grid, z_slice, vox_ml = frame.grid, frame.z_slice, frame.vox_ml
+    brain, brain_rule = find_brain_ct(frame.hu, body, bone, trunk, suv, grid, z_slice,
+                                      AnatomyWarning)
+    head_z = None
+    if brain.any():
+        masks[AnatomyLabel.BRAIN] = brain
+        ks = np.nonzero(brain.any(axis=(1, 2)))[0]
+        head_z = (float(z_slice[ks].min()), float(z_slice[ks].max()))
+    steps.append(ProvenanceStep("emlesion.anatomy.brain", rule=brain_rule,
+                                inputs={"volume_ml": float(brain.sum() * vox_ml)}))
+    if lungs.any():
+        masks[AnatomyLabel.LUNGS] = lungs
+        heart, myo, heart_rule = find_heart(
+            frame.hu, lungs, body, bone,
+            masks.get(AnatomyLabel.LIVER, np.zeros(grid.shape, bool)),
+            axis.dx, frame.y3, axis.anterior_y_mm, suv, grid, AnatomyWarning)
+        masks[AnatomyLabel.HEART] = heart
+        if myo is not None and heart.any():
+            masks[AnatomyLabel.MYOCARDIUM] = myo
+        steps.append(ProvenanceStep("emlesion.anatomy.heart", rule=heart_rule,
+                                    inputs={"volume_ml": float(heart.sum() * vox_ml),
+                                            "myocardium_volume_ml": float(
+                                                myo.sum() * vox_ml) if myo is not None
+                                            else None}))
+    return brain_rule, head_z
+
+
+def _field_of_view(
+    frame: _Frame, trunk: np.ndarray, lungs: np.ndarray, lung_rule: str, brain_rule: str,
+    head_z: tuple[float, float] | None, pelvis: bool,
+) -> FieldOfView:
+    """The :class:`~emlesion.anatomy.fov.FieldOfView` of the scan."""
+    z_slice = frame.z_slice
+    ks_t = np.nonzero(trunk)[0]
+    return FieldOfView(
+        z_range_mm=(float(z_slice.min()), float(z_slice.max())),
+        trunk_z_mm=(float(z_slice[ks_t].min()), float(z_slice[ks_t].max()))
+        if ks_t.size else None,
+        n_trunk_slices=int(ks_t.size),
+        lungs_z_mm=(float(frame.z3[lungs].min()), float(frame.z3[lungs].max()))
+        if lungs.any() else None,
+        lungs_volume_ml=float(lungs.sum() * frame.vox_ml),
+        head_z_mm=head_z,
+        pelvis=pelvis,
+        rule=f"trunk = body cross-section >= {TRUNK_MIN_WIDTH_MM:g} mm wide, >= "
+        f"{TRUNK_MIN_AREA_CM2:g} cm^2, not cut by the image edge; lungs: {lung_rule}; "
+        f"head: {brain_rule}",
+        brain_rule=brain_rule,
+    )
+
+
+def _organ_map_and_references(
+    frame: _Frame, axis: _Axis, lungs: np.ndarray, suv: np.ndarray | None,
+    user: Mapping[AnatomyLabel, np.ndarray], organ_labels: LabelMap | None,
+    blood_ref: ReferenceRegion | None, masks: dict[AnatomyLabel, np.ndarray],
+    steps: list[ProvenanceStep],
+) -> tuple[dict[str, str], ReferenceRegion | None, ReferenceRegion | None]:
+    """The user organ map's masks replace the classical ones; then the PERCIST references
+    (liver sphere, blood-pool cylinder from the final masks when not placed yet). Returns
+    the organ sources, the liver and the blood-pool references."""
+    grid, z_slice = frame.grid, frame.z_slice
+    sources = {lab.value: "classical rule" for lab, m in masks.items() if m.any()}
+    if organ_labels is not None:
+        masks.update(user)
+        where = f"organ map {organ_labels.source}"
+        sources.update({lab.value: where for lab in user})
+        steps.append(ProvenanceStep("emlesion.anatomy.organ_labels",
+                                    rule="user organ label map replaces classical organs; "
+                                    "the classical rules fill in the organs it lacks",
+                                    inputs={"source": organ_labels.source,
+                                            "replaced": sorted(k.value for k in user),
+                                            "organ_sources": dict(sorted(sources.items()))}))
+        if AnatomyLabel.AORTA in user and blood_ref is None:
+            blood_ref = _blood_pool_from_mask(user[AnatomyLabel.AORTA], grid, z_slice, lungs)
+    liver_ref: ReferenceRegion | None = None
+    liver = masks.get(AnatomyLabel.LIVER, np.zeros(grid.shape, bool))
+    if liver.any():
+        liver_ref = _liver_reference(liver, axis.dx, grid, z_slice, suv)
+        steps.append(ProvenanceStep("emlesion.anatomy.liver_reference",
+                                    rule=liver_ref.rule if liver_ref else "no valid centre",
+                                    inputs={"centre_mm": liver_ref.centre_mm if liver_ref
+                                            else None}))
+    if AnatomyLabel.AORTA in masks and blood_ref is None and masks[AnatomyLabel.AORTA].any():
+        blood_ref = _blood_pool_from_mask(masks[AnatomyLabel.AORTA], grid, z_slice, lungs)
+    return sources, liver_ref, blood_ref
 
 
 def _segment_pet_only(pet: Volume) -> Anatomy:
@@ -936,31 +1115,42 @@ def _spine(
     ant = np.full(nz, np.nan)
     spine = np.zeros_like(bone)
     centres = _body_centres(body, x3, y3)
-    eight = np.ones((3, 3), bool)
-    for k in range(nz):
-        if not bone[k].any() or not np.isfinite(centres[k, 0]):
-            continue
-        cx, cy = centres[k]
-        strip = (bone[k] & (np.abs(x3[k] - cx) < SPINE_MAX_MIDLINE_OFFSET_MM)
-                 & (y3[k] > cy - SPINE_ANTERIOR_MARGIN_MM))
-        lab, n = ndi.label(strip, structure=eight)
-        if n == 0:
-            continue
-        sizes = ndi.sum(strip, lab, index=np.arange(1, n + 1))
-        comp = lab == int(np.argmax(sizes)) + 1
-        if comp.sum() * grid.spacing_mm[0] * grid.spacing_mm[1] < SPINE_MIN_AREA_MM2:
-            continue
-        # the trabecular interior of the vertebral body is mostly below BONE_HU [S11]: grow
-        # the component into the trabecular range and fill the ring to get the whole vertebra
-        if hu is not None:
-            trab = ((hu[k] >= SPINE_TRABECULAR_HU)
-                    & (np.abs(x3[k] - cx) < SPINE_MAX_MIDLINE_OFFSET_MM))
-            comp = ndi.binary_propagation(comp, structure=eight, mask=trab | comp)
-        comp = ndi.binary_fill_holes(ndi.binary_closing(comp, eight) | comp)
+    # all slices at once: labelling, growth, closing and hole filling use the in-plane
+    # 8-connectivity only (no coupling between slices), on the box of the candidates
+    eight = np.zeros((3, 3, 3), bool)
+    eight[1] = True
+    valid = bone.any(axis=(1, 2)) & np.isfinite(centres[:, 0])
+    cx = np.where(valid, centres[:, 0], 0.0)[:, None, None]
+    cy = np.where(valid, centres[:, 1], 0.0)[:, None, None]
+    midline = (np.abs(x3 - cx) < SPINE_MAX_MIDLINE_OFFSET_MM) & valid[:, None, None]
+    strip = bone & midline & (y3 > cy - SPINE_ANTERIOR_MARGIN_MM)
+    # the trabecular interior of the vertebral body is mostly below BONE_HU [S11]: the
+    # component grows into the trabecular range of the midline strip (below)
+    trab = (hu >= SPINE_TRABECULAR_HU) & midline if hu is not None else None
+    box = padded_box(strip if trab is None else strip | trab, (0, 2, 2))
+    if box is not None and strip.any():
+        lab, _n = ndi.label(strip[box], structure=eight)
+        sizes = np.bincount(lab.ravel())
+        # per slice, its largest component (the first one on ties)
+        best: dict[int, int] = {}
+        for i, obj in enumerate(ndi.find_objects(lab), start=1):
+            if obj is not None:
+                k = obj[0].start
+                if k not in best or sizes[i] > sizes[best[k]]:
+                    best[k] = i
+        keep = np.zeros(sizes.size, bool)
+        for i in best.values():
+            if sizes[i] * grid.spacing_mm[0] * grid.spacing_mm[1] >= SPINE_MIN_AREA_MM2:
+                keep[i] = True
+        comp_b = keep[lab]
+        if trab is not None:  # grow, then fill the ring to get the whole vertebra
+            comp_b = ndi.binary_propagation(comp_b, structure=eight, mask=trab[box] | comp_b)
+        spine[box] = fill_slices(ndi.binary_closing(comp_b, eight) | comp_b)
+    for k in np.nonzero(spine.any(axis=(1, 2)))[0]:
+        comp = spine[k]
         axis[k] = (float(x3[k][comp].mean()), float(y3[k][comp].mean()))
         near = comp & (np.abs(x3[k] - axis[k, 0]) < SPINE_BODY_HALF_WIDTH_MM)
         ant[k] = float(y3[k][near].min()) if near.any() else float(y3[k][comp].min())
-        spine[k] = comp
     ok = np.isfinite(axis[:, 0])
     if ok.sum() >= 3:
         # reject outliers (far from the running median) then interpolate gaps
@@ -1022,28 +1212,35 @@ def _bladder(
         return empty, "no low-pelvis search box"
     local_max = float(suv[box].max())
     hot = box & (suv >= max(BLADDER_MIN_SUV, BLADDER_HOT_FRACTION * local_max))
-    lab, n = ndi.label(hot, structure=np.ones((3, 3, 3), bool))
-    if n == 0:
+    # every mask below lies within the hot voxels' box grown by the fluid reach (+1 voxel
+    # for the slice hole filling): work on that crop
+    reach = _ball(BLADDER_FLUID_REACH_MM, grid.spacing_mm)
+    crop = padded_box(hot, tuple(n // 2 + 1 for n in reach.shape))
+    if crop is None:
         return empty, "no hot structure in the low midline pelvis"
+    suv_c, hu_c, dx_c, region_c = suv[crop], hu[crop], dx[crop], region[crop]
+    lab, n = ndi.label(hot[crop], structure=np.ones((3, 3, 3), bool))
     idx = np.arange(1, n + 1)
-    maxima = ndi.maximum(suv, lab, idx)
+    labelled = lab > 0
+    maxima = ndi.maximum(suv_c[labelled], lab[labelled], idx)
     for i in np.argsort(maxima)[::-1]:
         comp = lab == idx[i]
         m = float(maxima[i])
-        core = comp & (suv >= BLADDER_CORE_FRACTION * m)
+        core = comp & (suv_c >= BLADDER_CORE_FRACTION * m)
         if core.sum() * grid.voxel_volume_ml < BLADDER_MIN_CORE_ML:
             continue
-        if float(np.median(hu[core])) >= BLADDER_CORE_MAX_HU:  # soft tissue: a lesion, not urine
+        if float(np.median(hu_c[core])) >= BLADDER_CORE_MAX_HU:  # soft tissue: a lesion
             continue
-        if abs(float(dx[core].mean())) > BLADDER_CORE_MAX_MIDLINE_MM:
+        if abs(float(dx_c[core].mean())) > BLADDER_CORE_MAX_MIDLINE_MM:
             continue
-        iso = largest_component(comp & (suv >= BLADDER_ISO_FRACTION * m))
-        fluid = (hu >= FLUID_HU[0]) & (hu <= FLUID_HU[1]) & ndi.binary_dilation(
-            iso, _ball(BLADDER_FLUID_REACH_MM, grid.spacing_mm)) & region
+        iso = largest_component(comp & (suv_c >= BLADDER_ISO_FRACTION * m))
+        fluid = (hu_c >= FLUID_HU[0]) & (hu_c <= FLUID_HU[1]) & ndi.binary_dilation(
+            iso, reach) & region_c
         fluid = largest_component(fluid & ndi.binary_dilation(core, _ball(BLADDER_CORE_REACH_MM,
                                                                  grid.spacing_mm))
                                    | (fluid & iso)) if fluid.any() else fluid
-        bladder = fill_slices(iso | fluid)
+        bladder = empty
+        bladder[crop] = fill_slices(iso | fluid)
         return bladder, (f"hottest fluid-core midline pelvic PET component (SUVmax {m:.3g}); "
                          f"{BLADDER_ISO_FRACTION * 100:g} %-of-max region + CT fluid within "
                          f"{BLADDER_FLUID_REACH_MM:g} mm")
@@ -1066,8 +1263,18 @@ def _liver(
     hu_s = ndi.uniform_filter(hu, size=LIVER_HU_FILTER_VOXELS)
     cand = (region & (dx < 0.0) & (hu_s >= LIVER_HU[0]) & (hu_s <= LIVER_HU[1])
             & (suv_s >= LIVER_SUV[0]) & (suv_s <= LIVER_SUV[1]))
-    cand = ndi.binary_opening(cand, np.ones((3, 3, 3), bool))
-    comp = largest_component(cand)
+    comp = _crop_apply(cand, 2, _liver_component, suv_s)
+    return comp, ("largest right-upper-quadrant component, CT "
+                  f"{LIVER_HU[0]:g}-{LIVER_HU[1]:g} HU ({LIVER_HU_FILTER_VOXELS}-voxel mean) "
+                  f"and smoothed PET {LIVER_SUV[0]:.1f}-{LIVER_SUV[1]:.1f}, then within "
+                  f"{LIVER_UNIFORM_FRACTION * 100:g} % of its median uptake")
+
+
+def _liver_component(crop: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The liver rule of :func:`_liver` on a crop ``(candidates, smoothed PET)``: largest
+    component after a one-voxel opening, then its uniform-uptake part, slice holes filled."""
+    cand, suv_s = crop
+    comp = largest_component(ndi.binary_opening(cand, np.ones((3, 3, 3), bool)))
     if comp.any():
         # uniform uptake: keep voxels within 35 % of the organ's median (drops kidney, lesions)
         med = float(np.median(suv_s[comp]))
@@ -1076,10 +1283,7 @@ def _liver(
                                np.ones((3, 3, 3), bool))
         )
         comp = fill_slices(comp)
-    return comp, ("largest right-upper-quadrant component, CT "
-                  f"{LIVER_HU[0]:g}-{LIVER_HU[1]:g} HU ({LIVER_HU_FILTER_VOXELS}-voxel mean) "
-                  f"and smoothed PET {LIVER_SUV[0]:.1f}-{LIVER_SUV[1]:.1f}, then within "
-                  f"{LIVER_UNIFORM_FRACTION * 100:g} % of its median uptake")
+    return comp
 
 
 def _ct_organ(cand: np.ndarray, grid: Grid) -> np.ndarray:
@@ -1115,8 +1319,8 @@ def _ct_only_organs(
         cand = region & (hu_s >= CT_LIVER_HU[0]) & (hu_s <= CT_LIVER_HU[1])
         liver = _ct_organ(cand & (dx < 0.0), grid)
         if liver.any():  # the left lobe crosses the midline: grow across it
-            liver = _ct_organ(cand & (ndi.binary_dilation(liver, _ball(
-                LIVER_RIGHT_LOBE_MM, grid.spacing_mm)) | liver), grid)
+            liver = _ct_organ(cand & (ball_dilation(liver, LIVER_RIGHT_LOBE_MM,
+                                                    grid.spacing_mm) | liver), grid)
         if liver.sum() * vox_ml < MIN_LIVER_ML:
             liver = np.zeros_like(liver)
         out[AnatomyLabel.LIVER] = (liver, "CT only: largest right-sided component of "
@@ -1227,7 +1431,8 @@ def _kidneys(
     cand = (region & (np.abs(dx) >= KIDNEY_DX_MM[0]) & (np.abs(dx) <= KIDNEY_DX_MM[1])
             & (dy > dy_mm[0]) & (dy < dy_mm[1])
             & (hu >= SOFT_HU[0]) & (hu <= SOFT_HU[1]) & (suv >= KIDNEY_MIN_SUV))
-    cand = ndi.binary_opening(cand, ndi.generate_binary_structure(3, 1))
+    cand = _crop_apply(cand, 1, lambda m: ndi.binary_opening(
+        m, ndi.generate_binary_structure(3, 1)))
     if not cand.any():
         e = np.zeros(suv.shape, bool)
         return e, e, "no paraspinal avid soft tissue above the crests"
@@ -1237,27 +1442,35 @@ def _kidneys(
     centre_ix = float(grid.lps_to_index((float(np.nanmedian(ax_x)), 0.0, 0.0))[2]) if \
         abs(grid.direction_matrix[0, 0]) > AXIS_ALIGNED_MIN_COSINE else (suv.shape[2] - 1) / 2.0
     mir_r = _mirror_x(right, centre_ix)
+    # the overlap of ``left`` with the shifted mirror image only involves voxels of the box
+    # of both (a voxel shifted out of it lands outside ``left``'s box)
+    both = padded_box(left | mir_r)
+    left_b = left[both] if both is not None else left
+    mir_b = mir_r[both] if both is not None else mir_r
     best = (-1, 0, 0)
     for dz in range(-int(KIDNEY_MAX_SHIFT_Z_MM // sz), int(KIDNEY_MAX_SHIFT_Z_MM // sz) + 1):
         for dyv in range(-int(KIDNEY_MAX_SHIFT_Y_MM // sy),
                          int(KIDNEY_MAX_SHIFT_Y_MM // sy) + 1):
-            ov = int((left & _shift(mir_r, dz, dyv)).sum())
+            ov = int(np.count_nonzero(left_b & _shift(mir_b, dz, dyv)))
             if ov > best[0]:
                 best = (ov, dz, dyv)
     _, dz, dyv = best
     grow = _ball(KIDNEY_PARTNER_REACH_MM, grid.spacing_mm)
-    partner_l = ndi.binary_dilation(_shift(mir_r, dz, dyv), grow)
+    reach = tuple(n // 2 for n in grow.shape)
     mir_l = _mirror_x(_shift(left, -dz, -dyv), centre_ix)
-    partner_r = ndi.binary_dilation(mir_l, grow)
     min_vox = round(KIDNEY_MIN_ML / grid.voxel_volume_ml)
     out = []
-    for side, partner in ((left, partner_l), (right, partner_r)):
-        sym = side & partner
-        comp = largest_component(sym)
+    for side, other in ((left, _shift(mir_r, dz, dyv)), (right, mir_l)):
+        # mirror partner: the other side's image dilated by the reach, needed on ``side`` only
+        box = padded_box(side, reach)
+        comp = np.zeros(side.shape, bool)
+        if box is not None:
+            comp[box] = largest_component(side[box] & ndi.binary_dilation(other[box], grow))
         if comp.sum() < min_vox:
             comp = np.zeros_like(comp)
         else:
-            comp = fill_slices(ndi.binary_closing(comp, grow) & side | comp)
+            comp = _crop_apply(comp, tuple(2 * r + 1 for r in reach), lambda m: fill_slices(
+                ndi.binary_closing(m[0], grow) & m[1] | m[0]), side)
         out.append(comp)
     rule = (f"paraspinal avid soft tissue, mirror-symmetric part (right mirrored, shift "
             f"dz={dz * sz:.0f} mm, dy={dyv * sy:.0f} mm)")
@@ -1320,40 +1533,83 @@ def _aorta(
     .. [1] Wahl RL et al. From RECIST to PERCIST. J Nucl Med 2009;50 Suppl 1:122S-150S
        (blood pool: 1 cm diameter x 2 cm cylinder in the descending thoracic aorta).
     """
-    sx, sy, sz = grid.spacing_mm
-    nz = suv.shape[0]
+    cands = _aorta_candidates(suv, hu, region, dx, y3, ant_y, grid, liver_suv)
     out = np.zeros(suv.shape, bool)
+    if not cands:
+        return out, None, "no round soft-tissue structure anterior to the spine"
+    chosen = _aorta_track(cands)
+    if not chosen:
+        return out, None, "no continuous round soft-tissue structure anterior to the spine"
+    run = _aorta_run(chosen)
+    for c in run:
+        if c[3] > 0.0:
+            out[c[0]] = chosen[c[0]][3]
+    ref, rule = _blood_pool_cylinder(run, grid, z_slice, lung_slices)
+    return out, ref, rule
+
+
+def _aorta_candidates(
+    suv: np.ndarray, hu: np.ndarray, region: np.ndarray, dx: np.ndarray, y3: np.ndarray,
+    ant_y: np.ndarray, grid: Grid, liver_suv: float | None,
+) -> dict[int, list[tuple[float, float, float, np.ndarray]]]:
+    """Aortic lumen candidates of :func:`_aorta` per slice: ``(x, y, radius_mm, mask)`` of
+    every round blood-density component of the search box in front of the spine."""
+    sx, sy, _sz = grid.spacing_mm
     px = sx * sy
     suv_l = ndi.gaussian_filter(suv, sigma=(0.0, AORTA_PET_SIGMA_MM / sy,
                                             AORTA_PET_SIGMA_MM / sx))
     pet_max = AORTA_LIVER_FRACTION * liver_suv if liver_suv else AORTA_MAX_SUV_WITHOUT_LIVER
-    cross = ndi.generate_binary_structure(2, 1)
-    # candidates per slice: (x, y, radius_mm, component)
+    # all slices at once (in-plane connectivity only), on the search boxes grown by 2 voxels
+    # (hole filling, opening)
+    cross = np.zeros((3, 3, 3), bool)
+    cross[1] = ndi.generate_binary_structure(2, 1)
+    valid = np.isfinite(ant_y)
+    ant = np.where(valid, ant_y, 0.0)[:, None, None]
+    box = (region & valid[:, None, None] & (y3 <= ant) & (y3 > ant - AORTA_MAX_ANTERIOR_MM)
+           & (dx > AORTA_DX_MM[0]) & (dx < AORTA_DX_MM[1]))
     cands: dict[int, list[tuple[float, float, float, np.ndarray]]] = {}
-    for k in range(nz):
-        if not np.isfinite(ant_y[k]) or not region[k].any():
+    crop = padded_box(box, (0, 2, 2))
+    if crop is None:
+        return cands
+    box_c = box[crop]
+    hu_c, suv_c = hu[crop], suv_l[crop]
+    cand = (box_c & (hu_c >= AORTA_HU[0]) & (hu_c <= AORTA_HU[1]) & (suv_c >= AORTA_MIN_SUV)
+            & (suv_c <= pet_max))
+    cand = ndi.binary_opening(fill_slices(cand) & box_c, cross)
+    lab, _n = ndi.label(cand, structure=cross)
+    # candidates per slice: (x, y, radius_mm, component)
+    for i, obj in enumerate(ndi.find_objects(lab), start=1):
+        if obj is None:
             continue
-        box = (region[k] & (y3[k] <= ant_y[k]) & (y3[k] > ant_y[k] - AORTA_MAX_ANTERIOR_MM)
-               & (dx[k] > AORTA_DX_MM[0]) & (dx[k] < AORTA_DX_MM[1]))
-        cand = (box & (hu[k] >= AORTA_HU[0]) & (hu[k] <= AORTA_HU[1]) & (suv_l[k] >= AORTA_MIN_SUV)
-                & (suv_l[k] <= pet_max))
-        cand = ndi.binary_opening(ndi.binary_fill_holes(cand) & box, cross)
-        lab, n = ndi.label(cand, structure=cross)
-        for i in range(1, n + 1):
-            comp = lab == i
-            area = float(comp.sum()) * px
-            if not AORTA_AREA_MM2[0] <= area <= AORTA_AREA_MM2[1]:
-                continue
-            edt = ndi.distance_transform_edt(np.pad(comp, 1), sampling=(sy, sx))[1:-1, 1:-1]
-            # not round (elongated, merged)
-            if area > AORTA_MAX_AREA_TO_INSCRIBED_RATIO * math.pi * float(edt.max()) ** 2:
-                continue
-            jj, ii = np.nonzero(edt >= AORTA_CORE_DEPTH_FRACTION * float(edt.max()))
-            p = grid.index_to_lps((float(k), float(jj.mean()), float(ii.mean())))
-            cands.setdefault(k, []).append((float(p[0]), float(p[1]),
-                                            math.sqrt(area / math.pi), comp))
-    if not cands:
-        return out, None, "no round soft-tissue structure anterior to the spine"
+        kc = obj[0].start
+        k = kc + crop[0].start
+        comp_c = lab[kc] == i
+        area = float(comp_c.sum()) * px
+        if not AORTA_AREA_MM2[0] <= area <= AORTA_AREA_MM2[1]:
+            continue
+        # in-plane depth: the nearest background lies within the component's box + 1
+        j0, i0 = max(obj[1].start - 1, 0), max(obj[2].start - 1, 0)
+        sub = np.pad(comp_c[j0: obj[1].stop + 1, i0: obj[2].stop + 1], 1)
+        edt = ndi.distance_transform_edt(sub, sampling=(sy, sx))[1:-1, 1:-1]
+        # not round (elongated, merged)
+        if area > AORTA_MAX_AREA_TO_INSCRIBED_RATIO * math.pi * float(edt.max()) ** 2:
+            continue
+        jj, ii = np.nonzero(edt >= AORTA_CORE_DEPTH_FRACTION * float(edt.max()))
+        jj = jj + (j0 + crop[1].start)
+        ii = ii + (i0 + crop[2].start)
+        p = grid.index_to_lps((float(k), float(jj.mean()), float(ii.mean())))
+        comp = np.zeros(box.shape[1:], bool)
+        comp[crop[1:]] = comp_c
+        cands.setdefault(k, []).append((float(p[0]), float(p[1]),
+                                        math.sqrt(area / math.pi), comp))
+    return cands
+
+
+def _aorta_track(
+    cands: dict[int, list[tuple[float, float, float, np.ndarray]]],
+) -> dict[int, tuple[float, float, float, np.ndarray]]:
+    """The candidate of each slice that continues the track of its neighbours (running
+    median of the picks), for :func:`_aorta`."""
 
     def nearest(k: int, ref: tuple[float, float], within: float) -> int | None:
         d = [math.hypot(c[0] - ref[0], c[1] - ref[1]) for c in cands[k]]
@@ -1378,11 +1634,16 @@ def _aorta(
         pick = nearest(k, local, AORTA_TRACK_PICK_MM)
         if pick is not None:
             chosen[k] = cands[k][pick]
-    if not chosen:
-        return out, None, "no continuous round soft-tissue structure anterior to the spine"
-    # longest run of slices with centres moving < AORTA_MAX_STEP_MM_PER_SLICE; up to two missed
-    # slices
-    # are bridged (radius 0: no cylinder may cover them)
+    return chosen
+
+
+def _aorta_run(
+    chosen: dict[int, tuple[float, float, float, np.ndarray]],
+) -> list[tuple[int, float, float, float]]:
+    """Longest straight run ``(slice, x, y, radius)`` of the tracked lumen centres, bridged
+    slices with radius 0 and merged slices with a negative radius, for :func:`_aorta`."""
+    # longest run of slices with centres moving < AORTA_MAX_STEP_MM_PER_SLICE; up to two
+    # missed slices are bridged (radius 0: no cylinder may cover them)
     centres = [(k, c[0], c[1], c[2]) for k, c in sorted(chosen.items())]
     runs: list[list[tuple[int, float, float, float]]] = [[centres[0]]]
     for c in centres[1:]:
@@ -1406,9 +1667,16 @@ def _aorta(
         around = around[around > 0.0]
         if c[3] > 0.0 and around.size and c[3] > AORTA_MERGED_RATIO * float(np.median(around)):
             run[j] = (c[0], c[1], c[2], -c[3])
-    for c in run:
-        if c[3] > 0.0:
-            out[c[0]] = chosen[c[0]][3]
+    return run
+
+
+def _blood_pool_cylinder(
+    run: list[tuple[int, float, float, float]], grid: Grid, z_slice: np.ndarray,
+    lung_slices: np.ndarray,
+) -> tuple[ReferenceRegion | None, str]:
+    """The PERCIST blood-pool cylinder on the lumen track of :func:`_aorta` and the rule
+    (or why there is none)."""
+    sx, sy, sz = grid.spacing_mm
     half = math.floor(BLOOD_POOL_LENGTH_MM / 2.0 / sz + 1e-6)  # slices each side
     end_gap = math.ceil(AORTA_END_MARGIN_MM / sz)
     n_run = len(run)
@@ -1416,7 +1684,7 @@ def _aorta(
     if last < first:  # short track: drop the end margin, keep the cylinder inside it
         first, last = half, n_run - 1 - half
     if last < first:
-        return out, None, (f"aorta track of {n_run} slices is shorter than the "
+        return None, (f"aorta track of {n_run} slices is shorter than the "
                            f"{BLOOD_POOL_LENGTH_MM:.0f} mm blood-pool cylinder")
     # candidate positions: (margin, run index, centre, mean radius, thoracic); margin = least
     # distance from the cylinder surface to the lumen edge over the cylinder's slices
@@ -1431,7 +1699,7 @@ def _aorta(
         pos.append((margin, m, (cx, cy), float(np.mean([c[3] for c in sl])),
                     bool(all(lung_slices[c[0]] for c in sl))))
     if not pos:
-        return out, None, (f"no {BLOOD_POOL_LENGTH_MM / 10.0:g} cm stretch of the aorta track "
+        return None, (f"no {BLOOD_POOL_LENGTH_MM / 10.0:g} cm stretch of the aorta track "
                            "without a missed slice")
     thoracic = any(p[4] for p in pos)
     pool = [p for p in pos if p[4]] if thoracic else pos
@@ -1457,7 +1725,7 @@ def _aorta(
               f"radius {radius:.1f} mm (area-equivalent), cylinder surface >= "
               f"{margin:.1f} mm inside the lumen edge"),
     )
-    return out, ref, f"aortic lumen track, {n_run} slices ({where.split(' (')[0]})"
+    return ref, f"aortic lumen track, {n_run} slices ({where.split(' (')[0]})"
 
 
 def _blood_pool_from_mask(aorta: np.ndarray, grid: Grid, z_slice: np.ndarray,
@@ -1525,13 +1793,19 @@ def _liver_reference(
     suv: np.ndarray | None,
 ) -> ReferenceRegion | None:
     sx, sy, sz = grid.spacing_mm
-    edt = ndi.distance_transform_edt(liver, sampling=(sz, sy, sx))
-    right_lobe = liver & (dx < -LIVER_RIGHT_LOBE_MM)
+    # the score is -inf outside the liver: work in its box; + 1 voxel keeps the background
+    # nearest to every liver voxel inside the box, so the depths are those of the full grid
+    crop = padded_box(liver, 1)
+    if crop is None:
+        return None
+    liver_c = liver[crop]
+    edt = ndi.distance_transform_edt(liver_c, sampling=(sz, sy, sx))
+    right_lobe = liver_c & (dx[crop] < -LIVER_RIGHT_LOBE_MM)
     if not right_lobe.any():
-        right_lobe = liver
+        right_lobe = liver_c
     ks = np.nonzero(liver.any(axis=(1, 2)))[0]
     z_mid = float((z_slice[ks].min() + z_slice[ks].max()) / 2.0)
-    z3 = z_slice[:, None, None]
+    z3 = z_slice[crop[0], None, None]
     score = np.where(right_lobe, edt - LIVER_MID_LEVEL_PENALTY_MM_PER_MM * np.abs(z3 - z_mid),
                      -np.inf)
     if suv is not None:
@@ -1539,13 +1813,14 @@ def _liver_reference(
         liver_med = float(np.median(suv[liver]))
         local = ndi.uniform_filter(suv, size=(max(1, int(LIVER_LOCAL_MEAN_MM / sz)),
                                               max(1, int(LIVER_LOCAL_MEAN_MM / sy)),
-                                              max(1, int(LIVER_LOCAL_MEAN_MM / sx))))
+                                              max(1, int(LIVER_LOCAL_MEAN_MM / sx))))[crop]
         score = np.where(np.abs(local - liver_med) > LIVER_HOTSPOT_FRACTION * liver_med,
                          score - LIVER_HOTSPOT_PENALTY_MM, score)
-    best = np.unravel_index(int(np.argmax(score)), liver.shape)
-    if not np.isfinite(score[best]):
+    best_c = np.unravel_index(int(np.argmax(score)), score.shape)
+    if not np.isfinite(score[best_c]):
         return None
-    depth = float(edt[best])
+    depth = float(edt[best_c])
+    best = tuple(int(v) + c.start for v, c in zip(best_c, crop))
     p = grid.index_to_lps(tuple(float(v) for v in best))  # type: ignore[arg-type]
     if depth < LIVER_SPHERE_RADIUS_MM:
         warn_external(format_message(f"the liver is too thin for a "

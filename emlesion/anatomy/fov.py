@@ -105,12 +105,14 @@ __all__ = [
     "TRUNK_MIN_AREA_CM2",
     "TRUNK_MIN_WIDTH_MM",
     "FieldOfView",
+    "ball_dilation",
     "fill_slices",
     "find_brain_ct",
     "find_brain_pet",
     "find_heart",
     "find_lungs",
     "largest_component",
+    "padded_box",
     "trunk_slices",
 ]
 
@@ -323,6 +325,102 @@ def _z_range(mask: np.ndarray, z_slice: np.ndarray) -> tuple[float, float] | Non
     return float(zz.min()), float(zz.max())
 
 
+def padded_box(
+    mask: np.ndarray, margin: int | tuple[int, ...] = 0,
+) -> tuple[slice, ...] | None:
+    """Bounding box of the True voxels of ``mask``, grown by ``margin`` voxels per axis.
+
+    The box is clipped to the array. A morphological operation whose structuring element
+    reaches at most ``margin`` voxels gives on ``mask[box]`` the same voxels as on the whole
+    array (outside the box the result is empty), in less time when the mask is small; the
+    anatomy rules use it to crop their searches.
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        Any dimension.
+    margin : int or tuple of int
+        Voxels added on both sides, one value for all axes or one per axis.
+
+    Returns
+    -------
+    tuple of slice or None
+        ``None`` when ``mask`` is empty.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> padded_box(np.array([0, 0, 1, 1, 0, 0], bool), 1)
+    (slice(1, 5, None),)
+    """
+    m = np.asarray(mask, dtype=bool)
+    pad = (margin,) * m.ndim if isinstance(margin, int) else tuple(margin)
+    out = []
+    for axis in range(m.ndim):
+        hit = np.nonzero(m.any(axis=tuple(a for a in range(m.ndim) if a != axis)))[0]
+        if hit.size == 0:
+            return None
+        out.append(slice(max(0, int(hit[0]) - pad[axis]),
+                         min(m.shape[axis], int(hit[-1]) + 1 + pad[axis])))
+    return tuple(out)
+
+
+def ball_dilation(
+    mask: np.ndarray, radius_mm: float, spacing_mm: tuple[float, float, float],
+) -> np.ndarray:
+    """Dilation of a 3-D mask by :func:`emlesion.io.geometry.ball_structure`, for large balls.
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        ``(z, y, x)`` mask.
+    radius_mm : float
+        Ball radius (mm).
+    spacing_mm : tuple of float
+        Voxel spacing ``(x, y, z)`` (mm), as :attr:`emlesion.io.geometry.Grid.spacing_mm`.
+
+    Returns
+    -------
+    ndarray of bool
+        The voxels whose offset to the nearest ``mask`` voxel lies in the ball: the same
+        voxels as ``scipy.ndimage.binary_dilation(mask, ball_structure(radius_mm,
+        spacing_mm))`` (``tests/test_anatomy_fov.py`` compares them).
+
+    Notes
+    -----
+    The nearest ``mask`` voxel of every voxel comes from one Euclidean feature transform
+    (:func:`scipy.ndimage.distance_transform_edt`), whose cost does not grow with the
+    ball: a 30 mm ball on a 2.5 mm grid (about 6000 structure voxels) takes 0.2 s instead
+    of 8 s on a 2.3-million-voxel grid. The ball test on the offset is the one of
+    ``ball_structure`` (its 1e-6 mm^2 tolerance, its box of ``floor(radius / spacing)``
+    voxels), so that a voxel is in the result exactly when some mask voxel is in its ball.
+    """
+    m = np.asarray(mask, dtype=bool)
+    out = np.zeros(m.shape, bool)
+    if not m.any():
+        return out
+    sx, sy, sz = spacing_mm
+    reach = [max(math.floor(radius_mm / s), 0) for s in (sz, sy, sx)]
+    nearest = ndi.distance_transform_edt(~m, sampling=(sz, sy, sx), return_distances=False,
+                                         return_indices=True)
+    d2 = np.zeros(m.shape, np.float64)
+    inside = np.ones(m.shape, bool)
+    for axis, (step, r) in enumerate(zip((sz, sy, sx), reach)):
+        shape = [1, 1, 1]
+        shape[axis] = m.shape[axis]
+        offset = nearest[axis] - np.arange(m.shape[axis]).reshape(shape)
+        d2 += (offset * step) ** 2
+        inside &= np.abs(offset) <= r
+    out[:] = inside & (d2 <= radius_mm**2 + 1e-6)
+    return out
+
+
+#: In-plane (y, x) face connectivity inside a 3-D array: the 2-D default of
+#: :func:`scipy.ndimage.binary_fill_holes` applied to every axial slice at once.
+_IN_PLANE_CROSS = np.zeros((3, 3, 3), bool)
+_IN_PLANE_CROSS[1] = ndi.generate_binary_structure(2, 1)
+
+
 def fill_slices(mask: np.ndarray) -> np.ndarray:
     """Fill the holes of a 3-D mask slice by slice (axial slices: the first axis).
 
@@ -336,10 +434,27 @@ def fill_slices(mask: np.ndarray) -> np.ndarray:
     ndarray of bool
         The mask with every in-plane hole filled (:func:`scipy.ndimage.binary_fill_holes`
         per slice); holes open to another slice are filled too.
+
+    Notes
+    -----
+    One labelling of the background, in-plane face connectivity, inside the mask's
+    bounding box grown by one voxel in-plane: a hole is a background component that does
+    not reach the edge of that box. The result is the same as
+    :func:`~scipy.ndimage.binary_fill_holes` applied to each slice with its default (face)
+    connectivity (``tests/test_anatomy_fov.py`` compares them).
     """
-    out = np.empty(mask.shape, bool)
-    for k in range(mask.shape[0]):
-        out[k] = ndi.binary_fill_holes(mask[k])
+    m = np.asarray(mask, dtype=bool)
+    out = np.zeros(m.shape, bool)
+    box = padded_box(m, (0, 1, 1))
+    if box is None:
+        return out
+    sub = m[box]
+    lab, n = ndi.label(~sub, structure=_IN_PLANE_CROSS)
+    open_to_edge = np.zeros(n + 1, bool)
+    open_to_edge[0] = True  # label 0: the mask itself
+    for face in (lab[:, 0, :], lab[:, -1, :], lab[:, :, 0], lab[:, :, -1]):
+        open_to_edge[face] = True
+    out[box] = sub | ~open_to_edge[lab]
     return out
 
 
