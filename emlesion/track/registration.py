@@ -1055,6 +1055,47 @@ def _solve_registration(
         "smoothing_sigmas_mm": tuple(float(s) for s in smoothing_sigmas_mm),
         "max_iterations": int(max_iterations),
     }
+    result, iterations, stop = _descend(f_img, m_img, initial, ttype, working_spacing_mm, mask,
+                                        threads, common, moving)
+    metric_after = _mattes(f_q, m_q, result, bins, mask=mask_q, threads=threads)
+    quality, warning = _quality(f_img, m_img, result, metric_before, metric_after, min_ncc,
+                                iterations, stop, moving)
+    a, o = _linear_part(result)
+    inputs = {
+        "working_spacing_mm": float(working_spacing_mm),
+        "hu_window": tuple(float(v) for v in hu_window),
+        "min_ncc": float(min_ncc),
+        "search_range_mm": None if search_range_mm is None else tuple(search_range_mm),
+        "body_margin_mm": BODY_MARGIN_MM,
+        "fixed_series": fixed.identity.series_instance_uid,
+        "moving_series": moving.identity.series_instance_uid,
+        "fixed_frame_of_reference_uid": fixed.identity.frame_of_reference_uid,
+        "moving_frame_of_reference_uid": moving.identity.frame_of_reference_uid,
+        **common,
+    }
+    return _Solved(
+        ttype,
+        tuple(float(v) for v in a.ravel()),
+        (float(o[0]), float(o[1]), float(o[2])),
+        quality,
+        f"{ttype.value}, Mattes MI on body-cropped CTs (samples in the body), regular-step "
+        f"gradient descent; initial transform: {init_rule}",
+        inputs,
+        time.perf_counter() - t0,
+        warning,
+        fixed.identity.series_description,
+        moving.identity.series_description,
+    )
+
+
+def _descend(
+    f_img: sitk.Image, m_img: sitk.Image, initial: sitk.Euler3DTransform, ttype: TransformType,
+    working_spacing_mm: float, mask: sitk.Image | None, threads: int | None,
+    common: dict[str, Any], moving: Volume,
+) -> tuple[sitk.Transform, int, str]:
+    """The gradient descent of :func:`register_ct` from ``initial``: rigid, then for
+    ``affine`` a refinement from the rigid result at a quarter of the step with
+    :data:`AFFINE_SAMPLE_FACTOR` times the samples. ``(transform, iterations, stop)``."""
     try:
         result, iterations, stop = _run_stage(
             f_img,
@@ -1091,7 +1132,16 @@ def _solve_registration(
                 fix="check that both CTs cover the same body region; try initializer='moments'",
             )
         ) from exc
-    metric_after = _mattes(f_q, m_q, result, bins, mask=mask_q, threads=threads)
+    return result, iterations, stop
+
+
+def _quality(
+    f_img: sitk.Image, m_img: sitk.Image, result: sitk.Transform, metric_before: float,
+    metric_after: float, min_ncc: float, iterations: int, stop: str, moving: Volume,
+) -> tuple[RegistrationQuality, str | None]:
+    """The quality check of :func:`register_ct` (NCC after >= ``min_ncc`` and not worse
+    than before, overlap >= 30 %) and the warning text when it fails."""
+    identity = sitk.Euler3DTransform()
     ncc_before, _ = _ncc(f_img, m_img, identity)
     ncc_after, overlap = _ncc(f_img, m_img, result)
     passed = bool(
@@ -1118,32 +1168,7 @@ def _solve_registration(
             series=moving.identity.series_instance_uid or None,
             fix="inspect the registration overlay; lesion matching may be unreliable",
         )
-    a, o = _linear_part(result)
-    inputs = {
-        "working_spacing_mm": float(working_spacing_mm),
-        "hu_window": tuple(float(v) for v in hu_window),
-        "min_ncc": float(min_ncc),
-        "search_range_mm": None if search_range_mm is None else tuple(search_range_mm),
-        "body_margin_mm": BODY_MARGIN_MM,
-        "fixed_series": fixed.identity.series_instance_uid,
-        "moving_series": moving.identity.series_instance_uid,
-        "fixed_frame_of_reference_uid": fixed.identity.frame_of_reference_uid,
-        "moving_frame_of_reference_uid": moving.identity.frame_of_reference_uid,
-        **common,
-    }
-    return _Solved(
-        ttype,
-        tuple(float(v) for v in a.ravel()),
-        (float(o[0]), float(o[1]), float(o[2])),
-        quality,
-        f"{ttype.value}, Mattes MI on body-cropped CTs (samples in the body), regular-step "
-        f"gradient descent; initial transform: {init_rule}",
-        inputs,
-        time.perf_counter() - t0,
-        warning,
-        fixed.identity.series_description,
-        moving.identity.series_description,
-    )
+    return quality, warning
 
 
 def _register_ct_args(fixed: Volume, moving: Volume | None, **kwargs: Any) -> dict[str, Any]:
