@@ -66,7 +66,7 @@ API_MODULES: tuple[str, ...] = (
     "emlesion.io", "emlesion.suv", "emlesion.anatomy", "emlesion.segment",
     "emlesion.measure", "emlesion.track", "emlesion.response", "emlesion.study",
     "emlesion.report", "emlesion.batch", "emlesion.sample", "emlesion.errors",
-    "emlesion.provenance", "emlesion.cli",
+    "emlesion.provenance", "emlesion.parallel", "emlesion.cli",
 )
 GENERATED = DOCS / "_generated"
 
