@@ -154,6 +154,7 @@ def test_every_help_exits_0(command: str, capsys: pytest.CaptureFixture[str]) ->
      "3 label(s) in --labels for 2 folder(s)"),
     (["response", "{pet}", "{pet}", "--out", "{out}", "--masks", "auto"],
      "1 mask(s) in --masks for 2 folder(s)"),
+    (["response", "{pet}", "{pet}", "--out", "{out}", "--threads", "0"], "must be at least 1"),
     (["info", "{pet}", "--workers", "0"], "must be at least 1"),
     (["batch", "{pet}", "--out", "{out}", "--workers", "-2"], "must be at least 1"),
     (["batch", "{pet}", "--out", "{out}", "--option", "method=otsu"], "--option method="),

@@ -9,6 +9,7 @@
                       [--allow-different-patients] [--no-residual-search]
                       [--nifti] [--treatment-date YYYY-MM-DD]
                       [--organs PATH|auto|none ...] [--organ-classes total|total_v1]
+                      [--threads N]
 
 One folder per timepoint, baseline first (or a single folder holding several studies,
 grouped by StudyInstanceUID and ordered by date). Lesions are found automatically (as
@@ -40,6 +41,7 @@ from emlesion._cli._common import (
     labels_type,
     method_type,
     normalization_type,
+    positive_int,
     safe_text,
 )
 from emlesion._cli._inputs import add_organ_options, organ_sources, pet_declaration
@@ -98,6 +100,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="start of treatment (e.g. the CAR-T infusion): report.html then gives "
                         "the days since treatment of every scan")
     add_organ_options(p, per_timepoint=True)
+    p.add_argument("--threads", type=positive_int, metavar="N", default=None,
+                   help="worker threads of the study pipeline (default: the usable cores; 1 = "
+                        "the stages one after the other; the results are the same)")
     p.add_argument("--cts", nargs="+", metavar="CT",
                    help="one CT per timepoint (folder or NIfTI in HU; 'none' = the CT beside "
                         "the PET), e.g. with NIfTI PETs as DIR")
@@ -181,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
             allow_different_patients=args.allow_different_patients, transform=args.transform,
             residual_search=not args.no_residual_search, progress=progress,
             organs=organs, organ_classes=args.organ_classes, cts=cts,
-            pet_declarations=declarations if any(declarations) else None)
+            pet_declarations=declarations if any(declarations) else None,
+            threads=args.threads)
         assessments = study.assess(args.criteria)
     with warnings.catch_warnings(record=True) as caught_report:
         warnings.simplefilter("always")
