@@ -64,3 +64,17 @@ def sample_study(sample_scans_dir: Path) -> object:
         warnings.simplefilter("ignore")
         return load_study({name: sample_scans_dir / name
                            for name in ("baseline", "month1", "month3")})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order of the work units of ``pytest -n 2 --dist loadfile`` (pyproject.toml; issue 18).
+
+    In a pytest-xdist worker (where the collection happens, and whose order the scheduler
+    follows with ``--no-loadscope-reorder``), the test files that hold a test marked ``slow``
+    come first, so that the two workers do not end waiting for one long file. In one process
+    (``-n 0``) the tests keep their order.
+    """
+    if not hasattr(config, "workerinput"):  # set by pytest-xdist in its workers only
+        return
+    slow = {i.path for i in items if i.get_closest_marker("slow") is not None}
+    items.sort(key=lambda i: i.path not in slow)  # stable: slow files first, else as before

@@ -219,6 +219,7 @@ def test_cli_bad_manifest_exits_1_with_the_row(tmp_path: Path,
 
 
 # ---------------------------------------------------------------------------- one patient
+@pytest.mark.slow  # the cohort fixtures: generation and batch runs
 def test_broken_patient_returns_a_failure_and_publishes_nothing(
         manifest: Manifest, tmp_path: Path) -> None:
     result = process_patient(manifest.job(BROKEN), tmp_path)
@@ -231,6 +232,7 @@ def test_broken_patient_returns_a_failure_and_publishes_nothing(
 
 
 # ---------------------------------------------------------------------------- pool run
+@pytest.mark.slow  # the cohort fixtures: generation and batch runs
 def test_pool_run_tables_match_the_patient_reports(manifest: Manifest, pool_run: Path) -> None:
     status = {r["patient_id"]: r for r in _csv_rows(pool_run / "cohort_status.csv")}
     assert sorted(status) == sorted(manifest.patient_ids)
@@ -281,6 +283,7 @@ def test_pool_run_tables_match_the_patient_reports(manifest: Manifest, pool_run:
         ("failed", "emlesion.errors.MissingAttributeError")]
 
 
+@pytest.mark.slow  # the cohort fixtures: generation and batch runs
 def test_done_marker_validates_files_and_job(manifest: Manifest, pool_run: Path,
                                              tmp_path: Path) -> None:
     job = manifest.job(f"P{SEEDS[1]}")
@@ -309,6 +312,7 @@ def test_done_marker_validates_files_and_job(manifest: Manifest, pool_run: Path,
 
 
 # ---------------------------------------------------------------------------- resume on a cluster
+@pytest.mark.slow  # the cohort fixtures: generation and batch runs
 def test_killed_batch_resumes_on_a_cluster_with_identical_tables(
         manifest: Manifest, cohort_dir: Path, pool_run: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
