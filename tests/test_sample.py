@@ -144,6 +144,7 @@ def test_committed_sample_size_under_20_mb(sample_scans_dir: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- regeneration
+@pytest.mark.slow  # the sample study generated again
 def test_regeneration_reproduces_committed_pixels_and_truth(
     sample_scans_dir: Path, regenerated: Path, truth: dict[str, Any]
 ) -> None:
@@ -160,6 +161,7 @@ def test_regeneration_reproduces_committed_pixels_and_truth(
     assert json.loads((regenerated / "truth.json").read_text(encoding="utf-8")) == truth
 
 
+@pytest.mark.slow  # the sample study generated again
 def test_regenerated_files_are_bit_identical(sample_scans_dir: Path, regenerated: Path) -> None:
     # deterministic UIDs and fixed times: the PET files are byte for byte the committed ones
     for p in sorted((sample_scans_dir / "month3" / "PT").glob("*.dcm"))[:5]:
