@@ -22,7 +22,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 #: is missing here.
 SAMPLE_STUDY_FILES = frozenset({
     "tests/test_anatomy_blood_pool.py", "tests/test_io_nifti_image.py",
-    "tests/test_lesion_record.py", "tests/test_measure_burden.py", "tests/test_readme.py",
+    "tests/test_lesion_record.py", "tests/test_measure_burden.py", "tests/test_parallel.py",
+    "tests/test_readme.py",
     "tests/test_report_exports.py", "tests/test_report_reader.py",
     "tests/test_report_sites.py", "tests/test_segment.py", "tests/test_study.py",
     "tests/test_study_search.py", "tests/test_study_sites.py", "tests/test_study_volumes.py",
