@@ -31,6 +31,20 @@ scheduler and the single-writer driver handle results one at a time, every
                              1 / (task_overhead_s + driver_per_result_s))   [studies/min]
 
 The file-system bandwidth (about 10 MB of DICOM read per two-timepoint study) is not modelled.
+
+Results (2026-12-02, 2 idle cores, 6 patients; each line one run of this script):
+
+* 807c2e8: 1 worker 59.5 s (6.05 studies/min, 9.5 s per study), 2 workers 34.7 s
+  (10.39 studies/min, 10.7 s per study): speed-up 1.72x.
+* issue 18, second pass (faster pipeline, workers without Dask's MALLOC_TRIM_THRESHOLD_):
+  1 worker 29.2 s (12.32 studies/min, 4.5 s per study), 2 workers 18.3 s (19.65 studies/min,
+  5.3 s per study): speed-up 1.59x. Twice the throughput of 807c2e8 with 2 workers, but a
+  smaller ratio: the fixed costs (cluster start 1.45 s, each worker's first imports about
+  1.4 s) now weigh against 4.5 s studies instead of 9.5 s ones, and the single worker of the
+  1-worker run registers and resamples with two ITK threads (``_client`` gives each worker
+  ``cores // workers``) while each of two workers has one (one study alone: 4.65 s with two
+  ITK threads, 5.13 s with one). Two studies run side by side in two processes with one
+  ITK thread each take 2-3 % longer than one alone, so the cores themselves scale.
 """
 
 from __future__ import annotations

@@ -328,6 +328,10 @@ def run_batch(
     )
 
 
+_TRIM_ENV = "MALLOC_TRIM_THRESHOLD_"
+_TRIM_KEY = f"distributed.nanny.pre-spawn-environ.{_TRIM_ENV}"
+
+
 @contextlib.contextmanager
 def _client(workers: int, scheduler: str | None) -> Iterator[Any]:
     """A Dask client on a new local cluster or on ``scheduler``."""
@@ -340,7 +344,16 @@ def _client(workers: int, scheduler: str | None) -> Iterator[Any]:
     # registration, resampling) would otherwise start one thread per core in every worker,
     # and workers sharing the machine would slow each other down.
     itk_threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    with distributed.LocalCluster(
+    # Dask's default MALLOC_TRIM_THRESHOLD_=65536 for its workers (to hand freed memory back
+    # to the OS) also turns off glibc's dynamic mmap threshold, so every array above 128 KiB
+    # is mapped and zero-filled anew: the two-timepoint sample study took 3.8 s instead of
+    # 3.0 s in a worker (benchmarks/bench_batch.py). A worker holds one study at a time
+    # (about 0.6 GB), so glibc's own (dynamic) thresholds are kept; a value set in the
+    # environment still wins.
+    import dask
+
+    with dask.config.set({_TRIM_KEY: None}) if _TRIM_ENV not in os.environ \
+            else contextlib.nullcontext(), distributed.LocalCluster(
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
