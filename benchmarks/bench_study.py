@@ -4,13 +4,17 @@ report), with wall time and peak resident memory per stage.
 Target (issue 7): under 60 s and under 4 GB on 2 cores. Issue 18 asks for 6 s and 1 GB on 2
 idle cores.
 
-Results (2026-12-02, 2 cores, the base commit 1aad2ef and the issue-18 branch run back to back
-under the same load, load average 17-19): total wall 411 s -> 116 s, CPU 46.3 s -> 13.9 s; the
-``track`` stage (two CT registrations) 244 s -> 23 s wall, 32.8 s -> 4.7 s CPU; ``lesions``
-1.47/1.65 s -> 0.33/0.32 s CPU (baseline/month 1); ``residual`` 2.14/0.97 s -> 0.52/0.44 s CPU;
-peak RSS 497 MB -> 552 MB (the two registrations in parallel); the same categories and MTVs.
-On the idle machine the base commit took 28.2 s (track 17.0 s). What remains is loading (about
-1 s CPU per timepoint) and anatomy (about 1.2 s CPU per timepoint).
+Results (2026-12-02, 2 cores):
+
+* first pass of issue 18, under load (load average 17-19), the base commit 1aad2ef and the
+  issue-18 branch back to back: total wall 411 s -> 116 s, CPU 46.3 s -> 13.9 s; the ``track``
+  stage (two CT registrations) 244 s -> 23 s wall; the same categories and MTVs. On the idle
+  machine 1aad2ef took 28.2 s (track 17.0 s).
+* second pass, idle machine (load average 0.5-1.5): 807c2e8 8.0 s wall, 9.8 s CPU, 535 MB
+  (load 0.52-0.58 s, anatomy 0.92-1.01 s per timepoint, track 1.81 s wall / 3.47 s CPU);
+  this version 2.8-2.9 s wall, 4.8 s CPU, 596 MB over three runs (load 0.23-0.27 s, anatomy
+  0.25-0.29 s CPU per timepoint, each registration about 0.4 s of its thread's CPU, the
+  stages of the three timepoints overlapping); the same categories and MTVs.
 
 Usage::
 
