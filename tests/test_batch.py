@@ -18,6 +18,7 @@ sessions (development only; the generator is deterministic per seed).
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 import os
@@ -190,6 +191,38 @@ def test_unknown_or_malformed_option_is_refused_before_any_work(tmp_path: Path) 
     with pytest.raises(ManifestError, match="bad value 'perhaps' for option 'track'"):
         run_batch(m, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()  # refused before creating anything
+
+
+def test_nifti_and_treatment_date_options_are_parsed_and_checked() -> None:
+    m = Manifest.from_text("patient_id,timepoint,folder,nifti,treatment_date\n"
+                           "A,b,f,yes,2024-03-05\n")
+    assert parse_options(m.jobs[0]) == {"nifti": True,
+                                        "treatment_date": datetime.date(2024, 3, 5)}
+    m = Manifest.from_text("patient_id,timepoint,folder,treatment_date\nA,b,f,2024-13-01\n")
+    with pytest.raises(ManifestError, match="bad value '2024-13-01' for option "
+                                            "'treatment_date'"):
+        parse_options(m.jobs[0])
+
+
+def test_patient_with_nifti_and_treatment_date(sample_scans_dir: Path, tmp_path: Path) -> None:
+    # The options of `emlesion response --nifti --treatment-date` per patient: the label
+    # maps are written and report.json carries the date and the days since it; the
+    # expected days are the generator's own (sample_scans/truth.json: infusion_date and
+    # each timepoint's day_after_infusion, -2 and 32).
+    truth = json.loads((sample_scans_dir / "truth.json").read_text())
+    start = truth["infusion_date"]
+    rows = "patient_id,timepoint,folder,html,dicom,nifti,treatment_date\n" + "".join(
+        f"S,{tp},{sample_scans_dir / tp},no,no,yes,{start}\n" for tp in TIMEPOINTS)
+    result = process_patient(Manifest.from_text(rows).jobs[0], tmp_path)
+    assert result.status is not PatientStatus.FAILED, result.error
+    folder = Path(result.output_dir or "")
+    report = json.loads((folder / "report.json").read_text())
+    assert report["treatment_date"] == start
+    assert [tp["days_since_treatment"] for tp in report["timepoints"]] == [
+        truth["timepoints"][tp]["day_after_infusion"] for tp in TIMEPOINTS]
+    for tp in TIMEPOINTS:
+        assert (folder / "nifti" / f"{tp}_lesions.nii.gz").is_file()
+    assert not (folder / "report.html").exists() and not (folder / "dicom").exists()
 
 
 def test_output_inside_an_input_folder_or_locked_is_refused(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ References
 
 from __future__ import annotations
 
+import datetime as _dt
 import enum
 import hashlib
 import json
@@ -200,12 +201,24 @@ def _method(value: str) -> str:
     return Method(value).value
 
 
+def _treatment_date(value: str) -> _dt.date:
+    from emlesion.report.html import parse_treatment_date
+
+    when = parse_treatment_date(value)
+    assert when is not None  # None only for None
+    return when
+
+
 #: Options a manifest may set per patient (extra columns), with their parsers.
 #: ``method``, ``sul``, ``track``, ``transform``, ``residual_search``, ``residual_margin_mm``
 #: and ``allow_different_patients`` go to :func:`emlesion.study.load_study`; ``criteria``
 #: (separated by ``;`` or spaces) to :meth:`emlesion.study.Study.assess`; ``deidentify``
 #: leaves the PatientID out of the reports; ``html`` and ``dicom`` (default yes) write
-#: ``report.html`` and ``dicom/`` (SEG + SR per timepoint) as ``emlesion response`` does.
+#: ``report.html`` and ``dicom/`` (SEG + SR per timepoint) as ``emlesion response`` does;
+#: ``nifti`` (default no) also writes ``nifti/`` (one label map per timepoint, track numbers
+#: as labels) and ``treatment_date`` (``YYYY-MM-DD``, e.g. the patient's CAR-T infusion)
+#: adds the days since treatment to the reports, as ``--nifti`` and ``--treatment-date`` of
+#: ``emlesion response`` do.
 OPTION_NAMES: Mapping[str, Callable[[str], Any]] = {
     "method": _method,
     "sul": _sul,
@@ -218,6 +231,8 @@ OPTION_NAMES: Mapping[str, Callable[[str], Any]] = {
     "deidentify": _bool,
     "html": _bool,
     "dicom": _bool,
+    "nifti": _bool,
+    "treatment_date": _treatment_date,
 }
 
 
@@ -351,8 +366,9 @@ def _run_study(job: PatientJob, folder: Path) -> tuple[str, ...]:
 
     The same outputs as ``emlesion response`` (:func:`emlesion.report.write_response_outputs`:
     ``report.json``, ``lesions.csv``, ``report.html``, ``dicom/``) unless the options
-    ``html``/``dicom`` are off. Returns the distinct warnings that can change the numbers
-    (:func:`warning_changes_numbers`), as ``Category: message``.
+    ``html``/``dicom`` are off, and ``nifti/`` with the option ``nifti``. Returns the
+    distinct warnings that can change the numbers (:func:`warning_changes_numbers`), as
+    ``Category: message``.
     """
     from emlesion.report import check_output_location, write_response_outputs
     from emlesion.study import load_study
@@ -362,6 +378,8 @@ def _run_study(job: PatientJob, folder: Path) -> tuple[str, ...]:
     deidentify = bool(opts.pop("deidentify", False))
     html = bool(opts.pop("html", True))
     dicom = bool(opts.pop("dicom", True))
+    nifti = bool(opts.pop("nifti", False))
+    treatment_date = opts.pop("treatment_date", None)
     check_output_location(folder, [*job.folders.values(), *job.masks.values(),
                                    *(v for v in job.organs.values() if v != "auto")])
     with warnings.catch_warnings(record=True) as caught:
@@ -373,7 +391,7 @@ def _run_study(job: PatientJob, folder: Path) -> tuple[str, ...]:
         study = load_study(job.folders, masks=job.masks or None, organs=job.organs or None,
                            threads=1, **opts)
         write_response_outputs(study, folder, criteria=criteria, html=html, dicom=dicom,
-                               deidentify=deidentify)
+                               deidentify=deidentify, nifti=nifti, treatment_date=treatment_date)
     found = (f"{w.category.__name__}: {' '.join(str(w.message).split())}"
              for w in caught if warning_changes_numbers(w.category))
     return tuple(dict.fromkeys(found))
