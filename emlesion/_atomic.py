@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from emlesion.errors import format_message
 
 __all__ = [
     "atomic_path",
+    "atomic_paths",
     "publish_dir",
     "staged_dir",
     "write_bytes_atomic",
@@ -81,6 +82,68 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_paths(paths: Sequence[str | os.PathLike[str]]) -> Iterator[list[Path]]:
+    """Yield temporary paths beside ``paths``; publish them together when the block succeeds.
+
+    Every file is renamed onto its destination, or none is: a destination that existed is
+    moved aside first and put back if a later rename fails, and a destination that did not
+    exist is removed again. A destination that is a directory is refused before anything is
+    renamed. On an exception in the block the temporary files are removed and the
+    destinations are left untouched.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_paths([d / "a.txt", d / "b.txt"]) as (ta, tb):
+    ...     _ = ta.write_text("A"), tb.write_text("B")
+    >>> sorted(p.name for p in d.iterdir())
+    ['a.txt', 'b.txt']
+    """
+    targets = [Path(p) for p in paths]
+    temps: list[Path] = []
+    try:
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                        dir=target.parent)
+            os.close(fd)
+            temps.append(Path(name))
+        yield temps
+        for target in targets:
+            if target.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "is a directory", str(target))
+        done: list[tuple[Path, Path | None]] = []
+        try:
+            for tmp, target in zip(temps, targets):
+                os.chmod(tmp, 0o666 & ~_umask())
+                backup = None
+                if target.exists() or target.is_symlink():
+                    backup = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.bak")
+                    os.replace(target, backup)
+                try:
+                    os.replace(tmp, target)
+                except BaseException:
+                    if backup is not None:
+                        os.replace(backup, target)
+                    raise
+                done.append((target, backup))
+        except BaseException:
+            for target, backup in reversed(done):
+                if backup is not None:
+                    os.replace(backup, target)
+                else:
+                    target.unlink(missing_ok=True)
+            raise
+        for _, backup in done:
+            if backup is not None:
+                backup.unlink(missing_ok=True)
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:

@@ -10,7 +10,6 @@ pipeline entry points replaced by a function that fails the test when called.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import io
@@ -19,7 +18,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -410,18 +409,16 @@ def test_measure_publishes_both_files_or_neither(session: Path, tmp_path: Path,
 
     import emlesion._atomic as atomic
 
-    real = atomic.atomic_path
+    real = atomic.os.replace
 
-    @contextlib.contextmanager
-    def csv_fails(path: Any) -> Iterator[Path]:
-        # the JSON's temporary file is complete when the CSV's cannot be written
-        if str(path).endswith(".csv"):
-            assert any(p.name.startswith(".m.json.") for p in (tmp_path / "o").iterdir())
-            raise OSError(errno.EROFS, "Read-only file system", str(path))
-        with real(path) as tmp:
-            yield tmp
+    def csv_fails(src: Any, dst: Any) -> None:
+        # the CSV cannot be published when the new JSON already is: the old JSON comes back
+        if str(dst).endswith("m.csv") and not str(src).endswith(".bak"):
+            assert json.loads(out_json.read_text()) == data  # replaced by then
+            raise OSError(errno.EROFS, "Read-only file system", str(dst))
+        real(src, dst)
 
-    monkeypatch.setattr(atomic, "atomic_path", csv_fails)
+    monkeypatch.setattr(atomic.os, "replace", csv_fails)
     code, _, err = _run(argv, [session], capsys)
     assert code == 1 and "Read-only file system" in err and "Fix:" in err
     assert _digest([tmp_path / "o"]) == before  # neither file replaced

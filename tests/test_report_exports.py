@@ -126,6 +126,29 @@ def test_measure_nifti_round_trip(sample_scans_dir: Path, tmp_path: Path) -> Non
         assert side["labels"][str(lab)]["mtv_ml"] == pytest.approx(les["mtv_ml"], rel=1e-12)
 
 
+def test_measure_outputs_are_published_as_one_set(sample_study: Any, tmp_path: Path) -> None:
+    # JSON, CSV, NIfTI and its sidecar: all or none. A folder where the sidecar must go
+    # makes the last rename fail; nothing is left behind, not even the files renamed first.
+    from emlesion.errors import OutputError
+    from emlesion.report import publish_measure_outputs
+
+    tp = sample_study.timepoints[0]
+    paths = {"json_path": tmp_path / "m.json", "csv_path": tmp_path / "m.csv",
+             "nifti_path": tmp_path / "m_lesions.nii.gz"}
+    (tmp_path / "m_lesions.json").mkdir()  # where the sidecar goes
+    with pytest.raises(OutputError):
+        publish_measure_outputs(tp, **paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m_lesions.json"]
+    (tmp_path / "m_lesions.json").rmdir()
+    written = publish_measure_outputs(tp, **paths)
+    assert sorted(written) == ["csv", "json", "nifti", "nifti_sidecar"]
+    img = nib.load(str(written["nifti"]))
+    assert np.array_equal(np.asarray(img.dataobj).transpose(2, 1, 0),
+                          np.asarray(tp.lesions.array))
+    side = json.loads(written["nifti_sidecar"].read_text())
+    assert set(side["labels"]) == {str(k) for k in tp.lesions.labels}
+
+
 def test_measure_nifti_refuses_a_wrong_name_before_the_work(sample_scans_dir: Path,
                                                             tmp_path: Path) -> None:
     code, _, err = _run(["measure", str(sample_scans_dir / "baseline"), "--nifti",

@@ -150,17 +150,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         for msg in dict.fromkeys(str(w.message) for w in caught):
             print(f"warning: {safe_text(msg)}", file=sys.stderr)
-    publish_measure_outputs(tp, json_path=json_path, csv_path=csv_path, data=data)
+    # the JSON, the CSV and the NIfTI with its sidecar are published together, or none
+    publish_measure_outputs(tp, json_path=json_path, csv_path=csv_path, data=data,
+                            nifti_path=nifti_path)
     if args.json_out == "-":
         import json
 
         print(json.dumps(data, indent=2, allow_nan=False))
     if args.csv_out == "-":
         sys.stdout.write(csv_text(measure_rows(tp), MEASURE_CSV_COLUMNS))
-    if nifti_path is not None:
-        from emlesion.report.nifti import write_timepoint_nifti
-
-        write_timepoint_nifti(tp, nifti_path)
     if args.json_out != "-" and args.csv_out != "-":
         print_table(tp, sys.stdout)
     return 0

@@ -50,9 +50,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LABELMAP_FORMAT",
+    "label_nifti_bytes",
     "nifti_affine",
     "sidecar_path",
     "study_label_map",
+    "timepoint_sidecar",
     "write_label_nifti",
     "write_study_nifti",
     "write_timepoint_nifti",
@@ -80,6 +82,49 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
         f"{p} is not a NIfTI file name", fix="end the output name with .nii.gz or .nii"))
 
 
+def label_nifti_bytes(path: str | os.PathLike[str], labels: np.ndarray, grid: Grid) -> bytes:
+    """The bytes of the NIfTI file that :func:`write_label_nifti` writes at ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+        The destination (``.nii.gz``: gzip with a zero time stamp; ``.nii``: plain).
+    labels : ndarray of int
+        Labels on ``grid`` (0 = background, at most 65535).
+    grid : Grid
+        The grid of ``labels``.
+
+    Returns
+    -------
+    bytes
+    """
+    import nibabel as nib
+
+    arr = np.asarray(labels)
+    if arr.shape != grid.shape:
+        raise MaskError(format_message(
+            f"label map shape {arr.shape} differs from the grid shape {grid.shape}",
+            fix="pass the labels of that grid"))
+    if arr.size and (arr.min() < 0 or arr.max() > np.iinfo(np.uint16).max):
+        raise MaskError(format_message("labels must lie in 0..65535",
+                                       fix="relabel with smaller non-negative integers"))
+    sidecar_path(path)  # checks the extension
+    affine = nifti_affine(grid)
+    img = nib.Nifti1Image(np.ascontiguousarray(arr.astype(np.uint16).transpose(2, 1, 0)),
+                          affine)
+    img.set_sform(affine, code=1)
+    img.set_qform(affine, code=1)
+    img.header.set_xyzt_units("mm")
+    img.header["descrip"] = b"emlesion lesion label map"
+    raw: bytes = img.to_bytes()
+    if str(path).endswith(".gz"):
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz:
+            gz.write(raw)
+        raw = buf.getvalue()
+    return raw
+
+
 def write_label_nifti(
     path: str | os.PathLike[str],
     labels: np.ndarray,
@@ -104,30 +149,8 @@ def write_label_nifti(
     (Path, Path)
         The NIfTI file and the sidecar.
     """
-    import nibabel as nib
-
-    arr = np.asarray(labels)
-    if arr.shape != grid.shape:
-        raise MaskError(format_message(
-            f"label map shape {arr.shape} differs from the grid shape {grid.shape}",
-            fix="pass the labels of that grid"))
-    if arr.size and (arr.min() < 0 or arr.max() > np.iinfo(np.uint16).max):
-        raise MaskError(format_message("labels must lie in 0..65535",
-                                       fix="relabel with smaller non-negative integers"))
     side = sidecar_path(path)  # checks the extension first
-    affine = nifti_affine(grid)
-    img = nib.Nifti1Image(np.ascontiguousarray(arr.astype(np.uint16).transpose(2, 1, 0)),
-                          affine)
-    img.set_sform(affine, code=1)
-    img.set_qform(affine, code=1)
-    img.header.set_xyzt_units("mm")
-    img.header["descrip"] = b"emlesion lesion label map"
-    raw = img.to_bytes()
-    if str(path).endswith(".gz"):
-        buf = io.BytesIO()
-        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz:
-            gz.write(raw)
-        raw = buf.getvalue()
+    raw = label_nifti_bytes(path, labels, grid)
     out = _atomic.write_bytes_atomic(path, raw)
     text = json.dumps(sidecar, indent=2, allow_nan=False) + "\n"
     return out, _atomic.write_text_atomic(side, text)
@@ -239,6 +262,12 @@ def write_timepoint_nifti(tp: Timepoint, path: str | os.PathLike[str]) -> tuple[
     The ``emlesion measure --nifti OUT`` output: the labels are those of the measure JSON
     and CSV (``label``).
     """
+    return write_label_nifti(path, np.asarray(tp.lesions.array), tp.suv.grid,
+                             timepoint_sidecar(tp, path))
+
+
+def timepoint_sidecar(tp: Timepoint, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON sidecar of :func:`write_timepoint_nifti` for the NIfTI file ``path``."""
     rows = {int(r["label"]): r for r in tp.lesion_dicts()}
     side = _base_sidecar(tp, Path(path).name)
     side["labels"] = {str(lab): {"track_id": None, "names": [tp.lesions.name(lab)],
@@ -246,7 +275,7 @@ def write_timepoint_nifti(tp: Timepoint, path: str | os.PathLike[str]) -> tuple[
                                  "mtv_ml": rows[lab]["mtv_ml"] if lab in rows else None}
                       for lab in tp.lesions.labels}
     side["label_meaning"] = "lesion label of the emlesion measure output"
-    return write_label_nifti(path, np.asarray(tp.lesions.array), tp.suv.grid, side)
+    return side
 
 
 def _safe(label: str) -> str:

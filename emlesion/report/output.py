@@ -17,7 +17,6 @@ that round-trips. The JSON documents keep the full precision.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as _dt
 import errno
@@ -496,11 +495,12 @@ def publish_measure_outputs(
     json_path: str | os.PathLike[str] | None = None,
     csv_path: str | os.PathLike[str] | None = None,
     data: Mapping[str, Any] | None = None,
+    nifti_path: str | os.PathLike[str] | None = None,
 ) -> dict[str, Path]:
-    """The ``emlesion measure`` outputs as one set: both files are published, or neither.
+    """The ``emlesion measure`` outputs as one set: all files are published, or none.
 
-    As :func:`write_measure_outputs`, but both documents are rendered first, each is written
-    to a temporary file beside its destination, and only when both are complete are they
+    As :func:`write_measure_outputs`, but every document is rendered first, each is written
+    to a temporary file beside its destination, and only when all are complete are they
     renamed into place; any failure removes the temporary files and leaves the destinations
     as they were.
 
@@ -512,11 +512,15 @@ def publish_measure_outputs(
         Destinations (check them first with :func:`check_output_file`).
     data : mapping, optional
         The already computed :func:`emlesion.report.documents.measure_dict` of ``tp``.
+    nifti_path : path, optional
+        The lesion label map (``.nii.gz`` or ``.nii``), with its JSON sidecar beside it
+        (:func:`emlesion.report.nifti.write_timepoint_nifti`).
 
     Returns
     -------
     dict
-        ``{"json": path, "csv": path}`` for the files written.
+        ``{"json": path, "csv": path, "nifti": path, "nifti_sidecar": path}`` for the
+        files written.
 
     Raises
     ------
@@ -531,19 +535,29 @@ def publish_measure_outputs(
         texts["json"] = (Path(json_path), json.dumps(doc, indent=2, allow_nan=False) + "\n")
     if csv_path is not None:
         texts["csv"] = (Path(csv_path), csv_text(measure_rows(tp), MEASURE_CSV_COLUMNS))
-    current = Path(".")
+    blobs: dict[str, tuple[Path, bytes]] = {}
+    if nifti_path is not None:
+        from emlesion.report.nifti import label_nifti_bytes, sidecar_path, timepoint_sidecar
+
+        blobs["nifti"] = (Path(nifti_path), label_nifti_bytes(
+            nifti_path, tp.lesions.array, tp.suv.grid))
+        texts["nifti_sidecar"] = (sidecar_path(nifti_path), json.dumps(
+            timepoint_sidecar(tp, nifti_path), indent=2, allow_nan=False) + "\n")
+    items: list[tuple[Path, str | bytes]] = [*texts.values(), *blobs.values()]
     try:
-        with contextlib.ExitStack() as stack:
-            for path, text in texts.values():
-                current = path
-                tmp = stack.enter_context(_atomic.atomic_path(path))
-                with open(tmp, "w", encoding="utf-8", newline="") as fh:
-                    fh.write(text)
+        with _atomic.atomic_paths([path for path, _ in items]) as temps:
+            for tmp, (_, content) in zip(temps, items):
+                if isinstance(content, bytes):
+                    tmp.write_bytes(content)
+                else:
+                    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+                        fh.write(content)
     except OutputError:
         raise
     except OSError as exc:
-        raise output_error(exc, current) from None
-    return {key: path for key, (path, _) in texts.items()}
+        raise output_error(exc, exc.filename or items[0][0]) from None
+    return {**{key: path for key, (path, _) in texts.items()},
+            **{key: path for key, (path, _) in blobs.items()}}
 
 
 def publish_response_outputs(
