@@ -285,11 +285,14 @@ class Timepoint:
         ident = self.pet.identity
         return " ".join(v for v in (ident.manufacturer, ident.manufacturer_model_name) if v)
 
-    @property
+    @cached_property
     def burden(self) -> WholeBodyBurden:
         """Whole-body burden of this timepoint's lesions (total MTV and TLG, count, Dmax,
         SDmax; :func:`emlesion.measure.whole_body_burden`), with :attr:`method` as the
-        threshold rule and the BSA from the PET's PatientWeight and PatientSize."""
+        threshold rule and the BSA from the PET's PatientWeight and PatientSize.
+
+        Computed on first access and kept (the timepoint is immutable; a copy made with
+        :func:`dataclasses.replace` computes its own)."""
         weight = height = None
         if self.pet.headers:
             ds = self.pet.headers[0]
