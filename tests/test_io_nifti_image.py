@@ -177,3 +177,37 @@ def test_response_nifti_timepoints(sample_scans_dir: Path, sample_study: object,
     # there is no body size for the SUL: not evaluable, never guessed (with the sidecar of
     # test_measure_nifti_equals_dicom_route it is PMR, as truth.json expects)
     assert calls == {"percist": "NE", "eortc": "PMR"}
+
+
+@pytest.mark.slow
+def test_batch_patient_from_nifti_pets_and_ct_column(sample_scans_dir: Path, sample_study: object,
+                                                     tmp_path: Path) -> None:
+    """A batch manifest with NIfTI PETs (option ``pet_units``) and a ``ct`` column gives the
+    DICOM study's lesions (MTV within 1e-4), as ``emlesion response --cts`` does; a
+    ``pet_sidecar`` on a DICOM timepoint is refused with the row."""
+    from emlesion.batch import Manifest, PatientStatus, process_patient
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rows = ["patient_id,timepoint,folder,ct,pet_units,html,dicom"]
+    for tp in ("baseline", "month1"):
+        pet = load_pet(sample_scans_dir / tp / "PT")
+        nii = save_nifti_image(compute_suv(pet, "bw"), inputs / f"{tp}_suv.nii.gz")
+        ct = save_nifti_image(load_ct(sample_scans_dir / tp / "CT"), inputs / f"{tp}_ct.nii.gz")
+        rows.append(f"N,{tp},{nii},{ct},SUVbw,no,no")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = process_patient(Manifest.from_text("\n".join(rows) + "\n").jobs[0],
+                                 tmp_path / "out")
+    assert result.status is not PatientStatus.FAILED, result.error
+    report = json.loads((Path(result.output_dir or "") / "report.json").read_text())
+    for k, label in enumerate(("baseline", "month1")):
+        got = sorted(les["mtv_ml"] for les in report["timepoints"][k]["lesions"])
+        tp = sample_study.timepoint(label)  # type: ignore[attr-defined]
+        want = sorted(float(m.mtv_ml) for m in tp.measurements.rows)
+        assert got == pytest.approx(want, abs=1e-4)
+    dicom_rows = ("patient_id,timepoint,folder,pet_sidecar\n"
+                  f"D,baseline,{sample_scans_dir / 'baseline'},{inputs / 'x.json'}\n")
+    bad = process_patient(Manifest.from_text(dicom_rows).jobs[0], tmp_path / "out2")
+    assert bad.status is PatientStatus.FAILED
+    assert "pet_sidecar applies to a NIfTI PET only" in (bad.error or "")

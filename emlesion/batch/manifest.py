@@ -9,7 +9,9 @@ A manifest is a UTF-8 CSV file with a header row. Required columns:
     Label of the timepoint (``baseline``, ``month1`` ...). The first row of a patient is its
     baseline; the order of the rows of a patient is the order of its timepoints.
 ``folder``
-    Folder holding the PET (and CT) series of that timepoint.
+    Folder holding the PET (and CT) series of that timepoint, or a NIfTI PET
+    (``.nii``/``.nii.gz``; declare its quantity with the option ``pet_units`` and/or the
+    ``pet_sidecar`` column, as ``emlesion response --pet-units/--pet-sidecars`` do).
 
 Optional columns:
 
@@ -20,6 +22,12 @@ Optional columns:
     An organ map of that timepoint (TotalSegmentator multilabel NIfTI, its per-organ
     folder, or a DICOM SEG with organ names; :func:`emlesion.io.organs.load_organ_map`)
     whose organs replace the classical anatomy's, or ``auto`` to run TotalSegmentator.
+``ct``
+    The CT of that timepoint (a DICOM folder or a NIfTI in HU) when it is not beside the PET,
+    e.g. with a NIfTI PET (``emlesion response --cts``).
+``pet_sidecar``
+    The JSON sidecar of a NIfTI PET (units, weight, dose, times;
+    :meth:`emlesion.io.PetDeclaration.from_json`).
 any other column
     A per-patient option, passed to the study pipeline (for example ``method`` or
     ``criteria``; see :data:`emlesion.batch.patient.OPTION_NAMES`). An empty cell means "not
@@ -67,7 +75,7 @@ __all__ = [
 #: Columns every manifest must have.
 REQUIRED_COLUMNS: tuple[str, ...] = ("patient_id", "timepoint", "folder")
 #: Columns with a fixed meaning that a manifest may have; any other column is an option.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("mask", "organs")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("mask", "organs", "ct", "pet_sidecar")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9._\-]*$")
 
@@ -93,6 +101,11 @@ class TimepointSpec:
         Absolute path of a lesion mask, ``None`` for automatic segmentation.
     organs : str, optional
         Absolute path of an organ map, ``"auto"``, or ``None`` (classical anatomy).
+    ct : str, optional
+        Absolute path of the timepoint's CT (a folder or a NIfTI in HU), ``None`` for the CT
+        beside the PET (``emlesion response --cts``).
+    pet_sidecar : str, optional
+        Absolute path of the JSON sidecar of a NIfTI PET (``--pet-sidecars``).
     row : int
         Line of the manifest the timepoint came from (the header is line 1).
     """
@@ -102,11 +115,18 @@ class TimepointSpec:
     mask: str | None = None
     row: int = 0
     organs: str | None = None
+    ct: str | None = None
+    pet_sidecar: str | None = None
+
+    def _extras(self) -> dict[str, str]:
+        # only the columns that are set: the hash of a job without them is unchanged
+        return {k: v for k, v in (("organs", self.organs), ("ct", self.ct),
+                                  ("pet_sidecar", self.pet_sidecar)) if v}
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict (``organs`` only when set)."""
+        """JSON-serialisable dict (``organs``, ``ct``, ``pet_sidecar`` only when set)."""
         out = {"label": self.label, "folder": self.folder, "mask": self.mask, "row": self.row}
-        return {**out, "organs": self.organs} if self.organs else out
+        return {**out, **self._extras()}
 
 
 @dataclass(frozen=True)
@@ -148,6 +168,16 @@ class PatientJob:
         return {tp.label: tp.organs for tp in self.timepoints if tp.organs}
 
     @property
+    def cts(self) -> dict[str, str]:
+        """``{label: CT}`` for the timepoints whose CT is given in the ``ct`` column."""
+        return {tp.label: tp.ct for tp in self.timepoints if tp.ct}
+
+    @property
+    def pet_sidecars(self) -> dict[str, str]:
+        """``{label: JSON sidecar}`` for the NIfTI PETs that have one."""
+        return {tp.label: tp.pet_sidecar for tp in self.timepoints if tp.pet_sidecar}
+
+    @property
     def option_dict(self) -> dict[str, str]:
         """The options as a dict."""
         return dict(self.options)
@@ -157,9 +187,10 @@ class PatientJob:
         return {
             "patient_id": self.patient_id,
             "timepoints": [
-                # "organs" only when set: the hash of a job without organ maps is unchanged
-                {"label": tp.label, "folder": tp.folder, "mask": tp.mask,
-                 **({"organs": tp.organs} if tp.organs else {})} for tp in self.timepoints
+                # the optional columns only when set: the hash of a job without them is
+                # unchanged
+                {"label": tp.label, "folder": tp.folder, "mask": tp.mask, **tp._extras()}
+                for tp in self.timepoints
             ],
             "options": dict(self.options),
         }
@@ -294,6 +325,8 @@ class Manifest:
                         "twice", series=source, fix="give each timepoint a distinct label"))
             mask = cells.get("mask") or None
             organs = cells.get("organs") or None
+            ct = cells.get("ct") or None
+            sidecar = cells.get("pet_sidecar") or None
             specs.append(TimepointSpec(
                 label=label,
                 folder=_absolute(cells["folder"], base),
@@ -301,6 +334,8 @@ class Manifest:
                 row=line,
                 organs=(organs if organs.strip().lower() == "auto" else _absolute(organs, base))
                 if organs else None,
+                ct=_absolute(ct, base) if ct else None,
+                pet_sidecar=_absolute(sidecar, base) if sidecar else None,
             ))
             opts = options.setdefault(pid, {})
             for name in option_names:

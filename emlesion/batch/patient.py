@@ -209,6 +209,12 @@ def _treatment_date(value: str) -> _dt.date:
     return when
 
 
+def _pet_units(value: str) -> str:
+    from emlesion.io.nifti_image import NiftiPetUnits
+
+    return NiftiPetUnits.coerce(value).value
+
+
 #: Options a manifest may set per patient (extra columns), with their parsers.
 #: ``method``, ``sul``, ``track``, ``transform``, ``residual_search``, ``residual_margin_mm``
 #: and ``allow_different_patients`` go to :func:`emlesion.study.load_study`; ``criteria``
@@ -218,7 +224,8 @@ def _treatment_date(value: str) -> _dt.date:
 #: ``nifti`` (default no) also writes ``nifti/`` (one label map per timepoint, track numbers
 #: as labels) and ``treatment_date`` (``YYYY-MM-DD``, e.g. the patient's CAR-T infusion)
 #: adds the days since treatment to the reports, as ``--nifti`` and ``--treatment-date`` of
-#: ``emlesion response`` do.
+#: ``emlesion response`` do; ``pet_units`` (``SUVbw`` or ``BQML``) declares the quantity of
+#: the patient's NIfTI PETs (``--pet-units``; the ``pet_sidecar`` column gives the rest).
 OPTION_NAMES: Mapping[str, Callable[[str], Any]] = {
     "method": _method,
     "sul": _sul,
@@ -233,6 +240,7 @@ OPTION_NAMES: Mapping[str, Callable[[str], Any]] = {
     "dicom": _bool,
     "nifti": _bool,
     "treatment_date": _treatment_date,
+    "pet_units": _pet_units,
 }
 
 
@@ -380,8 +388,10 @@ def _run_study(job: PatientJob, folder: Path) -> tuple[str, ...]:
     dicom = bool(opts.pop("dicom", True))
     nifti = bool(opts.pop("nifti", False))
     treatment_date = opts.pop("treatment_date", None)
+    declarations = _pet_declarations(job, opts.pop("pet_units", None))
     check_output_location(folder, [*job.folders.values(), *job.masks.values(),
-                                   *(v for v in job.organs.values() if v != "auto")])
+                                   *(v for v in job.organs.values() if v != "auto"),
+                                   *job.cts.values(), *job.pet_sidecars.values()])
     with warnings.catch_warnings(record=True) as caught:
         # Recorded, not printed: from every worker they would only garble the driver's
         # terminal. Tolerated deviations are also in report.json (provenance, assessment
@@ -389,12 +399,40 @@ def _run_study(job: PatientJob, folder: Path) -> tuple[str, ...]:
         warnings.simplefilter("always")
         # one thread: in a batch the patients are the parallel work (one worker per core)
         study = load_study(job.folders, masks=job.masks or None, organs=job.organs or None,
-                           threads=1, **opts)
+                           cts=job.cts or None, pet_declarations=declarations, threads=1,
+                           **opts)
         write_response_outputs(study, folder, criteria=criteria, html=html, dicom=dicom,
                                deidentify=deidentify, nifti=nifti, treatment_date=treatment_date)
     found = (f"{w.category.__name__}: {' '.join(str(w.message).split())}"
              for w in caught if warning_changes_numbers(w.category))
     return tuple(dict.fromkeys(found))
+
+
+def _pet_declarations(job: PatientJob, units: str | None) -> dict[str, Any] | None:
+    """The declared quantity of each NIfTI PET of ``job`` (``None`` without NIfTI PETs).
+
+    As ``emlesion response --pet-units/--pet-sidecars``: the sidecar when given (its units,
+    or ``pet_units``), else ``pet_units`` alone; a DICOM timepoint with either is an error.
+    """
+    from emlesion.io.nifti_image import NiftiPetUnits, PetDeclaration, is_nifti_path
+
+    out: dict[str, Any] = {}
+    for tp in job.timepoints:
+        if not is_nifti_path(tp.folder):
+            if tp.pet_sidecar:
+                raise ManifestError(format_message(
+                    f"patient {job.patient_id!r} (row {tp.row}): a pet_sidecar applies to a "
+                    "NIfTI PET only", series=tp.folder,
+                    fix="a DICOM PET's quantity comes from its header; empty the cell"))
+            out[tp.label] = None
+        elif tp.pet_sidecar:
+            out[tp.label] = PetDeclaration.from_json(tp.pet_sidecar, units=units)
+        elif units is not None:
+            out[tp.label] = PetDeclaration(units=NiftiPetUnits.coerce(units),
+                                           source="manifest option pet_units")
+        else:
+            out[tp.label] = None  # load_pet explains that the quantity must be declared
+    return out if any(v is not None for v in out.values()) else None
 
 
 def process_patient(job: PatientJob, out_dir: str | os.PathLike[str]) -> PatientResult:
