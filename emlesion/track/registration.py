@@ -445,9 +445,19 @@ SEARCH_SAMPLES = 5_000
 #: when the gradient magnitude is below GRADIENT_TOLERANCE or after ``max_iterations``.
 MIN_STEP_MM = 0.005
 #: The affine refinement draws this many times ``max_samples`` (12 parameters instead of 6,
-#: the extra six weakly constrained). Phantom of tests/test_track_registration.py, error at
-#: the lesions: 2.1-2.5 mm with 1x, 0.6-1.4 mm with 2x over seeds 20240917, 1 and 2
-#: (0.6-1.4 mm with the former two-level, 20 000-sample default).
+#: the extra six weakly constrained by a CT of the same patient: the stochastic gradient of
+#: a sampled MI metric is noisier per parameter, and its noise falls with the number of
+#: samples, Klein et al. 2007). Phantom of tests/test_track_registration.py, error at the
+#: lesions: 2.1-2.5 mm with 1x, 0.6-1.4 mm with 2x over seeds 20240917, 1 and 2 (0.6-1.4 mm
+#: with the former two-level, 20 000-sample default). Real CTs
+#: (``benchmarks/eval_registration_real.py --transform affine``, TotalSegmentator trunk and
+#: STS_001 thigh, 2 motions x 2 seeds): with 1x one run diverged (median 13.9 mm, max
+#: 49 mm); with 2x the median is 0.5-1.8 mm, max 2.0-6.1 mm, against 0.4-1.5 / 1.4-4.5 mm
+#: for the former default; 3x and 4x gave no better results.
+#:
+#: References: Klein S, Staring M, Pluim JPW. Evaluation of optimization methods for
+#: nonrigid medical image registration using mutual information and B-splines. IEEE Trans
+#: Image Process 2007;16(12):2879-2890 (random subsampling of the MI metric).
 AFFINE_SAMPLE_FACTOR = 2
 GRADIENT_TOLERANCE = 1e-8
 RELAXATION = 0.5
