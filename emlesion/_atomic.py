@@ -55,6 +55,14 @@ def _umask() -> int:
     return mask
 
 
+def _temp_beside(target: Path) -> Path:
+    """A new empty temporary file in the folder of ``target`` (created with its parents)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    return Path(name)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
@@ -71,10 +79,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     'done'
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _temp_beside(target)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
@@ -106,31 +111,22 @@ def atomic_paths(paths: Sequence[str | os.PathLike[str]]) -> Iterator[list[Path]
     targets = [Path(p) for p in paths]
     temps: list[Path] = []
     try:
-        for target in targets:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                        dir=target.parent)
-            os.close(fd)
-            temps.append(Path(name))
+        temps.extend(_temp_beside(target) for target in targets)
         yield temps
         for target in targets:
             if target.is_dir():
                 raise IsADirectoryError(errno.EISDIR, "is a directory", str(target))
-        done: list[tuple[Path, Path | None]] = []
+        mode = 0o666 & ~_umask()
+        done: list[tuple[Path, Path | None]] = []  # (destination, where its old file went)
         try:
             for tmp, target in zip(temps, targets):
-                os.chmod(tmp, 0o666 & ~_umask())
+                os.chmod(tmp, mode)
                 backup = None
                 if target.exists() or target.is_symlink():
                     backup = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.bak")
                     os.replace(target, backup)
-                try:
-                    os.replace(tmp, target)
-                except BaseException:
-                    if backup is not None:
-                        os.replace(backup, target)
-                    raise
                 done.append((target, backup))
+                os.replace(tmp, target)
         except BaseException:
             for target, backup in reversed(done):
                 if backup is not None:

@@ -884,39 +884,50 @@ def _trunk_organs_pet(
     grid, hu, vox_ml, z_slice = frame.grid, frame.hu, frame.vox_ml, frame.z_slice
     sx, sy, sz = grid.spacing_mm
     dx, dy, below, above = axis.dx, axis.dy, levels.below, levels.above
-    suv_s = ndi.gaussian_filter(suv, sigma=(PET_SMOOTHING_SIGMA_MM / sz,
-                                             PET_SMOOTHING_SIGMA_MM / sy,
-                                             PET_SMOOTHING_SIGMA_MM / sx))
+    # an organ of the map is taken as it is: its classical rule does not run (the loop
+    # below names the map in the organ's provenance step)
+    map_rule = f"organ map ({organ_labels.source})" if organ_labels is not None else ""
     # 6. bladder
-    bladder, brule = _bladder(suv, hu, soft & below, dx, dy, grid)
-    bladder = user.get(AnatomyLabel.BLADDER, bladder)
+    if AnatomyLabel.BLADDER in user:
+        bladder, brule = user[AnatomyLabel.BLADDER], map_rule
+    else:
+        bladder, brule = _bladder(suv, hu, soft & below, dx, dy, grid)
     # 7. liver
-    liver, lrule = _liver(suv_s, hu, soft & above, dx)
-    liver_ml = float(liver.sum() * vox_ml)
     if AnatomyLabel.LIVER in user:
-        liver, liver_ml = user[AnatomyLabel.LIVER], 0.0
+        liver, lrule, liver_ml = user[AnatomyLabel.LIVER], map_rule, 0.0
+    else:
+        suv_s = ndi.gaussian_filter(suv, sigma=(PET_SMOOTHING_SIGMA_MM / sz,
+                                                 PET_SMOOTHING_SIGMA_MM / sy,
+                                                 PET_SMOOTHING_SIGMA_MM / sx))
+        liver, lrule = _liver(suv_s, hu, soft & above, dx)
+        liver_ml = float(liver.sum() * vox_ml)
     if 0.0 < liver_ml < MIN_LIVER_ML:
         warn_external(format_message(f"liver candidate dropped: {liver_ml:.0f} mL "
                                      f"(< {MIN_LIVER_ML:g} mL)"), AnatomyWarning)
         liver = np.zeros_like(liver)
         lrule += f"; candidate of {liver_ml:.0f} mL dropped (< {MIN_LIVER_ML:g} mL)"
     # 8. kidneys
-    k_left, k_right, krule = _kidneys(suv, hu, soft & above & ~liver, dx, dy,
-                                      axis.anterior_y_mm, axis.ax_x, grid)
-    k_left = user.get(AnatomyLabel.KIDNEY_LEFT, k_left)
-    k_right = user.get(AnatomyLabel.KIDNEY_RIGHT, k_right)
+    if AnatomyLabel.KIDNEY_LEFT in user and AnatomyLabel.KIDNEY_RIGHT in user:
+        k_left, k_right = user[AnatomyLabel.KIDNEY_LEFT], user[AnatomyLabel.KIDNEY_RIGHT]
+        krule = map_rule
+    else:
+        k_left, k_right, krule = _kidneys(suv, hu, soft & above & ~liver, dx, dy,
+                                          axis.anterior_y_mm, axis.ax_x, grid)
+        k_left = user.get(AnatomyLabel.KIDNEY_LEFT, k_left)
+        k_right = user.get(AnatomyLabel.KIDNEY_RIGHT, k_right)
     # 9. ureters
     ureters = _ureters(suv, soft & ~bladder & ~k_left & ~k_right & ~liver, dx, grid,
                        k_left | k_right, bladder, frame.z3)
-    # 10. aorta
-    aorta, blood_ref, arule = _aorta(
-        suv, hu, soft & above & ~liver & ~k_left & ~k_right, dx, frame.y3,
-        axis.anterior_y_mm, grid, z_slice,
-        float(np.median(suv[liver])) if liver.any() else None,
-        np.asarray(lungs.any(axis=(1, 2)), dtype=bool))
+    # 10. aorta (a map's aorta gets its blood-pool cylinder in _organ_map_and_references)
+    blood_ref: ReferenceRegion | None = None
     if AnatomyLabel.AORTA in user:
-        aorta = user[AnatomyLabel.AORTA]
-        blood_ref = _blood_pool_from_mask(aorta, grid, z_slice, lungs)
+        aorta, arule = user[AnatomyLabel.AORTA], map_rule
+    else:
+        aorta, blood_ref, arule = _aorta(
+            suv, hu, soft & above & ~liver & ~k_left & ~k_right, dx, frame.y3,
+            axis.anterior_y_mm, grid, z_slice,
+            float(np.median(suv[liver])) if liver.any() else None,
+            np.asarray(lungs.any(axis=(1, 2)), dtype=bool))
     for lab, m, rule in (
         (AnatomyLabel.BLADDER, bladder, brule),
         (AnatomyLabel.LIVER, liver, lrule),
@@ -946,8 +957,8 @@ def _trunk_organs_ct(
 ) -> ReferenceRegion | None:
     """Rules 6-10 without a PET: the CT-only bladder and organ rules."""
     grid, hu, vox_ml = frame.grid, frame.hu, frame.vox_ml
-    bladder = user.get(AnatomyLabel.BLADDER,
-                       _bladder_ct(hu, soft & levels.below, axis.dx, axis.dy, grid))
+    bladder = (user[AnatomyLabel.BLADDER] if AnatomyLabel.BLADDER in user
+               else _bladder_ct(hu, soft & levels.below, axis.dx, axis.dy, grid))
     masks[AnatomyLabel.BLADDER] = bladder
     steps.append(ProvenanceStep("emlesion.anatomy.bladder", rule="CT only: largest "
                                 f"midline fluid ({FLUID_HU[0]:g}..{FLUID_HU[1]:g} HU) "
@@ -959,9 +970,7 @@ def _trunk_organs_ct(
         masks[lab] = m
         steps.append(ProvenanceStep(f"emlesion.anatomy.{lab.value}", rule=rule,
                                     inputs={"volume_ml": float(m.sum() * vox_ml)}))
-    if AnatomyLabel.AORTA in user:
-        return _blood_pool_from_mask(user[AnatomyLabel.AORTA], grid, frame.z_slice, lungs)
-    return None
+    return None  # a map's aorta gets its cylinder in _organ_map_and_references
 
 
 def _brain_and_heart(
@@ -1043,8 +1052,6 @@ def _organ_map_and_references(
                                     inputs={"source": organ_labels.source,
                                             "replaced": sorted(k.value for k in user),
                                             "organ_sources": dict(sorted(sources.items()))}))
-        if AnatomyLabel.AORTA in user and blood_ref is None:
-            blood_ref = _blood_pool_from_mask(user[AnatomyLabel.AORTA], grid, z_slice, lungs)
     liver_ref: ReferenceRegion | None = None
     liver = masks.get(AnatomyLabel.LIVER, np.zeros(grid.shape, bool))
     if liver.any():
@@ -1306,7 +1313,7 @@ def _ct_only_organs(
 
     Liver: largest right-sided (``dx`` < 0 at its core) component of 3-voxel-mean HU in
     ``CT_LIVER_HU`` after an opening of ``CT_ORGAN_OPENING_MM``. Spleen: the same in the
-    left upper quadrant (``dx`` >= ``CT_SPLEEN_MIN_DX_MM``, posterior half of the body),
+    left upper quadrant (``dx`` >= ``CT_SPLEEN_MIN_DX_MM``; no antero-posterior limit),
     HU in ``CT_SPLEEN_HU``, liver removed. Kidneys: the classical mirror-symmetric
     paraspinal rule with HU in ``CT_KIDNEY_HU`` instead of PET uptake. Aorta: the
     classical round-lumen tracking rule without the PET condition.
@@ -1328,8 +1335,7 @@ def _ct_only_organs(
                                    f"{CT_ORGAN_OPENING_MM:g} mm opening")
     spleen = user.get(AnatomyLabel.SPLEEN)
     if spleen is None:
-        posterior = dy > -np.inf
-        cand = (region & ~liver & (dx >= CT_SPLEEN_MIN_DX_MM) & posterior
+        cand = (region & ~liver & (dx >= CT_SPLEEN_MIN_DX_MM)
                 & (hu_s >= CT_SPLEEN_HU[0]) & (hu_s <= CT_SPLEEN_HU[1]))
         spleen = _ct_organ(cand, grid)
         if spleen.sum() * vox_ml < CT_MIN_SPLEEN_ML or \

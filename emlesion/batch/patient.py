@@ -45,13 +45,19 @@ from typing import Any
 
 from emlesion._atomic import publish_dir
 from emlesion._version import __version__
-from emlesion.batch.manifest import ManifestError, PatientJob
+from emlesion.batch.manifest import (
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    ManifestError,
+    PatientJob,
+)
 from emlesion.errors import (
     EmlesionError,
     InvalidParameterError,
     ResponseWarning,
     format_message,
 )
+from emlesion.io.organs import ORGANS_AUTO
 
 __all__ = [
     "DONE_FILE",
@@ -260,7 +266,7 @@ def parse_options(job: PatientJob) -> dict[str, Any]:
             raise ManifestError(format_message(
                 f"patient {job.patient_id!r} (rows {rows}): unknown manifest column/option "
                 f"{name!r}", fix=f"known options: {', '.join(OPTION_NAMES)}; fixed columns: "
-                "patient_id, timepoint, folder, mask, organs"))
+                f"{', '.join((*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS))}"))
         try:
             out[name] = parser(text)
         except ValueError as exc:
@@ -390,7 +396,7 @@ def _run_study(job: PatientJob, folder: Path) -> tuple[str, ...]:
     treatment_date = opts.pop("treatment_date", None)
     declarations = _pet_declarations(job, opts.pop("pet_units", None))
     check_output_location(folder, [*job.folders.values(), *job.masks.values(),
-                                   *(v for v in job.organs.values() if v != "auto"),
+                                   *(v for v in job.organs.values() if v != ORGANS_AUTO),
                                    *job.cts.values(), *job.pet_sidecars.values()])
     with warnings.catch_warnings(record=True) as caught:
         # Recorded, not printed: from every worker they would only garble the driver's

@@ -676,6 +676,13 @@ def _scan(
     return out, 0, pos, 0
 
 
+def _pixels_truncated(path: str, exc: Exception, n_bytes: int) -> DicomReadError:
+    """The error for encapsulated pixel data that ends before its sequence delimiter."""
+    return DicomReadError(format_message(
+        f"{path} is truncated: {exc} ({n_bytes} bytes)", attribute="PixelData (7FE0,0010)",
+        fix="copy the file again from the source; the transfer was incomplete"))
+
+
 def _fast_read(
     path: str, buf: bytes, *, check_pixels: bool = True
 ) -> tuple[FileDataset, int, int] | None:
@@ -709,13 +716,7 @@ def _fast_read(
         except struct.error as exc:
             raise _Truncated(str(exc)) from exc
     except _PixelsTruncated as exc:
-        raise DicomReadError(
-            format_message(
-                f"{path} is truncated: {exc} ({len(buf)} bytes)",
-                attribute="PixelData (7FE0,0010)",
-                fix="copy the file again from the source; the transfer was incomplete",
-            )
-        ) from exc
+        raise _pixels_truncated(path, exc, len(buf)) from exc
     except _Truncated as exc:
         raise DicomReadError(
             format_message(
@@ -925,13 +926,7 @@ class LocatedHeader:
         try:
             length = _encapsulated_length(tail, 0)
         except _PixelsTruncated as exc:
-            raise DicomReadError(
-                format_message(
-                    f"{path} is truncated: {exc} ({self.signature[0]} bytes)",
-                    attribute="PixelData (7FE0,0010)",
-                    fix="copy the file again from the source; the transfer was incomplete",
-                )
-            ) from exc
+            raise _pixels_truncated(path, exc, self.signature[0]) from exc
         except (_ScanError, struct.error):
             return None  # read_file hands such a file to pydicom
         encapsulated = DataElement(BaseTag(_PIXEL_DATA), "OB", tail[:length],
@@ -991,7 +986,7 @@ def read_file(path: PathLike, *, with_pixels: bool = True, lazy_pixels: bool = F
     if not with_pixels:
         return read_located(spath).file
     buf, _ = _read_whole(spath)
-    fast = _fast_read(spath, buf, check_pixels=with_pixels)
+    fast = _fast_read(spath, buf)
     if fast is not None:
         ds, pixel_pos, pixel_len = fast
         if pixel_pos < 0:
@@ -1005,11 +1000,11 @@ def read_file(path: PathLike, *, with_pixels: bool = True, lazy_pixels: bool = F
             return DicomFile(spath, ds, pixel_offset=pixel_pos, pixel_length=pixel_len)
         return DicomFile(spath, ds, buf[pixel_pos : pixel_pos + pixel_len])
     caught: list[str] = []
-    ds = read_dataset(spath, stop_before_pixels=not with_pixels, reader_warnings=caught)
+    ds = read_dataset(spath, stop_before_pixels=False, reader_warnings=caught)
     element: DataElement | None = None
     for tag in (_PIXEL_DATA, _FLOAT_PIXEL_DATA, _DOUBLE_PIXEL_DATA):
         if tag in ds:
-            element = ds[tag] if with_pixels else None
+            element = ds[tag]
             del ds[tag]
     syntax = str(getattr(ds.file_meta, "TransferSyntaxUID", ""))
     if (

@@ -465,14 +465,6 @@ _LOCATED_ROLES = frozenset({SeriesRole.PET_AC, SeriesRole.PET_NAC, SeriesRole.CT
 _LOCATED_MAX_FILES = 2000
 
 
-def _facts(path: str) -> FileFacts | None:
-    return _outcome(path)[0]
-
-
-def _outcome(path: str) -> _Outcome:
-    return _located_outcome(path)[0]
-
-
 def _located_outcome(path: str) -> tuple[_Outcome, LocatedHeader | None]:
     """One file's outcome, and its located header when it may be kept for the loader."""
     problems: list[str] = []
@@ -505,7 +497,7 @@ def _facts_of(path: str, ds: Dataset, caught: list[str]) -> _Outcome:
 
 
 def _facts_chunk(paths: Sequence[str]) -> list[_Outcome]:
-    return [_outcome(p) for p in paths]
+    return [_located_outcome(p)[0] for p in paths]
 
 
 def _facts_located(paths: Sequence[str]) -> tuple[list[_Outcome], dict[str, LocatedHeader]]:
@@ -526,13 +518,11 @@ def _attach_located(found: list[SeriesInfo], located: dict[str, LocatedHeader]
     """Hand the located headers of each series to its SeriesInfo (see ``_located``)."""
     if not located or len(located) > _LOCATED_MAX_FILES:
         return found
-    out = []
     for info in found:
         heads = tuple(located[p] for p in info.files if p in located)
         if heads:
             object.__setattr__(info, "_located", heads)
-        out.append(info)
-    return out
+    return found
 
 
 def _warn_reader_warnings(facts: Sequence[FileFacts], found: Sequence[SeriesInfo]) -> None:

@@ -35,6 +35,7 @@ import numpy as np
 from emlesion.errors import MaskError, UnsupportedDataError, deferred_warnings, format_message
 from emlesion.io.geometry import Grid
 from emlesion.io.labelmap import LabelMap
+from emlesion.io.nifti_image import is_nifti_path
 from emlesion.io.volume import Volume
 from emlesion.provenance import ProvenanceStep
 
@@ -131,7 +132,7 @@ def _folder(folder: Path, ref: Volume | Grid, keep: Callable[[str], bool] | None
 
     grid = ref.grid if isinstance(ref, Volume) else ref
     files = sorted(p for p in folder.iterdir()
-                   if p.is_file() and p.name.lower().endswith((".nii", ".nii.gz")))
+                   if p.is_file() and is_nifti_path(p))
     if not files:
         raise MaskError(format_message(
             "the organ folder holds no .nii/.nii.gz mask", series=str(folder),
@@ -235,9 +236,9 @@ def load_organ_map(
         raise UnsupportedDataError(format_message(
             f"unknown organ class table {classes!r}", attribute="--organ-classes",
             fix=f"use one of {', '.join(ORGAN_CLASS_TABLES)}"))
-    if p.is_dir() and any(q.name.lower().endswith((".nii", ".nii.gz")) for q in p.iterdir()):
+    if p.is_dir() and any(is_nifti_path(q) for q in p.iterdir()):
         return _folder(p, reference, keep)
-    if p.is_file() and p.name.lower().endswith((".nii", ".nii.gz")):
+    if p.is_file() and is_nifti_path(p):
         header = _header_names(p)
         if header:
             names, origin = header, "names from the NIfTI header extension (Caret XML)"

@@ -529,24 +529,22 @@ def publish_measure_outputs(
     """
     from emlesion.report.documents import measure_dict
 
-    texts: dict[str, tuple[Path, str]] = {}
+    items: dict[str, tuple[Path, str | bytes]] = {}
     if json_path is not None:
         doc = measure_dict(tp) if data is None else data
-        texts["json"] = (Path(json_path), json.dumps(doc, indent=2, allow_nan=False) + "\n")
+        items["json"] = (Path(json_path), json.dumps(doc, indent=2, allow_nan=False) + "\n")
     if csv_path is not None:
-        texts["csv"] = (Path(csv_path), csv_text(measure_rows(tp), MEASURE_CSV_COLUMNS))
-    blobs: dict[str, tuple[Path, bytes]] = {}
+        items["csv"] = (Path(csv_path), csv_text(measure_rows(tp), MEASURE_CSV_COLUMNS))
     if nifti_path is not None:
         from emlesion.report.nifti import label_nifti_bytes, sidecar_path, timepoint_sidecar
 
-        blobs["nifti"] = (Path(nifti_path), label_nifti_bytes(
-            nifti_path, tp.lesions.array, tp.suv.grid))
-        texts["nifti_sidecar"] = (sidecar_path(nifti_path), json.dumps(
+        items["nifti_sidecar"] = (sidecar_path(nifti_path), json.dumps(
             timepoint_sidecar(tp, nifti_path), indent=2, allow_nan=False) + "\n")
-    items: list[tuple[Path, str | bytes]] = [*texts.values(), *blobs.values()]
+        items["nifti"] = (Path(nifti_path), label_nifti_bytes(
+            nifti_path, tp.lesions.array, tp.suv.grid))
     try:
-        with _atomic.atomic_paths([path for path, _ in items]) as temps:
-            for tmp, (_, content) in zip(temps, items):
+        with _atomic.atomic_paths([path for path, _ in items.values()]) as temps:
+            for tmp, (_, content) in zip(temps, items.values()):
                 if isinstance(content, bytes):
                     tmp.write_bytes(content)
                 else:
@@ -555,10 +553,9 @@ def publish_measure_outputs(
     except OutputError:
         raise
     except OSError as exc:
-        raise output_error(exc, exc.filename or items[0][0]) from None
-    return {**{key: path for key, (path, _) in texts.items()},
-            **{key: path for key, (path, _) in blobs.items()}}
-
+        first = next(iter(items.values()))[0] if items else Path(".")
+        raise output_error(exc, exc.filename or first) from None
+    return {key: path for key, (path, _) in items.items()}
 
 def publish_response_outputs(
     study: Study,

@@ -27,6 +27,7 @@ from emlesion.anatomy import (
     assign_region,
     segment_anatomy,
 )
+from emlesion.anatomy.fov import padded_box
 from emlesion.anatomy.model import voxel_centres_mm
 from emlesion.errors import EmlesionWarning, SegmentationError, format_message, warn_external
 from emlesion.io.geometry import Grid, resample_array
@@ -425,7 +426,8 @@ def _attach_halo(core: np.ndarray, cand: np.ndarray, halo: np.ndarray, reach: np
         return core
     # inside the core's bounding box grown by the reach's half-size (issue 18): the grown
     # region lies there, so labelling the box gives the whole-volume components
-    box = _box(core, tuple(int(n) // 2 + 1 for n in reach.shape))
+    box = padded_box(core, tuple(int(n) // 2 + 1 for n in reach.shape))
+    assert box is not None  # core is one labelled component
     c = core[box]
     near = cand[box] & halo[box] & ndi.binary_dilation(c, reach)
     lab, _ = ndi.label(c | near, structure=structure)
@@ -1005,16 +1007,6 @@ def _label(
     return arr, out, names
 
 
-def _box(mask: np.ndarray, pad: tuple[int, ...]) -> tuple[slice, ...]:
-    """Bounding box of ``mask`` grown by ``pad`` voxels per axis (clipped to the array)."""
-    out = []
-    for axis in range(mask.ndim):
-        idx = np.flatnonzero(mask.any(axis=tuple(k for k in range(mask.ndim) if k != axis)))
-        lo, hi = (int(idx[0]), int(idx[-1])) if idx.size else (0, -1)
-        out.append(slice(max(0, lo - pad[axis]), min(mask.shape[axis], hi + pad[axis] + 1)))
-    return tuple(out)
-
-
 def _regrow(
     a: np.ndarray, cand: np.ndarray, allowed: np.ndarray, halo: np.ndarray, reach: np.ndarray,
     structure: np.ndarray, voi_ball: np.ndarray, frac: float, floor: float | None,
@@ -1032,7 +1024,8 @@ def _regrow(
     """
     pad = tuple(int(n) // 2 + 1 for n in voi_ball.shape)
     voi = np.zeros(a.shape, bool)
-    box = _box(cand, pad)
+    box = padded_box(cand, pad)
+    assert box is not None  # the caller skips empty candidates
     voi[box] = ndi.binary_dilation(cand[box], voi_ball) & allowed[box]
     p = np.unravel_index(int(np.argmax(np.where(cand, a, -np.inf))), a.shape)
     g = cand
@@ -1046,8 +1039,8 @@ def _regrow(
             if suv_max <= floor:
                 return None, floor, {"suv_max": suv_max, "threshold": floor}
             t = floor
-        box = _box(voi, pad)
-        if voi[p] and a[p] >= t:
+        box = padded_box(voi, pad)
+        if box is not None and voi[p] and a[p] >= t:
             gl, _ = ndi.label((a[box] >= t) & voi[box], structure=structure)
             gb = gl == gl[tuple(int(i) - int(b.start) for i, b in zip(p, box))]
             g = np.zeros(a.shape, bool)

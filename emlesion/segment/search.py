@@ -34,6 +34,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from emlesion.anatomy import Anatomy, ReferenceRegionStats
+from emlesion.anatomy.fov import padded_box
 from emlesion.errors import InvalidParameterError, format_message
 from emlesion.io.geometry import ball_structure
 from emlesion.io.labelmap import LabelMap
@@ -45,7 +46,6 @@ from emlesion.segment.lesions import (
     Method,
     PriorMask,
     Seed,
-    _box,
     segment_lesions,
 )
 
@@ -305,9 +305,10 @@ def segment_near_lesions(
 
 def _dilate_in_box(mask: np.ndarray, ball: np.ndarray) -> np.ndarray:
     """``ndi.binary_dilation(mask, ball)``, computed in the mask's bounding box grown by the
-    ball's half-size + 1 voxel (:func:`emlesion.segment.lesions._box`), where the
+    ball's half-size + 1 voxel (:func:`emlesion.anatomy.fov.padded_box`), where the
     whole-volume result lies (issue 18: no whole-volume dilation per footprint)."""
-    box = _box(mask, tuple(int(n) // 2 + 1 for n in ball.shape))
+    box = padded_box(mask, tuple(int(n) // 2 + 1 for n in ball.shape))
+    assert box is not None  # called for a non-empty footprint only
     out = np.zeros(mask.shape, bool)
     out[box] = ndi.binary_dilation(mask[box], structure=ball)
     return out

@@ -815,7 +815,9 @@ def _residual_one(tps: Sequence[Timepoint], tracking: TrackingResult, k: int, *,
 
 
 def _per_timepoint(values: Mapping[str, Any] | Sequence[Any] | None, names: Sequence[str],
-                   what: str) -> list[Any]:
+                   what: str, none_means: str) -> list[Any]:
+    """One value per timepoint, from a mapping by label or a sequence in order (``None``
+    entries stand for ``none_means``)."""
     if values is None:
         return [None] * len(names)
     if isinstance(values, Mapping):
@@ -828,7 +830,7 @@ def _per_timepoint(values: Mapping[str, Any] | Sequence[Any] | None, names: Sequ
     if len(out) != len(names):
         raise InconsistentStudyError(format_message(
             f"{len(out)} {what}(s) for {len(names)} timepoint(s)",
-            fix=f"give one {what} per timepoint (None or 'none' for the classical rules)"))
+            fix=f"give one {what} per timepoint (None for {none_means})"))
     return out
 
 
@@ -982,30 +984,16 @@ def load_study(
     if len(set(names)) != len(names):
         raise InconsistentStudyError(format_message(
             f"timepoint labels must be unique, got {names}", fix="pass distinct labels"))
-    mask_list: list[MaskSource | None]
-    if masks is None:
-        mask_list = [None] * len(names)
-    elif isinstance(masks, Mapping):
-        unknown = sorted(set(masks) - set(names))
-        if unknown:
-            raise InconsistentStudyError(format_message(
-                f"masks given for unknown timepoint(s) {unknown}", fix=f"use labels {names}"))
-        mask_list = [masks.get(n) for n in names]
-    else:
-        mask_list = list(masks)
-        if len(mask_list) != len(names):
-            raise InconsistentStudyError(format_message(
-                f"{len(mask_list)} mask(s) for {len(names)} timepoint(s)",
-                fix="give one mask per timepoint (None for automatic segmentation)"))
-
-    organ_list = _per_timepoint(organs, names, "organ map")
-    decl_list = _per_timepoint(pet_declarations, names, "PET declaration")
+    mask_list: list[MaskSource | None] = _per_timepoint(masks, names, "mask",
+                                                        "automatic segmentation")
+    organ_list = _per_timepoint(organs, names, "organ map", "the classical rules")
+    decl_list = _per_timepoint(pet_declarations, names, "PET declaration", "a DICOM PET")
     if cts is not None:
         if isinstance(source, (str, os.PathLike)):
             raise InconsistentStudyError(format_message(
                 "cts= is not accepted with one folder of several studies",
                 fix="pass one PET per timepoint (a list or a mapping) with cts="))
-        ct_sources = list(_per_timepoint(cts, names, "CT"))
+        ct_sources = list(_per_timepoint(cts, names, "CT", "the CT beside the PET"))
     if threads is not None and threads < 1:
         raise InvalidParameterError(format_message(
             f"threads must be >= 1, got {threads}", fix="pass a positive number or None"))

@@ -129,9 +129,8 @@ class SUVImage:
         MissingAttributeError, InvalidAttributeError, SUVError
             Height or sex missing or implausible for the target normalisation.
         """
-        with record_warnings():
-            factors = renormalize_suv_factors(self.factors, normalization, pet, sex=sex,
-                                              height_m=height_m)
+        factors = renormalize_suv_factors(self.factors, normalization, pet, sex=sex,
+                                          height_m=height_m)
         return SUVImage(apply_suv_factors(pet, factors), factors)
 
 
@@ -293,8 +292,7 @@ def compute_suv_image(
                 "header, so there are no header-derived SUV factors",
                 series=pet.identity.series_description or None,
                 fix="use emlesion.suv.compute_suv, which applies the declaration"))
-    with record_warnings():
-        factors = compute_suv_factors(
-            pet, normalization, reference_time=reference_time, sex=sex, height_m=height_m,
-            reference_time_tolerance_s=reference_time_tolerance_s)
+    factors = compute_suv_factors(
+        pet, normalization, reference_time=reference_time, sex=sex, height_m=height_m,
+        reference_time_tolerance_s=reference_time_tolerance_s)
     return SUVImage(apply_suv_factors(pet, factors), factors)

@@ -963,13 +963,8 @@ def register_ct(
 
 @dataclass(frozen=True)
 class _Solved:
-    """What :func:`_solve_registration` found, before any warning is emitted.
-
-    The solve step emits no Python warning (``warnings.catch_warnings`` is not
-    thread-safe), so that follow-ups can be registered in worker threads; the warning
-    and the provenance step are made by :func:`_finish_registration` in the caller's
-    thread.
-    """
+    """What :func:`_solve_registration` found; :func:`_finish_registration` turns it into
+    the :class:`Registration`, its provenance step and its quality warning."""
 
     transform_type: TransformType
     matrix: tuple[float, ...]
@@ -1217,23 +1212,6 @@ def prepare_fixed_ct(fixed: Volume, **kwargs: Any) -> PreparedCT:
     """
     args = _register_ct_args(fixed, None, **kwargs)
     return _prepare(fixed, args["working_spacing_mm"], args["hu_window"], with_mask=True)
-
-
-def _solve_ct(
-    fixed: Volume, moving: Volume, *, prepared_fixed: PreparedCT | None = None, **kwargs: Any
-) -> tuple[_Solved, dict[str, str]]:
-    """The work of :func:`register_ct` with its defaults, without emitting a warning.
-
-    For worker threads (:func:`~emlesion.track.track_lesions`): returns the solved
-    registration and the label arguments of :func:`_finish_registration`, which the
-    caller's thread runs. ``prepared_fixed`` (:func:`prepare_fixed_ct`) saves preparing
-    the same baseline CT once per follow-up; the result is the same.
-    """
-    args = _register_ct_args(fixed, moving, **kwargs)
-    labels = {"fixed_label": str(args.pop("fixed_label")),
-              "moving_label": str(args.pop("moving_label"))}
-    args["prepared_fixed"] = prepared_fixed
-    return _solve_registration(**args), labels
 
 
 def _finish_registration(

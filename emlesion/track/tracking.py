@@ -47,7 +47,7 @@ from emlesion.errors import (
 )
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.volume import Volume
-from emlesion.parallel import Deferred, usable_cores
+from emlesion.parallel import Deferred, submit, usable_cores
 from emlesion.provenance import ProvenanceStep, record_warnings
 from emlesion.track.matching import (
     DEFAULT_MAX_DISTANCE_MM,
@@ -62,8 +62,6 @@ from emlesion.track.matching import (
 from emlesion.track.registration import (
     Registration,
     TransformType,
-    _finish_registration,
-    _solve_ct,
     map_points,
     prepare_fixed_ct,
     register_ct,
@@ -523,7 +521,7 @@ def _register_in_parallel(
     thousand samples) and scale poorly across threads, so one registration per core is
     faster than two registrations one after the other with two threads each. The
     quality warnings are emitted here, in the caller's thread, in timepoint order
-    (``warnings.catch_warnings`` is not thread-safe). The baseline CT, the fixed image of
+    (:func:`emlesion.parallel.submit`). The baseline CT, the fixed image of
     every registration, is prepared once (working image, coarse copy, sampling masks) and
     copied to each worker. Returns ``{}`` when fewer than
     two follow-ups need a registration or only one core is usable; they are then
@@ -543,15 +541,11 @@ def _register_in_parallel(
     assert base.ct is not None
     base_ct = base.ct
     prepared = prepare_fixed_ct(base_ct, **kwargs)
-
-    def solve(tp: TimepointLesions) -> Any:
-        assert tp.ct is not None
-        return _solve_ct(base_ct, tp.ct, prepared_fixed=prepared.own_copy(), transform=ttype,
-                         fixed_label=base.label, moving_label=tp.label, **kwargs)
-
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="emlesion-register") as pool:
-        solved = list(pool.map(solve, todo))
-    return {tp.label: _finish_registration(s, **labels) for tp, (s, labels) in zip(todo, solved)}
+        pending = [submit(pool, register_ct, base_ct, tp.ct, prepared_fixed=prepared,
+                          transform=ttype, fixed_label=base.label, moving_label=tp.label,
+                          **kwargs) for tp in todo]
+        return {tp.label: d.result() for tp, d in zip(todo, pending)}
 
 
 def _registration_for(
