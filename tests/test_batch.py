@@ -193,6 +193,15 @@ def test_unknown_or_malformed_option_is_refused_before_any_work(tmp_path: Path) 
     assert not (tmp_path / "out").exists()  # refused before creating anything
 
 
+def test_organs_auto_is_recognised_in_any_case(tmp_path: Path) -> None:
+    # "AUTO" runs TotalSegmentator as "auto" does (emlesion.io.organs.ORGANS_AUTO), instead
+    # of being taken for a path relative to the manifest
+    (tmp_path / "m.csv").write_text("patient_id,timepoint,folder,organs\n"
+                                    "A,b,f,AUTO\nA,m,g,maps/m1.nii.gz\n")
+    job = read_manifest(tmp_path / "m.csv").jobs[0]
+    assert job.organs == {"b": "auto", "m": str(tmp_path / "maps" / "m1.nii.gz")}
+
+
 def test_nifti_and_treatment_date_options_are_parsed_and_checked() -> None:
     m = Manifest.from_text("patient_id,timepoint,folder,nifti,treatment_date\n"
                            "A,b,f,yes,2024-03-05\n")

@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from emlesion.errors import InvalidAttributeError, UnknownKeyError, format_message
+from emlesion.io.organs import ORGANS_AUTO
 
 __all__ = [
     "OPTIONAL_COLUMNS",
@@ -332,7 +333,7 @@ class Manifest:
                 folder=_absolute(cells["folder"], base),
                 mask=_absolute(mask, base) if mask else None,
                 row=line,
-                organs=(organs if organs.strip().lower() == "auto" else _absolute(organs, base))
+                organs=(ORGANS_AUTO if organs.lower() == ORGANS_AUTO else _absolute(organs, base))
                 if organs else None,
                 ct=_absolute(ct, base) if ct else None,
                 pet_sidecar=_absolute(sidecar, base) if sidecar else None,
