@@ -8,9 +8,20 @@ Usage::
 
 The cohort is ``--patients`` studies generated with :mod:`emlesion.sample` (seeds 201, 202
 ..., baseline and month 1; kept in ``--cohort DIR`` between runs). The same cohort is processed
-twice in the same run, into fresh output folders, with ``run_batch(workers=1)`` and
-``run_batch(workers=2)`` (a local Dask cluster of single-threaded worker processes); the
-throughput is studies (patients) per minute of end-to-end wall time, cluster start included.
+three times in the same run, into fresh output folders, by a local Dask cluster:
+
+* ``1 worker x 1 thread``: ``run_batch(workers=1, threads_per_worker=1)``, one
+  single-threaded worker process: the serial baseline;
+* ``2 workers x 1 thread``: ``run_batch(workers=2)``, the default on two cores (each worker's
+  share of the cores is one);
+* ``1 worker x 2 threads``: ``run_batch(workers=1)``, whose one worker gets both cores (its
+  study pipeline runs its timepoints and registrations in two threads, ITK has two).
+
+The throughput is studies (patients) per minute of end-to-end wall time, cluster start
+included. The speed-up of the worker processes is the serial baseline's wall time over the
+2-worker wall time (each worker a single-threaded process, as strong scaling is measured);
+the 2-worker run is also compared with the one two-threaded worker, which tells whether
+processes or the study pipeline's threads use two cores better.
 
 Overheads measured in the same run:
 
@@ -73,6 +84,9 @@ from emlesion.batch.cohort import CohortTables, write_cohort_tables  # noqa: E40
 from emlesion.sample import generate_sample_study  # noqa: E402
 
 TIMEPOINTS = ("baseline", "month1")
+SERIAL, TWO, THREADED = "1 worker x 1 thread", "2 workers x 1 thread", "1 worker x 2 threads"
+#: (workers, threads_per_worker) of each run; None = the runner's default (the worker's share)
+CONFIGS: dict[str, tuple[int, int | None]] = {SERIAL: (1, 1), TWO: (2, None), THREADED: (1, None)}
 
 
 def build_cohort(root: Path, n: int, track: bool) -> Path:
@@ -167,27 +181,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cohort = Path(args.cohort) if args.cohort else tmp / "cohort"
         manifest = build_cohort(cohort, args.patients, track=not args.no_track)
-        runs: dict[int, dict[str, Any]] = {}
-        for rep in range(args.repeat):  # interleaved 1, 2, 1, 2 ...: shared-machine noise
-            for w in (1, 2):
-                out = tmp / f"out{w}"
+        runs: dict[str, dict[str, Any]] = {}
+        for rep in range(args.repeat):  # interleaved: shared-machine noise hits every config
+            for name, (w, t) in CONFIGS.items():
+                out = tmp / f"out-{w}x{t or 'share'}"
                 shutil.rmtree(out, ignore_errors=True)
-                r = run_batch(manifest, out, workers=w, progress=False, parquet=False)
+                r = run_batch(manifest, out, workers=w, threads_per_worker=t, progress=False,
+                              parquet=False)
                 if r.n_failed:
                     raise SystemExit(f"{r.n_failed} patient(s) failed: {r.failed}")
                 per = [x.seconds for x in r.results]
-                print(f"  run {rep + 1}, {w} worker(s): {r.seconds:.1f} s, "
+                print(f"  run {rep + 1}, {name}: {r.seconds:.1f} s, "
                       f"{r.studies_per_minute:.2f} studies/min", file=sys.stderr)
-                if w in runs and runs[w]["wall_s"] <= r.seconds:
-                    continue  # keep the best run per worker count
-                runs[w] = {"wall_s": r.seconds, "studies_per_min": r.studies_per_minute,
-                           "pipeline_s_median": statistics.median(per),
-                           "pipeline_s_mean": statistics.fmean(per)}
-        lesions_equal = ((tmp / "out1" / "cohort_lesions.csv").read_bytes()
-                         == (tmp / "out2" / "cohort_lesions.csv").read_bytes())
+                if name in runs and runs[name]["wall_s"] <= r.seconds:
+                    continue  # keep the best run per configuration
+                runs[name] = {"workers": r.n_workers, "threads_per_worker": r.threads_per_worker,
+                              "wall_s": r.seconds, "studies_per_min": r.studies_per_minute,
+                              "pipeline_s_median": statistics.median(per),
+                              "pipeline_s_mean": statistics.fmean(per),
+                              "lesions": (out / "cohort_lesions.csv").read_bytes()}
+        tables = {name: v.pop("lesions") for name, v in runs.items()}
+        lesions_equal = len(set(tables.values())) == 1
         over = measure_overheads()
-        drv = driver_cost(manifest, tmp / "out1")
-        c = runs[1]["pipeline_s_mean"]
+        drv = driver_cost(manifest, tmp / "out-1x1")
+        c = runs[SERIAL]["pipeline_s_mean"]
         o = over["task_overhead_s"]
         d = drv["driver_per_result_s_at_1000"]
         worker_bound = args.workers / (c + o)
@@ -200,8 +217,10 @@ def main(argv: list[str] | None = None) -> int:
             "patients": args.patients,
             "timepoints_per_patient": len(TIMEPOINTS),
             "track": not args.no_track,
-            "runs": {str(k): v for k, v in runs.items()},
-            "speed_up_2_vs_1": runs[1]["wall_s"] / runs[2]["wall_s"],
+            "runs": runs,
+            "speed_up_2_workers_vs_serial": runs[SERIAL]["wall_s"] / runs[TWO]["wall_s"],
+            "speed_up_2_workers_vs_1_worker_2_threads": runs[THREADED]["wall_s"]
+            / runs[TWO]["wall_s"],
             "identical_lesion_tables": lesions_equal,
             **over,
             **drv,
@@ -222,10 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cohort: {args.patients} studies x {len(TIMEPOINTS)} timepoints, "
           f"track={'yes' if result['track'] else 'no'}; {result['machine']['cpus']} CPUs, "
           f"load average {result['machine']['loadavg'][0]:.2f}")
-    for w, v in runs.items():
-        print(f"  {w} worker(s): {v['wall_s']:7.1f} s  {v['studies_per_min']:6.2f} studies/min  "
+    for name, v in runs.items():
+        print(f"  {name:<22} {v['wall_s']:7.1f} s  {v['studies_per_min']:6.2f} studies/min  "
               f"(pipeline {v['pipeline_s_mean']:.1f} s per study on the worker)")
-    print(f"  speed-up 2 vs 1 worker: {result['speed_up_2_vs_1']:.2f}x "
+    print(f"  speed-up, 2 workers vs the serial baseline: "
+          f"{result['speed_up_2_workers_vs_serial']:.2f}x; vs 1 worker x 2 threads: "
+          f"{result['speed_up_2_workers_vs_1_worker_2_threads']:.2f}x "
           f"(identical lesion tables: {lesions_equal})")
     print(f"  cluster start {over['cluster_start_s']:.2f} s; scheduler+client per task "
           f"{o * 1e3:.2f} ms; driver per result {drv['driver_per_result_s'] * 1e3:.1f} ms "

@@ -48,9 +48,14 @@ from emlesion.batch import (
     write_cohort_tables,
 )
 from emlesion.batch.cohort import ASSESSMENT_COLUMNS, LESION_COLUMNS, STATUS_COLUMNS
-from emlesion.batch.runner import LOCK_FILE
+from emlesion.batch.runner import LOCK_FILE, default_workers
 from emlesion.cli import main
-from emlesion.errors import EmlesionError, InconsistentStudyError, MissingAttributeError
+from emlesion.errors import (
+    EmlesionError,
+    InconsistentStudyError,
+    InvalidParameterError,
+    MissingAttributeError,
+)
 from emlesion.sample import DEFAULT_SEED
 from emlesion.study import CSV_COLUMNS
 
@@ -119,6 +124,8 @@ def pool_run(manifest: Manifest, tmp_path_factory: pytest.TempPathFactory) -> Pa
     out = tmp_path_factory.mktemp("batch_pool")
     result = run_batch(manifest, out, workers=2, progress=False, parquet=False)
     assert len(result.results) == len(SEEDS) + 1
+    # each worker's share of the usable cores (emlesion.batch.runner._run_pending)
+    assert (result.n_workers, result.threads_per_worker) == (2, max(1, default_workers() // 2))
     return out
 
 
@@ -191,6 +198,13 @@ def test_unknown_or_malformed_option_is_refused_before_any_work(tmp_path: Path) 
     with pytest.raises(ManifestError, match="bad value 'perhaps' for option 'track'"):
         run_batch(m, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()  # refused before creating anything
+
+
+def test_bad_thread_count_is_refused_before_any_work(tmp_path: Path) -> None:
+    m = Manifest.from_text("patient_id,timepoint,folder\nA,b,f\n")
+    with pytest.raises(InvalidParameterError, match="threads_per_worker must be >= 1, got 0"):
+        run_batch(m, tmp_path / "out", threads_per_worker=0, progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_organs_auto_is_recognised_in_any_case(tmp_path: Path) -> None:
@@ -401,6 +415,7 @@ def test_killed_batch_resumes_on_a_cluster_with_identical_tables(
     assert f"{len(SEEDS) - n_done} completed, {n_done} resumed, 1 failed" in captured.out
     assert f"FAILED {BROKEN}: emlesion.errors.MissingAttributeError" in captured.out
     assert "dashboard http://" in captured.err  # the cluster's dashboard address
+    assert "(2 worker(s), 1 thread(s) each)" in captured.err  # the default with --scheduler
     assert f"{len(SEEDS) + 1}/{len(SEEDS) + 1} patients" in captured.err
     for pid, (mtime, content) in finished.items():
         marker = patient_dir(out, pid) / DONE_FILE

@@ -36,6 +36,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--workers", "-w", type=positive_int, metavar="N",
                    help="local worker processes (default: the usable CPUs; ignored with "
                         "--scheduler)")
+    p.add_argument("--threads-per-worker", type=positive_int, metavar="N",
+                   help="threads of each patient's study pipeline (default: each local "
+                        "worker's share of the CPUs; 1 with --scheduler)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="address of a running Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
@@ -94,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         args.manifest,
         args.out,
         workers=args.workers,
+        threads_per_worker=args.threads_per_worker,
         scheduler=args.scheduler,
         progress=not (args.no_progress or args.quiet),
         parquet=not args.no_parquet,

@@ -331,6 +331,8 @@ class CohortResult:
         Wall time of the batch.
     n_workers : int
         Workers of the cluster used (0 when every patient was resumed).
+    threads_per_worker : int
+        Threads of each patient's study pipeline (0 when every patient was resumed).
     scheduler : str, optional
         Scheduler address when a remote cluster was used, ``None`` for the local pool.
     dashboard_link : str, optional
@@ -344,6 +346,7 @@ class CohortResult:
     n_workers: int = 0
     scheduler: str | None = None
     dashboard_link: str | None = None
+    threads_per_worker: int = 0
 
     def _count(self, status: PatientStatus) -> int:
         return sum(1 for r in self.results if r.status is status)
@@ -395,6 +398,7 @@ class CohortResult:
             "out_dir": self.out_dir,
             "seconds": round(self.seconds, 3),
             "n_workers": self.n_workers,
+            "threads_per_worker": self.threads_per_worker,
             "scheduler": self.scheduler,
             "dashboard_link": self.dashboard_link,
             "n_completed": self.n_completed,

@@ -375,7 +375,7 @@ def warning_changes_numbers(category: type[Warning]) -> bool:
                                      FutureWarning))
 
 
-def _run_study(job: PatientJob, folder: Path) -> tuple[str, ...]:
+def _run_study(job: PatientJob, folder: Path, threads: int) -> tuple[str, ...]:
     """Run the study pipeline of ``job`` and write its outputs into ``folder``.
 
     The same outputs as ``emlesion response`` (:func:`emlesion.report.write_response_outputs`:
@@ -403,10 +403,9 @@ def _run_study(job: PatientJob, folder: Path) -> tuple[str, ...]:
         # terminal. Tolerated deviations are also in report.json (provenance, assessment
         # warnings); those that can change a number mark the patient for review.
         warnings.simplefilter("always")
-        # one thread: in a batch the patients are the parallel work (one worker per core)
         study = load_study(job.folders, masks=job.masks or None, organs=job.organs or None,
-                           cts=job.cts or None, pet_declarations=declarations, threads=1,
-                           **opts)
+                           cts=job.cts or None, pet_declarations=declarations,
+                           threads=threads, **opts)
         write_response_outputs(study, folder, criteria=criteria, html=html, dicom=dicom,
                                deidentify=deidentify, nifti=nifti, treatment_date=treatment_date)
     found = (f"{w.category.__name__}: {' '.join(str(w.message).split())}"
@@ -441,7 +440,8 @@ def _pet_declarations(job: PatientJob, units: str | None) -> dict[str, Any] | No
     return out if any(v is not None for v in out.values()) else None
 
 
-def process_patient(job: PatientJob, out_dir: str | os.PathLike[str]) -> PatientResult:
+def process_patient(job: PatientJob, out_dir: str | os.PathLike[str], *,
+                    threads: int = 1) -> PatientResult:
     """Process one patient: run the study pipeline and publish its folder atomically.
 
     This is the task a batch submits, one per patient; it runs on a worker. It never raises
@@ -455,6 +455,11 @@ def process_patient(job: PatientJob, out_dir: str | os.PathLike[str]) -> Patient
         The patient's timepoints, masks and options.
     out_dir : path
         The batch output folder (must be reachable by the worker).
+    threads : int
+        Threads of the study pipeline (the ``threads`` of :func:`emlesion.study.load_study`,
+        capped by :func:`emlesion.parallel.usable_cores`). A local batch gives each worker
+        its share of the cores, so that one worker on a two-core machine uses both cores
+        and two workers use one each. Not part of the job: the results do not depend on it.
 
     Returns
     -------
@@ -471,7 +476,7 @@ def process_patient(job: PatientJob, out_dir: str | os.PathLike[str]) -> Patient
     staging = final.with_name(f".{job.patient_id}.tmp-{uuid.uuid4().hex[:12]}")
     try:
         staging.mkdir()
-        number_warnings = _run_study(job, staging)
+        number_warnings = _run_study(job, staging, threads)
         files = _list_files(staging)
         seconds = time.perf_counter() - t0
         done = {

@@ -1,8 +1,10 @@
 """Run a cohort on a Dask cluster: a local process pool or an existing scheduler.
 
 Both cases use the same code path (Dask ``distributed``): without a scheduler address,
-:func:`run_batch` starts a :class:`distributed.LocalCluster` of single-threaded worker
-processes sized to the machine; with one, it connects a :class:`distributed.Client` to it.
+:func:`run_batch` starts a :class:`distributed.LocalCluster` of worker processes sized to the
+machine, each running one patient at a time with its share of the cores (one thread when
+there are as many workers as cores; a lone worker on two cores runs its study pipeline in
+two threads); with one, it connects a :class:`distributed.Client` to it.
 One task per patient (:func:`emlesion.batch.patient.process_patient`) is submitted, and
 results are collected with :func:`distributed.as_completed` as they finish. A worker thread
 holds one patient's study at a time, so start remote workers with ``--nthreads 1`` (or a
@@ -202,6 +204,7 @@ def run_batch(
     out_dir: str | os.PathLike[str],
     *,
     workers: int | None = None,
+    threads_per_worker: int | None = None,
     scheduler: str | None = None,
     progress: bool | IO[str] = True,
     flush_interval_s: float = 10.0,
@@ -221,6 +224,13 @@ def run_batch(
     workers : int, optional
         Worker processes of the local cluster (default: the usable CPUs, capped at the number
         of patients to compute). Ignored with ``scheduler``.
+    threads_per_worker : int, optional
+        Threads of each patient's study pipeline (the ``threads`` of
+        :func:`emlesion.study.load_study`; ITK's thread budget on a local cluster). Default:
+        on a local cluster, each worker's share of the usable cores (``cores // workers``,
+        at least 1), so that one worker on two cores uses both; with ``scheduler``, 1 (one
+        worker process per core, as the remote workers should be started). The results do
+        not depend on it.
     scheduler : str, optional
         Address of a running Dask scheduler (``tcp://host:8786``); the workers must see the
         input and output paths.
@@ -275,6 +285,10 @@ def run_batch(
     if workers is not None and workers < 1:
         raise InvalidParameterError(format_message(f"workers must be >= 1, got {workers}",
                                                    fix="pass --workers 1 or more"))
+    if threads_per_worker is not None and threads_per_worker < 1:
+        raise InvalidParameterError(format_message(
+            f"threads_per_worker must be >= 1, got {threads_per_worker}",
+            fix="pass --threads-per-worker 1 or more, or leave it out"))
     stream: IO[str] | None
     if progress is True:
         stream = sys.stderr
@@ -307,12 +321,13 @@ def run_batch(
                 continue
             results[job.patient_id] = done
         bar = _Progress(len(manifest.jobs), len(results), stream)
-        info: dict[str, Any] = {"n_workers": 0, "scheduler": scheduler, "dashboard_link": None}
+        info: dict[str, Any] = {"n_workers": 0, "threads_per_worker": 0, "scheduler": scheduler,
+                                "dashboard_link": None}
         written = write_cohort_tables(out, tables.rows(), parquet=parquet)
         if pending:
             _run_pending(pending, out, tables, results, bar, info, workers=workers,
-                         scheduler=scheduler, flush_interval_s=flush_interval_s,
-                         parquet=parquet)
+                         threads_per_worker=threads_per_worker, scheduler=scheduler,
+                         flush_interval_s=flush_interval_s, parquet=parquet)
             written = write_cohort_tables(out, tables.rows(), parquet=parquet)
         else:
             bar.update()
@@ -323,6 +338,7 @@ def run_batch(
         tables={name: str(path) for name, path in written.items()},
         seconds=time.perf_counter() - t0,
         n_workers=int(info["n_workers"]),
+        threads_per_worker=int(info["threads_per_worker"]),
         scheduler=scheduler,
         dashboard_link=info["dashboard_link"],
     )
@@ -333,8 +349,9 @@ _TRIM_KEY = f"distributed.nanny.pre-spawn-environ.{_TRIM_ENV}"
 
 
 @contextlib.contextmanager
-def _client(workers: int, scheduler: str | None) -> Iterator[Any]:
-    """A Dask client on a new local cluster or on ``scheduler``."""
+def _client(workers: int, threads: int, scheduler: str | None) -> Iterator[Any]:
+    """A Dask client on a new local cluster of ``workers`` processes, each with an ITK
+    budget of ``threads``, or on ``scheduler``."""
     distributed = _require_distributed()
     if scheduler:
         with distributed.Client(scheduler, set_as_default=False) as client:
@@ -342,8 +359,8 @@ def _client(workers: int, scheduler: str | None) -> Iterator[Any]:
         return
     # Dask already limits OpenMP/BLAS to one thread per worker process; ITK (CT
     # registration, resampling) would otherwise start one thread per core in every worker,
-    # and workers sharing the machine would slow each other down.
-    itk_threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    # and workers sharing the machine would slow each other down. The budget also caps the
+    # study pipeline's own threads (emlesion.parallel.usable_cores).
     # Dask's default MALLOC_TRIM_THRESHOLD_=65536 for its workers (to hand freed memory back
     # to the OS) also turns off glibc's dynamic mmap threshold, so every array above 128 KiB
     # is mapped and zero-filled anew: the two-timepoint sample study took 3.8 s instead of
@@ -359,7 +376,7 @@ def _client(workers: int, scheduler: str | None) -> Iterator[Any]:
         processes=True,
         dashboard_address=":0",  # a free port: several batches may run on one machine
         silence_logs=logging.ERROR,
-        env={"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(itk_threads)},
+        env={"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(threads)},
     ) as cluster, distributed.Client(cluster, set_as_default=False) as client:
         yield client
 
@@ -373,21 +390,29 @@ def _run_pending(
     info: dict[str, Any],
     *,
     workers: int | None,
+    threads_per_worker: int | None,
     scheduler: str | None,
     flush_interval_s: float,
     parquet: bool,
 ) -> None:
     distributed = _require_distributed()
     n_local = min(workers or default_workers(), len(pending))
-    with _client(n_local, scheduler) as client:
+    if threads_per_worker is not None:
+        threads = threads_per_worker
+    elif scheduler:
+        threads = 1
+    else:
+        threads = max(1, default_workers() // n_local)
+    with _client(n_local, threads, scheduler) as client:
         n_workers = len(client.scheduler_info().get("workers", {})) if scheduler else n_local
         info["n_workers"] = n_workers
+        info["threads_per_worker"] = threads
         link = getattr(client, "dashboard_link", None)
         if link and (scheduler or _bokeh_available()):
             info["dashboard_link"] = link
         where = f"Dask scheduler {scheduler}" if scheduler else "a local Dask cluster"
         bar.message(f"emlesion batch: {len(pending)} patient(s) to compute on {where} "
-                    f"({n_workers} worker(s))"
+                    f"({n_workers} worker(s), {threads} thread(s) each)"
                     + (f"; dashboard {info['dashboard_link']}" if info["dashboard_link"] else ""))
         bar.update()
         run = uuid.uuid4().hex[:8]
@@ -396,8 +421,9 @@ def _run_pending(
         for i, job in enumerate(pending):
             key = f"emlesion-patient-{job.patient_id}-{run}"
             by_key[key] = job
-            futures.append(client.submit(process_patient, job, str(out), key=key, pure=False,
-                                         priority=len(pending) - i, retries=0))
+            futures.append(client.submit(process_patient, job, str(out), threads=threads,
+                                         key=key, pure=False, priority=len(pending) - i,
+                                         retries=0))
         last_flush = time.perf_counter()
         try:
             for future in distributed.as_completed(futures, loop=client.loop):
