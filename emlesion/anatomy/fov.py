@@ -14,7 +14,9 @@ Rules (all thresholds are module constants)
 :data:`TRUNK_MIN_WIDTH_MM` wide (left-right) and :data:`TRUNK_MIN_AREA_CM2` in area, and does
 not touch the transverse edge of the image over more than :data:`TRUNCATION_MAX_MM` (a
 body cut by the field of view has no known midline). Adult thighs, neck and head are
-narrower than 200 mm; an adult abdomen, thorax or pelvis is wider.
+narrower than 200 mm; an adult abdomen, thorax or pelvis is wider (on the real scans of
+``benchmarks/audit_fov_real.py`` the margin is small for a large patient: see
+:data:`TRUNK_MIN_WIDTH_MM`).
 
 *Lungs*: air (CT < :data:`LUNG_HU_MAX`) enclosed by the body on trunk slices; the components
 of at least :data:`LUNG_MIN_COMPONENT_ML`; accepted only when at least
@@ -58,9 +60,11 @@ front of the lungs' hull (outside the CT heart mask).
 Limits
 ------
 Adult body sizes are assumed (a child's trunk may be narrower than 200 mm: no trunk
-organ is then searched). An image cropped around a lesion that cuts the trunk is treated
-as "no trunk". Myocardial FDG uptake varies from none (long fasting, low-carbohydrate
-preparation) to intense (SUV > 10), and is patchy; the myocardium mask follows the uptake
+organ is then searched; the head, neck or thigh of a heavy adult may reach 200 mm and be
+taken for trunk: the real QIN head with its ears is 204 mm wide on the PET outline). An
+image cropped around a lesion that cuts the trunk is treated as "no trunk". Myocardial
+FDG uptake varies from none (long fasting, low-carbohydrate preparation) to intense
+(SUV > 10), and is patchy; the myocardium mask follows the uptake
 of this scan and may be empty (the whole heart is still excluded then, with no halo).
 A hot mediastinal node or a pericardial lesion that touches the heart may be merged with
 it. The CT brain rule needs the skull ring closed on the working grid; a craniotomy
@@ -124,56 +128,103 @@ __all__ = [
 #         computed tomography. Radiology 1976;121:635-640 (unenhanced blood about 40-60 HU).
 #   [G41] Standring S (ed). Gray's Anatomy, 41st ed. Elsevier 2016 (body, brain, heart and
 #         lung sizes).
+#   [C81] Cala LA, Thickbroom GW, Black JL, Collins DW, Mastaglia FL. Brain density and
+#         cerebrospinal fluid space size: CT of normal volunteers. AJNR Am J Neuroradiol
+#         1981;2:41-47 (white matter 30 +- 3.5 HU, deep grey matter 33 +- 3 HU, whole brain
+#         34 +- 2.7 HU).
+#   [W07] [authors unverified] Standardized uptake value atlas: characterization of
+#         physiological 2-deoxy-2-[18F]fluoro-D-glucose uptake in normal tissues. Mol
+#         Imaging Biol 2007;9:83-90 (98 patients: cerebellum SUVmean 8.0 +- 2.2, palatine
+#         tonsils 3.45 +- 1.4).
+#   [G14] Gordon CC, Blackwell CL, Bradtmiller B, et al. 2012 Anthropometric survey of U.S.
+#         Army personnel: methods and summary statistics. Natick/TR-15/007, US Army Natick
+#         Soldier Research, Development and Engineering Center 2014 (adult body breadths;
+#         no value of it is quoted here [values unverified]).
 # Values marked "chosen on the generator seeds" were tuned on the synthetic studies of
 # :mod:`emlesion.sample` and the head-thorax phantom of ``tests/test_anatomy_fov.py``; they
-# are not published values. Rule strings are built from these names.
+# are not published values. "Real:" gives what ``benchmarks/audit_fov_real.py`` measured
+# on the real scans of ../shared/data (TS CT = TotalSegmentator trunk CT; QIN, STS = the
+# whole-body FDG PETs; the PET body outline lies about 5 mm outside the CT body). Rule
+# strings are built from these names.
 
 #: Trunk slice: the largest body cross-section is at least this wide (mm) and this large
 #: (cm^2): an adult abdomen, thorax or pelvis is wider than 200 mm, adult thighs, neck and
-#: head are narrower [G41]; chosen on the generator seeds.
+#: head are narrower [G41] [G14]; chosen on the generator seeds. Real: trunk >= 330 mm and
+#: 665 cm^2 (TS CT), >= 323 mm (STS PET outline, arms raised); non-trunk up to 204 mm (QIN
+#: head with ears, 124 kg, PET outline: marginal) and 192 mm (STS thigh with its sarcoma,
+#: CT); the area does not separate (a QIN neck section 340 cm^2 on PET, an STS thigh
+#: >= 352 cm^2 on CT): the width decides.
 TRUNK_MIN_WIDTH_MM = 200.0
 TRUNK_MIN_AREA_CM2 = 250.0
-#: ... and touches the transverse image edge over at most this length (mm); chosen.
+#: ... and touches the transverse image edge over at most this length (mm); chosen. Real:
+#: uncut TS CT sections touch <= 18 mm, the STS thigh crop 206-422 mm; the TS CT pelvis
+#: and lower abdomen, wider than the 366 mm reconstruction field, 21-183 mm (53 of 112
+#: slices are then not trunk).
 TRUNCATION_MAX_MM = 20.0
 #: Square millimetres per square centimetre (unit conversion).
 MM2_PER_CM2 = 100.0
 #: Lungs: air below this CT value (HU), between air (-1000 HU [H73]) and fat (-190..-30 HU
-#: [K88]); aerated lung lies around -700..-900 HU [2].
+#: [K88]); aerated lung lies around -700..-900 HU [2]. Real: TS CT lung bases (labels)
+#: median -794 HU, 98 % below, subcutaneous fat P1 -165 HU.
 LUNG_HU_MAX = -400.0
 #: Lung air components of at least this volume (mL), at least this much on each side, over
 #: at least this cranio-caudal extent (mm); an adult lung holds litres of air [G41], bowel
-#: gas is smaller and seldom bilateral; chosen on the generator seeds.
+#: gas is smaller and seldom bilateral; chosen on the generator seeds. Real: TS CT colon
+#: gas of 174 mL on one side, 105 mm long (more than the component and extent bounds) is
+#: rejected by the side test; its lung bases (70 / 41 mL, 30 mm) are not found (no heart
+#: in that field). No real CT holds a whole thorax: not checked on real lungs.
 LUNG_MIN_COMPONENT_ML = 100.0
 LUNG_MIN_SIDE_ML = 300.0
 LUNG_MIN_EXTENT_MM = 60.0
 #: Brain volume range (mL); an adult brain holds about 1.1-1.5 L [G41]; the bounds are wide
-#: to keep a brain cut by the field of view or partly lost to the threshold.
+#: to keep a brain partly cut by the field of view or partly lost to the threshold. Real:
+#: QIN PET brain 1387 mL; a field that starts at the skull base (STS PET) holds 59 mL of
+#: brain, which is not kept (50 mL would keep it and still reject the QIN abdomen-pelvis
+#: field; not changed: hot tonsils [W07] at the top of a neck field would then pass).
 BRAIN_MIN_ML = 150.0
 BRAIN_MAX_ML = 2500.0
-#: The brain's top lies within this distance (mm) of the top of the body or field of view.
+#: The brain's top lies within this distance (mm) of the top of the body or field of view;
+#: chosen. Real: QIN PET brain top 18 mm below the PET body top.
 BRAIN_TOP_MARGIN_MM = 60.0
 #: With a PET, the brain's median uptake is at least this multiple of the body median
-#: (intense physiological brain FDG uptake [1]); chosen on the generator seeds.
+#: (intense physiological brain FDG uptake [1], cerebellum SUVmean 8.0 [W07]); chosen on
+#: the generator seeds. Real: QIN brain median SUV 8.0 = 15.9 x the body median, STS
+#: (skull-base brain) 8.0 x; no real PET/CT of the head (the CT path's ratio unchecked).
 BRAIN_MIN_UPTAKE_RATIO = 2.0
 #: A skull slice encloses at least this area (mm^2, 20 cm^2) inside its bone ring; chosen.
+#: Real: no head CT; the TS CT bony pelvic ring encloses 3285 mm^2 and passes (the volume
+#: and top tests then reject it).
 SKULL_MIN_INNER_AREA_MM2 = 2000.0
-#: Brain CT range (HU): white matter about 20-30 HU, grey matter about 35-45 HU, with
-#: margin for noise and partial volume; the candidate's mean must lie in the second range.
+#: Brain CT range (HU): white matter 30 +- 3.5 HU, deep grey matter 33 +- 3 HU, whole brain
+#: 34 +- 2.7 HU [C81] (cortex a few HU above white matter), with margin for noise and
+#: partial volume; the candidate's mean must lie in the second range. Real: no head CT in
+#: the data (not checked).
 BRAIN_HU = (0.0, 80.0)
 BRAIN_MEAN_HU = (10.0, 60.0)
 #: PET-only brain: largest distance (mm) of its centroid from the body's left-right centre.
-#: (The brain is a midline organ [G41]; 30 mm chosen on the generator seeds.)
+#: (The brain is a midline organ [G41]; 30 mm chosen on the generator seeds.) Real: QIN
+#: brain centroid 0.5 mm from the body centre, 48 % on its smaller side; on the QIN
+#: abdomen-pelvis field the cranial hot regions (83-91 mm right, 77 mm left) have 0 % on
+#: the other side and are rejected.
 BRAIN_MAX_MIDLINE_OFFSET_MM = 30.0
-#: PET-only brain: smallest fraction of its voxels on each side of the body centre.
+#: PET-only brain: smallest fraction of its voxels on each side of the body centre; chosen
+#: on the generator seeds (real: see above).
 BRAIN_MIN_SIDE_FRACTION = 0.3
 #: PET-only: sigma (mm) of the 3-D Gaussian smoothing, about one PET voxel [1]; the body is
-#: smoothed uptake above this fraction of the median positive uptake, and at least this SUV.
+#: smoothed uptake above this fraction of the median positive uptake, and at least this SUV;
+#: chosen. Real: PET voxels 3.4 x 3.4 x 2.0 mm (QIN), 4.7 x 4.7 x 3.3 mm (STS); the floor
+#: (0.1) decides on both (the median positive uptake includes the air background); the
+#: PET body matches the STS crop CT body (Dice 0.957, outline about 5 mm outside); QIN
+#: body 118 L for 124 kg, STS 59.5 L for 71 kg (skull base to knees).
 PET_SMOOTHING_SIGMA_MM = 4.0
 PET_BODY_FRACTION = 0.3
 PET_BODY_MIN_SUV = 0.1
 #: PET-only brain threshold: max(this SUV, this fraction x this percentile of the smoothed
 #: uptake of the cranial this-many mm of the body); candidates within this depth (mm) of the
-#: top of the body. Chosen on the generator seeds and the QIN data.
+#: top of the body. Chosen on the generator seeds and the QIN data. Real: QIN level 3.78
+#: (0.35 x P99.5 10.8), brain smoothed median 7.7, none of the 9282 voxels of the 11 expert
+#: neck lesions inside the 1387 mL brain (palatine tonsils SUVmean 3.45 [W07] lie near the
+#: level); brain height 134 mm, bottom 150 mm below the body top.
 BRAIN_PET_MIN_SUV = 2.5
 BRAIN_PET_FRACTION = 0.35
 BRAIN_PET_REFERENCE_PERCENTILE = 99.5
@@ -181,20 +232,27 @@ BRAIN_PET_REFERENCE_DEPTH_MM = 150.0
 BRAIN_PET_SEARCH_DEPTH_MM = 300.0
 #: Heart: soft tissue (HU; unenhanced blood and myocardium about 40-60 HU [NA76], the range
 #: is that of the aorta rule) between the lungs, at least this far (mm) anterior of the
-#: vertebral bodies, and farther than this (mm) from the liver.
+#: vertebral bodies, and farther than this (mm) from the liver (margins chosen). Real:
+#: unenhanced blood (TS CT aorta label) P1 -14, median 42, P99 79 HU. No real CT holds
+#: the heart (the TS CT ends at the lung bases): the HEART_* rules are not checked.
 HEART_HU = (-20.0, 100.0)
 HEART_VERTEBRA_MARGIN_MM = 5.0
 HEART_LIVER_MARGIN_MM = 4.0
 #: Opening ball (mm): cuts the great vessels and the oesophagus; chosen on the phantom.
+#: Real: not checked (no real CT of the heart).
 HEART_OPENING_MM = 8.0
 #: Heart volume range (mL; the adult heart with its blood is roughly 0.5-0.8 L [G41]).
+#: Real: not checked (no real CT of the heart).
 HEART_MIN_ML = 150.0
 HEART_MAX_ML = 1500.0
 #: The heart's centroid is at most this far (mm) right of the spinal axis (the heart lies
-#: left-anterior [G41]).
+#: left-anterior [G41]). Real: not checked (no real CT of the heart).
 HEART_MAX_RIGHT_MM = 30.0
 #: Myocardium: SUV >= max(this SUV, this multiple of the heart median) within this reach
-#: (mm) of the heart; myocardial FDG uptake is variable [1]; chosen on the phantom.
+#: (mm) of the heart; myocardial FDG uptake is variable [1]; chosen on the phantom. Real
+#: (proxy on the PET alone, no CT heart): myocardium median SUV 7.2 (QIN), 6.0 (STS); the
+#: left-ventricular cavity (blood with spill-in) 3.4 / 2.75, above the 2.5 floor, below
+#: 1/1.6 of the myocardium (ratios 2.1 / 2.2). The reach is not checked.
 MYOCARDIUM_MIN_SUV = 2.5
 MYOCARDIUM_MEDIAN_RATIO = 1.6
 MYOCARDIUM_REACH_MM = 15.0
