@@ -134,8 +134,8 @@ __all__ = [
 #         34 +- 2.7 HU).
 #   [W07] [authors unverified] Standardized uptake value atlas: characterization of
 #         physiological 2-deoxy-2-[18F]fluoro-D-glucose uptake in normal tissues. Mol
-#         Imaging Biol 2007;9:83-90 (98 patients: cerebellum SUVmean 8.0 +- 2.2, palatine
-#         tonsils 3.45 +- 1.4).
+#         Imaging Biol 2007;9(2):83-90, doi:10.1007/s11307-006-0075-y (98 patients:
+#         cerebellum SUVmean 8.0 +- 2.2, palatine tonsils 3.45 +- 1.4).
 #   [G14] Gordon CC, Blackwell CL, Bradtmiller B, et al. 2012 Anthropometric survey of U.S.
 #         Army personnel: methods and summary statistics. Natick/TR-15/007, US Army Natick
 #         Soldier Research, Development and Engineering Center 2014 (adult body breadths;
