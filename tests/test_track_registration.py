@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -467,3 +468,39 @@ def test_implausible_solution_fails_the_quality_check(
     assert q is not None and not q.passed and q.ncc_after > 0.95
     assert q.plausibility is not None and q.plausibility.failed == (PlausibilityBound.ROTATION,)
     assert "rotation" in reg.provenance[0].warnings[0]
+
+
+def test_real_ct_registrations_are_plausible(shared_data: Path) -> None:
+    # The real STS_001 CT (GE, thigh, cropped by the IBSI organisers) against a copy of itself
+    # moved by a known rigid motion, truth q = R (p - c0) + c0 + t about the image centre c0
+    # (benchmarks/eval_registration_real.py, which gives these figures for both real CTs).
+    # Rigid and affine solutions must pass every bound with the figures of the truth: the
+    # true shift at the recorded body centre c is R (c - c0) + c0 + t - c (plain numpy).
+    from emlesion.io import load_ct
+
+    ct = load_ct(shared_data / "sts-001-ge-pet" / "cropped" / "CT")
+    img = ct.to_sitk()
+    c0 = np.asarray(img.TransformContinuousIndexToPhysicalPoint(
+        [(s - 1) / 2.0 for s in img.GetSize()]))
+    r, t = rot_z(3.0), np.array([-12.4, 5.2, -22.8])
+    euler = sitk.Euler3DTransform(tuple(c0), 0.0, 0.0, math.radians(3.0), tuple(t))
+    moved = sitk.Resample(img, img, euler.GetInverse(), sitk.sitkLinear, -1000.0,
+                          sitk.sitkFloat32)
+    arr = sitk.GetArrayFromImage(moved)
+    arr += np.random.default_rng(1).normal(0.0, 10.0, arr.shape).astype(np.float32)
+    noisy = sitk.GetImageFromArray(arr)
+    noisy.CopyInformation(moved)
+    moving = Volume.from_sitk(noisy, identity=ct.identity)
+    for transform in ("rigid", "affine"):
+        reg = register_ct(ct, moving, transform=transform)
+        q = reg.quality
+        assert q is not None and q.passed and q.plausibility is not None, q
+        p = q.plausibility
+        c = np.asarray(p.centre_mm)
+        truth_shift = r @ (c - c0) + c0 + t - c
+        # measured: rigid 0.4 mm, affine 0.8 mm off the true shift; 2.99 / 3.14 degrees
+        assert np.linalg.norm(np.asarray(p.shift_mm) - truth_shift) < 1.5, (transform, p)
+        assert p.rotation_deg == pytest.approx(3.0, abs=0.5)
+        # rigid: a rotation; affine (rigid truth): measured 0.972-1.004, shear 1.3 degrees
+        assert all(abs(v - 1.0) < 0.05 for v in p.scales), (transform, p)
+        assert p.shear_deg < 3.0, (transform, p)

@@ -174,8 +174,9 @@ MAX_ROTATION_DEG = 15.0
 #: and the landmark. 100 mm is about twice the default longitudinal search half-width of
 #: :func:`register_ct` (48 mm). A follow-up from another scanner, or landmarked at another
 #: level, can have a larger real offset: the check then fails and asks for an overlay.
-#: Measured: 20-27 mm for the known motions of the real CTs (true 20.0 and 27.0 mm), 7.8
-#: and 6.2 mm for ``sample_scans``.
+#: Measured: 20.0-20.7 and 26.4-27.0 mm for the known motions of the real CTs (true 20.0 and
+#: 26.4 mm at the body centre), 7.7-7.8 mm (month 1) and 6.1-6.3 mm (month 3) on the 12
+#: generator seeds of ``benchmarks/eval_segmentation.py``.
 #:
 #: References: van Herk M. Errors and margins in radiotherapy. Semin Radiat Oncol
 #: 2004;14(1):52-64. Li J, Udayasankar UK, Toth TL, Seamans J, Small WC, Kalra MK.
