@@ -154,33 +154,38 @@ SCALE_RANGE = (0.85, 1.15)
 MAX_SHEAR_DEG = 10.0
 #: Largest plausible rotation (degrees, about any axis) between two sessions of the same
 #: patient lying on the same PET/CT table. Patient set-up rotations between sessions are
-#: small: standard deviations of about 1-2 degrees and rarely above 5 degrees in cone-beam
-#: CT studies of radiotherapy set-up (Guckenberger et al. 2006); a supine patient cannot
-#: lie much more askew on a table about 50 cm wide. 15 degrees is three times the largest
-#: usual set-up rotation; :func:`register_ct` starts at 0 degrees (it searches no
-#: rotation), so a larger angle is a run-away optimisation. Measured on the real CTs:
-#: within 0.3 degrees of the true 0 or 3 degrees (rigid and affine).
+#: small: 39 cone-beam CTs of spinal radiotherapy set-ups rotated by 0.4 +/- 1.2 (pitch),
+#: 1.1 +/- 1.8 (yaw) and -0.5 +/- 2.0 (roll) degrees, at most 4.3, 5.8 and 6.6 degrees
+#: (Gutfeld et al. 2009); a supine patient cannot lie much more askew on a table about
+#: 50 cm wide. 15 degrees is more than twice the largest of those; :func:`register_ct`
+#: starts at 0 degrees (it searches no rotation), so a larger angle is a run-away
+#: optimisation. Measured on the real CTs: within 0.3 degrees of the true 0 or 3 degrees
+#: (rigid and affine).
 #:
-#: Reference: Guckenberger M, Meyer J, Vordermark D, Baier K, Wilbert J, Flentje M.
-#: Magnitude and clinical relevance of translational and rotational patient setup errors:
-#: a cone-beam CT study. Int J Radiat Oncol Biol Phys 2006;65(3):934-942.
+#: Reference: Gutfeld O, Kretzler AE, Kashani R, Tatro D, Balter JM. Influence of rotations
+#: on dose distributions in spinal stereotactic body radiotherapy (SBRT). Int J Radiat
+#: Oncol Biol Phys 2009;73(5):1596-1601.
 MAX_ROTATION_DEG = 15.0
 #: Largest plausible displacement (mm, Euclidean) of the centre of the fixed body between
 #: the two CTs' scanner coordinates. DICOM patient coordinates of a PET/CT are fixed to the
 #: gantry (x, y) and to the table position (z), so the same patient set up again on the
 #: same table lies within a few centimetres: set-up errors are millimetres with lasers
-#: and immobilisation (van Herk 2004), the vertical off-centring of a CT patient is a few
-#: centimetres (Li et al. 2007), and the position along the table is set by the head rest
-#: and the landmark. 100 mm is about twice the default longitudinal search half-width of
-#: :func:`register_ct` (48 mm). A follow-up from another scanner, or landmarked at another
-#: level, can have a larger real offset: the check then fails and asks for an overlay.
+#: and immobilisation (van Herk 2004); the table height chosen by radiographers misses the
+#: patient's centre by a median of 12-15 mm (interquartile range 12-22 mm: Booij et al.
+#: 2019; 95 % of patients off the isocentre: Li et al. 2007); the position along the table
+#: is set by the head rest and the landmark. 100 mm is about twice the default
+#: longitudinal search half-width of :func:`register_ct` (48 mm). A follow-up from another
+#: scanner, or landmarked at another level, can have a larger real offset: the check then
+#: fails and asks for an overlay.
 #: Measured: 20.0-20.7 and 26.4-27.0 mm for the known motions of the real CTs (true 20.0 and
 #: 26.4 mm at the body centre), 7.7-7.8 mm (month 1) and 6.1-6.3 mm (month 3) on the 12
 #: generator seeds of ``benchmarks/eval_segmentation.py``.
 #:
 #: References: van Herk M. Errors and margins in radiotherapy. Semin Radiat Oncol
-#: 2004;14(1):52-64. Li J, Udayasankar UK, Toth TL, Seamans J, Small WC, Kalra MK.
-#: Automatic patient centering for MDCT: effect on radiation dose. AJR Am J Roentgenol
+#: 2004;14(1):52-64. Booij R, Budde RPJ, Dijkshoorn ML, van Straten M. Accuracy of
+#: automated patient positioning in CT using a 3D camera for body contour detection. Eur
+#: Radiol 2019;29(4):2079-2088. Li J, Udayasankar UK, Toth TL, Seamans J, Small WC, Kalra
+#: MK. Automatic patient centering for MDCT: effect on radiation dose. AJR Am J Roentgenol
 #: 2007;188(2):547-552.
 MAX_SHIFT_MM = 100.0
 
