@@ -38,7 +38,6 @@ from emlesion.track import (
 from emlesion.track.registration import (
     MAX_ROTATION_DEG,
     MAX_SHEAR_DEG,
-    MAX_SHIFT_MM,
     SCALE_RANGE,
     PlausibilityBound,
     TransformPlausibility,
@@ -356,12 +355,9 @@ def shear_xz(angle_deg: float) -> np.ndarray:
         (shear_xz(12.0), np.zeros(3), [PlausibilityBound.SHEAR]),
         # a 40 degree turn about the body axis
         (rot_z(40.0), np.zeros(3), [PlausibilityBound.ROTATION]),
-        # a 300 mm move along the table
-        (np.eye(3), np.array([0.0, 0.0, 300.0]), [PlausibilityBound.SHIFT]),
-        # all four at once
+        # all three at once (with a 320 mm shift, which is not judged)
         (rot_z(40.0) @ shear_xz(12.0) @ np.diag([1.3, 1.0, 1.0]), np.array([0.0, 250.0, 200.0]),
-         [PlausibilityBound.SCALE, PlausibilityBound.SHEAR, PlausibilityBound.ROTATION,
-          PlausibilityBound.SHIFT]),
+         [PlausibilityBound.SCALE, PlausibilityBound.SHEAR, PlausibilityBound.ROTATION]),
     ],
 )
 def test_implausible_hand_built_transforms_fail_with_the_named_bound(
@@ -416,7 +412,9 @@ def test_plausible_patient_motions_pass() -> None:
         (rot_z(MAX_ROTATION_DEG - 0.1), np.zeros(3)),
         (shear_xz(MAX_SHEAR_DEG - 0.1), np.zeros(3)),
         (np.diag([SCALE_RANGE[0] + 0.01, 1.0, SCALE_RANGE[1] - 0.01]), np.zeros(3)),
-        (np.eye(3), np.array([0.0, 60.0, -(MAX_SHIFT_MM**2 - 60.0**2) ** 0.5 + 0.1])),
+        # a follow-up landmarked 300 mm further along the table, or on another scanner:
+        # patient coordinates differ by any offset between sessions, so no shift fails
+        (np.eye(3), np.array([40.0, 60.0, 300.0])),
     ]
     for a, t_mm in just_inside:
         m, o = about_centre(a, t_mm)
