@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +34,13 @@ from emlesion.track import (
     resample_labels,
     resample_volume,
     track_lesions,
+)
+from emlesion.track.registration import (
+    MAX_ROTATION_DEG,
+    MAX_SHEAR_DEG,
+    SCALE_RANGE,
+    PlausibilityBound,
+    TransformPlausibility,
 )
 
 # Known patient motion of the brief: 8 mm x, -5 mm y, 12 mm z, 3 degrees about z.
@@ -316,3 +324,181 @@ def test_followups_registered_in_parallel_match_one_by_one(
         assert reg.moving_label == label and reg.fixed_label == "baseline"
         assert "quality check failed" in reg.provenance[0].warnings[0]
     assert sum("quality check failed" in w for w in res.provenance[0].warnings) == 2
+
+
+# ---------------------------------------------------------------- plausibility of a transform
+# Hand-built fixed-to-moving maps q = A p + o about a body centre far from the scanner origin
+# (z = -800 mm, as on a whole-body PET/CT table); each is built as p -> A (p - c) + c + t so
+# that the expected shift T(c) - c is t by construction.
+BODY_CENTRE_MM = np.array([12.0, -30.0, -800.0])
+
+
+def about_centre(a: np.ndarray, t_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return a, BODY_CENTRE_MM + t_mm - a @ BODY_CENTRE_MM
+
+
+def shear_xz(angle_deg: float) -> np.ndarray:
+    """Simple shear x += g z with g = tan(angle): the patient x axis stays, the z axis tilts
+    by ``angle_deg`` towards x (so the angle between the transformed axes is 90 - angle)."""
+    a = np.eye(3)
+    a[0, 2] = math.tan(math.radians(angle_deg))
+    return a
+
+
+@pytest.mark.parametrize(
+    ("a", "t_mm", "bounds"),
+    [
+        # a 30 % craniocaudal stretch (the scale of the brief; the diverged real run had 0.69)
+        (np.diag([1.0, 1.0, 1.3]), np.zeros(3), [PlausibilityBound.SCALE]),
+        # a 12 degree shear: principal stretches 1.112 / 0.899 (within SCALE_RANGE, see the
+        # figures test below), so only the shear bound fails
+        (shear_xz(12.0), np.zeros(3), [PlausibilityBound.SHEAR]),
+        # a 40 degree turn about the body axis
+        (rot_z(40.0), np.zeros(3), [PlausibilityBound.ROTATION]),
+        # all three at once (with a 320 mm shift, which is not judged)
+        (rot_z(40.0) @ shear_xz(12.0) @ np.diag([1.3, 1.0, 1.0]), np.array([0.0, 250.0, 200.0]),
+         [PlausibilityBound.SCALE, PlausibilityBound.SHEAR, PlausibilityBound.ROTATION]),
+    ],
+)
+def test_implausible_hand_built_transforms_fail_with_the_named_bound(
+    a: np.ndarray, t_mm: np.ndarray, bounds: list[PlausibilityBound]
+) -> None:
+    m, o = about_centre(a, t_mm)
+    p = TransformPlausibility.of(m, o, BODY_CENTRE_MM)
+    assert list(p.failed) == bounds and not p.passed
+    for b in bounds:
+        assert b.value in p.reasons() and b.value in repr(p)
+
+
+def test_mirror_image_fails_the_scale_bound() -> None:
+    # det A = -1 (left and right swapped) is no patient motion: the smallest principal
+    # stretch is reported negative. (Its rotation is not unique: all stretches are 1.)
+    p = TransformPlausibility.of(np.diag([-1.0, 1.0, 1.0]), np.zeros(3), np.zeros(3))
+    assert PlausibilityBound.SCALE in p.failed
+    np.testing.assert_allclose(p.scales, [1.0, 1.0, -1.0])
+
+
+def test_transform_figures_hand_computed() -> None:
+    # 40 degree rotation about z: polar rotation angle 40, unit scales, no shear; the
+    # shift at the centre is t whatever the origin (the offset o is 778 mm long here).
+    m, o = about_centre(rot_z(40.0), np.array([3.0, -4.0, 12.0]))
+    p = TransformPlausibility.of(m, o, BODY_CENTRE_MM)
+    assert p.rotation_deg == pytest.approx(40.0)
+    np.testing.assert_allclose(p.scales, [1.0, 1.0, 1.0])
+    assert p.shear_deg == pytest.approx(0.0, abs=1e-9)
+    np.testing.assert_allclose(p.shift_mm, [3.0, -4.0, 12.0], atol=1e-9)
+    assert p.shift_norm_mm == pytest.approx(13.0)  # sqrt(9 + 16 + 144)
+    # simple shear g = tan 12 deg: the angle between A e_x = (1,0,0) and A e_z = (g,0,1) is
+    # 90 - 12 degrees; A^T A has eigenvalues 1 + g^2/2 +- g sqrt(1 + g^2/4), so the
+    # principal stretches are 1.1119 and 0.8994 (and 1 along y); the polar rotation of a
+    # simple shear is atan(g / 2) = 6.07 degrees.
+    g = math.tan(math.radians(12.0))
+    p = TransformPlausibility.of(shear_xz(12.0), np.zeros(3), BODY_CENTRE_MM)
+    assert p.shear_deg == pytest.approx(12.0)
+    root = g * math.sqrt(1 + g * g / 4)
+    np.testing.assert_allclose(
+        p.scales, [math.sqrt(1 + g * g / 2 + root), 1.0, math.sqrt(1 + g * g / 2 - root)])
+    assert p.scales[0] == pytest.approx(1.1119, abs=1e-4)
+    assert p.scales[2] == pytest.approx(0.8994, abs=1e-4)
+    assert p.rotation_deg == pytest.approx(math.degrees(math.atan(g / 2)))
+
+
+def test_plausible_patient_motions_pass() -> None:
+    # Each bound is inclusive of what it allows: a transform just inside one bound passes
+    # (a shear has a polar rotation of atan(g / 2), 4.98 degrees at 9.9 degrees of shear);
+    # and a girth 5 % smaller (about 10 % weight loss at constant length) with the motion of
+    # the brief passes.
+    just_inside = [
+        (rot_z(MAX_ROTATION_DEG - 0.1), np.zeros(3)),
+        (shear_xz(MAX_SHEAR_DEG - 0.1), np.zeros(3)),
+        (np.diag([SCALE_RANGE[0] + 0.01, 1.0, SCALE_RANGE[1] - 0.01]), np.zeros(3)),
+        # a follow-up landmarked 300 mm further along the table, or on another scanner:
+        # patient coordinates differ by any offset between sessions, so no shift fails
+        (np.eye(3), np.array([40.0, 60.0, 300.0])),
+    ]
+    for a, t_mm in just_inside:
+        m, o = about_centre(a, t_mm)
+        assert TransformPlausibility.of(m, o, BODY_CENTRE_MM).passed, (a, t_mm)
+    m, o = about_centre(rot_z(ANGLE_DEG) @ np.diag([0.95, 0.95, 1.0]), SHIFT_MM)
+    assert TransformPlausibility.of(m, o, BODY_CENTRE_MM).passed
+
+
+def test_phantom_registrations_are_plausible(
+    cts: tuple[Volume, Volume], rigid: Registration
+) -> None:
+    # The known phantom motion (3 degrees about z, t = (8, -5, 12) mm, truth q = R p + t):
+    # its shift at the recorded centre c is R c + t - c (plain numpy); rigid and affine
+    # solutions pass every bound with the figures of that motion.
+    q = rigid.quality
+    assert q is not None and q.passed and q.plausibility is not None
+    p = q.plausibility
+    c = np.asarray(p.centre_mm)
+    truth_shift = rot_z(ANGLE_DEG) @ c + SHIFT_MM - c
+    assert p.passed and p.failed == ()
+    assert p.rotation_deg == pytest.approx(ANGLE_DEG, abs=0.3)
+    np.testing.assert_allclose(p.scales, [1.0, 1.0, 1.0], atol=1e-6)  # a rotation matrix
+    assert p.shear_deg < 1e-4
+    assert np.linalg.norm(np.asarray(p.shift_mm) - truth_shift) < 1.5
+    assert "shift" in repr(q) and "implausible" not in repr(q)
+    d = json.loads(json.dumps(rigid.to_dict()))["quality"]["plausibility"]
+    assert d["failed"] == [] and d["rotation_deg"] == pytest.approx(p.rotation_deg)
+    affine = register_ct(cts[0], cts[1], transform="affine")
+    pa = affine.quality.plausibility if affine.quality is not None else None
+    assert pa is not None and pa.passed and affine.quality is not None and affine.quality.passed
+    # the truth is rigid: the scales found stay within 3 % of 1 (measured 0.999-1.013 at the
+    # default seed, 0.998-1.025 over seeds 20240917, 1 and 2)
+    assert all(abs(v - 1.0) < 0.03 for v in pa.scales), pa
+    assert pa.shear_deg < 2.0 and pa.rotation_deg == pytest.approx(ANGLE_DEG, abs=0.5)
+
+
+def test_implausible_solution_fails_the_quality_check(
+    cts: tuple[Volume, Volume], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The registration is right (NCC ~0.98, test_quality_figure), but the rotation bound is
+    # lowered below the true 3 degrees: the check must fail on plausibility alone, name the
+    # bound in the warning and record it.
+    import emlesion.track.registration as registration
+
+    monkeypatch.setattr(registration, "MAX_ROTATION_DEG", 2.0)
+    with pytest.warns(GeometryWarning, match=r"implausible: rotation 3\.\d deg above 2 deg"):
+        reg = register_ct(cts[0], cts[1])
+    q = reg.quality
+    assert q is not None and not q.passed and q.ncc_after > 0.95
+    assert q.plausibility is not None and q.plausibility.failed == (PlausibilityBound.ROTATION,)
+    assert "rotation" in reg.provenance[0].warnings[0]
+
+
+def test_real_ct_registrations_are_plausible(shared_data: Path) -> None:
+    # The real STS_001 CT (GE, thigh, cropped by the IBSI organisers) against a copy of itself
+    # moved by a known rigid motion, truth q = R (p - c0) + c0 + t about the image centre c0
+    # (benchmarks/eval_registration_real.py, which gives these figures for both real CTs).
+    # Rigid and affine solutions must pass every bound with the figures of the truth: the
+    # true shift at the recorded body centre c is R (c - c0) + c0 + t - c (plain numpy).
+    from emlesion.io import load_ct
+
+    ct = load_ct(shared_data / "sts-001-ge-pet" / "cropped" / "CT")
+    img = ct.to_sitk()
+    c0 = np.asarray(img.TransformContinuousIndexToPhysicalPoint(
+        [(s - 1) / 2.0 for s in img.GetSize()]))
+    r, t = rot_z(3.0), np.array([-12.4, 5.2, -22.8])
+    euler = sitk.Euler3DTransform(tuple(c0), 0.0, 0.0, math.radians(3.0), tuple(t))
+    moved = sitk.Resample(img, img, euler.GetInverse(), sitk.sitkLinear, -1000.0,
+                          sitk.sitkFloat32)
+    arr = sitk.GetArrayFromImage(moved)
+    arr += np.random.default_rng(1).normal(0.0, 10.0, arr.shape).astype(np.float32)
+    noisy = sitk.GetImageFromArray(arr)
+    noisy.CopyInformation(moved)
+    moving = Volume.from_sitk(noisy, identity=ct.identity)
+    for transform in ("rigid", "affine"):
+        reg = register_ct(ct, moving, transform=transform)
+        q = reg.quality
+        assert q is not None and q.passed and q.plausibility is not None, q
+        p = q.plausibility
+        c = np.asarray(p.centre_mm)
+        truth_shift = r @ (c - c0) + c0 + t - c
+        # measured: rigid 0.4 mm, affine 0.8 mm off the true shift; 2.99 / 3.14 degrees
+        assert np.linalg.norm(np.asarray(p.shift_mm) - truth_shift) < 1.5, (transform, p)
+        assert p.rotation_deg == pytest.approx(3.0, abs=0.5)
+        # rigid: a rotation; affine (rigid truth): measured 0.972-1.004, shear 1.3 degrees
+        assert all(abs(v - 1.0) < 0.05 for v in p.scales), (transform, p)
+        assert p.shear_deg < 3.0, (transform, p)

@@ -52,8 +52,10 @@ from emlesion.provenance import ProvenanceStep, jsonable, record_warnings
 __all__ = [
     "Initializer",
     "MapTo",
+    "PlausibilityBound",
     "Registration",
     "RegistrationQuality",
+    "TransformPlausibility",
     "TransformType",
     "map_points",
     "register_ct",
@@ -102,6 +104,208 @@ class MapTo(str, enum.Enum):
     MOVING = "moving"
 
 
+class PlausibilityBound(str, enum.Enum):
+    """A bound of the plausibility check of a solved transform (:class:`TransformPlausibility`).
+
+    * ``SCALE``: a principal stretch outside :data:`SCALE_RANGE`.
+    * ``SHEAR``: a shear angle above :data:`MAX_SHEAR_DEG`.
+    * ``ROTATION``: a rotation angle above :data:`MAX_ROTATION_DEG`.
+
+    There is no bound on the translation: DICOM patient coordinates are fixed to the
+    scanner (x, y: the gantry; z: the table position and the landmark the radiographer
+    set), so the same body can lie hundreds of millimetres apart in the coordinates of two
+    sessions, above all on two scanners (the follow-ups of one patient are often scanned
+    elsewhere); :func:`register_ct` searches that offset from the body and spine centroids.
+    The shift is reported (:attr:`TransformPlausibility.shift_mm`), not judged.
+    """
+
+    SCALE = "scale"
+    SHEAR = "shear"
+    ROTATION = "rotation"
+
+
+#: Range of the principal stretches (follow-up length / baseline length along a principal
+#: direction, dimensionless) of a plausible fixed-to-moving transform of one patient's CTs
+#: a few months apart. The body's length does not change; its girth follows its weight: at
+#: constant length the cross-section scales with the weight and the girth with its square
+#: root, so a 15 % girth change needs a weight loss of 28 % or a gain of 32 % between two
+#: scans, beyond the weight losses that define cancer cachexia (more than 5 % in 6 months,
+#: or 2 % with a BMI below 20: Fearon et al. 2011). Free breathing moves the diaphragm by
+#: 1-2 cm (AAPM TG-76: Keall et al. 2006), a local craniocaudal stretch of the upper
+#: abdomen that a global affine fit spreads over the whole CT. Bone, the strongest edge
+#: after the skin, does not change size. Measured on the real CTs of
+#: ``benchmarks/eval_registration_real.py`` (affine, rigid truth, 2 motions x 3 seeds x 2
+#: CTs): 0.963-1.006 for every correct solution; 0.689 for the affine solution that
+#: diverged to a 49 mm error (and passed the NCC check).
+#:
+#: References: Fearon K, Strasser F, Anker SD, et al. Definition and classification of
+#: cancer cachexia: an international consensus. Lancet Oncol 2011;12(5):489-495.
+#: Keall PJ, Mageras GS, Balter JM, et al. The management of respiratory motion in
+#: radiation oncology: report of AAPM Task Group 76. Med Phys 2006;33(10):3874-3900.
+SCALE_RANGE = (0.85, 1.15)
+#: Largest plausible shear (degrees): the largest departure from 90 degrees of the angle
+#: between two patient axes after the transform (``atan(g)`` for a simple shear ``g``).
+#: Between two sessions the body parts of a patient lying on the table move relative to
+#: each other by a few millimetres and rotate by a few degrees at most (sub-regions of the
+#: head and neck after set-up on the spine: van Kranen et al. 2009); the table sags by
+#: a few millimetres under the same patient. 10 degrees (176 mm of sideways shift over a
+#: 1 m scan) is several times that. Measured on the real CTs (as for
+#: :data:`SCALE_RANGE`): 0.1-1.7 degrees for the correct affine solutions, 20.3 degrees for
+#: the diverged one.
+#:
+#: Reference: van Kranen S, van Beek S, Rasch C, van Herk M, Sonke JJ. Setup uncertainties
+#: of anatomical sub-regions in head-and-neck cancer patients after offline CBCT guidance.
+#: Int J Radiat Oncol Biol Phys 2009;73(5):1566-1573.
+MAX_SHEAR_DEG = 10.0
+#: Largest plausible rotation (degrees, about any axis) between two sessions of the same
+#: patient lying on the same PET/CT table. Patient set-up rotations between sessions are
+#: small: 39 cone-beam CTs of spinal radiotherapy set-ups rotated by 0.4 +/- 1.2 (pitch),
+#: 1.1 +/- 1.8 (yaw) and -0.5 +/- 2.0 (roll) degrees, at most 4.3, 5.8 and 6.6 degrees
+#: (Gutfeld et al. 2009); a supine patient cannot lie much more askew on a table about
+#: 50 cm wide. 15 degrees is more than twice the largest of those; :func:`register_ct`
+#: starts at 0 degrees (it searches no rotation), so a larger angle is a run-away
+#: optimisation. Measured on the real CTs: within 0.3 degrees of the true 0 or 3 degrees
+#: (rigid and affine).
+#:
+#: Reference: Gutfeld O, Kretzler AE, Kashani R, Tatro D, Balter JM. Influence of rotations
+#: on dose distributions in spinal stereotactic body radiotherapy (SBRT). Int J Radiat
+#: Oncol Biol Phys 2009;73(5):1596-1601.
+MAX_ROTATION_DEG = 15.0
+
+
+@dataclass(frozen=True)
+class TransformPlausibility:
+    """A fixed-to-moving transform ``q = A p + o`` decomposed into rotation, scales, shear
+    and shift, and the plausibility bounds it exceeds.
+
+    Parameters
+    ----------
+    rotation_deg : float
+        Angle of the rotation ``R`` of the polar decomposition ``A = R S`` (``R`` proper,
+        ``S`` symmetric: ``A = U diag(s) V^T``, ``R = U V^T``, ``S = V diag(s) V^T``).
+    scales : (float, float, float)
+        Principal stretches: the singular values ``s`` of ``A``, largest first; the last
+        one negative when ``det A < 0`` (a mirror image, never a patient motion).
+    shear_deg : float
+        Largest departure from 90 degrees of the angle between two transformed patient
+        axes ``A e_i``, ``A e_j`` (rotations and isotropic scales keep it at 0; a simple
+        shear ``g`` gives ``atan(g)``).
+    shift_mm : (float, float, float)
+        Displacement ``T(c) - c`` (mm, LPS) of ``centre_mm``; unlike the offset ``o`` it
+        does not depend on where the scanner origin lies (a 3 degree rotation about an
+        origin 1 m away moves the body by 52 mm).
+    centre_mm : (float, float, float)
+        The point ``c`` (LPS): the centre of the fixed body box in :func:`register_ct`.
+    failed : tuple of PlausibilityBound
+        The bounds exceeded (:data:`SCALE_RANGE`, :data:`MAX_SHEAR_DEG`,
+        :data:`MAX_ROTATION_DEG`); empty when plausible. The shift is not judged (see
+        :class:`PlausibilityBound`).
+
+    Notes
+    -----
+    The bounds describe one patient set up again on a PET/CT table weeks to months later
+    (see the constants for their sources). A transform beyond them is a failed
+    optimisation (the affine refinement once converged to a 0.69 craniocaudal scale and a
+    20 degree shear on a real CT, 49 mm off, with an NCC of 0.85), not a patient motion.
+    A transform within them can still be wrong (e.g. locked one vertebra off).
+    """
+
+    rotation_deg: float
+    scales: tuple[float, float, float]
+    shear_deg: float
+    shift_mm: tuple[float, float, float]
+    centre_mm: tuple[float, float, float]
+    failed: tuple[PlausibilityBound, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        matrix: np.ndarray | Sequence[float],
+        offset_mm: np.ndarray | Sequence[float],
+        centre_mm: np.ndarray | Sequence[float],
+    ) -> TransformPlausibility:
+        """Decompose ``q = A p + o`` and check it against the module's bounds.
+
+        Parameters
+        ----------
+        matrix : array-like
+            ``A``, 3 x 3 or 9 values row-major.
+        offset_mm : sequence of 3 float
+            ``o`` (mm, LPS).
+        centre_mm : sequence of 3 float
+            The point whose displacement is the patient shift (the fixed body centre).
+
+        Returns
+        -------
+        TransformPlausibility
+        """
+        a = np.asarray(matrix, dtype=float).reshape(3, 3)
+        o = np.asarray(offset_mm, dtype=float).reshape(3)
+        c = np.asarray(centre_mm, dtype=float).reshape(3)
+        u, s, vt = np.linalg.svd(a)
+        signed = s.copy()
+        if np.linalg.det(u @ vt) < 0:  # a reflection: make R proper, flip the smallest
+            u[:, 2] = -u[:, 2]
+            signed[2] = -signed[2]
+        r = u @ vt
+        cos_angle = float(np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0))
+        rotation = math.degrees(math.acos(cos_angle))
+        cols = a / np.linalg.norm(a, axis=0)
+        gram = cols.T @ cols
+        shear = max(
+            abs(90.0 - math.degrees(math.acos(float(np.clip(gram[i, j], -1.0, 1.0)))))
+            for i, j in ((0, 1), (0, 2), (1, 2))
+        )
+        shift = a @ c + o - c
+        failed: list[PlausibilityBound] = []
+        if signed.min() < SCALE_RANGE[0] or signed.max() > SCALE_RANGE[1]:
+            failed.append(PlausibilityBound.SCALE)
+        if shear > MAX_SHEAR_DEG:
+            failed.append(PlausibilityBound.SHEAR)
+        if rotation > MAX_ROTATION_DEG:
+            failed.append(PlausibilityBound.ROTATION)
+        return cls(
+            rotation,
+            (float(signed[0]), float(signed[1]), float(signed[2])),
+            float(shear),
+            (float(shift[0]), float(shift[1]), float(shift[2])),
+            (float(c[0]), float(c[1]), float(c[2])),
+            tuple(failed),
+        )
+
+    @property
+    def passed(self) -> bool:
+        """True when no bound is exceeded."""
+        return not self.failed
+
+    @property
+    def shift_norm_mm(self) -> float:
+        """Length (mm) of :attr:`shift_mm`."""
+        return float(np.linalg.norm(self.shift_mm))
+
+    def reasons(self) -> str:
+        """The exceeded bounds with their figures, e.g. ``"scale 0.689 outside 0.85-1.15"``."""
+        texts = {
+            PlausibilityBound.SCALE: (
+                f"scale {max(self.scales, key=lambda v: abs(v - 1.0)):.3f} outside "
+                f"{SCALE_RANGE[0]:g}-{SCALE_RANGE[1]:g}"
+            ),
+            PlausibilityBound.SHEAR: f"shear {self.shear_deg:.1f} deg above {MAX_SHEAR_DEG:g} deg",
+            PlausibilityBound.ROTATION: (
+                f"rotation {self.rotation_deg:.1f} deg above {MAX_ROTATION_DEG:g} deg"
+            ),
+        }
+        return ", ".join(texts[b] for b in self.failed)
+
+    def __repr__(self) -> str:
+        scales = "/".join(f"{v:.3f}" for v in self.scales)
+        text = (
+            f"rotation {self.rotation_deg:.1f} deg, scales {scales}, shear "
+            f"{self.shear_deg:.1f} deg, shift {self.shift_norm_mm:.1f} mm"
+        )
+        return f"{text}; implausible: {self.reasons()}" if self.failed else text
+
+
 @dataclass(frozen=True)
 class RegistrationQuality:
     """How well the registered follow-up CT agrees with the baseline CT.
@@ -126,12 +330,17 @@ class RegistrationQuality:
         Threshold on ``ncc_after`` for :attr:`passed`.
     passed : bool
         ``ncc_after >= min_ncc`` and ``ncc_after >= ncc_before - 0.01`` (registration
-        did not make the agreement worse) and ``overlap_fraction >= 0.3``.
+        did not make the agreement worse) and ``overlap_fraction >= 0.3`` and the solved
+        transform is plausible (``plausibility.passed``).
     iterations : int
         Optimizer iterations at the last resolution level (summed over the rigid and
         affine stages).
     stop_condition : str
         The optimizer's stop condition of the last stage.
+    plausibility : TransformPlausibility or None
+        Rotation, principal scales, shear and shift (of the fixed body centre) of the
+        solved transform and the physical bounds it exceeds; ``None`` when not checked
+        (a quality built by hand).
 
     Notes
     -----
@@ -150,6 +359,14 @@ class RegistrationQuality:
     **not** detect a registration locked one vertebra off along the body axis (30 mm
     off still scored 0.93 on the phantom): the coarse translation search of
     :func:`register_ct` is there to prevent that failure, not this check.
+
+    Nor does the NCC detect every run-away optimisation: on the real STS_001 CT an affine
+    refinement with half the default samples converged to a 0.69 craniocaudal scale and a
+    20 degree shear (49 mm off at the body edge) and still scored 0.85. The plausibility
+    bounds (:class:`TransformPlausibility`: :data:`SCALE_RANGE`, :data:`MAX_SHEAR_DEG`,
+    :data:`MAX_ROTATION_DEG`) fail such a transform whatever its
+    NCC; every correct solution on the real CTs of ``benchmarks/eval_registration_real.py``
+    stays well inside them (scales 0.963-1.006, shear below 1.7 degrees).
     """
 
     metric_before: float
@@ -161,6 +378,7 @@ class RegistrationQuality:
     passed: bool
     iterations: int = 0
     stop_condition: str = ""
+    plausibility: TransformPlausibility | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
@@ -168,10 +386,11 @@ class RegistrationQuality:
 
     def __repr__(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
+        transform = "" if self.plausibility is None else f"; {self.plausibility!r}"
         return (
             f"RegistrationQuality({verdict}: NCC {self.ncc_before:.3f} -> {self.ncc_after:.3f}, "
             f"MattesMI {self.metric_before:.4f} -> {self.metric_after:.4f}, "
-            f"overlap {self.overlap_fraction:.2f})"
+            f"overlap {self.overlap_fraction:.2f}{transform})"
         )
 
 
@@ -860,7 +1079,8 @@ def register_ct(
         Maximum iterations of the optimiser per level (see Notes for the other stop
         criteria).
     min_ncc : float
-        Threshold of the quality figure (see :class:`RegistrationQuality`).
+        Threshold of the quality figure (see :class:`RegistrationQuality`; the check also
+        fails a transform beyond the physical bounds of :class:`TransformPlausibility`).
     seed : int
         Seed of the random metric sampling: the same inputs give the same transform.
     fixed_label, moving_label : str
@@ -1150,15 +1370,22 @@ def _quality(
     metric_after: float, min_ncc: float, iterations: int, stop: str, moving: Volume,
 ) -> tuple[RegistrationQuality, str | None]:
     """The quality check of :func:`register_ct` (NCC after >= ``min_ncc`` and not worse
-    than before, overlap >= 30 %) and the warning text when it fails."""
+    than before, overlap >= 30 %, a plausible transform: :class:`TransformPlausibility`
+    about the centre of the fixed working image, the body box) and the warning text when
+    it fails."""
     identity = sitk.Euler3DTransform()
     ncc_before, _ = _ncc(f_img, m_img, identity)
     ncc_after, overlap = _ncc(f_img, m_img, result)
+    a, o = _linear_part(result)
+    centre = f_img.TransformContinuousIndexToPhysicalPoint(
+        [(s - 1) / 2.0 for s in f_img.GetSize()])
+    plausibility = TransformPlausibility.of(a, o, centre)
     passed = bool(
         math.isfinite(ncc_after)
         and ncc_after >= min_ncc
         and (not math.isfinite(ncc_before) or ncc_after >= ncc_before - 0.01)
         and overlap >= 0.3
+        and plausibility.passed
     )
     quality = RegistrationQuality(
         metric_before,
@@ -1170,13 +1397,19 @@ def _quality(
         passed,
         iterations,
         stop,
+        plausibility,
     )
     warning = None
     if not passed:
+        fix = "inspect the registration overlay; lesion matching may be unreliable"
+        failed = set(plausibility.failed)
+        if failed & {PlausibilityBound.SCALE, PlausibilityBound.SHEAR}:
+            fix += "; an implausible scale or shear is a failed affine refinement: " \
+                "register with transform='rigid'"
         warning = format_message(
             f"CT registration quality check failed ({quality!r})",
             series=moving.identity.series_instance_uid or None,
-            fix="inspect the registration overlay; lesion matching may be unreliable",
+            fix=fix,
         )
     return quality, warning
 
