@@ -39,7 +39,7 @@ def add_organ_options(p: argparse.ArgumentParser, *, per_timepoint: bool) -> Non
 def pet_declaration(pet: Any, units: str | None, sidecar: str | None) -> Any:
     """The :class:`~emlesion.io.PetDeclaration` of a NIfTI PET (``None`` for DICOM)."""
     from emlesion.errors import InvalidParameterError, format_message
-    from emlesion.io.nifti_image import NiftiPetUnits, PetDeclaration, is_nifti_path
+    from emlesion.io.nifti_image import PetDeclaration, is_nifti_path
 
     if not is_nifti_path(pet):
         if units or sidecar:
@@ -48,11 +48,7 @@ def pet_declaration(pet: Any, units: str | None, sidecar: str | None) -> Any:
                 attribute="--pet-units", fix="a DICOM PET's quantity comes from its header; "
                 "drop the option"))
         return None
-    if sidecar:
-        return PetDeclaration.from_json(sidecar, units=units)
-    if units is None:
-        return None  # load_pet explains that the quantity must be declared
-    return PetDeclaration(units=NiftiPetUnits.coerce(units), source="--pet-units")
+    return PetDeclaration.from_options(units, sidecar, units_source="--pet-units")
 
 
 def organ_sources(values: list[str] | None) -> list[str | None] | None:

@@ -419,7 +419,7 @@ def _pet_declarations(job: PatientJob, units: str | None) -> dict[str, Any] | No
     As ``emlesion response --pet-units/--pet-sidecars``: the sidecar when given (its units,
     or ``pet_units``), else ``pet_units`` alone; a DICOM timepoint with either is an error.
     """
-    from emlesion.io.nifti_image import NiftiPetUnits, PetDeclaration, is_nifti_path
+    from emlesion.io.nifti_image import PetDeclaration, is_nifti_path
 
     out: dict[str, Any] = {}
     for tp in job.timepoints:
@@ -430,13 +430,9 @@ def _pet_declarations(job: PatientJob, units: str | None) -> dict[str, Any] | No
                     "NIfTI PET only", series=tp.folder,
                     fix="a DICOM PET's quantity comes from its header; empty the cell"))
             out[tp.label] = None
-        elif tp.pet_sidecar:
-            out[tp.label] = PetDeclaration.from_json(tp.pet_sidecar, units=units)
-        elif units is not None:
-            out[tp.label] = PetDeclaration(units=NiftiPetUnits.coerce(units),
-                                           source="manifest option pet_units")
         else:
-            out[tp.label] = None  # load_pet explains that the quantity must be declared
+            out[tp.label] = PetDeclaration.from_options(
+                units, tp.pet_sidecar, units_source="manifest option pet_units")
     return out if any(v is not None for v in out.values()) else None
 
 

@@ -193,6 +193,44 @@ class PetDeclaration:
                         fix="check the two times (and their dates)"))
 
     @classmethod
+    def from_options(cls, units: str | NiftiPetUnits | None = None,
+                     sidecar: str | os.PathLike[str] | None = None, *,
+                     units_source: str = "command line") -> PetDeclaration | None:
+        """The declaration given by a sidecar and/or declared units, or ``None`` for neither.
+
+        As ``--pet-units``/``--pet-sidecar`` of the command line and the ``pet_units``
+        option / ``pet_sidecar`` column of a batch manifest: the sidecar when given (its
+        units must agree with ``units``, see :meth:`from_json`), else ``units`` alone.
+        ``None`` lets :func:`emlesion.io.load_pet` explain that a NIfTI PET's quantity must
+        be declared.
+
+        Parameters
+        ----------
+        units : str or NiftiPetUnits, optional
+            Declared units (``"SUVbw"`` or ``"BQML"``).
+        sidecar : path, optional
+            JSON sidecar (never written to).
+        units_source : str
+            Where ``units`` came from, recorded as :attr:`source` without a sidecar.
+
+        Returns
+        -------
+        PetDeclaration or None
+
+        Examples
+        --------
+        >>> PetDeclaration.from_options("suvbw", units_source="--pet-units").units
+        <NiftiPetUnits.SUVBW: 'SUVbw'>
+        >>> PetDeclaration.from_options() is None
+        True
+        """
+        if sidecar:
+            return cls.from_json(sidecar, units=units)
+        if units is None:
+            return None
+        return cls(units=NiftiPetUnits.coerce(units), source=units_source)
+
+    @classmethod
     def from_json(cls, path: str | os.PathLike[str],
                   units: str | NiftiPetUnits | None = None) -> PetDeclaration:
         """Read a JSON sidecar.
