@@ -116,7 +116,7 @@ __all__ = ["TOTALSEGMENTATOR_NAMES", "AnatomyWarning", "organ_target", "segment_
 #   [W07] Wang Y, Chiu E, Rosenberg J, Gambhir SS [author list unverified]. Standardized
 #         uptake value atlas: characterization of physiological 2-deoxy-2-[18F]fluoro-D-
 #         glucose uptake in normal tissues. Mol Imaging Biol 2007;9:83-90 (normal-organ
-#         SUVs on FDG PET/CT, 98 patients).
+#         SUVs on FDG PET/CT, 98 patients; per-organ values not checked beyond the abstract).
 #   [U18] [authors unverified] A novel use of attenuation value (Hounsfield unit) in
 #         non-contrast CT: diagnosis of urinary tract infection. Int Urol Nephrol 2018
 #         (doi:10.1007/s11255-018-1945-3; urine in the bladder, culture-negative: median
@@ -252,8 +252,8 @@ BLADDER_FLUID_REACH_MM = 8.0
 BLADDER_CORE_REACH_MM = 4.0
 #: CT-only bladder: midline fluid opened by a ball of this radius (mm), kept when at least
 #: this volume (mL; an adult bladder holds up to 400-600 mL [G41]); chosen on the seeds
-#: (real: see BLADDER_CORE_MAX_MIDLINE_MM; the QIN and STS bladders hold 28-37 mL at 50 %
-#: of their maximum, so an emptied bladder can fall below 20 mL).
+#: (not verifiable: the TS-CT bladder is not on a trunk slice, see
+#: BLADDER_CORE_MAX_MIDLINE_MM).
 BLADDER_CT_OPENING_MM = 4.0
 BLADDER_CT_MIN_ML = 20.0
 
@@ -262,7 +262,7 @@ BLADDER_CT_MIN_ML = 20.0
 #: Real: TS-CT normal liver (median 46 HU) interior 3-voxel mean p05..p95 35..55 HU, so
 #: 38 HU cuts its low tail and would cut most of a mildly steatotic liver; NOT changed:
 #: 25 HU moves the liver sphere and PERCIST/Deauville results on the generator seeds
-#: (see the audit's report).
+#: (benchmarks/audit_ct_real.py docstring).
 LIVER_HU = (38.0, 100.0)
 #: Size (voxels) of the cubic mean filter applied to the CT before the liver rule.
 LIVER_HU_FILTER_VOXELS = 3
@@ -319,7 +319,7 @@ AXIS_ALIGNED_MIN_COSINE = 0.99
 
 #: Shortest cranio-caudal extent (mm) of a hot thin tube taken for a ureter segment (the
 #: ureter is 25-30 cm long [G41]; 50 mm was chosen on generator seeds 12 and 15). Real:
-#: the STS ureter's SUV >= 3 segment spans only 45.8 mm (peristalsis), so the rule misses
+#: the STS ureter's SUV >= 3 segment above the bladder spans 45.8 mm, so the rule misses
 #: it; NOT changed: at 30 mm a pelvic-wall nodule passed for a ureter on the seeds.
 URETER_MIN_LENGTH_MM = 50.0
 #: Ureter candidates: PET at least this SUV (urine [B15]; real: STS ureter median per-slice
