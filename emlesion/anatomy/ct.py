@@ -113,18 +113,40 @@ __all__ = ["TOTALSEGMENTATOR_NAMES", "AnatomyWarning", "organ_target", "segment_
 #         renal and hepatic FDG uptake; 2-4 mm PET voxels).
 #   [G41] Standring S (ed). Gray's Anatomy, 41st ed. Elsevier 2016 (kidneys, ureters,
 #         bladder, pelvic girdle, vertebral column).
+#   [W07] Wang Y, Chiu E, Rosenberg J, Gambhir SS [author list unverified]. Standardized
+#         uptake value atlas: characterization of physiological 2-deoxy-2-[18F]fluoro-D-
+#         glucose uptake in normal tissues. Mol Imaging Biol 2007;9:83-90 (normal-organ
+#         SUVs on FDG PET/CT, 98 patients; per-organ values not checked beyond the abstract).
+#   [U18] [authors unverified] A novel use of attenuation value (Hounsfield unit) in
+#         non-contrast CT: diagnosis of urinary tract infection. Int Urol Nephrol 2018
+#         (doi:10.1007/s11255-018-1945-3; urine in the bladder, culture-negative: median
+#         12 HU, range 0-32 HU).
+#   [OB]  Obstetric pelvimetry: the true conjugate (sacral promontory to the top of the
+#         pubic symphysis) is normally about 11 cm, contracted below 10 cm (Williams
+#         Obstetrics [edition unverified]).
+#
+# Real-data audit: ``benchmarks/audit_ct_real.py`` measures, for the constants below, the
+# bounded quantity on the real scans of ../shared/data (TS-CT = TotalSegmentator example
+# trunk CT with its labels of slices 82-111; QIN / STS = the QIN-HEADNECK-0139 and
+# STS_001 whole-body FDG PETs, organs located in hand-placed boxes); "real:" clauses quote
+# it, with p05..p95 over an organ's interior (6 mm inside its label).
 
 #: HU thresholds used by the rules (non-contrast CT). Body: above -500 HU, halfway between
-#: air (-1000 HU) and water (0 HU) [H73], the initial air/tissue threshold of [HU01].
+#: air (-1000 HU) and water (0 HU) [H73], the initial air/tissue threshold of [HU01]
+#: (real: every TS-CT labelled voxel lies in the body mask).
 BODY_HU = -500.0
 #: Bone: at least 200 HU. Cortical bone lies far above, trabecular vertebral bone mostly
-#: below [S11]: the mask is the cortical shell and dense bone, all the rules need.
+#: below [S11]: the mask is the cortical shell and dense bone, all the rules need (real:
+#: TS-CT vertebral interior median 114 HU).
 BONE_HU = 200.0
 #: Fluid (urine): the upper bound of fat (-30 HU [K88]) to 35 HU (simple fluid 0-20 HU
-#: [B05], widened for low-dose CT noise; the upper bound was chosen on the generator seeds).
+#: [B05], widened for low-dose CT noise; the upper bound was chosen on the generator seeds;
+#: unenhanced urine reaches 32 HU [U18]). Real: TS-CT urine median 19, p95 34 HU (1 HU
+#: margin), bile p05..p95 -22..25 HU.
 FLUID_HU = (-30.0, 35.0)
 #: Soft tissue: above fat (-30 HU [K88]) and up to 100 HU (unenhanced parenchyma, muscle and
-#: blood lie at about 30-70 HU [NA76], [P06]); the upper bound is a choice, below bone.
+#: blood lie at about 30-70 HU [NA76], [P06]); the upper bound is a choice, below bone
+#: (real: TS-CT interior p95 liver 67, spleen 54, kidney 39, erector spinae 52 HU).
 SOFT_HU = (-30.0, 100.0)
 #: CT value given to working-grid voxels outside the CT field of view: air [H73], at the
 #: bottom of the usual 12-bit CT range.
@@ -134,16 +156,18 @@ OUTSIDE_CT_HU = -1024.0
 #: whole-body PET voxel is 2-4 mm [B15]; the value is a speed choice, not a published one.
 WORKING_MIN_VOXEL_MM = 3.0
 #: Bone components smaller than this (mL) are dropped as noise or calcification; chosen on
-#: the generator seeds (the smallest bone the rules use, a vertebral body slice, is larger).
+#: the generator seeds (the smallest bone the rules use, a vertebral body slice, is larger;
+#: real: the one whole TS-CT vertebra of the labelled slab holds 15.5 mL >= 200 HU).
 BONE_MIN_COMPONENT_ML = 1.0
 #: Sigma (mm) of the 3-D Gaussian applied to the PET before the liver rule: about one PET
-#: voxel [B15]; chosen on the generator seeds.
+#: voxel [B15]; chosen on the generator seeds (real voxels: QIN 3.4 mm, STS 4.7 mm).
 PET_SMOOTHING_SIGMA_MM = 4.0
 
 #: Pelvic inlet (arcuate line on the lateral pelvic wall) placed this fraction of the way
 #: from the iliac crests down to the top of the pubic symphysis, or this depth below the
 #: crests when the symphysis is outside the field of view. Geometric estimate from the
-#: pelvic girdle [G41], tuned on the generator seeds; not a published value.
+#: pelvic girdle [G41], tuned on the generator seeds; not a published value (not verifiable
+#: on the real data: no arcuate-line truth).
 INLET_FRACTION = 0.35
 INLET_DEFAULT_DEPTH_MM = 45.0
 
@@ -151,13 +175,18 @@ INLET_DEFAULT_DEPTH_MM = 45.0
 #: roughly 20-35 mm tall [G41]) is dropped as implausible.
 MIN_SPINE_LENGTH_MM = 40.0
 #: Spine search strip: bone within this distance (mm, left-right) of the body's x-centre
-#: (an adult vertebral body is about 40-50 mm wide [G41]) ...
+#: (an adult vertebral body is about 40-50 mm wide [G41]; real: TS-CT vertebral centroids
+#: within 3.7 mm of it) ...
 SPINE_MAX_MIDLINE_OFFSET_MM = 30.0
-#: ... and posterior of the body's y-centre less this margin (mm); chosen on the seeds.
+#: ... and posterior of the body's y-centre less this margin (mm); chosen on the seeds
+#: (real: the TS-CT vertebral-body front lies >= 1.7 mm posterior of the y-centre).
 SPINE_ANTERIOR_MARGIN_MM = 10.0
-#: Smallest in-plane area (mm^2, 0.8 cm^2) of a slice's spine component: rejects bone
-#: specks; chosen on the generator seeds, far below a vertebral cross-section [G41].
-SPINE_MIN_AREA_MM2 = 80.0
+#: Smallest in-plane area (mm^2, 0.5 cm^2) of a slice's spine component: rejects bone
+#: specks, far below a vertebral cross-section [G41]. Was 0.8 cm^2 (generator seeds);
+#: real: the TS-CT >= 200 HU strip is >= 135 mm^2 on 29 of 30 labelled slices but 63 mm^2
+#: on one disc-level slice, which 80 mm^2 dropped (vertebra Dice 0.796 -> 0.821 at 50;
+#: the 12 generator seeds' anatomy unchanged) (benchmarks/audit_ct_real.py).
+SPINE_MIN_AREA_MM2 = 50.0
 #: Trabecular bone of the vertebral body: about 100-250 HU in adults, below 110 HU in
 #: osteoporosis [S11]; unenhanced soft tissue stays below 100 HU [NA76]. The spine component
 #: grows into this range (same slice, within the midline strip) so that a vertebral body
@@ -167,59 +196,83 @@ SPINE_TRABECULAR_HU = 100.0
 #: (mm) of the axis, i.e. on the vertebral body rather than a transverse process [G41].
 SPINE_BODY_HALF_WIDTH_MM = 15.0
 #: Running-median window (slices) and the distance (mm) from it beyond which a slice's axis
-#: point is an outlier; chosen on the generator seeds.
+#: point is an outlier; chosen on the generator seeds (real: the TS-CT vertebral axis stays
+#: within 1.3 mm of its 7-slice median).
 SPINE_MEDIAN_WINDOW_SLICES = 7
 SPINE_OUTLIER_MM = 20.0
 
 #: Iliac crests: bone of at least this area (mm^2, 1 cm^2) on each side ...
 ILIAC_MIN_AREA_MM2 = 100.0
 #: ... farther than this (mm) from the spinal axis: lateral of the sacrum and the lumbar
-#: vertebrae (iliac wings, acetabula, femora [G41]); chosen on the generator seeds.
+#: vertebrae (iliac wings, acetabula, femora [G41]); chosen on the generator seeds (real:
+#: TS-CT iliac bone median |dx| 96 mm on the crest slice the rule finds).
 ILIAC_MIN_LATERAL_MM = 60.0
 #: Largest gap (mm) tolerated in the bottom-up run of slices with bone on both sides
-#: (the sacro-iliac notch, partial volume); chosen on the generator seeds.
+#: (the sacro-iliac notch, partial volume); chosen on the generator seeds (not verifiable:
+#: no pelvic labels on the real CT).
 ILIAC_RUN_MAX_GAP_MM = 12.0
 #: Pubic symphysis: bone within this distance (mm) of the midline ...
 SYMPHYSIS_MAX_MIDLINE_MM = 25.0
-#: ... and more than this (mm) anterior of the spinal axis [G41]; chosen on the seeds.
-SYMPHYSIS_MIN_ANTERIOR_MM = 60.0
+#: ... and more than this (mm) anterior of the spinal axis [G41]: the symphysis lies about
+#: the true conjugate (about 11 cm [OB]) in front of the sacral promontory. Was 60 mm
+#: (generator seeds); real: on the TS-CT the sacral promontory lies 62 mm in front of the
+#: axis and was taken for the symphysis (placing the pelvic inlet >= 40 mm too high). The
+#: seeds' symphysis lies 121-141 mm in front (their anatomy unchanged at 90)
+#: (benchmarks/audit_ct_real.py).
+SYMPHYSIS_MIN_ANTERIOR_MM = 90.0
 
 #: Bladder search box: within this distance (mm) of the spinal axis (left-right) and
-#: anterior of it; a full adult bladder is centred on the midline [G41]; chosen on the seeds.
+#: anterior of it; a full adult bladder is centred on the midline [G41]; chosen on the seeds
+#: (real: bladder 50 %-of-max region within 28 mm (QIN) and 23 mm (STS) of the midline).
 BLADDER_MAX_MIDLINE_MM = 70.0
 #: Hot bladder candidates: PET >= max(this SUV, this fraction of the local maximum); urine
-#: is the hottest physiological FDG activity of the pelvis [B15]; chosen on the seeds.
+#: is the hottest physiological FDG activity of the pelvis [B15], [W07]; chosen on the
+#: seeds (real: bladder SUVmax 90 (QIN), 67 (STS); the hot fraction is not verifiable).
 BLADDER_MIN_SUV = 4.0
 BLADDER_HOT_FRACTION = 0.3
 #: The candidate's core is the part above this fraction of its maximum ...
 BLADDER_CORE_FRACTION = 0.7
-#: ... of at least this volume (mL) ...
+#: ... of at least this volume (mL; real: 21 mL (QIN), 18 mL (STS)) ...
 BLADDER_MIN_CORE_ML = 2.0
-#: ... whose median CT is below this (HU): fluid (0-20 HU [B05]), not a soft-tissue lesion ...
+#: ... whose median CT is below this (HU): fluid (0-20 HU [B05]; real: TS-CT urine median
+#: 19 HU), not a soft-tissue lesion ...
 BLADDER_CORE_MAX_HU = 30.0
-#: ... and whose centre is within this distance (mm) of the midline; chosen on the seeds.
+#: ... and whose centre is within this distance (mm) of the midline; chosen on the seeds
+#: (real: core centroid 0.9 mm (QIN), 1.1 mm (STS) from the body midline). The CT-only
+#: bladder must be centred within it too: on the TS-CT, whose real bladder lies on slices
+#: cut by the image edge (not trunk slices, not searched), a 34 mL bowel loop 48 mm left
+#: of the midline was taken for the bladder.
 BLADDER_CORE_MAX_MIDLINE_MM = 40.0
 #: Bladder mask: the region above this fraction of the maximum (iso-contour) ...
 BLADDER_ISO_FRACTION = 0.5
 #: ... united with the CT fluid within this distance (mm) of it ...
 BLADDER_FLUID_REACH_MM = 8.0
-#: ... connected to the core dilated by this distance (mm); chosen on the generator seeds.
+#: ... connected to the core dilated by this distance (mm); chosen on the generator seeds
+#: (fraction and reaches not verifiable: no real PET/CT pelvis).
 BLADDER_CORE_REACH_MM = 4.0
 #: CT-only bladder: midline fluid opened by a ball of this radius (mm), kept when at least
-#: this volume (mL; an adult bladder holds up to 400-600 mL [G41]); chosen on the seeds.
+#: this volume (mL; an adult bladder holds up to 400-600 mL [G41]); chosen on the seeds
+#: (not verifiable: the TS-CT bladder is not on a trunk slice, see
+#: BLADDER_CORE_MAX_MIDLINE_MM).
 BLADDER_CT_OPENING_MM = 4.0
 BLADDER_CT_MIN_ML = 20.0
 
 #: Liver: CT range (HU) of the 3-voxel mean; unenhanced normal liver is above 40 HU [P06]
 #: (the lower bound 38 HU tolerates noise), the upper bound is that of :data:`SOFT_HU`.
+#: Real: TS-CT normal liver (median 46 HU) interior 3-voxel mean p05..p95 35..55 HU, so
+#: 38 HU cuts its low tail and would cut most of a mildly steatotic liver; NOT changed:
+#: 25 HU moves the liver sphere and PERCIST/Deauville results on the generator seeds
+#: (benchmarks/audit_ct_real.py docstring).
 LIVER_HU = (38.0, 100.0)
 #: Size (voxels) of the cubic mean filter applied to the CT before the liver rule.
 LIVER_HU_FILTER_VOXELS = 3
 #: Smoothed PET range (SUV) of liver; normal liver FDG uptake lies at about SUV 2-3 [W09],
-#: [B15]; the range was chosen on the generator seeds.
+#: [B15], [W07]; the range was chosen on the generator seeds (real: 3 cm sphere, smoothed,
+#: p01..p99 2.1..3.0 (QIN), 1.8..2.3 (STS)).
 LIVER_SUV = (1.2, 4.0)
 #: Uniform uptake: liver voxels within this fraction of the organ's median uptake (drops
-#: kidney and lesions); chosen on the generator seeds.
+#: kidney and lesions); chosen on the generator seeds (real: 95 % of a 3 cm liver sphere
+#: within 16 % (QIN), 11 % (STS) of its median).
 LIVER_UNIFORM_FRACTION = 0.35
 #: A liver candidate smaller than this is dropped as implausible (an adult liver holds
 #: about 1-2 L [G41]).
@@ -237,20 +290,23 @@ LIVER_RIGHT_LOBE_MM = 30.0
 LIVER_MID_LEVEL_PENALTY_MM_PER_MM = 0.25
 #: ... avoiding places whose local mean (cube of this side, mm: the sphere's diameter)
 #: differs from the liver median by more than this fraction (penalty in mm of depth);
-#: chosen on the generator seeds.
+#: chosen on the generator seeds (placement preferences: not verifiable on the real data).
 LIVER_LOCAL_MEAN_MM = 30.0
 LIVER_HOTSPOT_FRACTION = 0.2
 LIVER_HOTSPOT_PENALTY_MM = 20.0
 
 #: Kidneys: paraspinal, |dx| in this range (mm; the renal hilum lies about 5 cm from the
-#: median plane [G41]) ...
+#: median plane [G41]; real: TS-CT kidney labels 35..105 mm, PET renal pelves 54-72 mm) ...
 KIDNEY_DX_MM = (25.0, 150.0)
-#: ... dy (mm, posterior positive) in this range around the spinal axis ...
+#: ... dy (mm, posterior positive) in this range around the spinal axis (real: TS-CT
+#: kidney labels -46..25 mm) ...
 KIDNEY_DY_MM = (-90.0, 70.0)
-#: ... and PET at least this SUV (renal FDG excretion [B15]); chosen on the seeds.
+#: ... and PET at least this SUV (renal FDG excretion [B15], [W07]); chosen on the seeds
+#: (real: median of a 15 mm sphere at the renal pelvis 4.4 / 7.3 (QIN), 2.2 / 4.5 (STS)).
 KIDNEY_MIN_SUV = 1.5
 #: The mirrored right side is shifted up to this much (mm) cranio-caudally (the right
-#: kidney usually lies lower than the left [G41]) and antero-posteriorly to overlap the left.
+#: kidney usually lies lower than the left [G41]) and antero-posteriorly to overlap the left
+#: (real: TS-CT upper poles 9 mm, centroids 3 mm apart).
 KIDNEY_MAX_SHIFT_Z_MM = 40.0
 KIDNEY_MAX_SHIFT_Y_MM = 12.0
 #: A voxel has a mirror partner when the mirrored other side lies within this distance (mm).
@@ -262,14 +318,18 @@ KIDNEY_MIN_ML = 20.0
 AXIS_ALIGNED_MIN_COSINE = 0.99
 
 #: Shortest cranio-caudal extent (mm) of a hot thin tube taken for a ureter segment (the
-#: ureter is 25-30 cm long [G41]; 50 mm was chosen on generator seeds 12 and 15).
+#: ureter is 25-30 cm long [G41]; 50 mm was chosen on generator seeds 12 and 15). Real:
+#: the STS ureter's SUV >= 3 segment above the bladder spans 45.8 mm, so the rule misses
+#: it; NOT changed: at 30 mm a pelvic-wall nodule passed for a ureter on the seeds.
 URETER_MIN_LENGTH_MM = 50.0
-#: Ureter candidates: PET at least this SUV (urine [B15]) ...
+#: Ureter candidates: PET at least this SUV (urine [B15]; real: STS ureter median per-slice
+#: maximum 6.4) ...
 URETER_MIN_SUV = 3.0
-#: ... within this distance (mm) of the spinal axis ...
+#: ... within this distance (mm) of the spinal axis (real: STS ureter <= 37 mm) ...
 URETER_MAX_MIDLINE_MM = 100.0
 #: ... in components of at most this in-plane area (mm^2, 2 cm^2; the ureter is a few mm
-#: wide [G41], the rest is PET blur); chosen on the generator seeds.
+#: wide [G41], the rest is PET blur); chosen on the generator seeds (real: STS ureter
+#: SUV >= 3 spot <= 132 mm^2).
 URETER_MAX_AREA_MM2 = 200.0
 
 #: Aortic lumen rule: CT range of blood without contrast (HU, [NA76]; the lower bound
@@ -279,6 +339,9 @@ URETER_MAX_AREA_MM2 = 200.0
 #: liver and its spill-in), the distance kept between the cylinder and the ends of the
 #: aortic track, and the lumen radius (relative to its running median) above which a slice
 #: is taken as merged with a neighbour. Except the anatomy quoted, chosen on the seeds.
+#: Real (TS-CT aorta label): interior p05..p95 21..62 HU, area 252..477 mm^2 per slice,
+#: centre step <= 1.8 mm per 3 mm slice; the PET conditions are not verifiable (no PET
+#: with the CT; the aorta cannot be told from the mediastinum on the PETs alone).
 AORTA_HU = (-20.0, 100.0)
 AORTA_AREA_MM2 = (150.0, 1200.0)
 AORTA_PET_SIGMA_MM = 2.0
@@ -286,11 +349,13 @@ AORTA_LIVER_FRACTION = 0.9
 AORTA_END_MARGIN_MM = 20.0
 AORTA_MERGED_RATIO = 1.25
 #: PET range (SUV) of the lumen: at least this, at most :data:`AORTA_LIVER_FRACTION` x the
-#: liver median, or this ceiling without a liver; chosen on the generator seeds.
+#: liver median, or this ceiling without a liver; chosen on the generator seeds (not
+#: verifiable on the real data, see above; normal blood pool below liver [W09], [W07]).
 AORTA_MIN_SUV = 0.8
 AORTA_MAX_SUV_WITHOUT_LIVER = 4.0
 #: Search box: 0 to this (mm) anterior of the vertebral body, dx in this range (mm; the
-#: descending aorta runs left of the vertebral bodies [G41]).
+#: descending aorta runs left of the vertebral bodies [G41]; real: TS-CT lumen 0..36 mm in
+#: front of the vertebral body, centre dx 10..14 mm).
 AORTA_MAX_ANTERIOR_MM = 45.0
 AORTA_DX_MM = (-20.0, 45.0)
 #: A component is round when its area is at most this multiple of the disc inscribed in it.
@@ -373,19 +438,21 @@ TOTALSEGMENTATOR_NAMES: Mapping[str, AnatomyLabel] = {
 # against TotalSegmentator labels (benchmarks/eval_anatomy_real.py).
 #: Liver and spleen parenchyma, unenhanced: liver 50-65 HU normal, below 40 HU steatotic
 #: [P06]; spleen about 8-10 HU below the liver (Boyce CJ et al., AJR 2010;194:623-628). The
-#: lower bound takes mild steatosis and the 3 mm partial volume.
+#: lower bound takes mild steatosis and the 3 mm partial volume (real, chosen on this CT:
+#: TS-CT interior 3-voxel mean p05..p95 liver 35..55, spleen 27..41 HU).
 CT_LIVER_HU = (25.0, 90.0)
 CT_SPLEEN_HU = (15.0, 80.0)
 #: Opening radius (mm) that detaches the liver/spleen from the abdominal wall and the
 #: diaphragm muscles (about 5-15 mm thick [G41]) before the largest component is taken.
 CT_ORGAN_OPENING_MM = 9.0
-#: Least volume (mL) of a CT-only spleen (normal spleen about 100-250 mL [G41]).
+#: Least volume (mL) of a CT-only spleen (normal spleen about 100-250 mL [G41]; real: the
+#: TS-CT spleen holds 255 mL on the labelled slab alone).
 CT_MIN_SPLEEN_ML = 50.0
 #: The spleen lies in the left upper quadrant, lateral to the left kidney against the
 #: lateral abdominal wall (ribs 9-11) [G41]: candidate voxels at dx >= the first value, and
 #: the component's centroid at dx >= the second (the left kidney, whose centroid lies about
 #: 70 mm from the axis, is not a spleen; real spleen centroid about 105 mm,
-#: benchmarks/eval_anatomy_real.py).
+#: benchmarks/eval_anatomy_real.py; real: spleen label dx >= 45 mm).
 CT_SPLEEN_MIN_DX_MM = 40.0
 CT_SPLEEN_MIN_CENTROID_DX_MM = 85.0
 #: Unenhanced renal parenchyma is about 30-40 HU (Israel & Bosniak [B05]); at 3 mm the
@@ -395,7 +462,8 @@ CT_SPLEEN_MIN_CENTROID_DX_MM = 85.0
 #: spinal axis: the kidneys lie in front of the erector spinae, their posterior surface
 #: about level with the transverse processes [G41]. Both chosen on the one real CT of
 #: benchmarks/eval_anatomy_real.py (kidney Dice 0.84/0.81 there; 0.0 with the PET-path
-#: posterior limit of 70 mm, which lets the paraspinal muscles win).
+#: posterior limit of 70 mm, which lets the paraspinal muscles win; real: kidney interior
+#: p05..p95 -13..39 HU, label dy p95 18 / 15 mm).
 CT_KIDNEY_HU = (-15.0, 50.0)
 CT_KIDNEY_MAX_DY_MM = 35.0
 #: CT-only aortic lumen: unenhanced blood 40-60 HU [NA76], widened by 20 HU for noise and
@@ -404,7 +472,8 @@ CT_KIDNEY_MAX_DY_MM = 35.0
 #: [H02]) within this distance (mm) of the running median of the slices' deepest points
 #: (+- AORTA_TRACK_WINDOW_SLICES x 2). Without PET the lumen merges with the crura and the
 #: IVC in the -20..100 HU range, so the round-component rule of the PET path fails there
-#: (real-CT Dice 0.41 against 0.72 for the inscribed disc, benchmarks/eval_anatomy_real.py).
+#: (real-CT Dice 0.41 against 0.72 for the inscribed disc, benchmarks/eval_anatomy_real.py;
+#: real: aorta interior 3 x 3 mean p05..p95 26..50 HU, inscribed radius >= 8.5 mm).
 CT_AORTA_HU = (20.0, 70.0)
 CT_AORTA_MIN_RADIUS_MM = 6.0
 CT_AORTA_TRACK_MM = 25.0
@@ -563,7 +632,7 @@ def segment_anatomy(
     4. *Iliac crests*: going up from the lowest slice, the run of slices with bone on both
        sides at ``|dx| > 60 mm`` (iliac wings, acetabula, femora; gaps <= 12 mm tolerated);
        its top is the crest level. *Pelvis* = bone at or below that level.
-    5. *Pubic symphysis*: top of the bone within 25 mm of the midline and > 60 mm anterior
+    5. *Pubic symphysis*: top of the bone within 25 mm of the midline and > 90 mm anterior
        of the spinal axis, below the crests. *Pelvic inlet level*: the axial level of the
        arcuate line (linea terminalis) on the lateral pelvic wall, estimated as
        ``crest - 0.35 x (crest - symphysis top)`` (``crest - 45 mm`` without a symphysis).
@@ -573,7 +642,7 @@ def segment_anatomy(
        component (>= 30 % of the local maximum and >= 4) whose core is fluid (mean
        CT < 30 HU); mask = its 50 %-of-max PET region united with the CT fluid
        (-30..35 HU) inside it dilated by 8 mm. CT-only fallback: largest midline fluid
-       component > 20 mL.
+       component > 20 mL, centred within 40 mm of the midline.
     7. *Liver*: largest component of CT 38-100 HU with PET 1.2-4.0 (Gaussian-smoothed)
        in the right upper quadrant above the crests, kept when >= 300 mL. *PERCIST reference*: 3 cm
        sphere centred in the right lobe at the point farthest from the liver surface,
@@ -962,7 +1031,8 @@ def _trunk_organs_ct(
     masks[AnatomyLabel.BLADDER] = bladder
     steps.append(ProvenanceStep("emlesion.anatomy.bladder", rule="CT only: largest "
                                 f"midline fluid ({FLUID_HU[0]:g}..{FLUID_HU[1]:g} HU) "
-                                "component below the crests",
+                                "component below the crests, centred within "
+                                f"{BLADDER_CORE_MAX_MIDLINE_MM:g} mm of the midline",
                                 inputs={"volume_ml": float(bladder.sum() * vox_ml)}))
     ct_organs = _ct_only_organs(hu, soft & levels.above, axis.dx, axis.dy, frame.y3,
                                 axis.anterior_y_mm, axis.ax_x, grid, frame.z_slice, lungs, user)
@@ -1261,7 +1331,12 @@ def _bladder_ct(
              & (hu >= FLUID_HU[0]) & (hu <= FLUID_HU[1]))
     fluid = ndi.binary_opening(fluid, _ball(BLADDER_CT_OPENING_MM, grid.spacing_mm))
     comp = largest_component(fluid)
-    return comp if comp.sum() * grid.voxel_volume_ml >= BLADDER_CT_MIN_ML else np.zeros_like(comp)
+    # the bladder is centred on the midline, as the PET rule requires of its core: an
+    # off-midline fluid component is a bowel loop (benchmarks/audit_ct_real.py)
+    if comp.sum() * grid.voxel_volume_ml < BLADDER_CT_MIN_ML or \
+            abs(float(dx[comp].mean())) > BLADDER_CORE_MAX_MIDLINE_MM:
+        return np.zeros_like(comp)
+    return comp
 
 
 def _liver(
