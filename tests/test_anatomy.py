@@ -26,6 +26,7 @@ its own 2.5 x 2.5 x 3 mm grid with 8 HU noise, so that PET and CT grids differ.
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,7 @@ from scipy import ndimage as ndi
 
 from emlesion.anatomy import (
     AnatomyLabel,
+    AnatomyWarning,
     Region,
     Side,
     assign_region,
@@ -278,6 +280,21 @@ def test_organ_labels_override(phantom: Phantom) -> None:
     assert lm.name(AnatomyLabel.BLADDER.code) == "bladder"
     assert an.to_dict()["organs_volume_ml"]["bladder"] == pytest.approx(
         phantom.truth["bladder"].sum() * 0.064)
+
+
+def test_pet_stored_as_gml_is_used_as_an_suv(phantom: Phantom, anatomy) -> None:  # type: ignore[no-untyped-def]
+    # DICOM Units GML is an SUV in g/mL (PS3.3 C.8.9.1.1.3): the organ rules take it as it
+    # is, as the SUVbw phantom; a BQML image is divided by its body median, with a warning.
+    def relabel(units: str) -> Volume:
+        return Volume(phantom.pet.array, phantom.pet.grid, phantom.pet.identity, units=units)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AnatomyWarning)
+        gml = segment_anatomy(phantom.ct, relabel("GML"))
+    for label in (AnatomyLabel.LIVER, AnatomyLabel.BLADDER, AnatomyLabel.KIDNEY_LEFT):
+        assert np.array_equal(gml.mask(label), anatomy.mask(label)), label
+    with pytest.warns(AnatomyWarning, match="PET units BQML are not an SUV"):
+        segment_anatomy(phantom.ct, relabel("BQML"))
 
 
 def test_ct_only_anatomy(phantom: Phantom) -> None:

@@ -528,10 +528,15 @@ def _interp_nan(values: np.ndarray) -> np.ndarray:
 
 
 def _suv_scale(pet: Volume, body: np.ndarray) -> tuple[np.ndarray, str]:
-    """PET values on an SUV-like scale (returned as float32) and the rule used."""
+    """PET values on an SUV-like scale (returned as float32) and the rule used.
+
+    An SUV image (units ``SUV...``/``SUL...``) and a PET stored as an SUV in g/mL (DICOM
+    ``Units`` GML, with its ``SUVType``: PS3.3 C.8.9.1.1.3; IBSI SUV manual) are used as
+    they are; any other unit is divided by the body median, with a warning.
+    """
     arr = np.asarray(pet.array, dtype=np.float32)
     units = pet.units.upper()
-    if units.startswith(("SUV", "SUL")):
+    if units.startswith(("SUV", "SUL")) or units == "GML":
         return arr, f"PET used as is ({pet.units})"
     vals = arr[body & (arr > 0)]
     med = float(np.median(vals)) if vals.size else 1.0
