@@ -44,7 +44,9 @@ __all__ = [
 ]
 
 #: CT components smaller than this are not counted as separate fragments of a split mass
-#: (about 5 x 5 x 4 mm: below the 5 mm "too small to measure" default of RECIST).
+#: (about 5 x 5 x 4 mm: below the 5 mm "too small to measure" default of RECIST). Not
+#: checkable on the real data (no real follow-up with a split mass;
+#: benchmarks/audit_segment_real.py).
 MIN_FRAGMENT_ML = 0.1
 
 

@@ -45,6 +45,13 @@ References
    low contrast).
 .. [3] Wahl RL et al. From RECIST to PERCIST. J Nucl Med 2009;50 Suppl 1:122S-150S (uptake
    at the blood-pool level is background).
+.. [4] Jang S, Graffy PM, Ziemlewicz TJ, Lee SJ, Summers RM, Pickhardt PJ. Opportunistic
+   osteoporosis screening at routine abdominal and thoracic CT: normative L1 trabecular
+   attenuation values in more than 20 000 adults. Radiology 2019;291:360-7 (L1 trabecular
+   attenuation falls 2.5 HU per year: 226 +/- 44 HU below 30 years, 89 +/- 38 HU at 90).
+
+Real-data audit of the HU constants: ``benchmarks/audit_segment_real.py`` (TotalSegmentator
+trunk CT with its organ labels, STS_001 sarcoma CT); the result is quoted at each constant.
 """
 
 from __future__ import annotations
@@ -71,15 +78,23 @@ class CTSoftTissueRule:
     window_mm : float, default 6
         In-plane size of the local-statistics window (odd number of CT voxels, at least 3).
     hu_range : (float, float), default (15, 75)
-        Local mean HU of solid soft tissue (unenhanced lymphoma/leukaemia deposits: 30-50).
+        Local mean HU of solid soft tissue (unenhanced lymphoma/leukaemia deposits: 30-50
+        [unverified]). Real (``benchmarks/audit_segment_real.py``): the STS_001 sarcoma's
+        window means 18 / 28 / 38 HU (5th / 50th / 95th percentile), 98 % inside the range
+        (margin 3 HU at the low end).
     noise_factor : float, default 1.5
-        Local standard deviation limit in units of the CT noise.
+        Local standard deviation limit in units of the CT noise. Real: median window SD in
+        the STS_001 sarcoma 1.0 x its CT noise (21.5 HU); 64 % of the tumour is homogeneous.
     min_hu : float, default -25
-        Local minimum limit: a window touching fat or gas is not homogeneous.
+        Local minimum limit: a window touching fat or gas is not homogeneous. Real (trunk
+        CT): fat interior median -108 HU; 5th percentile of the window minimum in liver,
+        spleen, muscle and vessels -41 HU (a single darker voxel of muscle noise fails the
+        window, which the half-window rim restores).
     core_contrast : float, default 0.3
         Core PET level, as a fraction of the way from the blood-pool mean to SUVmax.
     rim_min_hu : float, default -30
-        The rim never takes fat or gas voxels.
+        The rim never takes fat or gas voxels (:data:`ADIPOSE_MAX_HU`, Kvist 1988;
+        real trunk-CT fat, 9 mm smoothed, 99.9th percentile -77 HU).
     context_mm : float, default 30
         Margin around the PET candidate in which the CT is read (and its noise measured).
     min_core_ml : float, default 1.0
@@ -87,9 +102,15 @@ class CTSoftTissueRule:
         inside the edge: a core of 1 mL is a nodule of about 2 cm); below it the CT does not
         delineate the lesion. Chosen on the generator seeds of ``benchmarks/
         eval_segmentation.py``: the pelvic nodules' cores measured 1.5-3.1 mL, homogeneous
-        fragments of bowel content 0.16-0.59 mL.
+        fragments of bowel content 0.16-0.59 mL. Real (trunk CT, TotalSegmentator labels):
+        the largest homogeneous fragment is 0.54 mL in the colon but **1.22 mL in the
+        duodenum** (above this limit: duodenal uptake at the blood-pool level could be read
+        as a nodule; not changed, a higher limit loses 2 cm nodules, reported); the STS_001
+        sarcoma's core is 235 mL.
     gas_hu : float, default -400
         CT voxels below this inside the PET candidate count as gas (``info["gas_ml"]``).
+        Between gas (-1000 HU) and lung parenchyma; real: 95th percentile of the lung lower
+        lobes -483 HU on the trunk CT (the lungs are removed from the gas region).
     """
 
     window_mm: float = 6.0
@@ -137,6 +158,17 @@ def _crop_grid(ct: Volume, pet_grid: Grid, region: np.ndarray, margin_mm: float)
     return (slice(c0[0], c1[0]), slice(c0[1], c1[1]), slice(c0[2], c1[2])), sub
 
 
+#: The soft-tissue windows whose local SD is the CT noise: mean in this HU range (unenhanced
+#: muscle, liver, spleen, blood). Chosen. Real (trunk CT): window means of liver, spleen,
+#: aorta and IVC 25-57 HU (5th-95th percentile); the noise measured is 11.7 HU (trunk CT),
+#: 21.5 HU (STS_001 CT).
+NOISE_WINDOW_MEAN_HU = (20.0, 80.0)
+#: ... and no voxel at or below this HU in the window (no fat or gas in it).
+NOISE_WINDOW_MIN_HU = -50.0
+#: Fewer soft-tissue windows than this: the noise is not measured (the rule does not run).
+NOISE_MIN_VOXELS = 50
+
+
 def _local_stats(hu: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     size = (1, w, w)
     mean = ndi.uniform_filter(hu, size, mode="nearest")
@@ -157,8 +189,9 @@ def _homogeneous(hu: np.ndarray, spacing_mm: tuple[float, float, float],
     sx, sy, _sz = spacing_mm
     w = max(3, 2 * int(rule.window_mm / min(sx, sy) // 2) + 1)  # odd, about window_mm
     mean, sd, low = _local_stats(hu, w)
-    soft = (mean >= 20.0) & (mean <= 80.0) & (low > -50.0)
-    if soft.sum() < 50:
+    soft = ((mean >= NOISE_WINDOW_MEAN_HU[0]) & (mean <= NOISE_WINDOW_MEAN_HU[1])
+            & (low > NOISE_WINDOW_MIN_HU))
+    if soft.sum() < NOISE_MIN_VOXELS:
         return None
     noise = float(np.median(sd[soft]))
     hs = ((mean >= rule.hu_range[0]) & (mean <= rule.hu_range[1])
@@ -329,10 +362,17 @@ def delineate_on_ct(
 # ---------------------------------------------------------------------------- site masses
 #: Upper HU limit of adipose tissue: -190 to -30 HU is the standard adipose window of body
 #: composition CT (Kvist H et al. Am J Clin Nutr 1988;48:1351-61; Yoshizumi T et al.
-#: Radiology 1999;211:283-6). A smoothed CT above it is not fat.
+#: Radiology 1999;211:283-6). A smoothed CT above it is not fat. Real
+#: (benchmarks/audit_segment_real.py): trunk-CT fat, smoothed, 99.9th percentile -77 HU;
+#: soft organs and muscle 5th percentile 8 HU; STS_001 sarcoma 18 HU.
 ADIPOSE_MAX_HU = -30.0
 #: Lower HU limit of bone / calcification (cortical bone and dense calcification are far
-#: above; marrow-rich trabecular bone starts about here).
+#: above). Chosen. Real (trunk CT): soft organs at most 57 HU (95th percentile of 9 mm
+#: window means), but **the trabecular bone of T12 / L1 is at 117 / 123 HU** (median window
+#: mean), below this limit: trabecular bone under 150 HU is common in older adults (L1
+#: mean 89-226 HU, falling 2.5 HU per year, Jang 2019 [4]), so a PET lesion against a
+#: vertebral body can take the body into its CT mass. Not changed (no HU limit separates
+#: such bone from contrast-enhanced soft tissue); reported.
 BONE_MIN_HU = 150.0
 
 
@@ -351,7 +391,10 @@ class CTMassRule:
     min_contained_fraction : float, default 0.8
         A homogeneous soft-tissue component counts as a mass at the site when at least this
         fraction of it lies inside the site (a residual mass is contained in the former
-        lesion's site; a vessel, muscle or bowel loop passing through it is not).
+        lesion's site; a vessel, muscle or bowel loop passing through it is not). Real
+        (``benchmarks/eval_sites_real.py``): structures crossing 30 mm sites on the trunk CT
+        1-20 % inside (no false mass at 8 of 9), the duodenum a false mass; a whole left
+        kidney 75 % inside (not found).
     min_core_ml : float, default 0.2
         Smallest homogeneous core kept (a core of 0.2 mL is about 7 mm across, half a window
         inside the edge of a mass of about 13 mm; smaller residua are below the 10 mm RECIST

@@ -57,7 +57,8 @@ __all__ = [
     "segment_near_lesions",
 ]
 
-#: Seed rule of the residual search (fixed SUVbw >= 2.5 inside the former footprint).
+#: Seed rule of the residual search (fixed SUVbw >= 2.5 inside the former footprint). Not
+#: checkable on the real data (no real follow-up; benchmarks/audit_segment_real.py).
 RESIDUAL_SEED = Method.SUV_2_5
 #: Operation name of the residual search's provenance step.
 RESIDUAL_OPERATION = "emlesion.segment.search_residual"
