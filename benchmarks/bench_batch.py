@@ -3,11 +3,15 @@ overhead, and the projected throughput of a 64-worker Dask cluster.
 
 Usage::
 
-    python benchmarks/bench_batch.py [--patients 6] [--cohort DIR] [--no-track] [--repeat N]
+    python benchmarks/bench_batch.py [--patients 12] [--cohort DIR] [--no-track] [--repeat N]
                                      [--json]
 
 The cohort is ``--patients`` studies generated with :mod:`emlesion.sample` (seeds 201, 202
-..., baseline and month 1; kept in ``--cohort DIR`` between runs). The same cohort is processed
+..., baseline and month 1; kept in ``--cohort DIR`` between runs). The default of 12 gives
+the serial run about a minute of work, as the 6 slower studies of 807c2e8 did: with 6
+studies of 5 s, the fixed start (cluster, each worker's imports and its first study's lazy
+imports, about 2 s) is a fifteenth of the serial run, and the ratio moves by +-0.05 from
+one run to the next (see the results). The same cohort is processed
 three times in the same run, into fresh output folders, by a local Dask cluster:
 
 * ``1 worker x 1 thread``: ``run_batch(workers=1, threads_per_worker=1)``, one
@@ -34,7 +38,7 @@ Overheads measured in the same run:
 
 Projection to W workers (one core each, shared file system fast enough):
 each worker completes a study every ``c + task_overhead_s`` seconds, where ``c`` is the
-per-study pipeline time measured on the 1-worker run (no competition for the cores); the
+per-study pipeline time measured on the serial run (no competition for the cores); the
 scheduler and the single-writer driver handle results one at a time, every
 ``task_overhead_s + driver_per_result_s(1000)`` seconds. Hence::
 
@@ -43,19 +47,31 @@ scheduler and the single-writer driver handle results one at a time, every
 
 The file-system bandwidth (about 10 MB of DICOM read per two-timepoint study) is not modelled.
 
-Results (2026-12-02, 2 idle cores, 6 patients; each line one run of this script):
+Results (2 idle cores; each line one run of this script):
 
-* 807c2e8: 1 worker 59.5 s (6.05 studies/min, 9.5 s per study), 2 workers 34.7 s
-  (10.39 studies/min, 10.7 s per study): speed-up 1.72x.
-* issue 18, second pass (faster pipeline, workers without Dask's MALLOC_TRIM_THRESHOLD_):
-  1 worker 29.2 s (12.32 studies/min, 4.5 s per study), 2 workers 18.3 s (19.65 studies/min,
-  5.3 s per study): speed-up 1.59x. Twice the throughput of 807c2e8 with 2 workers, but a
-  smaller ratio: the fixed costs (cluster start 1.45 s, each worker's first imports about
-  1.4 s) now weigh against 4.5 s studies instead of 9.5 s ones, and the single worker of the
-  1-worker run registers and resamples with two ITK threads (``_client`` gives each worker
-  ``cores // workers``) while each of two workers has one (one study alone: 4.65 s with two
-  ITK threads, 5.13 s with one). Two studies run side by side in two processes with one
-  ITK thread each take 2-3 % longer than one alone, so the cores themselves scale.
+* 807c2e8 (2026-12-02, 6 patients; one worker with two ITK threads against two with one):
+  1 worker 59.5 s (6.05 studies/min, 9.5 s per study), 2 workers 34.7 s (10.39 studies/min,
+  10.7 s per study): 1.72x.
+* issue 18, second pass (2026-12-02, 6 patients, same two runs): 1 worker 29.2 s (12.32
+  studies/min, 4.5 s per study), 2 workers 18.3 s (19.65 studies/min, 5.3 s per study):
+  1.59x. That 1-worker run was not serial: its worker registered and resampled with two ITK
+  threads (4.65 s per study against 5.13 s with one), so the ratio compared two processes
+  with one partly threaded process, and the faster pipeline made the fixed start weigh more.
+* 2026-12-03, three configurations (``threads_per_worker``; the bench script no longer
+  imports emlesion at module level, which every spawned worker repeated: cluster start 1.5 ->
+  0.5 s):
+
+  - 12 patients, 2 repetitions, best of each: serial 58.8 s (12.25 studies/min, 4.7 s per
+    study), 2 workers 32.9 s (21.88 studies/min, 5.0 s per study), 1 worker x 2 threads
+    48.0 s (15.00 studies/min, 3.8 s per study): **speed-up 1.79x** (1.78x in the second
+    repetition); 2 workers beat one two-threaded worker by 1.46x.
+  - 6 patients, four runs: 1.76x, 1.74x, 1.66x, 1.74x (serial 31.2-32.9 s, 2 workers
+    18.6-18.9 s; one two-threaded worker 26.2-27.2 s); with the module-level imports, three
+    runs: 1.67x, 1.71x, 1.67x.
+
+  Two single-threaded workers side by side take 5-7 % longer per study than one alone
+  (memory bandwidth, the driver and the scheduler on the same two cores); the rest of the
+  gap to 2x is the fixed start and the last study of the slower worker.
 """
 
 from __future__ import annotations
@@ -77,11 +93,11 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
 
-import distributed  # noqa: E402
-
-from emlesion.batch import read_manifest, run_batch  # noqa: E402
-from emlesion.batch.cohort import CohortTables, write_cohort_tables  # noqa: E402
-from emlesion.sample import generate_sample_study  # noqa: E402
+# The Dask workers are spawned processes, which import this script again as their
+# ``__mp_main__``: what it imports at module level each worker imports before its first task.
+# ``emlesion batch`` runs from the console script, whose module imports almost nothing, so
+# this script imports emlesion and Dask inside its functions, as the command does (at module
+# level they added about 1 s to every worker's start).
 
 TIMEPOINTS = ("baseline", "month1")
 SERIAL, TWO, THREADED = "1 worker x 1 thread", "2 workers x 1 thread", "1 worker x 2 threads"
@@ -91,6 +107,8 @@ CONFIGS: dict[str, tuple[int, int | None]] = {SERIAL: (1, 1), TWO: (2, None), TH
 
 def build_cohort(root: Path, n: int, track: bool) -> Path:
     """Generate (or reuse) ``n`` two-timepoint studies under ``root``; returns the manifest."""
+    from emlesion.sample import generate_sample_study
+
     root.mkdir(parents=True, exist_ok=True)
     lines = ["patient_id,timepoint,folder,track"]
     for i in range(n):
@@ -110,6 +128,8 @@ def build_cohort(root: Path, n: int, track: bool) -> Path:
 
 def measure_overheads(n_tasks: int = 1000) -> dict[str, float]:
     """Cluster start time and scheduler + client cost per task (no-op tasks)."""
+    import distributed
+
     t0 = time.perf_counter()
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0", silence_logs=40) as cluster, \
@@ -130,9 +150,10 @@ def measure_overheads(n_tasks: int = 1000) -> dict[str, float]:
 
 def driver_cost(manifest_path: Path, out: Path, scale_to: int = 1000) -> dict[str, float]:
     """Driver work per finished patient: rows from report.json + status-table rewrite."""
-    manifest = read_manifest(manifest_path)
-    from emlesion.batch import completed_result
+    from emlesion.batch import completed_result, read_manifest
+    from emlesion.batch.cohort import CohortTables, write_cohort_tables
 
+    manifest = read_manifest(manifest_path)
     done = [(job, completed_result(job, out)) for job in manifest.jobs]
     pairs = [(j, r) for j, r in done if r is not None]
     tables = CohortTables()
@@ -164,7 +185,8 @@ def driver_cost(manifest_path: Path, out: Path, scale_to: int = 1000) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--patients", type=int, default=6, help="studies in the cohort (default 6)")
+    p.add_argument("--patients", type=int, default=12,
+                   help="studies in the cohort (default 12)")
     p.add_argument("--cohort", default=None, help="folder to keep the generated studies in")
     p.add_argument("--no-track", action="store_true",
                    help="manifest option track=false (no CT registration: a faster pipeline)")
@@ -175,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     import logging
+
+    import distributed
+
+    from emlesion.batch import run_batch
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="bench_batch."))
