@@ -73,7 +73,7 @@ from emlesion.io.geometry import Grid, resample_array
 from emlesion.io.geometry import ball_structure as _ball
 from emlesion.io.labelmap import LabelMap
 from emlesion.io.organs import ORGAN_CLASS_TABLES
-from emlesion.io.volume import Volume
+from emlesion.io.volume import Volume, is_suv_units
 from emlesion.provenance import ProvenanceStep, record_warnings
 
 __all__ = ["TOTALSEGMENTATOR_NAMES", "AnatomyWarning", "organ_target", "segment_anatomy"]
@@ -535,8 +535,7 @@ def _suv_scale(pet: Volume, body: np.ndarray) -> tuple[np.ndarray, str]:
     they are; any other unit is divided by the body median, with a warning.
     """
     arr = np.asarray(pet.array, dtype=np.float32)
-    units = pet.units.upper()
-    if units.startswith(("SUV", "SUL")) or units == "GML":
+    if is_suv_units(pet.units):
         return arr, f"PET used as is ({pet.units})"
     vals = arr[body & (arr > 0)]
     med = float(np.median(vals)) if vals.size else 1.0

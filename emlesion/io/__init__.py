@@ -36,7 +36,7 @@ from emlesion.io.nifti_image import (
 )
 from emlesion.io.rtstruct import rasterize_rtstruct
 from emlesion.io.seg import read_seg
-from emlesion.io.volume import SeriesIdentity, SliceInfo, Volume
+from emlesion.io.volume import SeriesIdentity, SliceInfo, Volume, is_suv_units
 
 __all__ = [
     "GeometryTolerances",
@@ -54,6 +54,7 @@ __all__ = [
     "detect_mask_format",
     "discover",
     "find_private",
+    "is_suv_units",
     "load_ct",
     "load_mask",
     "load_nifti_image",

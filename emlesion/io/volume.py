@@ -16,7 +16,23 @@ from emlesion.errors import GeometryError, format_message
 from emlesion.io.geometry import Grid, resample_array
 from emlesion.provenance import ProvenanceStep
 
-__all__ = ["SeriesIdentity", "SliceInfo", "Volume"]
+__all__ = ["SeriesIdentity", "SliceInfo", "Volume", "is_suv_units"]
+
+
+def is_suv_units(units: str) -> bool:
+    """True when a :attr:`Volume.units` string names an SUV image.
+
+    An emlesion SUV image (``"SUVbw"``, ``"SULjanma"`` ...: starts with ``SUV`` or ``SUL``)
+    or a PET stored as an SUV in g/mL (DICOM ``Units`` ``GML``, mass-based ``SUVType``:
+    PS3.3 C.8.9.1.1.3; :mod:`emlesion.suv` refuses GML with a BSA type), case-insensitive.
+
+    Examples
+    --------
+    >>> [is_suv_units(u) for u in ("SUVbw", "SULjanma", "GML", "BQML", "")]
+    [True, True, True, False, False]
+    """
+    u = units.strip().upper()
+    return u.startswith(("SUV", "SUL")) or u == "GML"
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from emlesion.errors import EmlesionWarning, SegmentationError, format_message, 
 from emlesion.io.geometry import Grid, resample_array
 from emlesion.io.geometry import ball_structure as _ball
 from emlesion.io.labelmap import LabelMap
-from emlesion.io.volume import Volume
+from emlesion.io.volume import Volume, is_suv_units
 from emlesion.provenance import ProvenanceStep, jsonable, record_warnings
 from emlesion.segment.ctguided import CTSoftTissueRule, delineate_on_ct
 
@@ -362,6 +362,16 @@ class SegmentationResult:
 
 
 # ---------------------------------------------------------------------------- helpers
+def _warn_if_not_suv(suv: Volume) -> None:
+    """A :class:`SegmentationWarning` when ``suv`` is not an SUV image (fixed SUV thresholds
+    are meaningless on it): :func:`emlesion.io.volume.is_suv_units`."""
+    if not is_suv_units(suv.units):
+        warn_external(format_message(
+            f"image units {suv.units or 'unknown'} are not an SUV; fixed SUV thresholds "
+            "are meaningless on it", series=suv.identity.series_instance_uid or None,
+            fix="pass the output of emlesion.suv.compute_suv"), SegmentationWarning)
+
+
 def _structure(connectivity: int) -> np.ndarray:
     rank = {6: 1, 18: 2, 26: 3}.get(int(connectivity))
     if rank is None:
@@ -639,11 +649,7 @@ def segment_lesions(
     grid = suv.grid
     steps: list[ProvenanceStep] = []
     with record_warnings() as rec:
-        if not suv.units.upper().startswith(("SUV", "SUL")):
-            warn_external(format_message(
-                f"image units {suv.units or 'unknown'} are not an SUV; fixed SUV thresholds "
-                "are meaningless on it", series=suv.identity.series_instance_uid or None,
-                fix="pass the output of emlesion.suv.compute_suv"), SegmentationWarning)
+        _warn_if_not_suv(suv)
         if anatomy is None and ct is not None:
             anatomy = segment_anatomy(ct, suv)
             steps.append(ProvenanceStep("emlesion.anatomy.segment_anatomy",
