@@ -207,6 +207,27 @@ def test_bad_thread_count_is_refused_before_any_work(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_study_threads_are_capped_by_the_usable_cores(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # process_patient runs load_study with min(threads, emlesion.parallel.usable_cores()):
+    # a --threads-per-worker above the cores does not oversubscribe them
+    import emlesion.study
+    from emlesion.parallel import usable_cores
+
+    seen: list[int] = []
+
+    def fake_load_study(*args: object, threads: int, **kwargs: object) -> None:
+        seen.append(threads)
+        raise RuntimeError("stop after recording the threads")
+
+    monkeypatch.setattr(emlesion.study, "load_study", fake_load_study)
+    job = Manifest.from_text(f"patient_id,timepoint,folder\nA,b,{tmp_path / 'in'}\n").jobs[0]
+    for asked in (1, 10_000):
+        result = process_patient(job, tmp_path / "out", threads=asked)
+        assert result.status is PatientStatus.FAILED and "stop after" in result.error
+    assert seen == [1, usable_cores()]
+
+
 def test_organs_auto_is_recognised_in_any_case(tmp_path: Path) -> None:
     # "AUTO" runs TotalSegmentator as "auto" does (emlesion.io.organs.ORGANS_AUTO), instead
     # of being taken for a path relative to the manifest

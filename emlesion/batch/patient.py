@@ -384,6 +384,7 @@ def _run_study(job: PatientJob, folder: Path, threads: int) -> tuple[str, ...]:
     distinct warnings that can change the numbers (:func:`warning_changes_numbers`), as
     ``Category: message``.
     """
+    from emlesion.parallel import usable_cores
     from emlesion.report import check_output_location, write_response_outputs
     from emlesion.study import load_study
 
@@ -405,7 +406,7 @@ def _run_study(job: PatientJob, folder: Path, threads: int) -> tuple[str, ...]:
         warnings.simplefilter("always")
         study = load_study(job.folders, masks=job.masks or None, organs=job.organs or None,
                            cts=job.cts or None, pet_declarations=declarations,
-                           threads=threads, **opts)
+                           threads=min(threads, usable_cores()), **opts)
         write_response_outputs(study, folder, criteria=criteria, html=html, dicom=dicom,
                                deidentify=deidentify, nifti=nifti, treatment_date=treatment_date)
     found = (f"{w.category.__name__}: {' '.join(str(w.message).split())}"

@@ -173,6 +173,18 @@ MAX_SHEAR_DEG = 10.0
 MAX_ROTATION_DEG = 15.0
 
 
+def _rotation_angle_deg(r: np.ndarray) -> float:
+    """Angle (degrees) of the 3 x 3 rotation matrix ``r``: ``acos((trace r - 1) / 2)``."""
+    c = float(np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0))
+    return math.degrees(math.acos(c))
+
+
+def _image_centre(img: sitk.Image) -> tuple[float, float, float]:
+    """Physical centre (LPS mm) of ``img``: the centre of its middle voxel."""
+    x, y, z = img.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2.0 for s in img.GetSize()])
+    return (float(x), float(y), float(z))
+
+
 @dataclass(frozen=True)
 class TransformPlausibility:
     """A fixed-to-moving transform ``q = A p + o`` decomposed into rotation, scales, shear
@@ -247,9 +259,7 @@ class TransformPlausibility:
         if np.linalg.det(u @ vt) < 0:  # a reflection: make R proper, flip the smallest
             u[:, 2] = -u[:, 2]
             signed[2] = -signed[2]
-        r = u @ vt
-        cos_angle = float(np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0))
-        rotation = math.degrees(math.acos(cos_angle))
+        rotation = _rotation_angle_deg(u @ vt)
         cols = a / np.linalg.norm(a, axis=0)
         gram = cols.T @ cols
         shear = max(
@@ -496,9 +506,7 @@ class Registration:
     def rotation_deg(self) -> float:
         """Angle (degrees) of the rotation closest to ``A`` (polar decomposition)."""
         u, _, vt = np.linalg.svd(self.matrix_array)
-        r = u @ vt
-        c = float(np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0))
-        return math.degrees(math.acos(c))
+        return _rotation_angle_deg(u @ vt)
 
     def displacement_mm(self, fixed_point_mm: np.ndarray | Sequence[float]) -> np.ndarray:
         """Displacement ``T(p) - p`` (mm) of one fixed-space point."""
@@ -767,7 +775,7 @@ def _initial_transform(
     mask) triple at twice the working spacing (:class:`PreparedCT`), on which candidates
     are scored and the translation is searched; ``None`` when the images are too small.
     """
-    centre = fixed.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2.0 for s in fixed.GetSize()])
+    centre = _image_centre(fixed)
     candidates: dict[str, sitk.Euler3DTransform] = {}
     if initializer in (Initializer.AUTO, Initializer.IDENTITY):
         t = sitk.Euler3DTransform()
@@ -1288,9 +1296,9 @@ def _solve_registration(
     result, iterations, stop = _descend(f_img, m_img, initial, ttype, working_spacing_mm, mask,
                                         threads, common, moving)
     metric_after = _mattes(f_q, m_q, result, bins, mask=mask_q, threads=threads)
-    quality, warning = _quality(f_img, m_img, result, metric_before, metric_after, min_ncc,
-                                iterations, stop, moving)
     a, o = _linear_part(result)
+    quality, warning = _quality(f_img, m_img, result, (a, o), metric_before, metric_after,
+                                min_ncc, iterations, stop, moving)
     inputs = {
         "working_spacing_mm": float(working_spacing_mm),
         "hu_window": tuple(float(v) for v in hu_window),
@@ -1366,20 +1374,18 @@ def _descend(
 
 
 def _quality(
-    f_img: sitk.Image, m_img: sitk.Image, result: sitk.Transform, metric_before: float,
-    metric_after: float, min_ncc: float, iterations: int, stop: str, moving: Volume,
+    f_img: sitk.Image, m_img: sitk.Image, result: sitk.Transform,
+    linear: tuple[np.ndarray, np.ndarray], metric_before: float, metric_after: float,
+    min_ncc: float, iterations: int, stop: str, moving: Volume,
 ) -> tuple[RegistrationQuality, str | None]:
     """The quality check of :func:`register_ct` (NCC after >= ``min_ncc`` and not worse
     than before, overlap >= 30 %, a plausible transform: :class:`TransformPlausibility`
     about the centre of the fixed working image, the body box) and the warning text when
-    it fails."""
+    it fails; ``linear`` is ``result``'s matrix and offset (:func:`_linear_part`)."""
     identity = sitk.Euler3DTransform()
     ncc_before, _ = _ncc(f_img, m_img, identity)
     ncc_after, overlap = _ncc(f_img, m_img, result)
-    a, o = _linear_part(result)
-    centre = f_img.TransformContinuousIndexToPhysicalPoint(
-        [(s - 1) / 2.0 for s in f_img.GetSize()])
-    plausibility = TransformPlausibility.of(a, o, centre)
+    plausibility = TransformPlausibility.of(*linear, _image_centre(f_img))
     passed = bool(
         math.isfinite(ncc_after)
         and ncc_after >= min_ncc
