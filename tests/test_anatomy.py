@@ -297,6 +297,29 @@ def test_pet_stored_as_gml_is_used_as_an_suv(phantom: Phantom, anatomy) -> None:
         segment_anatomy(phantom.ct, relabel("BQML"))
 
 
+@pytest.mark.parametrize("liver_hu", [30.0, 5.0])
+def test_fatty_liver_is_found_in_the_steatotic_range(  # type: ignore[no-untyped-def]
+        phantom: Phantom, anatomy, liver_hu: float) -> None:
+    # The phantom liver painted at 60 HU is repainted at 30 HU (steatosis: below 40 HU
+    # [Park 2006]) and at 5 HU (severe): below LIVER_HU it was not found at all (no PERCIST
+    # liver reference); the second pass in LIVER_STEATOTIC_HU finds the same organ. The
+    # bowel (35 HU, SUV 1.2) stays out: its uptake is outside the uniform band.
+    hu = np.array(phantom.ct.array)
+    liver_ct = render(phantom.ct.grid)["liver"]
+    for name, _hu, _suv in PAINT[PAINT.index(("liver", 60.0, 2.0)) + 1:]:
+        liver_ct &= ~render(phantom.ct.grid)[name]  # structures painted over the liver
+    hu[liver_ct] += liver_hu - 60.0
+    fatty_ct = Volume(hu, phantom.ct.grid, phantom.ct.identity, units="HU")
+    fatty = segment_anatomy(fatty_ct, phantom.pet)
+    got, ref = fatty.mask(AnatomyLabel.LIVER), anatomy.mask(AnatomyLabel.LIVER)
+    assert _dice(got, ref) > 0.95
+    assert fatty.liver_reference is not None
+    assert not (got & phantom.truth["bowel"]).any()
+    rule = next(s.rule for s in fatty.provenance if "liver" in s.operation.lower()
+                or "liver" in (s.rule or ""))
+    assert "fatty-liver range" in rule and "-10-100 HU" in rule
+
+
 def test_ct_only_anatomy(phantom: Phantom) -> None:
     an = segment_anatomy(phantom.ct)
     # no PET: 3 mm-ish working grid from the CT (2.5 mm -> factor 1, 3 mm -> factor 1)

@@ -262,8 +262,18 @@ BLADDER_CT_MIN_ML = 20.0
 #: Real: TS-CT normal liver (median 46 HU) interior 3-voxel mean p05..p95 35..55 HU, so
 #: 38 HU cuts its low tail and would cut most of a mildly steatotic liver; NOT changed:
 #: 25 HU moves the liver sphere and PERCIST/Deauville results on the generator seeds
-#: (benchmarks/audit_ct_real.py docstring).
+#: (benchmarks/audit_ct_real.py docstring). A liver not found in this range is searched
+#: in :data:`LIVER_STEATOTIC_HU`.
 LIVER_HU = (38.0, 100.0)
+#: ... and when no liver of :data:`MIN_LIVER_ML` is found in that range, the rule is run once
+#: more in this range (HU), for a fatty liver: unenhanced liver attenuation falls with its
+#: fat fraction, below 40 HU in macrovesicular steatosis [P06] and towards 0 HU in severe
+#: steatosis [P06] [K88]; the lower bound stays above the adipose range (-190..-30 HU
+#: [K88]), the PET range and the uniform-uptake test keep bowel and gallbladder out.
+#: Checked by shifting the sample study's liver down (tests/test_anatomy.py): with the first
+#: range alone, a liver of median 38 HU or less was not found at all (no PERCIST liver
+#: reference); the generator seeds and the real CTs never reach the second range.
+LIVER_STEATOTIC_HU = (-10.0, 100.0)
 #: Size (voxels) of the cubic mean filter applied to the CT before the liver rule.
 LIVER_HU_FILTER_VOXELS = 3
 #: Smoothed PET range (SUV) of liver; normal liver FDG uptake lies at about SUV 2-3 [W09],
@@ -972,8 +982,15 @@ def _trunk_organs_pet(
         suv_s = ndi.gaussian_filter(suv, sigma=(PET_SMOOTHING_SIGMA_MM / sz,
                                                  PET_SMOOTHING_SIGMA_MM / sy,
                                                  PET_SMOOTHING_SIGMA_MM / sx))
-        liver, lrule = _liver(suv_s, hu, soft & above, dx)
+        liver, lrule = _liver(suv_s, hu, soft & above, dx, LIVER_HU)
         liver_ml = float(liver.sum() * vox_ml)
+        if liver_ml < MIN_LIVER_ML:
+            fatty, frule = _liver(suv_s, hu, soft & above, dx, LIVER_STEATOTIC_HU)
+            fatty_ml = float(fatty.sum() * vox_ml)
+            if fatty_ml >= MIN_LIVER_ML:
+                liver, liver_ml = fatty, fatty_ml
+                lrule = (f"{frule} (none of {MIN_LIVER_ML:g} mL at {LIVER_HU[0]:g} HU or "
+                         "more: the fatty-liver range)")
     if 0.0 < liver_ml < MIN_LIVER_ML:
         warn_external(format_message(f"liver candidate dropped: {liver_ml:.0f} mL "
                                      f"(< {MIN_LIVER_ML:g} mL)"), AnatomyWarning)
@@ -1344,14 +1361,15 @@ def _bladder_ct(
 
 
 def _liver(
-    suv_s: np.ndarray, hu: np.ndarray, region: np.ndarray, dx: np.ndarray
+    suv_s: np.ndarray, hu: np.ndarray, region: np.ndarray, dx: np.ndarray,
+    hu_range: tuple[float, float],
 ) -> tuple[np.ndarray, str]:
     hu_s = ndi.uniform_filter(hu, size=LIVER_HU_FILTER_VOXELS)
-    cand = (region & (dx < 0.0) & (hu_s >= LIVER_HU[0]) & (hu_s <= LIVER_HU[1])
+    cand = (region & (dx < 0.0) & (hu_s >= hu_range[0]) & (hu_s <= hu_range[1])
             & (suv_s >= LIVER_SUV[0]) & (suv_s <= LIVER_SUV[1]))
     comp = _crop_apply(cand, 2, _liver_component, suv_s)
     return comp, ("largest right-upper-quadrant component, CT "
-                  f"{LIVER_HU[0]:g}-{LIVER_HU[1]:g} HU ({LIVER_HU_FILTER_VOXELS}-voxel mean) "
+                  f"{hu_range[0]:g}-{hu_range[1]:g} HU ({LIVER_HU_FILTER_VOXELS}-voxel mean) "
                   f"and smoothed PET {LIVER_SUV[0]:.1f}-{LIVER_SUV[1]:.1f}, then within "
                   f"{LIVER_UNIFORM_FRACTION * 100:g} % of its median uptake")
 
