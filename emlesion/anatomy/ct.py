@@ -266,10 +266,11 @@ BLADDER_CT_MIN_ML = 20.0
 #: in :data:`LIVER_STEATOTIC_HU`.
 LIVER_HU = (38.0, 100.0)
 #: ... and when no liver of :data:`MIN_LIVER_ML` is found in that range, the rule is run once
-#: more in this range (HU), for a fatty liver: unenhanced liver attenuation falls with its
-#: fat fraction, below 40 HU in macrovesicular steatosis [P06] and towards 0 HU in severe
-#: steatosis [P06] [K88]; the lower bound stays above the adipose range (-190..-30 HU
-#: [K88]), the PET range and the uniform-uptake test keep bowel and gallbladder out.
+#: more in this range (HU), for a fatty liver: unenhanced liver attenuation is below 40 HU
+#: in macrovesicular steatosis [P06] and falls further as the fat fraction rises (a voxel's
+#: HU is about the volume-weighted mean of its tissues, and fat lies at -190..-30 HU
+#: [K88]); the lower bound stays above the adipose range, and the PET range and the
+#: uniform-uptake test keep bowel and gallbladder out.
 #: Checked by shifting the sample study's liver down (tests/test_anatomy.py): with the first
 #: range alone, a liver of median 38 HU or less was not found at all (no PERCIST liver
 #: reference); the generator seeds and the real CTs never reach the second range.
