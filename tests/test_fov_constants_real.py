@@ -38,15 +38,12 @@ def ts_ct(shared_data: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def qin(shared_data: Path) -> dict[str, Any]:
-    return dict(_audit().measure_pet(
-        shared_data / "qin-headneck-01-0139-pet" / "PT",
-        shared_data / "qin-headneck-01-0139-pet" / "SEG" / "seg_11_lesions.dcm"))
+    return dict(_audit().measure_pet("qin", shared_data))
 
 
 @pytest.fixture(scope="module")
 def sts(shared_data: Path) -> dict[str, Any]:
-    return dict(_audit().measure_pet(shared_data / "sts-001-ge-pet" / "raw" / "FDG_PET"
-                                     / "image"))
+    return dict(_audit().measure_pet("sts", shared_data))
 
 
 @pytest.fixture(scope="module")
