@@ -14,11 +14,9 @@ test failed before the change.
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from emlesion.segment import auto
@@ -104,8 +102,7 @@ def test_heart_and_bladder_windows(qin: dict[str, Any], sts: dict[str, Any]) -> 
     assert sts["bladder4"][0]["low_margin_mm"] >= 50.0
 
 
-def test_kidney_rule_finds_the_real_kidneys(qin: dict[str, Any], sts: dict[str, Any],
-                                          shared_data: Path) -> None:
+def test_kidney_rule_finds_the_real_kidneys(qin: dict[str, Any], sts: dict[str, Any]) -> None:
     # audit, QIN: kidneys (SUV >= 2.5, 104-131 mL) 559-601 mm below the vertex, 66-75 mm
     # lateral: inside the rule's windows by >= 99 mm and >= 26 mm
     assert len(qin["kidneys4"]) == 2 and len(sts["kidneys4"]) == 2
@@ -119,19 +116,6 @@ def test_kidney_rule_finds_the_real_kidneys(qin: dict[str, Any], sts: dict[str, 
     for k in qin["kidneys4"] + sts["kidneys4"]:
         assert k["volume_ml"] >= auto.KIDNEY_ML[0] + 1.0
         assert k["rule"] == "kidney"
-    # audit: QIN detect_lesions suv4.0 false positives (lesions touching no expert lesion;
-    # the SEG covers the head and neck only): 7 of 62.9 mL with 20 mL, all kidney pieces;
-    # 1 of 1.4 mL with 5 mL; no expert voxel lost (5715 of 9282 covered either way)
-    suv, expert = _audit().qin_pet(shared_data)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = auto.detect_lesions(suv)
-    pred = np.asarray(res.labels.array)
-    touched = set(np.unique(pred[expert > 0]).tolist())
-    fp = [les for les in res.lesions if les.label not in touched]
-    assert len(fp) <= 1 and sum(les.volume_ml for les in fp) <= 2.0
-    assert int(((pred > 0) & (expert > 0)).sum()) >= 5715
-    assert "kidney" in res.excluded
 
 
 def test_zone_limit_holds_the_head_and_neck_lesions(qin: dict[str, Any]) -> None:

@@ -468,27 +468,31 @@ def test_implausible_solution_fails_the_quality_check(
     assert "rotation" in reg.provenance[0].warnings[0]
 
 
+@pytest.mark.data
 def test_real_ct_registrations_are_plausible(shared_data: Path) -> None:
     # The real STS_001 CT (GE, thigh, cropped by the IBSI organisers) against a copy of itself
-    # moved by a known rigid motion, truth q = R (p - c0) + c0 + t about the image centre c0
-    # (benchmarks/eval_registration_real.py, which gives these figures for both real CTs).
-    # Rigid and affine solutions must pass every bound with the figures of the truth: the
-    # true shift at the recorded body centre c is R (c - c0) + c0 + t - c (plain numpy).
+    # moved by a known rigid motion, truth q = R (p - c0) + c0 + t about the image centre c0:
+    # benchmarks/eval_registration_real.py's moved_copy with its MOTIONS[1] and seed 1 (that
+    # script gives these figures for both real CTs). Rigid and affine solutions must pass
+    # every bound with the figures of the truth: the true shift at the recorded body centre c
+    # is R (c - c0) + c0 + t - c (plain numpy, independent of moved_copy's matrix).
+    import sys
+
     from emlesion.io import load_ct
+
+    bench = str(Path(__file__).resolve().parent.parent / "benchmarks")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    from eval_registration_real import MOTIONS, moved_copy
 
     ct = load_ct(shared_data / "sts-001-ge-pet" / "cropped" / "CT")
     img = ct.to_sitk()
     c0 = np.asarray(img.TransformContinuousIndexToPhysicalPoint(
         [(s - 1) / 2.0 for s in img.GetSize()]))
-    r, t = rot_z(3.0), np.array([-12.4, 5.2, -22.8])
-    euler = sitk.Euler3DTransform(tuple(c0), 0.0, 0.0, math.radians(3.0), tuple(t))
-    moved = sitk.Resample(img, img, euler.GetInverse(), sitk.sitkLinear, -1000.0,
-                          sitk.sitkFloat32)
-    arr = sitk.GetArrayFromImage(moved)
-    arr += np.random.default_rng(1).normal(0.0, 10.0, arr.shape).astype(np.float32)
-    noisy = sitk.GetImageFromArray(arr)
-    noisy.CopyInformation(moved)
-    moving = Volume.from_sitk(noisy, identity=ct.identity)
+    angle_deg, shift_mm = MOTIONS[1]
+    assert angle_deg == 3.0  # the rotation asserted below
+    r, t = rot_z(angle_deg), np.asarray(shift_mm)
+    moving, _truth = moved_copy(ct, angle_deg, shift_mm, seed=1)
     for transform in ("rigid", "affine"):
         reg = register_ct(ct, moving, transform=transform)
         q = reg.quality

@@ -516,6 +516,36 @@ def fill_slices(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def section_measures(section: np.ndarray, sx: float, sy: float) -> tuple[float, float, float]:
+    """Width, area and image-edge contact of one axial body section (the trunk test's inputs).
+
+    Parameters
+    ----------
+    section : ndarray
+        Boolean ``(y, x)`` mask of the section, not empty (:func:`trunk_slices` passes the
+        largest 8-connected body component of the slice).
+    sx, sy : float
+        In-plane voxel spacing (mm) along x (columns) and y (rows).
+
+    Returns
+    -------
+    width_mm : float
+        Left-right extent: columns from the first to the last one the section touches.
+    area_cm2 : float
+        Section area.
+    edge_mm : float
+        Length of the image border the section touches (first and last row count ``sx``
+        per voxel, first and last column ``sy``): a body cut by the field of view touches it
+        over a long stretch (module notes, ``TRUNCATION_MAX_MM``).
+    """
+    cols = np.nonzero(section.any(axis=0))[0]
+    width_mm = (cols[-1] - cols[0] + 1) * sx
+    area_cm2 = section.sum() * sx * sy / MM2_PER_CM2
+    edge_mm = ((section[0].sum() + section[-1].sum()) * sx
+               + (section[:, 0].sum() + section[:, -1].sum()) * sy)
+    return float(width_mm), float(area_cm2), float(edge_mm)
+
+
 def trunk_slices(body: np.ndarray, grid: Grid) -> np.ndarray:
     """Boolean per slice: True where the largest body cross-section is a trunk.
 
@@ -538,12 +568,7 @@ def trunk_slices(body: np.ndarray, grid: Grid) -> np.ndarray:
     for k in range(nz):
         if body[k].sum() * sx * sy < TRUNK_MIN_AREA_CM2 * MM2_PER_CM2:
             continue
-        comp = largest_component(body[k], eight)
-        area_cm2 = comp.sum() * sx * sy / MM2_PER_CM2
-        cols = np.nonzero(comp.any(axis=0))[0]
-        width = (cols[-1] - cols[0] + 1) * sx
-        edge_mm = (comp[0].sum() + comp[-1].sum()) * sx + (comp[:, 0].sum()
-                                                           + comp[:, -1].sum()) * sy
+        width, area_cm2, edge_mm = section_measures(largest_component(body[k], eight), sx, sy)
         out[k] = (width >= TRUNK_MIN_WIDTH_MM and area_cm2 >= TRUNK_MIN_AREA_CM2
                   and edge_mm <= TRUNCATION_MAX_MM)
     return out
