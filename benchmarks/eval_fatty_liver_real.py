@@ -94,13 +94,13 @@ def evaluate(shift_hu: float, fatty_range: bool, data: Path = DATA) -> dict[str,
     liver_label = labels["liver"]
     hu = np.array(ct.array)
     hu[liver_label] += shift_hu
+    pet = painted_pet(ct, labels)
     saved = C.LIVER_STEATOTIC_HU
     C.LIVER_STEATOTIC_HU = saved if fatty_range else C.LIVER_HU
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            an = segment_anatomy(Volume(hu, ct.grid, ct.identity, units="HU"),
-                                 painted_pet(ct, labels))
+            an = segment_anatomy(Volume(hu, ct.grid, ct.identity, units="HU"), pet)
     finally:
         C.LIVER_STEATOTIC_HU = saved
     liver = an.mask(AnatomyLabel.LIVER)
@@ -118,8 +118,7 @@ def evaluate(shift_hu: float, fatty_range: bool, data: Path = DATA) -> dict[str,
     if an.liver_reference is not None:
         sphere = an.liver_reference.mask(ct.grid)
         out["sphere_in_liver"] = float((sphere & liver_label).sum() / sphere.sum())
-        out["sphere_suv_mean"] = float(an.liver_reference.reference_stats(
-            painted_pet(ct, labels)).mean)
+        out["sphere_suv_mean"] = float(an.liver_reference.reference_stats(pet).mean)
     return out
 
 
